@@ -1,0 +1,105 @@
+# GenPulse — `make` builds build/genpulse; `make run` starts the embedded server;
+# `make test` installs what is missing and runs every test under ASan + UBSan.
+BUILD     ?= build
+SAN       ?=
+OPT       ?= -O2
+CC        ?= cc
+PKGS      := libmicrohttpd jansson sqlite3 libpng
+WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion -Wstrict-prototypes
+CFLAGS    := -std=gnu17 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -Iinclude -Isrc -I$(BUILD)/gen \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
+LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lespeak-ng -lm -pthread
+LDFLAGS   := $(SAN)
+
+SRCS      := $(sort $(shell find src -name '*.c'))
+LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
+OBJS      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/registry_gen.o
+ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all deps run test unit fuzz blackbox release bench tsan docs clean check-docs
+
+all: deps $(BUILD)/genpulse
+
+deps:
+	@sh tools/deps.sh build
+
+$(BUILD)/gen/registry_gen.c: $(LIB_SRCS) tools/gen_registry.sh
+	@mkdir -p $(dir $@)
+	sh tools/gen_registry.sh $@ $(LIB_SRCS)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/gen/registry_gen.o: $(BUILD)/gen/registry_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libgenpulse-core.a: $(OBJS)
+	ar rcs $@ $^
+
+$(BUILD)/genpulse: $(BUILD)/obj/main.o $(BUILD)/libgenpulse-core.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+run: all
+	$(BUILD)/genpulse serve
+
+release:
+	$(MAKE) BUILD=build-release OPT="-O2 -DNDEBUG" all
+
+# ---- tests: unit (cmocka) + fuzz smoke (libFuzzer) + black-box (real process), all sanitized
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+test:
+	@sh tools/deps.sh test
+	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 build-asan/genpulse unit-bins
+	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 unit
+	$(MAKE) fuzz
+	GENPULSE_BIN=build-asan/genpulse /usr/bin/python3 tests/blackbox/run.py
+	$(MAKE) check-docs
+
+unit-bins: $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+$(BUILD)/tests/test_engines: tests/unit/test_engines.c tests/unit/ctx_stub.c $(BUILD)/libgenpulse-core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ tests/unit/test_engines.c tests/unit/ctx_stub.c \
+	  src/engines/*.c src/handlers/*.c $(LDLIBS) $(shell pkg-config --libs cmocka) $(LDFLAGS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libgenpulse-core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libgenpulse-core.a $(LDLIBS) $(shell pkg-config --libs cmocka) $(LDFLAGS)
+
+unit: unit-bins
+	@set -e; for t in $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS)); do echo "== $$t"; $$t; done
+
+FUZZ_SECONDS ?= 20
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang SAN="-fsanitize=address,undefined" OPT=-O1 \
+	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" build-fuzz/fuzz_submit
+	@mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz_submit -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  build-fuzz/corpus tests/fuzz/corpus 2>&1 | tail -3
+
+build-fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c $(BUILD)/libgenpulse-core.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libgenpulse-core.a $(LDLIBS) $(LDFLAGS)
+
+tsan:
+	$(MAKE) BUILD=build-tsan CC=clang SAN="-fsanitize=thread" OPT=-O1 \
+	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" build-tsan/genpulse
+	GENPULSE_BIN=build-tsan/genpulse TSAN_OPTIONS="halt_on_error=1" /usr/bin/python3 tests/blackbox/run.py
+
+bench:
+	@sh tools/deps.sh bench
+	$(MAKE) release
+	GENPULSE_BIN=build-release/genpulse bash bench/run.sh
+
+docs: $(BUILD)/genpulse
+	$(BUILD)/genpulse settings > docs/settings.md
+
+check-docs: $(BUILD)/genpulse
+	@$(BUILD)/genpulse settings | cmp -s - docs/settings.md || \
+	  { echo "docs/settings.md is out of date: run make docs"; exit 1; }
+
+clean:
+	rm -rf build build-asan build-fuzz build-tsan build-release
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,69 @@
+/* log.c — text or JSON log lines on stderr. */
+#include "core/log.h"
+#include "core/util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static gp_log_level_t g_min_level = GP_LOG_INFO;
+static bool g_json;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void gp_log_setup(gp_log_level_t min_level, bool json)
+{
+    g_min_level = min_level;
+    g_json = json;
+}
+
+int gp_log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, level_names[i]))
+            return i;
+    return -1;
+}
+
+bool gp_log_enabled(gp_log_level_t level) { return level >= g_min_level; }
+
+void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list ap)
+{
+    if (level < g_min_level)
+        return;
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    char ts[40];
+    gp_format_time(gp_now_ms(), ts, sizeof ts);
+    char line[4096];
+    int n;
+    if (g_json) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "msg", msg);
+        if (task_id)
+            json_object_set_new(o, "task_id", json_string(task_id));
+        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        n = snprintf(line, sizeof line, "%s\n", s ? s : "{}");
+        free(s);
+        json_decref(o);
+    } else if (task_id) {
+        n = snprintf(line, sizeof line, "%s %-5s task=%s %s\n", ts, level_names[level], task_id, msg);
+    } else {
+        n = snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[level], msg);
+    }
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    if (len > 0 && line[len - 1] != '\n')
+        line[len - 1] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w; /* nowhere left to report a failed log write */
+}
+
+void gp_log(gp_log_level_t level, const char *task_id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    gp_logv(level, task_id, fmt, ap);
+    va_end(ap);
+}

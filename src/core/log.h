@@ -1,0 +1,27 @@
+/*
+ * log.h — one line per event on stderr, as text or JSON, with the task id when there is one.
+ * Thread-safe: each line is written with a single write(2).
+ */
+#ifndef GP_LOG_H
+#define GP_LOG_H
+
+#include <genpulse/handler.h>
+#include <stdarg.h>
+
+/* Set once at start, before threads exist. */
+void gp_log_setup(gp_log_level_t min_level, bool json);
+/* Parses "debug|info|warn|error"; returns -1 when unknown. */
+int gp_log_level_parse(const char *s);
+bool gp_log_enabled(gp_log_level_t level);
+
+/* task_id may be NULL. */
+void gp_log(gp_log_level_t level, const char *task_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list ap);
+
+#define GP_DEBUG(...) gp_log(GP_LOG_DEBUG, NULL, __VA_ARGS__)
+#define GP_INFO(...) gp_log(GP_LOG_INFO, NULL, __VA_ARGS__)
+#define GP_WARN(...) gp_log(GP_LOG_WARN, NULL, __VA_ARGS__)
+#define GP_ERROR(...) gp_log(GP_LOG_ERROR, NULL, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,221 @@
+/* settings.c — the settings table and its generic parser. */
+#include "core/settings.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { SET_INT, SET_STRING } setting_kind_t;
+
+typedef struct setting {
+    const char *name; /* flag name; env var is GENPULSE_ + upper(name) with '-' → '_' */
+    setting_kind_t kind;
+    size_t offset;
+    const char *default_value;
+    int64_t min, max;            /* SET_INT */
+    const char *const *choices;  /* SET_STRING enum; NULL = free text */
+    unsigned commands;
+    const char *doc;
+} setting_t;
+
+#define ALL (GP_CMD_SERVE | GP_CMD_API | GP_CMD_WORKER | GP_CMD_MIGRATE)
+#define RUNNING (GP_CMD_SERVE | GP_CMD_API | GP_CMD_WORKER)
+#define HTTP (GP_CMD_SERVE | GP_CMD_API)
+#define WORK (GP_CMD_SERVE | GP_CMD_WORKER)
+#define OFF(f) offsetof(gp_settings_t, f)
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const sync_modes[] = {"normal", "full", NULL};
+
+static const setting_t settings_table[] = {
+    {"host", SET_STRING, OFF(host), "127.0.0.1", 0, 0, NULL, HTTP,
+     "Address the HTTP server binds to (IPv4 or IPv6 literal)."},
+    {"port", SET_INT, OFF(port), "8080", 1, 65535, NULL, HTTP, "TCP port of the HTTP server."},
+    {"data-dir", SET_STRING, OFF(data_dir), "./data", 0, 0, NULL, ALL,
+     "Directory for the embedded database and locally stored outputs."},
+    {"database-url", SET_STRING, OFF(database_url), "", 0, 0, NULL, ALL,
+     "State store. Empty: SQLite at DATA_DIR/genpulse.db. sqlite:///path/to/file.db selects "
+     "another SQLite file."},
+    {"queue-url", SET_STRING, OFF(queue_url), "", 0, 0, NULL, RUNNING,
+     "Dispatch queue and event bus. Empty: in-process (embedded mode)."},
+    {"storage-url", SET_STRING, OFF(storage_url), "", 0, 0, NULL, RUNNING,
+     "Output storage. Empty: DATA_DIR/outputs served by this server under /files/."},
+    {"public-url", SET_STRING, OFF(public_url), "", 0, 0, NULL, HTTP,
+     "Base URL clients use to reach this server, used in links. Empty: http://HOST:PORT."},
+    {"concurrency", SET_INT, OFF(concurrency), "4", 1, 1024, NULL, WORK,
+     "Tasks run at once by this process's worker pool."},
+    {"http-threads", SET_INT, OFF(http_threads), "2", 2, 64, NULL, HTTP,
+     "HTTP event-loop threads (at least 2)."},
+    {"max-body-bytes", SET_INT, OFF(max_body_bytes), "1048576", 1024, 1073741824, NULL, HTTP,
+     "Largest accepted request body in bytes; larger bodies get 413."},
+    {"max-connections", SET_INT, OFF(max_connections), "20000", 16, 1000000, NULL, HTTP,
+     "Most simultaneous HTTP connections (event streams included)."},
+    {"log-level", SET_STRING, OFF(log_level), "info", 0, 0, log_levels, ALL,
+     "Least severe level logged: debug, info, warn or error."},
+    {"log-format", SET_STRING, OFF(log_format), "text", 0, 0, log_formats, ALL,
+     "Log line format: text or json (one object per line)."},
+    {"task-timeout", SET_INT, OFF(task_timeout_s), "600", 1, 604800, NULL, WORK,
+     "Hard time limit of one attempt, in seconds; a task past it fails with `timeout` "
+     "(retryable)."},
+    {"max-retries", SET_INT, OFF(default_max_retries), "3", 0, 100, NULL, HTTP,
+     "Retries of a task whose request does not set max_retries."},
+    {"retry-base-ms", SET_INT, OFF(retry_base_ms), "1000", 0, 3600000, NULL, WORK,
+     "Backoff base: retry n waits a random time in [0, min(retry-max-ms, base * 2^(n-1))]."},
+    {"retry-max-ms", SET_INT, OFF(retry_max_ms), "300000", 0, 86400000, NULL, WORK,
+     "Backoff cap in milliseconds."},
+    {"grace-period", SET_INT, OFF(grace_period_s), "30", 0, 3600, NULL, RUNNING,
+     "On SIGTERM/SIGINT, seconds to let running tasks finish before they are handed back "
+     "to the queue."},
+    {"sse-heartbeat", SET_INT, OFF(sse_heartbeat_s), "15", 1, 300, NULL, HTTP,
+     "Seconds between comment heartbeats on event streams."},
+    {"commit-batch-max", SET_INT, OFF(commit_batch_max), "512", 1, 10000, NULL, RUNNING,
+     "Most state changes committed in one database transaction (group commit)."},
+    {"sqlite-synchronous", SET_STRING, OFF(sqlite_synchronous), "normal", 0, 0, sync_modes, ALL,
+     "SQLite durability: normal survives a killed process; full also survives power loss, "
+     "at a lower commit rate."},
+};
+#define N_SETTINGS (sizeof settings_table / sizeof settings_table[0])
+
+static void env_name(const char *name, char *out, size_t cap)
+{
+    size_t o = (size_t)snprintf(out, cap, "GENPULSE_");
+    for (const char *p = name; *p && o + 1 < cap; p++)
+        out[o++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    out[o] = '\0';
+}
+
+static int apply(gp_settings_t *s, const setting_t *st, const char *value, const char *source)
+{
+    char *base = (char *)s;
+    if (st->kind == SET_INT) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end || v < st->min || v > st->max) {
+            fprintf(stderr, "genpulse: %s: %s must be an integer from %lld to %lld (got \"%s\")\n",
+                    source, st->name, (long long)st->min, (long long)st->max, value);
+            return -1;
+        }
+        *(int64_t *)(void *)(base + st->offset) = v;
+        return 0;
+    }
+    if (st->choices) {
+        bool ok = false;
+        for (const char *const *c = st->choices; *c; c++)
+            ok = ok || !strcmp(*c, value);
+        if (!ok) {
+            fprintf(stderr, "genpulse: %s: %s must be one of:", source, st->name);
+            for (const char *const *c = st->choices; *c; c++)
+                fprintf(stderr, " %s", *c);
+            fprintf(stderr, " (got \"%s\")\n", value);
+            return -1;
+        }
+    }
+    if (strlen(value) > 4096) {
+        fprintf(stderr, "genpulse: %s: %s is too long\n", source, st->name);
+        return -1;
+    }
+    char **slot = (char **)(void *)(base + st->offset);
+    free(*slot);
+    *slot = gp_xstrdup(value);
+    return 0;
+}
+
+void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const char *cmd_doc)
+{
+    fprintf(out, "Usage: genpulse %s [options]\n\n%s\n\nOptions (each also read from the "
+                 "environment variable shown):\n", cmd_name, cmd_doc);
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const setting_t *st = &settings_table[i];
+        if (!(st->commands & cmd))
+            continue;
+        char env[64];
+        env_name(st->name, env, sizeof env);
+        fprintf(out, "  --%-20s %s\n  %-22s [%s; default: \"%s\"]\n", st->name, st->doc, "", env,
+                st->default_value);
+    }
+    fprintf(out, "  --%-20s %s\n", "help", "Show this help and exit.");
+}
+
+void gp_settings_write_markdown(FILE *out)
+{
+    fprintf(out, "| flag | environment | default | commands | meaning |\n|---|---|---|---|---|\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const setting_t *st = &settings_table[i];
+        char env[64];
+        env_name(st->name, env, sizeof env);
+        char cmds[64] = "";
+        static const char *const names[] = {"serve", "api", "worker", "migrate"};
+        for (int b = 0; b < 4; b++)
+            if (st->commands & (1u << b)) {
+                if (cmds[0])
+                    strcat(cmds, ", ");
+                strcat(cmds, names[b]);
+            }
+        fprintf(out, "| `--%s` | `%s` | `%s` | %s | %s", st->name, env, st->default_value, cmds,
+                st->doc);
+        if (st->kind == SET_INT)
+            fprintf(out, " Range %lld–%lld.", (long long)st->min, (long long)st->max);
+        fprintf(out, " |\n");
+    }
+}
+
+int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const char *cmd_doc,
+                     int argc, char **argv, int first)
+{
+    memset(s, 0, sizeof *s);
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (apply(s, &settings_table[i], settings_table[i].default_value, "default") != 0)
+            return -1;
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const setting_t *st = &settings_table[i];
+        char env[64];
+        env_name(st->name, env, sizeof env);
+        const char *v = getenv(env);
+        if (v && (st->commands & cmd) && apply(s, st, v, env) != 0)
+            return -1;
+    }
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            gp_settings_print_help(stdout, cmd, cmd_name, cmd_doc);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "genpulse %s: unexpected argument \"%s\" (see --help)\n", cmd_name, arg);
+            return -1;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const setting_t *st = NULL;
+        for (size_t k = 0; k < N_SETTINGS; k++)
+            if ((settings_table[k].commands & cmd) && strlen(settings_table[k].name) == name_len &&
+                !strncmp(settings_table[k].name, name, name_len))
+                st = &settings_table[k];
+        if (!st) {
+            fprintf(stderr, "genpulse %s: unknown option \"%s\" (see --help)\n", cmd_name, arg);
+            return -1;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            fprintf(stderr, "genpulse %s: option --%s needs a value\n", cmd_name, st->name);
+            return -1;
+        }
+        if (apply(s, st, value, "command line") != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void gp_settings_free(gp_settings_t *s)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (settings_table[i].kind == SET_STRING) {
+            char **slot = (char **)(void *)((char *)s + settings_table[i].offset);
+            free(*slot);
+            *slot = NULL;
+        }
+}

@@ -1,0 +1,54 @@
+/*
+ * settings.h — every setting, declared once in settings.c's table. The table drives the
+ * command-line flags (--name value / --name=value), the GENPULSE_* environment variables,
+ * bounds checking, --help and docs/settings.md. Precedence: flag > environment > default.
+ * A gp_settings_t is filled once at start and read-only afterwards (safe to share).
+ */
+#ifndef GP_SETTINGS_H
+#define GP_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct gp_settings {
+    char *host;
+    int64_t port;
+    char *data_dir;
+    char *database_url;
+    char *queue_url;
+    char *storage_url;
+    char *public_url;
+    int64_t concurrency;
+    int64_t http_threads;
+    int64_t max_body_bytes;
+    int64_t max_connections;
+    char *log_level;
+    char *log_format;
+    int64_t task_timeout_s;
+    int64_t default_max_retries;
+    int64_t retry_base_ms;
+    int64_t retry_max_ms;
+    int64_t grace_period_s;
+    int64_t sse_heartbeat_s;
+    int64_t commit_batch_max;
+    char *sqlite_synchronous;
+} gp_settings_t;
+
+/* Which commands a setting applies to (bit flags). */
+enum { GP_CMD_SERVE = 1, GP_CMD_API = 2, GP_CMD_WORKER = 4, GP_CMD_MIGRATE = 8 };
+
+/*
+ * Fills s from defaults, then the environment, then argv[first..argc) for command `cmd`.
+ * Unknown flags or bad values print a message to stderr and return -1; --help prints the
+ * help for `cmd_name` to stdout and returns 1. Strings in s are owned by s
+ * (gp_settings_free).
+ */
+int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const char *cmd_doc,
+                     int argc, char **argv, int first);
+void gp_settings_free(gp_settings_t *s);
+/* The settings table as a Markdown table (docs/settings.md). */
+void gp_settings_write_markdown(FILE *out);
+void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const char *cmd_doc);
+
+#endif

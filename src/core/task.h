@@ -1,0 +1,60 @@
+/*
+ * task.h — the task record as the store keeps it, and its JSON form for clients.
+ * A gp_task_t owns its strings and JSON (gp_task_clear frees them). Not shared across
+ * threads without copying.
+ */
+#ifndef GP_TASK_H
+#define GP_TASK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum gp_task_status {
+    GP_TASK_PENDING,
+    GP_TASK_PROCESSING,
+    GP_TASK_SUCCEEDED,
+    GP_TASK_FAILED,
+    GP_TASK_CANCELED,
+} gp_task_status_t;
+
+const char *gp_task_status_name(gp_task_status_t s);
+/* Returns the status or -1 when unknown. */
+int gp_task_status_parse(const char *s);
+bool gp_task_status_terminal(gp_task_status_t s);
+
+typedef struct gp_task {
+    char id[37];
+    int64_t seq;            /* store-assigned, orders the list endpoint */
+    char *task_type;
+    char *provider;
+    gp_task_status_t status;
+    json_t *params;         /* owned */
+    json_t *result;         /* owned; NULL = none */
+    char *error_code;       /* NULL = no error */
+    char *error_message;
+    int attempts;           /* runs started so far */
+    int max_retries;
+    int priority;
+    bool cancel_requested;
+    char *idempotency_key;  /* NULL = none */
+    int64_t created_at, started_at, completed_at, not_before; /* ms since epoch; 0 = unset */
+} gp_task_t;
+
+void gp_task_clear(gp_task_t *t);
+/* Deep copy into dst (which is overwritten, not cleared). */
+void gp_task_copy(gp_task_t *dst, const gp_task_t *src);
+
+/* Fast-changing state kept outside the database (seed 003's split state). */
+typedef struct gp_hot_state {
+    int progress;       /* -1 = unknown */
+    char step[256];     /* "" = none */
+    uint64_t seq;       /* last event id published for the task */
+} gp_hot_state_t;
+
+/* The client-facing task object (GET /v1/tasks/{id}). hot may be NULL. New reference. */
+json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const char *public_url);
+/* The compact snapshot carried by events: id, status, progress, step, result, error, attempts. */
+json_t *gp_task_snapshot(const gp_task_t *t, const gp_hot_state_t *hot);
+
+#endif

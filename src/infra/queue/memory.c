@@ -1,0 +1,212 @@
+/*
+ * memory.c — the in-process dispatch queue (embedded mode).
+ *
+ * Two binary heaps under one mutex: `ready` ordered by (priority desc, enqueued_at asc,
+ * push order asc) and `delayed` ordered by ready_at. pop() moves due items from delayed to
+ * ready, then waits on a condition variable until the next one is due, so idle workers
+ * sleep instead of polling.
+ */
+#include "core/errors.h"
+#include "core/util.h"
+#include "infra/queue/queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct entry {
+    gp_queue_item_t item;
+    uint64_t order;
+} entry_t;
+
+typedef struct heap {
+    entry_t *v;
+    size_t n, cap;
+    bool (*before)(const entry_t *a, const entry_t *b);
+} heap_t;
+
+typedef struct memory_queue {
+    gp_queue_t base;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    heap_t ready, delayed;
+    uint64_t next_order;
+    bool shut;
+} memory_queue_t;
+
+static bool ready_before(const entry_t *a, const entry_t *b)
+{
+    if (a->item.priority != b->item.priority)
+        return a->item.priority > b->item.priority;
+    if (a->item.enqueued_at != b->item.enqueued_at)
+        return a->item.enqueued_at < b->item.enqueued_at;
+    return a->order < b->order;
+}
+
+static bool delayed_before(const entry_t *a, const entry_t *b)
+{
+    return a->item.ready_at != b->item.ready_at ? a->item.ready_at < b->item.ready_at
+                                                : a->order < b->order;
+}
+
+static void heap_push(heap_t *h, const entry_t *e)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 256;
+        entry_t *v = realloc(h->v, cap * sizeof *v);
+        if (!v)
+            abort(); /* one small entry per accepted task; OOM here is fatal */
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    h->v[i] = *e;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!h->before(&h->v[i], &h->v[parent]))
+            break;
+        entry_t t = h->v[i];
+        h->v[i] = h->v[parent];
+        h->v[parent] = t;
+        i = parent;
+    }
+}
+
+static entry_t heap_pop(heap_t *h)
+{
+    entry_t top = h->v[0];
+    h->v[0] = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, best = i;
+        if (l < h->n && h->before(&h->v[l], &h->v[best]))
+            best = l;
+        if (r < h->n && h->before(&h->v[r], &h->v[best]))
+            best = r;
+        if (best == i)
+            break;
+        entry_t t = h->v[i];
+        h->v[i] = h->v[best];
+        h->v[best] = t;
+        i = best;
+    }
+    return top;
+}
+
+static int mq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap)
+{
+    (void)url, (void)s, (void)err, (void)cap;
+    memory_queue_t *q = gp_xcalloc(1, sizeof *q);
+    extern const gp_queue_vt_t gp_queue_backend_memory;
+    q->base.vt = &gp_queue_backend_memory;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    q->ready.before = ready_before;
+    q->delayed.before = delayed_before;
+    *out = &q->base;
+    return 0;
+}
+
+static void mq_close(gp_queue_t *base)
+{
+    memory_queue_t *q = (memory_queue_t *)base;
+    pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->cond);
+    free(q->ready.v);
+    free(q->delayed.v);
+    free(q);
+}
+
+static int mq_push(gp_queue_t *base, const gp_queue_item_t *item)
+{
+    memory_queue_t *q = (memory_queue_t *)base;
+    entry_t e = {.item = *item};
+    pthread_mutex_lock(&q->lock);
+    e.order = q->next_order++;
+    bool delayed = item->ready_at > gp_now_ms();
+    heap_push(delayed ? &q->delayed : &q->ready, &e);
+    /* A delayed item may now be the earliest deadline: wake one waiter to re-arm its timer. */
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
+
+static void timespec_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static int mq_pop(gp_queue_t *base, gp_queue_item_t *out, int timeout_ms)
+{
+    memory_queue_t *q = (memory_queue_t *)base;
+    int64_t deadline = gp_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        if (q->shut) {
+            pthread_mutex_unlock(&q->lock);
+            return -GP_E_SHUTTING_DOWN;
+        }
+        int64_t now = gp_now_ms();
+        while (q->delayed.n > 0 && q->delayed.v[0].item.ready_at <= now) {
+            entry_t e = heap_pop(&q->delayed);
+            heap_push(&q->ready, &e);
+        }
+        if (q->ready.n > 0) {
+            *out = heap_pop(&q->ready).item;
+            if (q->ready.n > 0)
+                pthread_cond_signal(&q->cond); /* more work: let another worker look */
+            pthread_mutex_unlock(&q->lock);
+            return 0;
+        }
+        int64_t wait = deadline - gp_mono_ms();
+        if (wait <= 0) {
+            pthread_mutex_unlock(&q->lock);
+            return -GP_E_TIMEOUT;
+        }
+        if (q->delayed.n > 0 && q->delayed.v[0].item.ready_at - now < wait)
+            wait = q->delayed.v[0].item.ready_at - now + 1;
+        struct timespec ts;
+        timespec_in(&ts, wait);
+        pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+    }
+}
+
+static void mq_shutdown(gp_queue_t *base)
+{
+    memory_queue_t *q = (memory_queue_t *)base;
+    pthread_mutex_lock(&q->lock);
+    q->shut = true;
+    pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+static size_t mq_depth(gp_queue_t *base)
+{
+    memory_queue_t *q = (memory_queue_t *)base;
+    pthread_mutex_lock(&q->lock);
+    size_t n = q->ready.n + q->delayed.n;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+const gp_queue_vt_t gp_queue_backend_memory = {
+    .scheme = "memory",
+    .open = mq_open,
+    .close = mq_close,
+    .push = mq_push,
+    .pop = mq_pop,
+    .shutdown = mq_shutdown,
+    .depth = mq_depth,
+};

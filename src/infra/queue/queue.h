@@ -1,0 +1,54 @@
+/*
+ * queue.h — dispatch: which task a free worker slot runs next.
+ *
+ * The queue holds soft state: the store is the truth, and anything lost here is pushed again
+ * from the store (at start, or by a reconciler). Order: highest priority first, then oldest
+ * (enqueued_at), and never before ready_at (retry backoff).
+ *
+ * A backend is a const gp_queue_vt_t named gp_queue_backend_<stem>; gp_queue_open() picks
+ * it by URL scheme ("memory" when the URL is empty). All functions are thread-safe.
+ */
+#ifndef GP_QUEUE_H
+#define GP_QUEUE_H
+
+#include "core/settings.h"
+
+#include <stdint.h>
+
+typedef struct gp_queue gp_queue_t;
+
+typedef struct gp_queue_item {
+    char id[37];
+    int priority;
+    int64_t enqueued_at; /* ms; older first within a priority */
+    int64_t ready_at;    /* ms; 0 = now */
+} gp_queue_item_t;
+
+typedef struct gp_queue_vt {
+    const char *scheme;
+    int (*open)(gp_queue_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap);
+    void (*close)(gp_queue_t *q);
+    int (*push)(gp_queue_t *q, const gp_queue_item_t *item);
+    /* Blocks up to timeout_ms for a ready item. 0, -GP_E_TIMEOUT or -GP_E_SHUTTING_DOWN. */
+    int (*pop)(gp_queue_t *q, gp_queue_item_t *out, int timeout_ms);
+    /* Wakes every blocked pop with -GP_E_SHUTTING_DOWN, now and later. */
+    void (*shutdown)(gp_queue_t *q);
+    /* Items waiting (ready or delayed). */
+    size_t (*depth)(gp_queue_t *q);
+} gp_queue_vt_t;
+
+struct gp_queue {
+    const gp_queue_vt_t *vt;
+};
+
+extern const gp_queue_vt_t *const gp_generated_queue_backends[];
+int gp_queue_open(gp_queue_t **out, const gp_settings_t *s, char *err, size_t cap);
+
+static inline void gp_queue_close(gp_queue_t *q) { if (q) q->vt->close(q); }
+static inline int gp_queue_push(gp_queue_t *q, const gp_queue_item_t *it) { return q->vt->push(q, it); }
+static inline int gp_queue_pop(gp_queue_t *q, gp_queue_item_t *out, int timeout_ms)
+{ return q->vt->pop(q, out, timeout_ms); }
+static inline void gp_queue_shutdown(gp_queue_t *q) { q->vt->shutdown(q); }
+static inline size_t gp_queue_depth(gp_queue_t *q) { return q->vt->depth(q); }
+
+#endif

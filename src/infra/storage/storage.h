@@ -1,0 +1,52 @@
+/*
+ * storage.h — where task outputs go.
+ *
+ * Keys are "<task_id>/<name>". put_*() stores and returns the URL clients use
+ * (caller frees *url_out). A backend that serves files through this server implements
+ * local_path(); others (object stores) return presigned or public URLs and leave it NULL.
+ * A backend is a const gp_storage_vt_t named gp_storage_backend_<stem>; gp_storage_open()
+ * picks it by URL scheme ("local" when empty). All functions are thread-safe.
+ */
+#ifndef GP_STORAGE_H
+#define GP_STORAGE_H
+
+#include "core/settings.h"
+
+#include <stddef.h>
+
+typedef struct gp_storage gp_storage_t;
+
+typedef struct gp_storage_vt {
+    const char *scheme;
+    int (*open)(gp_storage_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap);
+    void (*close)(gp_storage_t *st);
+    int (*put_bytes)(gp_storage_t *st, const char *task_id, const char *name, const void *data,
+                     size_t len, const char *content_type, char **url_out);
+    int (*put_file)(gp_storage_t *st, const char *task_id, const char *name, const char *path,
+                    const char *content_type, char **url_out);
+    /* Path of a stored object on this machine, for serving; -GP_E_NOT_FOUND if none. */
+    int (*local_path)(gp_storage_t *st, const char *task_id, const char *name, char *out,
+                      size_t cap);
+} gp_storage_vt_t;
+
+struct gp_storage {
+    const gp_storage_vt_t *vt;
+};
+
+extern const gp_storage_vt_t *const gp_generated_storage_backends[];
+int gp_storage_open(gp_storage_t **out, const gp_settings_t *s, char *err, size_t cap);
+
+/* True if name is a safe output file name: [A-Za-z0-9._-]{1,128}, not starting with '.'. */
+bool gp_storage_name_ok(const char *name);
+/* Content type for a file name by its extension ("application/octet-stream" if unknown). */
+const char *gp_storage_content_type(const char *name);
+
+static inline void gp_storage_close(gp_storage_t *st) { if (st) st->vt->close(st); }
+static inline int gp_storage_put_bytes(gp_storage_t *st, const char *task_id, const char *name,
+                                       const void *data, size_t len, const char *ct, char **url)
+{ return st->vt->put_bytes(st, task_id, name, data, len, ct, url); }
+static inline int gp_storage_put_file(gp_storage_t *st, const char *task_id, const char *name,
+                                      const char *path, const char *ct, char **url)
+{ return st->vt->put_file(st, task_id, name, path, ct, url); }
+
+#endif

@@ -1,0 +1,508 @@
+/*
+ * sqlite.c — the embedded state store: one SQLite file in WAL mode.
+ *
+ * DESIGN: one write connection, used only by the committer thread, applies each batch in a
+ * single BEGIN IMMEDIATE … COMMIT (group commit). Readers take a connection from a small
+ * pool, so GETs never wait for a write transaction (WAL readers see the last commit).
+ * synchronous=NORMAL in WAL mode keeps every commit across a killed process (the WAL is in
+ * the OS page cache); `--sqlite-synchronous full` adds an fsync per commit for power loss.
+ */
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "infra/store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_POOL_SIZE 8
+
+typedef struct sqlite_store {
+    gp_store_t base;
+    char *path;
+    sqlite3 *writer;
+    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_cancel_pending,
+        *st_cancel_processing, *st_status_of;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    sqlite3 *readers[READ_POOL_SIZE];
+    bool reader_busy[READ_POOL_SIZE];
+} sqlite_store_t;
+
+/* Versioned migrations: entry i brings the schema to version i + 1. Append only. */
+static const char *const migrations[] = {
+    "CREATE TABLE tasks ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  task_type TEXT NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  params TEXT NOT NULL,"
+    "  result TEXT,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  max_retries INTEGER NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  idempotency_key TEXT UNIQUE,"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  not_before INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX tasks_status_seq ON tasks(status, seq);"
+    "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);",
+};
+#define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+#define TASK_COLUMNS                                                                           \
+    "seq, id, task_type, provider, status, params, result, error_code, error_message, "        \
+    "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "         \
+    "started_at, completed_at, not_before"
+
+static char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? gp_xstrdup((const char *)t) : NULL;
+}
+
+static json_t *col_json(sqlite3_stmt *s, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(s, i);
+    return t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+static void read_row(sqlite3_stmt *s, gp_task_t *t)
+{
+    memset(t, 0, sizeof *t);
+    t->seq = sqlite3_column_int64(s, 0);
+    const char *id = (const char *)sqlite3_column_text(s, 1);
+    snprintf(t->id, sizeof t->id, "%s", id ? id : "");
+    t->task_type = col_text(s, 2);
+    t->provider = col_text(s, 3);
+    const char *st = (const char *)sqlite3_column_text(s, 4);
+    int status = st ? gp_task_status_parse(st) : -1;
+    t->status = status < 0 ? GP_TASK_FAILED : (gp_task_status_t)status;
+    t->params = col_json(s, 5);
+    t->result = col_json(s, 6);
+    t->error_code = col_text(s, 7);
+    t->error_message = col_text(s, 8);
+    t->attempts = sqlite3_column_int(s, 9);
+    t->max_retries = sqlite3_column_int(s, 10);
+    t->priority = sqlite3_column_int(s, 11);
+    t->cancel_requested = sqlite3_column_int(s, 12) != 0;
+    t->idempotency_key = col_text(s, 13);
+    t->created_at = sqlite3_column_int64(s, 14);
+    t->started_at = sqlite3_column_int64(s, 15);
+    t->completed_at = sqlite3_column_int64(s, 16);
+    t->not_before = sqlite3_column_int64(s, 17);
+}
+
+static int open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err, size_t cap)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, cap, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -GP_E_IO;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    char *pragmas = gp_xasprintf("PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+                                 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+                                 !strcmp(sync_mode, "full") ? "FULL" : "NORMAL");
+    char *msg = NULL;
+    rc = sqlite3_exec(db, pragmas, NULL, NULL, &msg);
+    free(pragmas);
+    if (rc != SQLITE_OK) {
+        snprintf(err, cap, "cannot configure %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return -GP_E_IO;
+    }
+    *out = db;
+    return 0;
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t cap)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+        snprintf(err, cap, "prepare failed: %s (%s)", sqlite3_errmsg(db), sql);
+        return -GP_E_INTERNAL;
+    }
+    return 0;
+}
+
+static void sq_close(gp_store_t *base)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_finalize(s->st_insert);
+    sqlite3_finalize(s->st_find_key);
+    sqlite3_finalize(s->st_transition);
+    sqlite3_finalize(s->st_cancel_pending);
+    sqlite3_finalize(s->st_cancel_processing);
+    sqlite3_finalize(s->st_status_of);
+    sqlite3_close(s->writer);
+    for (int i = 0; i < READ_POOL_SIZE; i++)
+        sqlite3_close(s->readers[i]);
+    pthread_mutex_destroy(&s->pool_lock);
+    pthread_cond_destroy(&s->pool_cond);
+    free(s->path);
+    free(s);
+}
+
+static int sq_migrate(gp_store_t *base, char *err, size_t cap)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    char *msg = NULL;
+    if (sqlite3_exec(s->writer,
+                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                     " applied_at INTEGER NOT NULL)",
+                     NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->writer, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto fail_db;
+    int version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
+    sqlite3_finalize(q);
+    if (version > (int)N_MIGRATIONS) {
+        snprintf(err, cap, "database schema version %d is newer than this binary (%zu)", version,
+                 N_MIGRATIONS);
+        return -GP_E_INTERNAL;
+    }
+    for (size_t v = (size_t)version; v < N_MIGRATIONS; v++) {
+        char *sql = gp_xasprintf("BEGIN IMMEDIATE; %s INSERT INTO schema_migrations VALUES "
+                                 "(%zu, %lld); COMMIT;",
+                                 migrations[v], v + 1, (long long)gp_now_ms());
+        int rc = sqlite3_exec(s->writer, sql, NULL, NULL, &msg);
+        free(sql);
+        if (rc != SQLITE_OK) {
+            sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+            goto fail;
+        }
+        GP_INFO("store: applied migration %zu", v + 1);
+    }
+    char perr[512];
+    if (prepare(s->writer,
+                "INSERT INTO tasks (id, task_type, provider, status, params, attempts, "
+                "max_retries, priority, idempotency_key, created_at, not_before) "
+                "VALUES (?1, ?2, ?3, 'pending', ?4, 0, ?5, ?6, ?7, ?8, 0)",
+                &s->st_insert, perr, sizeof perr) ||
+        prepare(s->writer, "SELECT " TASK_COLUMNS " FROM tasks WHERE idempotency_key = ?1",
+                &s->st_find_key, perr, sizeof perr) ||
+        prepare(s->writer,
+                "UPDATE tasks SET status = ?4, attempts = ?5,"
+                " started_at = CASE WHEN ?6 > 0 THEN ?6 ELSE started_at END,"
+                " completed_at = CASE WHEN ?7 > 0 THEN ?7 ELSE completed_at END,"
+                " not_before = ?8, result = COALESCE(?9, result), error_code = ?10,"
+                " error_message = ?11"
+                " WHERE id = ?1 AND status = ?2 AND attempts = ?3",
+                &s->st_transition, perr, sizeof perr) ||
+        prepare(s->writer,
+                "UPDATE tasks SET status = 'canceled', completed_at = ?2, cancel_requested = 1,"
+                " error_code = 'canceled', error_message = 'canceled by request'"
+                " WHERE id = ?1 AND status = 'pending'",
+                &s->st_cancel_pending, perr, sizeof perr) ||
+        prepare(s->writer,
+                "UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 AND status = 'processing'",
+                &s->st_cancel_processing, perr, sizeof perr) ||
+        prepare(s->writer, "SELECT status FROM tasks WHERE id = ?1", &s->st_status_of, perr,
+                sizeof perr)) {
+        snprintf(err, cap, "%s", perr);
+        return -GP_E_INTERNAL;
+    }
+    return 0;
+fail_db:
+    snprintf(err, cap, "migration failed: %s", sqlite3_errmsg(s->writer));
+    return -GP_E_INTERNAL;
+fail:
+    snprintf(err, cap, "migration failed: %s", msg ? msg : sqlite3_errmsg(s->writer));
+    sqlite3_free(msg);
+    return -GP_E_INTERNAL;
+}
+
+static int sq_open(gp_store_t **out, const char *url, const gp_settings_t *settings, char *err,
+                   size_t cap)
+{
+    sqlite_store_t *s = gp_xcalloc(1, sizeof *s);
+    s->base.vt = NULL;
+    if (url && !strncmp(url, "sqlite://", 9))
+        s->path = gp_xstrdup(url + 9);
+    else if (url && !strncmp(url, "sqlite:", 7))
+        s->path = gp_xstrdup(url + 7);
+    else
+        s->path = gp_xasprintf("%s/genpulse.db", settings->data_dir);
+    pthread_mutex_init(&s->pool_lock, NULL);
+    pthread_cond_init(&s->pool_cond, NULL);
+    int rc = open_conn(s->path, settings->sqlite_synchronous, &s->writer, err, cap);
+    for (int i = 0; rc == 0 && i < READ_POOL_SIZE; i++)
+        rc = open_conn(s->path, settings->sqlite_synchronous, &s->readers[i], err, cap);
+    if (rc != 0) {
+        sq_close(&s->base);
+        return rc;
+    }
+    extern const gp_store_vt_t gp_store_backend_sqlite;
+    s->base.vt = &gp_store_backend_sqlite;
+    *out = &s->base;
+    return 0;
+}
+
+static sqlite3 *take_reader(sqlite_store_t *s, int *slot)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    for (;;) {
+        for (int i = 0; i < READ_POOL_SIZE; i++)
+            if (!s->reader_busy[i]) {
+                s->reader_busy[i] = true;
+                pthread_mutex_unlock(&s->pool_lock);
+                *slot = i;
+                return s->readers[i];
+            }
+        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+    }
+}
+
+static void give_reader(sqlite_store_t *s, int slot)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    s->reader_busy[slot] = false;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_lock);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_CONSTRAINT)
+        return -GP_E_CONFLICT;
+    GP_ERROR("store: sqlite step failed: %s", sqlite3_errmsg(db));
+    return -GP_E_IO;
+}
+
+static int op_create(sqlite_store_t *s, gp_store_op_t *op)
+{
+    gp_task_t *t = op->task;
+    if (t->idempotency_key) {
+        sqlite3_bind_text(s->st_find_key, 1, t->idempotency_key, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(s->st_find_key);
+        if (rc == SQLITE_ROW) {
+            gp_task_clear(t);
+            read_row(s->st_find_key, t);
+            op->replayed = true;
+        }
+        sqlite3_reset(s->st_find_key);
+        sqlite3_clear_bindings(s->st_find_key);
+        if (op->replayed)
+            return 0;
+    }
+    char *params = json_dumps(t->params, JSON_COMPACT);
+    sqlite3_stmt *st = s->st_insert;
+    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, t->task_type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, t->provider, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, params ? params : "{}", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 5, t->max_retries);
+    sqlite3_bind_int(st, 6, t->priority);
+    bind_text_or_null(st, 7, t->idempotency_key);
+    sqlite3_bind_int64(st, 8, t->created_at);
+    free(params);
+    int rc = step_done(s->writer, st);
+    if (rc == 0)
+        t->seq = sqlite3_last_insert_rowid(s->writer);
+    return rc;
+}
+
+static int op_transition(sqlite_store_t *s, gp_store_op_t *op)
+{
+    const gp_transition_t *tr = &op->tr;
+    sqlite3_stmt *st = s->st_transition;
+    char *result = tr->result ? json_dumps(tr->result, JSON_COMPACT) : NULL;
+    sqlite3_bind_text(st, 1, tr->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, gp_task_status_name(tr->from_status), -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, tr->from_attempts);
+    sqlite3_bind_text(st, 4, gp_task_status_name(tr->to_status), -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, tr->to_attempts);
+    sqlite3_bind_int64(st, 6, tr->started_at);
+    sqlite3_bind_int64(st, 7, tr->completed_at);
+    sqlite3_bind_int64(st, 8, tr->not_before);
+    bind_text_or_null(st, 9, result);
+    bind_text_or_null(st, 10, tr->error_code);
+    bind_text_or_null(st, 11, tr->error_code ? tr->error_message : NULL);
+    free(result);
+    int rc = step_done(s->writer, st);
+    if (rc != 0)
+        return rc;
+    return sqlite3_changes(s->writer) == 1 ? 0 : -GP_E_CONFLICT;
+}
+
+static int op_cancel(sqlite_store_t *s, gp_store_op_t *op)
+{
+    sqlite3_bind_text(s->st_cancel_pending, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s->st_cancel_pending, 2, gp_now_ms());
+    int rc = step_done(s->writer, s->st_cancel_pending);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_changes(s->writer) == 1) {
+        op->cancel_outcome = GP_CANCEL_DONE;
+        return 0;
+    }
+    sqlite3_bind_text(s->st_cancel_processing, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
+    rc = step_done(s->writer, s->st_cancel_processing);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_changes(s->writer) == 1) {
+        op->cancel_outcome = GP_CANCEL_REQUESTED;
+        return 0;
+    }
+    sqlite3_bind_text(s->st_status_of, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(s->st_status_of);
+    sqlite3_reset(s->st_status_of);
+    sqlite3_clear_bindings(s->st_status_of);
+    if (step != SQLITE_ROW)
+        return -GP_E_NOT_FOUND;
+    op->cancel_outcome = GP_CANCEL_TOO_LATE;
+    return 0;
+}
+
+static int sq_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    if (sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        GP_ERROR("store: BEGIN failed: %s", sqlite3_errmsg(s->writer));
+        return -GP_E_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        gp_store_op_t *op = ops[i];
+        /* A savepoint per op, so one op's failure never undoes the others. */
+        sqlite3_exec(s->writer, "SAVEPOINT op", NULL, NULL, NULL);
+        switch (op->kind) {
+        case GP_OP_CREATE: op->result = op_create(s, op); break;
+        case GP_OP_TRANSITION: op->result = op_transition(s, op); break;
+        case GP_OP_CANCEL: op->result = op_cancel(s, op); break;
+        default: op->result = -GP_E_INTERNAL;
+        }
+        if (op->result != 0 && op->result != -GP_E_CONFLICT && op->result != -GP_E_NOT_FOUND)
+            sqlite3_exec(s->writer, "ROLLBACK TO op", NULL, NULL, NULL);
+        sqlite3_exec(s->writer, "RELEASE op", NULL, NULL, NULL);
+    }
+    if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        GP_ERROR("store: COMMIT failed: %s", sqlite3_errmsg(s->writer));
+        sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+        for (size_t i = 0; i < n; i++)
+            ops[i]->result = -GP_E_UNAVAILABLE;
+        return -GP_E_UNAVAILABLE;
+    }
+    return 0;
+}
+
+static int sq_get(gp_store_t *base, const char *id, gp_task_t *out)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int slot;
+    sqlite3 *db = take_reader(s, &slot);
+    sqlite3_stmt *st = NULL;
+    int rc = -GP_E_IO;
+    if (sqlite3_prepare_v3(db, "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1", -1,
+                           SQLITE_PREPARE_PERSISTENT, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            read_row(st, out);
+            rc = 0;
+        } else if (step == SQLITE_DONE) {
+            rc = -GP_E_NOT_FOUND;
+        }
+    }
+    sqlite3_finalize(st);
+    give_reader(s, slot);
+    return rc;
+}
+
+static int sq_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, size_t *n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT " TASK_COLUMNS " FROM tasks WHERE (?1 IS NULL OR status = ?1)"
+             " AND (?2 IS NULL OR task_type = ?2) AND (?3 = 0 OR seq < ?3)"
+             " ORDER BY seq DESC LIMIT ?4");
+    int slot;
+    sqlite3 *db = take_reader(s, &slot);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    *n = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = -GP_E_IO;
+    } else {
+        bind_text_or_null(st, 1, f->status >= 0 ? gp_task_status_name((gp_task_status_t)f->status)
+                                                : NULL);
+        bind_text_or_null(st, 2, f->task_type);
+        sqlite3_bind_int64(st, 3, f->before_seq);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < f->limit)
+            read_row(st, &out[(*n)++]);
+        if (step != SQLITE_DONE && step != SQLITE_ROW)
+            rc = -GP_E_IO;
+    }
+    sqlite3_finalize(st);
+    give_reader(s, slot);
+    return rc;
+}
+
+static int sq_scan_unfinished(gp_store_t *base, void (*fn)(const gp_task_t *, void *), void *arg)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int slot;
+    sqlite3 *db = take_reader(s, &slot);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " TASK_COLUMNS " FROM tasks WHERE status IN "
+                           "('pending', 'processing') ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = -GP_E_IO;
+    } else {
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            gp_task_t t;
+            read_row(st, &t);
+            fn(&t, arg);
+            gp_task_clear(&t);
+        }
+        if (step != SQLITE_DONE)
+            rc = -GP_E_IO;
+    }
+    sqlite3_finalize(st);
+    give_reader(s, slot);
+    return rc;
+}
+
+const gp_store_vt_t gp_store_backend_sqlite = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .migrate = sq_migrate,
+    .apply_batch = sq_apply_batch,
+    .get = sq_get,
+    .list = sq_list,
+    .scan_unfinished = sq_scan_unfinished,
+};

@@ -1,0 +1,112 @@
+/*
+ * store.h — the state store: the source of truth for tasks.
+ *
+ * A backend is a const gp_store_vt_t named gp_store_backend_<stem> in src/infra/store/;
+ * the build collects them (tools/gen_registry.sh) and gp_store_open() picks one by the URL
+ * scheme, so the core never names a backend. An instance's first member is its vtable.
+ *
+ * Writes are gp_store_op_t batches: apply_batch() runs all of them in ONE transaction
+ * (group commit, see core/committer.h) and sets each op's result independently: a failed
+ * compare-and-set in one op does not undo the others. Every transition is a compare-and-set
+ * on (status, attempts), so a duplicate execution commits nothing twice.
+ *
+ * Threading: apply_batch() is called by one thread at a time (the committer). get(), list()
+ * and scan_unfinished() may be called from any thread concurrently with it.
+ */
+#ifndef GP_STORE_H
+#define GP_STORE_H
+
+#include "core/settings.h"
+#include "core/task.h"
+
+#include <stddef.h>
+
+typedef struct gp_store gp_store_t;
+
+typedef enum gp_store_op_kind {
+    GP_OP_CREATE,     /* insert task (or find the one with the same idempotency key) */
+    GP_OP_TRANSITION, /* compare-and-set status/attempts and set fields */
+    GP_OP_CANCEL,     /* pending → canceled, or processing → cancel_requested */
+} gp_store_op_kind_t;
+
+typedef struct gp_transition {
+    char id[37];
+    gp_task_status_t from_status;
+    int from_attempts;
+    gp_task_status_t to_status;
+    int to_attempts;
+    int64_t started_at;      /* 0 = keep */
+    int64_t completed_at;    /* 0 = keep */
+    int64_t not_before;      /* written as is */
+    json_t *result;          /* borrowed; NULL = keep */
+    const char *error_code;  /* NULL = clear */
+    const char *error_message;
+} gp_transition_t;
+
+typedef enum gp_cancel_outcome {
+    GP_CANCEL_DONE,      /* was pending, now canceled */
+    GP_CANCEL_REQUESTED, /* is processing; the worker was asked to stop */
+    GP_CANCEL_TOO_LATE,  /* already terminal */
+} gp_cancel_outcome_t;
+
+typedef struct gp_store_op gp_store_op_t;
+struct gp_store_op {
+    gp_store_op_kind_t kind;
+    gp_task_t *task;          /* CREATE: in = new row; out = stored row (the first one on replay) */
+    bool replayed;            /* CREATE: an earlier task had the same idempotency key */
+    gp_transition_t tr;       /* TRANSITION */
+    char cancel_id[37];       /* CANCEL */
+    gp_cancel_outcome_t cancel_outcome;
+    int result;               /* 0, -GP_E_CONFLICT (CAS lost), -GP_E_NOT_FOUND, other -GP_E_* */
+    /* Completion, called on the committer thread after the transaction ends. */
+    void (*done)(gp_store_op_t *op, void *arg);
+    void *done_arg;
+    gp_store_op_t *next;      /* committer's queue link */
+};
+
+typedef struct gp_task_filter {
+    int status;            /* -1 = any */
+    const char *task_type; /* NULL = any */
+    int64_t before_seq;    /* 0 = from the newest; else seq < before_seq */
+    size_t limit;
+} gp_task_filter_t;
+
+typedef struct gp_store_vt {
+    const char *scheme; /* URL scheme this backend serves ("sqlite") */
+    int (*open)(gp_store_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap);
+    void (*close)(gp_store_t *st);
+    /* Applies pending schema migrations; safe to run at every start. */
+    int (*migrate)(gp_store_t *st, char *err, size_t cap);
+    /* Returns 0 if the transaction committed (ops carry their own results) or -GP_E_*. */
+    int (*apply_batch)(gp_store_t *st, gp_store_op_t **ops, size_t n);
+    /* 0 and fills out (caller clears), or -GP_E_NOT_FOUND / -GP_E_*. */
+    int (*get)(gp_store_t *st, const char *id, gp_task_t *out);
+    /* Fills out[0..*n) newest first (caller clears each). */
+    int (*list)(gp_store_t *st, const gp_task_filter_t *f, gp_task_t *out, size_t *n);
+    /* Calls fn for every pending or processing task, oldest first. */
+    int (*scan_unfinished)(gp_store_t *st, void (*fn)(const gp_task_t *t, void *arg), void *arg);
+} gp_store_vt_t;
+
+struct gp_store {
+    const gp_store_vt_t *vt;
+};
+
+extern const gp_store_vt_t *const gp_generated_store_backends[];
+
+/* Picks the backend by URL scheme (empty URL: "sqlite" in data_dir). */
+int gp_store_open(gp_store_t **out, const gp_settings_t *s, char *err, size_t cap);
+
+static inline void gp_store_close(gp_store_t *st) { if (st) st->vt->close(st); }
+static inline int gp_store_migrate(gp_store_t *st, char *err, size_t cap)
+{ return st->vt->migrate(st, err, cap); }
+static inline int gp_store_apply_batch(gp_store_t *st, gp_store_op_t **ops, size_t n)
+{ return st->vt->apply_batch(st, ops, n); }
+static inline int gp_store_get(gp_store_t *st, const char *id, gp_task_t *out)
+{ return st->vt->get(st, id, out); }
+static inline int gp_store_list(gp_store_t *st, const gp_task_filter_t *f, gp_task_t *out, size_t *n)
+{ return st->vt->list(st, f, out, n); }
+static inline int gp_store_scan_unfinished(gp_store_t *st, void (*fn)(const gp_task_t *, void *),
+                                           void *arg)
+{ return st->vt->scan_unfinished(st, fn, arg); }
+
+#endif

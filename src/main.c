@@ -1,0 +1,193 @@
+/*
+ * main.c — the genpulse command line: serve | migrate | settings | version.
+ *
+ * `serve` is the embedded default: gateway, group committer and worker pool in one process
+ * on SQLite, an in-process queue and event bus, and a local output folder. The pieces only
+ * meet through the runtime's backend interfaces, so gateway-only and worker-only processes
+ * are the same code with parts left out.
+ */
+#include "api/server.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/settings.h"
+#include "core/util.h"
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VERSION "0.1.0"
+
+static const char serve_doc[] =
+    "Run the whole system in one process: HTTP API, worker pool, SQLite state, in-process\n"
+    "queue and event bus, outputs in DATA_DIR/outputs. No configuration needed.";
+static const char migrate_doc[] = "Apply pending database schema migrations and exit.";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "genpulse %s — a generative-AI task backend\n\n"
+            "Usage: genpulse <command> [options]\n\n"
+            "Commands:\n"
+            "  serve      run API + workers in one process (embedded default)\n"
+            "  migrate    apply database migrations and exit\n"
+            "  settings   print the settings table (Markdown) and exit\n"
+            "  version    print the version and exit\n\n"
+            "Run `genpulse <command> --help` for the options of a command.\n"
+            "Every option can also be set with a GENPULSE_* environment variable.\n",
+            VERSION);
+}
+
+static int setup_common(gp_settings_t *s)
+{
+    gp_log_setup((gp_log_level_t)gp_log_level_parse(s->log_level), !strcmp(s->log_format, "json"));
+    if (!s->public_url[0]) {
+        free(s->public_url);
+        s->public_url = strchr(s->host, ':') ? gp_xasprintf("http://[%s]:%lld", s->host, (long long)s->port)
+                                             : gp_xasprintf("http://%s:%lld", s->host, (long long)s->port);
+    }
+    size_t n = strlen(s->public_url);
+    while (n > 0 && s->public_url[n - 1] == '/')
+        s->public_url[--n] = '\0';
+    int rc = gp_mkdirs(s->data_dir, 0755);
+    if (rc != 0) {
+        GP_ERROR("cannot create data dir %s: %s", s->data_dir, strerror(-rc));
+        return -1;
+    }
+    char err[512];
+    if (gp_registry_init(err, sizeof err) != 0) {
+        GP_ERROR("registry: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_store(const gp_settings_t *s, gp_store_t **store)
+{
+    char err[512] = "";
+    if (gp_store_open(store, s, err, sizeof err) != 0) {
+        GP_ERROR("store: %s", err);
+        return -1;
+    }
+    if (gp_store_migrate(*store, err, sizeof err) != 0) {
+        GP_ERROR("store: %s", err);
+        gp_store_close(*store);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    gp_settings_t s;
+    int rc = gp_settings_load(&s, GP_CMD_MIGRATE, "migrate", migrate_doc, argc, argv, 2);
+    if (rc != 0) {
+        gp_settings_free(&s);
+        return rc > 0 ? 0 : 2;
+    }
+    gp_store_t *store = NULL;
+    int exit_code = setup_common(&s) == 0 && open_store(&s, &store) == 0 ? 0 : 1;
+    if (exit_code == 0)
+        GP_INFO("migrations applied");
+    gp_store_close(store);
+    gp_settings_free(&s);
+    return exit_code;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    gp_settings_t s;
+    int rc = gp_settings_load(&s, GP_CMD_SERVE, "serve", serve_doc, argc, argv, 2);
+    if (rc != 0) {
+        gp_settings_free(&s);
+        return rc > 0 ? 0 : 2;
+    }
+    /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int exit_code = 1;
+    char err[512] = "";
+    gp_runtime_t rt = {.settings = &s, .started_at = gp_now_ms()};
+    gp_http_t *http = NULL;
+    if (setup_common(&s) != 0 || open_store(&s, &rt.store) != 0)
+        goto out;
+    rt.public_url = s.public_url;
+    if (gp_queue_open(&rt.queue, &s, err, sizeof err) != 0 ||
+        gp_events_open(&rt.events, &s, err, sizeof err) != 0 ||
+        gp_storage_open(&rt.storage, &s, err, sizeof err) != 0) {
+        GP_ERROR("%s", err);
+        goto out;
+    }
+    rt.committer = gp_committer_start(rt.store, (size_t)s.commit_batch_max);
+    int recovered = gp_recover_embedded(&rt);
+    if (recovered < 0)
+        GP_ERROR("recovery scan failed: %s", gp_err_code(recovered));
+    else if (recovered > 0)
+        GP_INFO("recovered %d unfinished task(s)", recovered);
+    rt.workers = gp_worker_pool_start(&rt, (int)s.concurrency);
+    http = gp_http_start(&rt, err, sizeof err);
+    if (!http) {
+        GP_ERROR("http: %s", err);
+        gp_worker_pool_stop(rt.workers, 0);
+        rt.workers = NULL;
+        goto out;
+    }
+    GP_INFO("genpulse %s serving on %s (data: %s, workers: %lld)", VERSION, s.public_url,
+            s.data_dir, (long long)s.concurrency);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    GP_INFO("%s: draining (grace period %lld s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+            (long long)s.grace_period_s);
+    gp_http_quiesce(http);
+    gp_worker_pool_stop(rt.workers, s.grace_period_s * 1000);
+    rt.workers = NULL;
+    gp_http_stop(http);
+    exit_code = 0;
+    GP_INFO("stopped");
+out:
+    gp_committer_stop(rt.committer);
+    gp_storage_close(rt.storage);
+    gp_events_close(rt.events);
+    gp_queue_close(rt.queue);
+    gp_store_close(rt.store);
+    gp_settings_free(&s);
+    return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("genpulse %s\n", VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc, argv);
+    if (!strcmp(cmd, "migrate"))
+        return cmd_migrate(argc, argv);
+    if (!strcmp(cmd, "settings")) {
+        gp_settings_write_markdown(stdout);
+        return 0;
+    }
+    fprintf(stderr, "genpulse: unknown command \"%s\"\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,28 @@
+/*
+ * ctx.h — the task context behind genpulse/handler.h (internal to the worker).
+ */
+#ifndef GP_CTX_INTERNAL_H
+#define GP_CTX_INTERNAL_H
+
+#include "core/runtime.h"
+
+#include <genpulse/handler.h>
+#include <stdatomic.h>
+
+struct gp_ctx {
+    gp_runtime_t *rt;
+    gp_task_t task;          /* owned copy, status/attempts as of the claim */
+    atomic_bool cancel;      /* cancel requested (by a client or by shutdown) */
+    atomic_bool timed_out;   /* the hard timeout passed */
+    json_t *result;          /* result object; "assets" array inside */
+    char *fail_code, *fail_message;
+    char *scratch_dir;
+    int last_percent;
+    char last_step[256];
+};
+
+/* Takes a copy of t. */
+void gp_ctx_init(gp_ctx_t *ctx, gp_runtime_t *rt, const gp_task_t *t);
+void gp_ctx_destroy(gp_ctx_t *ctx);
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * pool.c — the worker pool: claim → run → commit, plus a watchdog for hard timeouts and
+ * unresponsive cancels.
+ *
+ * DESIGN: each slot is claimed with a compare-and-set (pending, n) → (processing, n + 1) and
+ * finished with (processing, n + 1) → outcome, so a second execution of the same attempt
+ * (another process, a recovered duplicate) commits nothing. Within the process, whoever
+ * first flips slot->finalized (the worker when run() returns, or the watchdog when the
+ * deadline passes) decides the outcome; the loser only cleans up. That way a provider stuck
+ * in a blocking call cannot keep its task "processing" past the hard timeout.
+ */
+#include "worker/worker.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/util.h"
+#include "worker/ctx.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POP_TIMEOUT_MS 500
+#define WATCHDOG_TICK_MS 100
+#define CANCEL_GRACE_MS 10000 /* a canceled provider that ignores us this long is cut loose */
+
+typedef struct slot {
+    /* Guarded by pool->lock: */
+    bool busy;
+    gp_ctx_t *ctx;
+    int64_t deadline;   /* mono ms */
+    int64_t cancel_at;  /* mono ms; 0 = no cancel */
+    atomic_bool finalized;
+} slot_t;
+
+struct gp_worker_pool {
+    gp_runtime_t *rt;
+    int n;
+    pthread_t *threads;
+    slot_t *slots;
+    pthread_t watchdog;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    atomic_bool stopping;   /* take no new tasks */
+    atomic_bool draining;   /* grace expired: hand running tasks back */
+    atomic_int busy;
+    int threads_alive;
+};
+
+typedef struct worker_arg {
+    gp_worker_pool_t *pool;
+    int index;
+} worker_arg_t;
+
+gp_outcome_t gp_decide_outcome(const gp_attempt_report_t *r, int64_t base_ms, int64_t cap_ms,
+                               uint64_t rnd)
+{
+    gp_outcome_t o = {0};
+    if (r->shutting_down && !r->cancel_requested) {
+        o.status = GP_TASK_PENDING; /* handed back: not the task's fault */
+        return o;
+    }
+    if (r->cancel_requested) {
+        o.status = GP_TASK_CANCELED;
+        o.error_code = "canceled";
+        o.error_message = "canceled by request";
+        return o;
+    }
+    bool retryable;
+    if (r->timed_out) {
+        retryable = true;
+        o.error_code = "timeout";
+        o.error_message = "the task exceeded its time limit";
+    } else if (r->rc == 0) {
+        o.status = GP_TASK_SUCCEEDED;
+        return o;
+    } else if (r->rc == GP_CTX_FAILED_RETRYABLE || r->rc == GP_CTX_FAILED_PERMANENT) {
+        retryable = r->rc == GP_CTX_FAILED_RETRYABLE;
+        o.error_code = r->fail_code ? r->fail_code : "provider_error";
+        o.error_message = r->fail_message ? r->fail_message : "the provider failed";
+    } else if (r->rc == GP_CTX_CANCELED) {
+        /* Stopped without a cancel request or timeout: treat as a transient failure. */
+        retryable = true;
+        o.error_code = "interrupted";
+        o.error_message = "the provider stopped early";
+    } else {
+        retryable = false;
+        o.error_code = "internal_error";
+        o.error_message = "the provider returned an unexpected value";
+    }
+    if (retryable && r->attempts <= r->max_retries) {
+        o.status = GP_TASK_PENDING;
+        o.retry_delay_ms = gp_backoff_ms(r->attempts, base_ms, cap_ms, rnd);
+    } else {
+        o.status = GP_TASK_FAILED;
+    }
+    return o;
+}
+
+/* Commits the outcome of ctx's attempt and publishes it. Called once per attempt. */
+static void finish_attempt(gp_worker_pool_t *pool, gp_ctx_t *ctx, int rc, bool timed_out)
+{
+    gp_runtime_t *rt = pool->rt;
+    const gp_settings_t *s = rt->settings;
+    gp_task_t *t = &ctx->task;
+    bool cancel = atomic_load(&ctx->cancel);
+    bool draining = atomic_load(&pool->draining);
+    uint64_t rnd;
+    gp_random_bytes(&rnd, sizeof rnd);
+    gp_attempt_report_t report = {
+        .rc = rc,
+        .cancel_requested = cancel && !draining,
+        .timed_out = timed_out,
+        .shutting_down = draining,
+        .fail_code = ctx->fail_code,
+        .fail_message = ctx->fail_message,
+        .attempts = t->attempts,
+        .max_retries = t->max_retries,
+    };
+    /* A drain also sets ctx->cancel; a client's cancel is in the store's flag. */
+    if (draining && cancel) {
+        gp_task_t now;
+        if (gp_store_get(rt->store, t->id, &now) == 0) {
+            report.cancel_requested = now.cancel_requested;
+            gp_task_clear(&now);
+        }
+    }
+    gp_outcome_t o = gp_decide_outcome(&report, s->retry_base_ms, s->retry_max_ms, rnd);
+    int64_t now_ms = gp_now_ms();
+    gp_store_op_t op = {.kind = GP_OP_TRANSITION};
+    gp_transition_t *tr = &op.tr;
+    memcpy(tr->id, t->id, sizeof tr->id);
+    tr->from_status = GP_TASK_PROCESSING;
+    tr->from_attempts = t->attempts;
+    tr->to_status = o.status;
+    tr->to_attempts = t->attempts;
+    tr->error_code = o.error_code;
+    tr->error_message = o.error_message;
+    if (o.status == GP_TASK_PENDING) {
+        tr->not_before = o.retry_delay_ms ? now_ms + o.retry_delay_ms : 0;
+    } else {
+        tr->completed_at = now_ms;
+        if (o.status == GP_TASK_SUCCEEDED)
+            tr->result = ctx->result;
+    }
+    int crc = gp_committer_run_sync(rt->committer, &op);
+    if (crc != 0) {
+        gp_log(crc == -GP_E_CONFLICT ? GP_LOG_INFO : GP_LOG_ERROR, t->id,
+               "outcome %s not committed: %s", gp_task_status_name(o.status), gp_err_code(crc));
+        return;
+    }
+    t->status = o.status;
+    t->not_before = tr->not_before;
+    t->completed_at = tr->completed_at;
+    free(t->error_code);
+    free(t->error_message);
+    t->error_code = o.error_code ? gp_xstrdup(o.error_code) : NULL;
+    t->error_message = o.error_message ? gp_xstrdup(o.error_message) : NULL;
+    if (o.status == GP_TASK_SUCCEEDED) {
+        json_decref(t->result);
+        t->result = json_incref(ctx->result);
+    }
+    gp_events_publish_status(rt->events, t, false);
+    if (o.status == GP_TASK_PENDING) {
+        gp_log(GP_LOG_INFO, t->id, "attempt %d %s; retry in %lld ms", t->attempts,
+               draining ? "handed back at shutdown" : o.error_message,
+               (long long)o.retry_delay_ms);
+        gp_runtime_dispatch(rt, t);
+    } else {
+        gp_log(o.status == GP_TASK_SUCCEEDED ? GP_LOG_DEBUG : GP_LOG_INFO, t->id,
+               "%s after %d attempt(s)%s%s", gp_task_status_name(o.status), t->attempts,
+               o.error_message ? ": " : "", o.error_message ? o.error_message : "");
+    }
+}
+
+/* pending(n) → processing(n+1). Returns 0 when this process owns the attempt. */
+static int claim(gp_worker_pool_t *pool, gp_task_t *t)
+{
+    gp_store_op_t op = {.kind = GP_OP_TRANSITION};
+    gp_transition_t *tr = &op.tr;
+    memcpy(tr->id, t->id, sizeof tr->id);
+    tr->from_status = GP_TASK_PENDING;
+    tr->from_attempts = t->attempts;
+    tr->to_status = GP_TASK_PROCESSING;
+    tr->to_attempts = t->attempts + 1;
+    tr->started_at = gp_now_ms();
+    tr->not_before = 0;
+    int rc = gp_committer_run_sync(pool->rt->committer, &op);
+    if (rc != 0)
+        return rc;
+    t->status = GP_TASK_PROCESSING;
+    t->attempts++;
+    t->started_at = tr->started_at;
+    free(t->error_code);
+    free(t->error_message);
+    t->error_code = t->error_message = NULL;
+    return 0;
+}
+
+static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t *item)
+{
+    gp_runtime_t *rt = pool->rt;
+    gp_task_t t;
+    int rc = gp_store_get(rt->store, item->id, &t);
+    if (rc != 0) {
+        gp_log(GP_LOG_WARN, item->id, "dequeued but not readable: %s", gp_err_code(rc));
+        return;
+    }
+    if (t.status != GP_TASK_PENDING) {
+        gp_task_clear(&t); /* canceled while queued, or a duplicate delivery */
+        return;
+    }
+    const gp_task_type_t *type = gp_registry_task_type(t.task_type);
+    const gp_provider_t *provider = type ? gp_registry_provider(type, t.provider) : NULL;
+
+    gp_ctx_t *ctx = gp_xmalloc(sizeof *ctx);
+    gp_ctx_init(ctx, rt, &t);
+    /* Registered before the claim commits, so a cancel right after the claim finds it. */
+    pthread_mutex_lock(&pool->lock);
+    slot->ctx = ctx;
+    slot->busy = true;
+    slot->cancel_at = 0;
+    slot->deadline = INT64_MAX;
+    atomic_store(&slot->finalized, false);
+    pthread_mutex_unlock(&pool->lock);
+
+    rc = claim(pool, &ctx->task);
+    if (rc != 0) {
+        gp_log(GP_LOG_DEBUG, t.id, "claim lost: %s", gp_err_code(rc));
+    } else {
+        pthread_mutex_lock(&pool->lock);
+        slot->deadline = gp_mono_ms() + rt->settings->task_timeout_s * 1000;
+        pthread_mutex_unlock(&pool->lock);
+        atomic_fetch_add(&pool->busy, 1);
+        gp_events_publish_status(rt->events, &ctx->task, true);
+        gp_log(GP_LOG_DEBUG, t.id, "attempt %d on %s/%s", ctx->task.attempts, t.task_type,
+               t.provider);
+        int run_rc;
+        if (!provider)
+            run_rc = gp_ctx_fail(ctx, false, "unknown_provider",
+                                 "this worker has no provider %s for %s", t.provider, t.task_type);
+        else if (gp_ctx_is_canceled(ctx))
+            run_rc = GP_CTX_CANCELED;
+        else
+            run_rc = provider->run(ctx);
+        if (!atomic_exchange(&slot->finalized, true))
+            finish_attempt(pool, ctx, run_rc, atomic_load(&ctx->timed_out));
+        atomic_fetch_sub(&pool->busy, 1);
+    }
+    pthread_mutex_lock(&pool->lock);
+    slot->busy = false;
+    slot->ctx = NULL;
+    pthread_cond_broadcast(&pool->changed);
+    pthread_mutex_unlock(&pool->lock);
+    gp_ctx_destroy(ctx);
+    free(ctx);
+    gp_task_clear(&t);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_arg_t *wa = arg;
+    gp_worker_pool_t *pool = wa->pool;
+    slot_t *slot = &pool->slots[wa->index];
+    free(wa);
+    while (!atomic_load(&pool->stopping)) {
+        gp_queue_item_t item;
+        int rc = gp_queue_pop(pool->rt->queue, &item, POP_TIMEOUT_MS);
+        if (rc == -GP_E_SHUTTING_DOWN)
+            break;
+        if (rc != 0)
+            continue;
+        if (atomic_load(&pool->stopping)) {
+            gp_queue_push(pool->rt->queue, &item); /* not ours to run any more */
+            break;
+        }
+        run_one(pool, slot, &item);
+    }
+    pthread_mutex_lock(&pool->lock);
+    pool->threads_alive--;
+    pthread_cond_broadcast(&pool->changed);
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+/* The watchdog finalizes attempts whose provider overran its deadline or ignored a cancel. */
+static void *watchdog_main(void *arg)
+{
+    gp_worker_pool_t *pool = arg;
+    pthread_mutex_lock(&pool->lock);
+    while (pool->threads_alive > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&pool->changed, &pool->lock, &ts);
+        int64_t now = gp_mono_ms();
+        for (int i = 0; i < pool->n; i++) {
+            slot_t *s = &pool->slots[i];
+            if (!s->busy || !s->ctx || atomic_load(&s->finalized))
+                continue;
+            bool overdue = now >= s->deadline;
+            bool cancel_ignored = s->cancel_at && now - s->cancel_at > CANCEL_GRACE_MS;
+            if (overdue)
+                atomic_store(&s->ctx->timed_out, true); /* the provider sees it as a cancel */
+            if ((overdue || cancel_ignored) && !atomic_exchange(&s->finalized, true)) {
+                gp_ctx_t *ctx = s->ctx;
+                /* ctx stays valid: the worker frees it only after clearing the slot, which
+                 * needs this lock; finish_attempt runs without it (it waits on a commit). */
+                s->deadline = INT64_MAX;
+                pthread_mutex_unlock(&pool->lock);
+                gp_log(GP_LOG_WARN, ctx->task.id, "%s; finalizing without the provider",
+                       overdue ? "hard timeout" : "provider ignored cancel");
+                finish_attempt(pool, ctx, GP_CTX_CANCELED, overdue);
+                pthread_mutex_lock(&pool->lock);
+            }
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+static void on_cancel(const char *task_id, void *arg)
+{
+    gp_worker_pool_t *pool = arg;
+    pthread_mutex_lock(&pool->lock);
+    for (int i = 0; i < pool->n; i++) {
+        slot_t *s = &pool->slots[i];
+        if (s->busy && s->ctx && !strcmp(s->ctx->task.id, task_id)) {
+            atomic_store(&s->ctx->cancel, true);
+            s->cancel_at = gp_mono_ms();
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
+gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)
+{
+    gp_worker_pool_t *pool = gp_xcalloc(1, sizeof *pool);
+    pool->rt = rt;
+    pool->n = concurrency;
+    pool->slots = gp_xcalloc((size_t)concurrency, sizeof *pool->slots);
+    pool->threads = gp_xcalloc((size_t)concurrency, sizeof *pool->threads);
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->changed, NULL);
+    gp_events_on_cancel(rt->events, on_cancel, pool);
+    pool->threads_alive = concurrency;
+    for (int i = 0; i < concurrency; i++) {
+        worker_arg_t *wa = gp_xmalloc(sizeof *wa);
+        wa->pool = pool;
+        wa->index = i;
+        if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0)
+            abort(); /* at start only */
+    }
+    if (pthread_create(&pool->watchdog, NULL, watchdog_main, pool) != 0)
+        abort();
+    return pool;
+}
+
+void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
+{
+    if (!pool)
+        return;
+    atomic_store(&pool->stopping, true);
+    int64_t deadline = gp_mono_ms() + grace_ms;
+    pthread_mutex_lock(&pool->lock);
+    while (atomic_load(&pool->busy) > 0 && gp_mono_ms() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&pool->changed, &pool->lock, &ts);
+    }
+    if (atomic_load(&pool->busy) > 0) {
+        GP_WARN("workers: grace period over; handing %d running task(s) back",
+                atomic_load(&pool->busy));
+        atomic_store(&pool->draining, true);
+        for (int i = 0; i < pool->n; i++)
+            if (pool->slots[i].busy && pool->slots[i].ctx) {
+                atomic_store(&pool->slots[i].ctx->cancel, true);
+                pool->slots[i].cancel_at = gp_mono_ms();
+            }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    gp_queue_shutdown(pool->rt->queue);
+    for (int i = 0; i < pool->n; i++)
+        pthread_join(pool->threads[i], NULL);
+    pthread_join(pool->watchdog, NULL);
+    gp_events_on_cancel(pool->rt->events, NULL, NULL);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->changed);
+    free(pool->slots);
+    free(pool->threads);
+    free(pool);
+}
+
+int gp_worker_pool_busy(gp_worker_pool_t *pool) { return pool ? atomic_load(&pool->busy) : 0; }
+int gp_worker_pool_size(gp_worker_pool_t *pool) { return pool ? pool->n : 0; }
+
+typedef struct recover_state {
+    gp_runtime_t *rt;
+    int queued;
+} recover_state_t;
+
+static void recover_one(const gp_task_t *t, void *arg)
+{
+    recover_state_t *rs = arg;
+    gp_runtime_t *rt = rs->rt;
+    if (t->status == GP_TASK_PENDING) {
+        gp_runtime_dispatch(rt, t);
+        rs->queued++;
+        return;
+    }
+    /* processing: the process that ran it died mid-attempt */
+    gp_store_op_t op = {.kind = GP_OP_TRANSITION};
+    gp_transition_t *tr = &op.tr;
+    memcpy(tr->id, t->id, sizeof tr->id);
+    tr->from_status = GP_TASK_PROCESSING;
+    tr->from_attempts = t->attempts;
+    tr->to_attempts = t->attempts;
+    if (t->cancel_requested) {
+        tr->to_status = GP_TASK_CANCELED;
+        tr->completed_at = gp_now_ms();
+        tr->error_code = "canceled";
+        tr->error_message = "canceled by request";
+    } else if (t->attempts > t->max_retries) {
+        tr->to_status = GP_TASK_FAILED;
+        tr->completed_at = gp_now_ms();
+        tr->error_code = "interrupted";
+        tr->error_message = "the process running the task stopped, and no retries are left";
+    } else {
+        tr->to_status = GP_TASK_PENDING;
+    }
+    if (gp_committer_run_sync(rt->committer, &op) != 0)
+        return;
+    gp_task_t copy;
+    gp_task_copy(&copy, t);
+    copy.status = tr->to_status;
+    gp_events_publish_status(rt->events, &copy, false);
+    if (copy.status == GP_TASK_PENDING) {
+        gp_log(GP_LOG_INFO, t->id, "recovered after attempt %d was interrupted", t->attempts);
+        gp_runtime_dispatch(rt, &copy);
+        rs->queued++;
+    }
+    gp_task_clear(&copy);
+}
+
+int gp_recover_embedded(gp_runtime_t *rt)
+{
+    recover_state_t rs = {.rt = rt};
+    int rc = gp_store_scan_unfinished(rt->store, recover_one, &rs);
+    return rc != 0 ? rc : rs.queued;
+}

@@ -1,0 +1,53 @@
+/*
+ * worker.h — the generic worker: take a task, run its provider, commit the outcome.
+ * It knows no task type; everything specific lives behind gp_provider_t.
+ *
+ * Threading: the pool owns `concurrency` worker threads and one watchdog thread. start/stop
+ * are called from the main thread only; gp_worker_pool_busy() from any thread.
+ */
+#ifndef GP_WORKER_H
+#define GP_WORKER_H
+
+#include "core/runtime.h"
+
+typedef struct gp_worker_pool gp_worker_pool_t;
+
+gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency);
+/*
+ * Stops taking tasks, lets running ones finish for up to grace_ms, then asks the rest to
+ * stop and hands them back to the queue (pending, same attempt count). Frees the pool.
+ */
+void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms);
+int gp_worker_pool_busy(gp_worker_pool_t *pool);
+int gp_worker_pool_size(gp_worker_pool_t *pool);
+
+/*
+ * Embedded-mode recovery at start, before workers run: pending tasks are queued again;
+ * processing ones were interrupted by a crash and are queued for another attempt (or failed
+ * with `interrupted` when no retries are left). Returns the number of tasks queued.
+ */
+int gp_recover_embedded(gp_runtime_t *rt);
+
+/* What a finished attempt turns into. Pure function, unit-tested. */
+typedef struct gp_outcome {
+    gp_task_status_t status;   /* SUCCEEDED, FAILED, CANCELED, or PENDING (retry) */
+    int64_t retry_delay_ms;    /* PENDING only */
+    const char *error_code;    /* NULL on success */
+    const char *error_message;
+} gp_outcome_t;
+
+typedef struct gp_attempt_report {
+    int rc;                    /* provider return value */
+    bool cancel_requested;
+    bool timed_out;
+    bool shutting_down;        /* drain: hand back without counting a failure */
+    const char *fail_code;     /* from gp_ctx_fail, may be NULL */
+    const char *fail_message;
+    int attempts;              /* including this one */
+    int max_retries;
+} gp_attempt_report_t;
+
+gp_outcome_t gp_decide_outcome(const gp_attempt_report_t *r, int64_t base_ms, int64_t cap_ms,
+                               uint64_t rnd);
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * ctx_stub.c — a stand-alone gp_ctx_* implementation for unit tests of providers.
+ *
+ * It keeps stored outputs in memory, builds result.assets the way the core does, records
+ * progress calls and the last failure, and lets a test set the attempt number and the
+ * cancel flag (from any thread) or arm an automatic cancel after N progress calls.
+ * The stub_ctx_* functions below are its test-facing API; test_engines.c declares them.
+ */
+#define _XOPEN_SOURCE 700 /* mkdtemp, nftw, nanosleep, strdup */
+
+#include "genpulse/handler.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STUB_SLEEP_SLICE_MS 5 /* how quickly gp_ctx_sleep_ms notices a cancel */
+
+typedef struct stub_output {
+    char *name;
+    char *content_type;
+    unsigned char *data;
+    size_t length;
+} stub_output_t;
+
+struct gp_ctx {
+    char task_id[32];
+    int attempt;
+    json_t *params;
+    json_t *result;
+
+    atomic_bool canceled;
+    int cancel_after_progress; /* 0 = never */
+    bool canceled_error_returned;
+
+    int progress_calls;
+    int last_percent;
+    bool progress_monotonic;
+    char *last_step;
+
+    stub_output_t *outputs;
+    size_t output_count;
+
+    bool failed;
+    bool failure_retryable;
+    char *failure_code;
+    char *failure_message;
+
+    char *scratch_dir;
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Test-facing API
+ * ------------------------------------------------------------------------------------- */
+
+/* Takes ownership of params (a JSON object with defaults already filled in). */
+gp_ctx_t *stub_ctx_new(json_t *params)
+{
+    gp_ctx_t *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL) {
+        json_decref(params);
+        return NULL;
+    }
+    (void)snprintf(ctx->task_id, sizeof ctx->task_id, "stub-task");
+    ctx->attempt = 1;
+    ctx->params = params;
+    ctx->result = json_object();
+    atomic_init(&ctx->canceled, false);
+    ctx->progress_monotonic = true;
+    if (ctx->params == NULL || ctx->result == NULL) {
+        json_decref(ctx->params);
+        json_decref(ctx->result);
+        free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static int remove_scratch_entry(const char *path, const struct stat *info, int type,
+                                struct FTW *walk)
+{
+    (void)info;
+    (void)type;
+    (void)walk;
+    if (remove(path) != 0)
+        fprintf(stderr, "ctx_stub: cannot remove %s: %s\n", path, strerror(errno));
+    return 0; /* keep going: remove as much as possible */
+}
+
+void stub_ctx_free(gp_ctx_t *ctx)
+{
+    if (ctx == NULL)
+        return;
+    if (ctx->scratch_dir != NULL) {
+        if (nftw(ctx->scratch_dir, remove_scratch_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            fprintf(stderr, "ctx_stub: cannot walk %s\n", ctx->scratch_dir);
+        free(ctx->scratch_dir);
+    }
+    for (size_t i = 0; i < ctx->output_count; i++) {
+        free(ctx->outputs[i].name);
+        free(ctx->outputs[i].content_type);
+        free(ctx->outputs[i].data);
+    }
+    free(ctx->outputs);
+    free(ctx->last_step);
+    free(ctx->failure_code);
+    free(ctx->failure_message);
+    json_decref(ctx->params);
+    json_decref(ctx->result);
+    free(ctx);
+}
+
+void stub_ctx_set_attempt(gp_ctx_t *ctx, int attempt)
+{
+    ctx->attempt = attempt;
+}
+
+/* Safe from any thread, like the core's cancel request. */
+void stub_ctx_set_canceled(gp_ctx_t *ctx, bool canceled)
+{
+    atomic_store(&ctx->canceled, canceled);
+}
+
+/* Cancel the task as the calls-th progress report arrives (that call already sees it). */
+void stub_ctx_cancel_after_progress(gp_ctx_t *ctx, int calls)
+{
+    ctx->cancel_after_progress = calls;
+}
+
+int stub_ctx_progress_calls(const gp_ctx_t *ctx)
+{
+    return ctx->progress_calls;
+}
+
+int stub_ctx_last_percent(const gp_ctx_t *ctx)
+{
+    return ctx->last_percent;
+}
+
+bool stub_ctx_progress_monotonic(const gp_ctx_t *ctx)
+{
+    return ctx->progress_monotonic;
+}
+
+const char *stub_ctx_last_step(const gp_ctx_t *ctx)
+{
+    return ctx->last_step;
+}
+
+bool stub_ctx_canceled_error_returned(const gp_ctx_t *ctx)
+{
+    return ctx->canceled_error_returned;
+}
+
+const json_t *stub_ctx_result(const gp_ctx_t *ctx)
+{
+    return ctx->result;
+}
+
+size_t stub_ctx_output_count(const gp_ctx_t *ctx)
+{
+    return ctx->output_count;
+}
+
+/* The stored bytes of output `name`, or NULL. */
+const unsigned char *stub_ctx_output(const gp_ctx_t *ctx, const char *name, size_t *length)
+{
+    for (size_t i = 0; i < ctx->output_count; i++) {
+        if (strcmp(ctx->outputs[i].name, name) == 0) {
+            if (length != NULL)
+                *length = ctx->outputs[i].length;
+            return ctx->outputs[i].data;
+        }
+    }
+    return NULL;
+}
+
+/* The asset object in result.assets for output `name`, or NULL. */
+const json_t *stub_ctx_asset(const gp_ctx_t *ctx, const char *name)
+{
+    const json_t *assets = json_object_get(ctx->result, "assets");
+    size_t index;
+    const json_t *asset;
+    json_array_foreach(assets, index, asset) {
+        const char *asset_name = json_string_value(json_object_get(asset, "name"));
+        if (asset_name != NULL && strcmp(asset_name, name) == 0)
+            return asset;
+    }
+    return NULL;
+}
+
+const char *stub_ctx_error_code(const gp_ctx_t *ctx)
+{
+    return ctx->failure_code;
+}
+
+const char *stub_ctx_error_message(const gp_ctx_t *ctx)
+{
+    return ctx->failure_message;
+}
+
+bool stub_ctx_error_retryable(const gp_ctx_t *ctx)
+{
+    return ctx->failure_retryable;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * gp_ctx_* (handler.h)
+ * ------------------------------------------------------------------------------------- */
+
+const char *gp_ctx_task_id(const gp_ctx_t *ctx)
+{
+    return ctx->task_id;
+}
+
+int gp_ctx_attempt(const gp_ctx_t *ctx)
+{
+    return ctx->attempt;
+}
+
+const json_t *gp_ctx_params(const gp_ctx_t *ctx)
+{
+    return ctx->params;
+}
+
+const char *gp_ctx_param_str(const gp_ctx_t *ctx, const char *name, const char *fallback)
+{
+    const json_t *value = json_object_get(ctx->params, name);
+    return json_is_string(value) ? json_string_value(value) : fallback;
+}
+
+int64_t gp_ctx_param_int(const gp_ctx_t *ctx, const char *name, int64_t fallback)
+{
+    const json_t *value = json_object_get(ctx->params, name);
+    return json_is_integer(value) ? (int64_t)json_integer_value(value) : fallback;
+}
+
+double gp_ctx_param_num(const gp_ctx_t *ctx, const char *name, double fallback)
+{
+    const json_t *value = json_object_get(ctx->params, name);
+    return json_is_number(value) ? json_number_value(value) : fallback;
+}
+
+bool gp_ctx_param_bool(const gp_ctx_t *ctx, const char *name, bool fallback)
+{
+    const json_t *value = json_object_get(ctx->params, name);
+    return json_is_boolean(value) ? json_is_true(value) : fallback;
+}
+
+int gp_ctx_progress(gp_ctx_t *ctx, int percent, const char *step)
+{
+    if (percent < 0)
+        percent = 0;
+    if (percent > 100)
+        percent = 100;
+    ctx->progress_calls++;
+    if (ctx->progress_calls > 1 && percent < ctx->last_percent)
+        ctx->progress_monotonic = false;
+    ctx->last_percent = percent;
+    if (step != NULL) {
+        char *copy = strdup(step);
+        if (copy != NULL) {
+            free(ctx->last_step);
+            ctx->last_step = copy;
+        }
+    }
+    if (ctx->cancel_after_progress > 0 && ctx->progress_calls >= ctx->cancel_after_progress)
+        atomic_store(&ctx->canceled, true);
+    return atomic_load(&ctx->canceled) ? GP_CTX_CANCELED : 0;
+}
+
+bool gp_ctx_is_canceled(const gp_ctx_t *ctx)
+{
+    return atomic_load(&ctx->canceled);
+}
+
+int gp_ctx_sleep_ms(gp_ctx_t *ctx, int64_t ms)
+{
+    while (ms > 0) {
+        if (gp_ctx_is_canceled(ctx))
+            return GP_CTX_CANCELED;
+        int64_t slice = ms < STUB_SLEEP_SLICE_MS ? ms : STUB_SLEEP_SLICE_MS;
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = (long)(slice * 1000000)};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+        }
+        ms -= slice;
+    }
+    return gp_ctx_is_canceled(ctx) ? GP_CTX_CANCELED : 0;
+}
+
+int gp_ctx_canceled_error(gp_ctx_t *ctx)
+{
+    ctx->canceled_error_returned = true;
+    return GP_CTX_CANCELED;
+}
+
+/* The core's rule for output names: [A-Za-z0-9._-], no leading dot. */
+static bool output_name_is_valid(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || name[0] == '.')
+        return false;
+    for (const char *p = name; *p != '\0'; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t len,
+                       const char *content_type, json_t *extra)
+{
+    if (!output_name_is_valid(name)) {
+        json_decref(extra);
+        return gp_ctx_fail(ctx, false, "invalid_output_name", "bad output name \"%s\"",
+                           name != NULL ? name : "(null)");
+    }
+    if (stub_ctx_output(ctx, name, NULL) != NULL) {
+        json_decref(extra);
+        return gp_ctx_fail(ctx, false, "duplicate_output", "output \"%s\" stored twice", name);
+    }
+
+    stub_output_t *grown = realloc(ctx->outputs, (ctx->output_count + 1) * sizeof *grown);
+    if (grown == NULL) {
+        json_decref(extra);
+        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for output");
+    }
+    ctx->outputs = grown;
+    stub_output_t *output = &ctx->outputs[ctx->output_count];
+    output->name = strdup(name);
+    output->content_type = strdup(content_type != NULL ? content_type : "application/octet-stream");
+    output->data = malloc(len > 0 ? len : 1);
+    output->length = len;
+    if (output->name == NULL || output->content_type == NULL || output->data == NULL) {
+        free(output->name);
+        free(output->content_type);
+        free(output->data);
+        json_decref(extra);
+        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for output");
+    }
+    if (len > 0)
+        memcpy(output->data, data, len);
+    ctx->output_count++;
+
+    char url[300];
+    (void)snprintf(url, sizeof url, "stub://%s/%s", ctx->task_id, name);
+    json_t *asset = json_pack("{s:s, s:s, s:s, s:I}", "name", name, "url", url, "content_type",
+                              output->content_type, "bytes", (json_int_t)len);
+    json_t *assets = json_object_get(ctx->result, "assets");
+    if (assets == NULL) {
+        assets = json_array();
+        if (assets == NULL || json_object_set_new(ctx->result, "assets", assets) != 0)
+            assets = NULL;
+    }
+    if (asset == NULL || assets == NULL ||
+        (extra != NULL && json_object_update(asset, extra) != 0) ||
+        json_array_append(assets, asset) != 0) {
+        json_decref(asset);
+        json_decref(extra);
+        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for asset");
+    }
+    json_decref(asset);
+    json_decref(extra);
+    return 0;
+}
+
+int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path,
+                      const char *content_type, json_t *extra)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        json_decref(extra);
+        return gp_ctx_fail(ctx, false, "storage_error", "cannot open %s: %s", path,
+                           strerror(errno));
+    }
+    unsigned char *data = NULL;
+    size_t length = 0, capacity = 0;
+    for (;;) {
+        if (length == capacity) {
+            capacity = capacity > 0 ? capacity * 2 : 65536;
+            unsigned char *grown = realloc(data, capacity);
+            if (grown == NULL) {
+                free(data);
+                fclose(file);
+                json_decref(extra);
+                return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for %s", path);
+            }
+            data = grown;
+        }
+        size_t got = fread(data + length, 1, capacity - length, file);
+        length += got;
+        if (got == 0)
+            break;
+    }
+    bool read_failed = ferror(file) != 0;
+    fclose(file);
+    if (read_failed) {
+        free(data);
+        json_decref(extra);
+        return gp_ctx_fail(ctx, false, "storage_error", "cannot read %s", path);
+    }
+    int rc = gp_ctx_store_bytes(ctx, name, data, length, content_type, extra);
+    free(data);
+    return rc;
+}
+
+void gp_ctx_set_result(gp_ctx_t *ctx, json_t *fields)
+{
+    if (json_is_object(fields) && json_object_update(ctx->result, fields) != 0)
+        fprintf(stderr, "ctx_stub: could not merge result fields\n");
+    json_decref(fields);
+}
+
+int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, const char *code, const char *fmt, ...)
+{
+    char message[1024];
+    va_list args;
+    va_start(args, fmt);
+    (void)vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+
+    free(ctx->failure_code);
+    free(ctx->failure_message);
+    ctx->failure_code = strdup(code != NULL ? code : "");
+    ctx->failure_message = strdup(message);
+    ctx->failed = true;
+    ctx->failure_retryable = retryable;
+    return retryable ? GP_CTX_FAILED_RETRYABLE : GP_CTX_FAILED_PERMANENT;
+}
+
+const char *gp_ctx_scratch_dir(gp_ctx_t *ctx)
+{
+    if (ctx->scratch_dir == NULL) {
+        char template[] = "/tmp/genpulse-stub-XXXXXX";
+        if (mkdtemp(template) == NULL)
+            return NULL;
+        ctx->scratch_dir = strdup(template);
+        if (ctx->scratch_dir == NULL)
+            (void)remove(template);
+    }
+    return ctx->scratch_dir;
+}
+
+void gp_ctx_log(gp_ctx_t *ctx, gp_log_level_t level, const char *fmt, ...)
+{
+    static const char *const level_names[] = {"debug", "info", "warn", "error"};
+    const char *level_name = (unsigned)level < 4 ? level_names[level] : "?";
+    va_list args;
+    va_start(args, fmt);
+    fprintf(stderr, "[%s] %s: ", level_name, ctx->task_id);
+    vfprintf(stderr, fmt, args);
+    fputc('\n', stderr);
+    va_end(args);
+}
