@@ -153,7 +153,7 @@ CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 NPROC=$(nproc)
 DATE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
-BIN_VERSION=$("$BIN" --version 2>/dev/null | head -n1 || true)
+BIN_VERSION=$("$BIN" version 2>/dev/null | head -n1 || true)
 log "machine: $NPROC x $CPU_MODEL; binary $BIN ${BIN_VERSION:+($BIN_VERSION)}"
 SERVE_HELP=$("$BIN" serve --help 2>&1 || true)
 

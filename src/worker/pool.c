@@ -99,12 +99,47 @@ gp_outcome_t gp_decide_outcome(const gp_attempt_report_t *r, int64_t base_ms, in
     return o;
 }
 
-/* Commits the outcome of ctx's attempt and publishes it. Called once per attempt. */
+/* One attempt's outcome on its way to the store. Owns copies of everything it needs, so the
+ * worker can free its context and take the next task before the commit lands. */
+typedef struct finish_job {
+    gp_store_op_t op;
+    gp_runtime_t *rt;
+    gp_task_t task;          /* copy, updated to the outcome */
+    int64_t retry_delay_ms;
+    bool handed_back;
+} finish_job_t;
+
+static void finish_committed(gp_store_op_t *op, void *arg)
+{
+    finish_job_t *job = arg;
+    gp_task_t *t = &job->task;
+    if (op->result != 0) {
+        gp_log(op->result == -GP_E_CONFLICT ? GP_LOG_INFO : GP_LOG_ERROR, t->id,
+               "outcome %s not committed: %s", gp_task_status_name(t->status),
+               gp_err_code(op->result));
+    } else {
+        gp_events_publish_status(job->rt->events, t, false);
+        if (t->status == GP_TASK_PENDING) {
+            gp_log(GP_LOG_INFO, t->id, "attempt %d %s; retry in %lld ms", t->attempts,
+                   job->handed_back ? "handed back at shutdown"
+                                    : (t->error_message ? t->error_message : "failed"),
+                   (long long)job->retry_delay_ms);
+            gp_runtime_dispatch(job->rt, t);
+        } else {
+            gp_log(t->status == GP_TASK_SUCCEEDED ? GP_LOG_DEBUG : GP_LOG_INFO, t->id,
+                   "%s after %d attempt(s)%s%s", gp_task_status_name(t->status), t->attempts,
+                   t->error_message ? ": " : "", t->error_message ? t->error_message : "");
+        }
+    }
+    gp_task_clear(t);
+    free(job);
+}
+
+/* Decides the outcome of ctx's attempt and queues its commit (asynchronously). */
 static void finish_attempt(gp_worker_pool_t *pool, gp_ctx_t *ctx, int rc, bool timed_out)
 {
     gp_runtime_t *rt = pool->rt;
     const gp_settings_t *s = rt->settings;
-    gp_task_t *t = &ctx->task;
     bool cancel = atomic_load(&ctx->cancel);
     bool draining = atomic_load(&pool->draining);
     uint64_t rnd;
@@ -116,63 +151,54 @@ static void finish_attempt(gp_worker_pool_t *pool, gp_ctx_t *ctx, int rc, bool t
         .shutting_down = draining,
         .fail_code = ctx->fail_code,
         .fail_message = ctx->fail_message,
-        .attempts = t->attempts,
-        .max_retries = t->max_retries,
+        .attempts = ctx->task.attempts,
+        .max_retries = ctx->task.max_retries,
     };
     /* A drain also sets ctx->cancel; a client's cancel is in the store's flag. */
     if (draining && cancel) {
         gp_task_t now;
-        if (gp_store_get(rt->store, t->id, &now) == 0) {
+        if (gp_store_get(rt->store, ctx->task.id, &now) == 0) {
             report.cancel_requested = now.cancel_requested;
+            report.shutting_down = !now.cancel_requested;
             gp_task_clear(&now);
         }
     }
     gp_outcome_t o = gp_decide_outcome(&report, s->retry_base_ms, s->retry_max_ms, rnd);
+    finish_job_t *job = gp_xcalloc(1, sizeof *job);
+    job->rt = rt;
+    job->retry_delay_ms = o.retry_delay_ms;
+    job->handed_back = report.shutting_down && o.status == GP_TASK_PENDING;
+    gp_task_copy(&job->task, &ctx->task);
+    gp_task_t *t = &job->task;
     int64_t now_ms = gp_now_ms();
-    gp_store_op_t op = {.kind = GP_OP_TRANSITION};
-    gp_transition_t *tr = &op.tr;
+    free(t->error_code);
+    free(t->error_message);
+    t->error_code = o.error_code ? gp_xstrdup(o.error_code) : NULL;
+    t->error_message = o.error_message ? gp_xstrdup(o.error_message) : NULL;
+    t->status = o.status;
+    gp_transition_t *tr = &job->op.tr;
+    job->op.kind = GP_OP_TRANSITION;
     memcpy(tr->id, t->id, sizeof tr->id);
     tr->from_status = GP_TASK_PROCESSING;
     tr->from_attempts = t->attempts;
     tr->to_status = o.status;
     tr->to_attempts = t->attempts;
-    tr->error_code = o.error_code;
-    tr->error_message = o.error_message;
+    tr->error_code = t->error_code;
+    tr->error_message = t->error_message;
     if (o.status == GP_TASK_PENDING) {
         tr->not_before = o.retry_delay_ms ? now_ms + o.retry_delay_ms : 0;
+        t->not_before = tr->not_before;
     } else {
-        tr->completed_at = now_ms;
-        if (o.status == GP_TASK_SUCCEEDED)
-            tr->result = ctx->result;
+        tr->completed_at = t->completed_at = now_ms;
+        if (o.status == GP_TASK_SUCCEEDED) {
+            json_decref(t->result);
+            t->result = json_deep_copy(ctx->result); /* ctx may be freed before the commit */
+            tr->result = t->result;
+        }
     }
-    int crc = gp_committer_run_sync(rt->committer, &op);
-    if (crc != 0) {
-        gp_log(crc == -GP_E_CONFLICT ? GP_LOG_INFO : GP_LOG_ERROR, t->id,
-               "outcome %s not committed: %s", gp_task_status_name(o.status), gp_err_code(crc));
-        return;
-    }
-    t->status = o.status;
-    t->not_before = tr->not_before;
-    t->completed_at = tr->completed_at;
-    free(t->error_code);
-    free(t->error_message);
-    t->error_code = o.error_code ? gp_xstrdup(o.error_code) : NULL;
-    t->error_message = o.error_message ? gp_xstrdup(o.error_message) : NULL;
-    if (o.status == GP_TASK_SUCCEEDED) {
-        json_decref(t->result);
-        t->result = json_incref(ctx->result);
-    }
-    gp_events_publish_status(rt->events, t, false);
-    if (o.status == GP_TASK_PENDING) {
-        gp_log(GP_LOG_INFO, t->id, "attempt %d %s; retry in %lld ms", t->attempts,
-               draining ? "handed back at shutdown" : o.error_message,
-               (long long)o.retry_delay_ms);
-        gp_runtime_dispatch(rt, t);
-    } else {
-        gp_log(o.status == GP_TASK_SUCCEEDED ? GP_LOG_DEBUG : GP_LOG_INFO, t->id,
-               "%s after %d attempt(s)%s%s", gp_task_status_name(o.status), t->attempts,
-               o.error_message ? ": " : "", o.error_message ? o.error_message : "");
-    }
+    job->op.done = finish_committed;
+    job->op.done_arg = job;
+    gp_committer_submit(rt->committer, &job->op);
 }
 
 /* pending(n) → processing(n+1). Returns 0 when this process owns the attempt. */

@@ -305,7 +305,9 @@ def sse_collect(port, task_id, last_event_id=None, max_time=20, stop_after=None)
         try:
             for t, line in st.lines(deadline):
                 if line == "":
-                    if data_lines or cur:
+                    # Per the SSE spec a block without data lines (e.g. only "retry:") dispatches
+                    # nothing.
+                    if data_lines:
                         ev = {"event": cur.get("event", "message"), "id": cur.get("id"),
                               "data": "\n".join(data_lines), "t": t}
                         try:
@@ -316,6 +318,7 @@ def sse_collect(port, task_id, last_event_id=None, max_time=20, stop_after=None)
                         cur, data_lines = {}, []
                         if stop_after is not None and len(out["events"]) >= stop_after:
                             return out
+                    cur, data_lines = {}, []
                     continue
                 if line.startswith(":"):
                     out["comments"].append((t, line))

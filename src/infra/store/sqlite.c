@@ -29,6 +29,7 @@ typedef struct sqlite_store {
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
     sqlite3 *readers[READ_POOL_SIZE];
+    sqlite3_stmt *reader_get[READ_POOL_SIZE]; /* prepared once per connection */
     bool reader_busy[READ_POOL_SIZE];
 } sqlite_store_t;
 
@@ -148,8 +149,10 @@ static void sq_close(gp_store_t *base)
     sqlite3_finalize(s->st_cancel_processing);
     sqlite3_finalize(s->st_status_of);
     sqlite3_close(s->writer);
-    for (int i = 0; i < READ_POOL_SIZE; i++)
+    for (int i = 0; i < READ_POOL_SIZE; i++) {
+        sqlite3_finalize(s->reader_get[i]);
         sqlite3_close(s->readers[i]);
+    }
     pthread_mutex_destroy(&s->pool_lock);
     pthread_cond_destroy(&s->pool_cond);
     free(s->path);
@@ -391,17 +394,14 @@ static int sq_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         gp_store_op_t *op = ops[i];
-        /* A savepoint per op, so one op's failure never undoes the others. */
-        sqlite3_exec(s->writer, "SAVEPOINT op", NULL, NULL, NULL);
+        /* No savepoints needed: each op is one statement (or reads), and SQLite undoes a
+         * failed statement without aborting the transaction, so ops stay independent. */
         switch (op->kind) {
         case GP_OP_CREATE: op->result = op_create(s, op); break;
         case GP_OP_TRANSITION: op->result = op_transition(s, op); break;
         case GP_OP_CANCEL: op->result = op_cancel(s, op); break;
         default: op->result = -GP_E_INTERNAL;
         }
-        if (op->result != 0 && op->result != -GP_E_CONFLICT && op->result != -GP_E_NOT_FOUND)
-            sqlite3_exec(s->writer, "ROLLBACK TO op", NULL, NULL, NULL);
-        sqlite3_exec(s->writer, "RELEASE op", NULL, NULL, NULL);
     }
     if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         GP_ERROR("store: COMMIT failed: %s", sqlite3_errmsg(s->writer));
@@ -418,11 +418,14 @@ static int sq_get(gp_store_t *base, const char *id, gp_task_t *out)
     sqlite_store_t *s = (sqlite_store_t *)base;
     int slot;
     sqlite3 *db = take_reader(s, &slot);
-    sqlite3_stmt *st = NULL;
     int rc = -GP_E_IO;
-    if (sqlite3_prepare_v3(db, "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1", -1,
-                           SQLITE_PREPARE_PERSISTENT, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (!s->reader_get[slot] &&
+        sqlite3_prepare_v3(db, "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1", -1,
+                           SQLITE_PREPARE_PERSISTENT, &s->reader_get[slot], NULL) != SQLITE_OK)
+        s->reader_get[slot] = NULL;
+    sqlite3_stmt *st = s->reader_get[slot];
+    if (st) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW) {
             read_row(st, out);
@@ -430,8 +433,9 @@ static int sq_get(gp_store_t *base, const char *id, gp_task_t *out)
         } else if (step == SQLITE_DONE) {
             rc = -GP_E_NOT_FOUND;
         }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
     }
-    sqlite3_finalize(st);
     give_reader(s, slot);
     return rc;
 }
