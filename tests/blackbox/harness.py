@@ -558,7 +558,11 @@ def check_task_shape(t, where="task"):
         check(parse_time(t["started_at"]) >= created - 0.001,
               "%s: started_at before created_at" % where)
     if t["completed_at"] is not None:
-        parse_time(t["completed_at"])
+        done = parse_time(t["completed_at"])
+        check(done >= created - 0.001, "%s: completed_at before created_at" % where)
+        if t["started_at"] is not None:
+            check(done >= parse_time(t["started_at"]) - 0.001, "%s: completed_at %s before started_at %s"
+                  % (where, t["completed_at"], t["started_at"]))
     if t["status"] == "pending":
         check(t["completed_at"] is None, "%s: pending task has completed_at" % where)
     if t["status"] in TERMINAL:

@@ -512,3 +512,15 @@ def test_max_body_bytes_flag_and_env(ctx):
         r = srv.post("/v1/tasks", body_of(3000))
         check_error(r, 413, "payload_too_large", what="%s: a 3000-byte body" % how)
         check(srv.get("/health").status == 200, "%s: unhealthy after 413" % how)
+
+
+@case("basic")
+def test_validation_length_counts_characters(ctx):
+    # The published schema says maxLength 4000 for prompt; JSON Schema counts characters, and
+    # the spec says "1..4000 chars", so 4000 two-byte characters must be accepted.
+    r = ctx.srv.post("/v1/tasks", {"task_type": "text-to-image",
+                                   "params": {"prompt": "é" * 4000, "width": 64, "height": 64}})
+    check(r.status == 202, "prompt of 4000 characters (8000 UTF-8 bytes): expected 202, got %r" % r)
+    r = ctx.srv.post("/v1/tasks", {"task_type": "text-to-image",
+                                   "params": {"prompt": "€" * 4001, "width": 64, "height": 64}})
+    check_error(r, 422, "validation_error", ["params.prompt"], what="prompt of 4001 characters")

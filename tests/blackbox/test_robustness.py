@@ -157,3 +157,62 @@ def test_sigterm_drain(ctx):
           "to finish during the grace period)" % after["status"])
     check(after["attempts"] == 1, "drained task attempts %s, expected 1" % after["attempts"])
     check(parse_time(after["completed_at"]) <= t0 + took + 0.5, "task completed after the server exited")
+
+
+@case(own=True)
+def test_crash_durability_of_acks(ctx):
+    """What the API acknowledged survives kill -9 right after the answer."""
+    srv = ctx.new_server(["--concurrency", "1", "--retry-base-ms", "10"], name="acks")
+    srv.start()
+    blocker = srv.create("text-to-image", {"prompt": "b", "width": 64, "height": 64, "delay_ms": 3000})
+    srv.wait_status(blocker["id"], "processing", 5)
+    done = srv.create("echo", {"message": "x"}, priority=9)
+    done = srv.wait_status(done["id"], "succeeded", 10) if False else done  # queued behind blocker
+    ids = [srv.create("echo", {"message": "m%d" % i}, priority=i % 10)["id"] for i in range(20)]
+    canceled = ids[:5]
+    for tid in canceled:
+        r = srv.post("/v1/tasks/%s/cancel" % tid)
+        check(r.status == 200 and r.json.get("status") == "canceled", "cancel pending: %r" % r)
+    key_task = srv.create("echo", {"message": "k"}, headers={"Idempotency-Key": "dur-key"})
+    srv.kill9()  # immediately after the last answer
+    srv.start()
+    for tid in ids + [key_task["id"], done["id"], blocker["id"]]:
+        r = srv.get("/v1/tasks/%s" % tid)
+        check(r.status == 200, "task %s acknowledged with 202 is gone after kill -9: %r" % (tid, r))
+    for tid in canceled:
+        t = srv.task(tid)
+        check(t["status"] == "canceled", "task canceled (200) before kill -9 is %s after restart" % t["status"])
+    r = srv.post("/v1/tasks", {"task_type": "echo", "params": {"message": "k"}},
+                 headers={"Idempotency-Key": "dur-key"})
+    check(r.status in (200, 202) and r.json.get("id") == key_task["id"],
+          "idempotency key forgotten after kill -9: %r" % r)
+    for tid in ids[5:] + [done["id"], blocker["id"]]:
+        t = srv.wait_terminal(tid, 15)
+        check(t["status"] == "succeeded", "task %s ended %s after restart" % (tid, t["status"]))
+    for tid in canceled:
+        t = srv.task(tid)
+        check(t["status"] == "canceled" and t["attempts"] == 0,
+              "canceled task ran after restart: %s attempts %s" % (t["status"], t["attempts"]))
+
+
+@case(own=True)
+def test_sigterm_grace_expired_requeues(ctx):
+    """A task still running when the grace period ends is handed back and runs again later."""
+    srv = ctx.new_server(["--grace-period", "1", "--retry-base-ms", "10"], name="grace")
+    srv.start()
+    t = srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64, "delay_ms": 4000,
+                                     "steps": 4})
+    pend = [srv.create("echo", {"message": "p%d" % i}) for i in range(3)]
+    srv.wait_status(t["id"], "processing", 5)
+    t0 = time.time()
+    srv.signal(signal.SIGTERM)
+    check(srv.wait_exit(10), "server still running 10 s after SIGTERM (grace period 1)")
+    took = time.time() - t0
+    check(took < 3.0, "exit took %.1fs with --grace-period 1 (task needed 4 s)" % took)
+    srv.start()
+    d = srv.wait_terminal(t["id"], 10)
+    check(d["status"] == "succeeded", "task interrupted by the grace period ended %s (%s)"
+          % (d["status"], d["error"]))
+    check(d["attempts"] >= 2, "re-run task shows attempts %s" % d["attempts"])
+    for p in pend:
+        check(srv.wait_terminal(p["id"], 10)["status"] == "succeeded", "pending task lost in drain")

@@ -147,6 +147,13 @@ def test_hard_timeout(ctx):
     check(done["attempts"] == 1, "attempts %r with max_retries 0" % done["attempts"])
     q = ctx.srv.wait_terminal(quick["id"], 5)
     check(q["status"] == "succeeded", "a 200 ms task under a 1 s timeout ended %s" % q["status"])
+    # a timeout is retryable: with max_retries 1 the task runs twice, then fails with timeout
+    t2 = ctx.srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64, "delay_ms": 5000},
+                        max_retries=1)
+    d2 = ctx.srv.wait_terminal(t2["id"], 8)
+    check(d2["status"] == "failed" and d2["attempts"] == 2 and (d2["error"] or {}).get("code") == "timeout",
+          "timeout with max_retries 1: status %s attempts %s error %s"
+          % (d2["status"], d2["attempts"], d2["error"]))
 
 
 # ------------------------------------------------------------------------------------------
