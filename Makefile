@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # GenPulse — `make` builds build/genpulse; `make run` starts the embedded server;
 # `make test` installs what is missing and runs every test under ASan + UBSan.
 BUILD     ?= build
@@ -76,7 +77,7 @@ fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang SAN="-fsanitize=address,undefined" OPT=-O1 \
 	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" build-fuzz/fuzz_submit
 	@mkdir -p build-fuzz/corpus
-	build-fuzz/fuzz_submit -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	set -o pipefail; build-fuzz/fuzz_submit -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  build-fuzz/corpus tests/fuzz/corpus 2>&1 | tail -3
 
 build-fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c $(BUILD)/libgenpulse-core.a

@@ -46,6 +46,17 @@ static size_t utf8_length(const char *s, size_t bytes)
     return n;
 }
 
+/* Bytes of s to keep so that at most max bytes remain and no UTF-8 sequence is cut. */
+static int utf8_clip(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return (int)n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return (int)max;
+}
+
 static void fmt_num(double v, char *buf, size_t cap)
 {
     if (v == floor(v) && fabs(v) < 1e15)
@@ -248,7 +259,10 @@ const gp_provider_t *gp_registry_provider(const gp_task_type_t *type, const char
 
 static void add_detail(json_t *details, const char *field, const char *message)
 {
-    json_array_append_new(details, json_pack("{s:s, s:s}", "field", field, "message", message));
+    json_t *d = json_pack("{s:s, s:s}", "field", field, "message", message);
+    if (!d) /* never drop a detail: a request with one must not pass */
+        d = json_pack("{s:s, s:s}", "field", "?", "message", "invalid field");
+    json_array_append_new(details, d);
 }
 
 static const gp_param_spec_t *find_spec(const gp_param_spec_t *specs, const char *name)
@@ -314,7 +328,7 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
     json_object_foreach((json_t *)body, key, value) {
         if (strcmp(key, "task_type") && strcmp(key, "params") && strcmp(key, "priority") &&
             strcmp(key, "max_retries")) {
-            snprintf(buf, sizeof buf, "%.100s", key);
+            snprintf(buf, sizeof buf, "%.*s", utf8_clip(key, 100), key);
             add_detail(details, buf,
                        "is not a known field (known: task_type, params, priority, max_retries)");
         }
@@ -395,7 +409,7 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
                 continue; /* unknown provider already reported; its params are unknowable */
             char *known = known_params(type, provider);
             char field[160];
-            snprintf(field, sizeof field, "params.%.100s", key);
+            snprintf(field, sizeof field, "params.%.*s", utf8_clip(key, 100), key);
             snprintf(buf, sizeof buf, "is not a parameter of %s%s%s (known: %s)", type->name,
                      provider ? " with provider " : "", provider ? provider->name : "", known);
             free(known);

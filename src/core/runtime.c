@@ -23,5 +23,5 @@ int64_t gp_backoff_ms(int retry, int64_t base_ms, int64_t cap_ms, uint64_t rnd)
         ceiling = cap_ms;
     if (ceiling <= 0)
         return 0;
-    return (int64_t)(rnd % ((uint64_t)ceiling + 1));
+    return (int64_t)(((unsigned __int128)rnd * ((uint64_t)ceiling + 1)) >> 64);
 }

@@ -118,6 +118,17 @@ static void finish_committed(gp_store_op_t *op, void *arg)
                "outcome %s not committed: %s", gp_task_status_name(t->status),
                gp_err_code(op->result));
     } else {
+        if (op->tr.applied_status != t->status) { /* a cancel won the race */
+            t->status = op->tr.applied_status;
+            free(t->error_code);
+            free(t->error_message);
+            t->error_code = gp_xstrdup("canceled");
+            t->error_message = gp_xstrdup("canceled by request");
+            json_decref(t->result);
+            t->result = NULL;
+            if (!t->completed_at)
+                t->completed_at = gp_now_ms();
+        }
         gp_events_publish_status(job->rt->events, t, false);
         if (t->status == GP_TASK_PENDING) {
             gp_log(GP_LOG_INFO, t->id, "attempt %d %s; retry in %lld ms", t->attempts,
@@ -185,6 +196,7 @@ static void finish_attempt(gp_worker_pool_t *pool, gp_ctx_t *ctx, int rc, bool t
     tr->to_attempts = t->attempts;
     tr->error_code = t->error_code;
     tr->error_message = t->error_message;
+    tr->honor_cancel = true;
     if (o.status == GP_TASK_PENDING) {
         tr->not_before = o.retry_delay_ms ? now_ms + o.retry_delay_ms : 0;
         t->not_before = tr->not_before;
@@ -335,15 +347,13 @@ static void *watchdog_main(void *arg)
             if (overdue)
                 atomic_store(&s->ctx->timed_out, true); /* the provider sees it as a cancel */
             if ((overdue || cancel_ignored) && !atomic_exchange(&s->finalized, true)) {
+                /* Still under the lock: the worker frees ctx only after clearing the slot,
+                 * which needs it. finish_attempt copies what it needs and does not wait. */
                 gp_ctx_t *ctx = s->ctx;
-                /* ctx stays valid: the worker frees it only after clearing the slot, which
-                 * needs this lock; finish_attempt runs without it (it waits on a commit). */
                 s->deadline = INT64_MAX;
-                pthread_mutex_unlock(&pool->lock);
                 gp_log(GP_LOG_WARN, ctx->task.id, "%s; finalizing without the provider",
                        overdue ? "hard timeout" : "provider ignored cancel");
                 finish_attempt(pool, ctx, GP_CTX_CANCELED, overdue);
-                pthread_mutex_lock(&pool->lock);
             }
         }
     }

@@ -93,7 +93,7 @@ class Runner:
             if not srv.alive():
                 probs.append("server process died (exit code %s)" % srv.proc.returncode)
             if probs:
-                problem = "; ".join(([problem] if problem else []) + probs)
+                problem = "; ".join(probs + (["(test saw: %s)" % problem] if problem else []))
             self.report(t["name"], problem, ctx.servers if problem else (), time.time() - t0)
         p = srv.stop()
         probs = ([p] if p else []) + self.sanitizer_problems([srv])
@@ -119,7 +119,7 @@ class Runner:
                 problem = p
         probs = self.sanitizer_problems(ctx.servers)
         if probs:
-            problem = "; ".join(([problem] if problem else []) + probs)
+            problem = "; ".join(probs + (["(test saw: %s)" % problem] if problem else []))
         self.report(t["name"], problem, ctx.servers if problem else (), time.time() - t0)
 
 

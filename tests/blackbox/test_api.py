@@ -103,13 +103,23 @@ def test_wrong_method_405(ctx):
 
 @case("basic")
 def test_get_unknown_and_malformed_id_404(ctx):
-    for tid in (str(uuid.uuid4()), "not-a-uuid", "1", "x" * 300, "%00", "..%2F..%2Fetc",
+    for tid in (str(uuid.uuid4()), "not-a-uuid", "1", "x" * 300, "..%2F..%2Fetc",
                 str(uuid.uuid4()).upper()[:-1] + "Z"):
         check_error(ctx.srv.get("/v1/tasks/%s" % tid), 404, "not_found", what="GET task %s" % tid[:40])
     check_error(ctx.srv.post("/v1/tasks/%s/cancel" % uuid.uuid4()), 404, "not_found",
                 what="cancel unknown")
     check_error(ctx.srv.post("/v1/tasks/not-a-uuid/cancel"), 404, "not_found",
                 what="cancel malformed id")
+
+
+@case("basic")
+def test_nul_byte_in_path_404(ctx):
+    # %00 must not cut the path short: "/v1/tasks/%00" is not "/v1/tasks/".
+    for method, path in (("GET", "/v1/tasks/%00"), ("GET", "/health%00junk"),
+                         ("GET", "/v1/tasks%00/whatever"), ("POST", "/v1/tasks%00x")):
+        body = {"task_type": "echo", "params": {"message": "nul"}} if method == "POST" else None
+        r = ctx.srv.req(method, path, body)
+        check_error(r, 404, "not_found", what="%s %s" % (method, path))
 
 
 @case("basic")
@@ -524,3 +534,72 @@ def test_validation_length_counts_characters(ctx):
     r = ctx.srv.post("/v1/tasks", {"task_type": "text-to-image",
                                    "params": {"prompt": "€" * 4001, "width": 64, "height": 64}})
     check_error(r, 422, "validation_error", ["params.prompt"], what="prompt of 4001 characters")
+
+
+@case("basic")
+def test_odd_numbers_and_queries(ctx):
+    srv = ctx.srv
+    tti = "text-to-image"
+    _v(ctx, {"task_type": tti, "params": {"prompt": "x", "seed": 4294967296}}, ["params.seed"],
+       "seed 2^32")
+    # (1e3 / 1000.0 are integers in JSON Schema 2020-12, so either answer is fine for them)
+    r = srv.post("/v1/tasks", {"task_type": tti, "params": {"prompt": "x", "seed": 4294967295,
+                                                           "width": 4096, "height": 64,
+                                                           "delay_ms": 600000, "steps": 1000}})
+    check(r.status == 202, "maximum values should be accepted: %r" % r)
+    srv.post("/v1/tasks/%s/cancel" % r.json["id"])
+    for body in ('{"task_type":"echo","params":{"data":{"n":99999999999999999999999999}}}',
+                 '{"task_type":"text-to-image","params":{"prompt":"x","width":1e400}}',
+                 '{"task_type":"text-to-image","params":{"prompt":"x","width":-0}}',
+                 '{"task_type":"echo","params":{"message":"\\ud800"}}',
+                 '{"task_type":"echo","params":{"message":"a\\u0000b"}}',
+                 '{"task_type":"echo","task_type":"echo","params":{}}'):
+        r = srv.post("/v1/tasks", body)
+        check(r.status in (202, 400, 422), "body %s: expected 202/400/422, got %r" % (body[:60], r))
+        check(r.status == 202 or (isinstance(r.json, dict) and "error" in r.json),
+              "body %s: no error envelope: %r" % (body[:60], r))
+    for q in ("limit=10&limit=20", "status=%ff", "task_type=%00", "cursor=", "limit=99999999999999999999",
+              "limit=%20%205", "status=pending&status=failed", "foo=bar", "&&&", "limit"):
+        r = srv.get("/v1/tasks?" + q)
+        check(r.status in (200, 400, 422), "GET /v1/tasks?%s: %r" % (q, r))
+    check(srv.get("/health").status == 200, "unhealthy after odd inputs")
+
+
+@case("basic")
+def test_http10_and_chunked_bodies(ctx):
+    srv = ctx.srv
+    r, err = raw_request(srv.port, b"GET /health HTTP/1.0\r\n\r\n")
+    check(r is not None and r.status == 200, "HTTP/1.0 GET /health: %r (%r)" % (r, err))
+    body = json.dumps({"task_type": "echo", "params": {"message": "chunked"}}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7))
+    req = (b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\n\r\n")
+    r, err = raw_request(srv.port, req)
+    check(r is not None and r.status == 202, "chunked POST /v1/tasks: %r (%r)" % (r, err))
+    # a chunked body over the limit is refused like any other
+    part = b"x" * 65536
+    big = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for _ in range(20))  # 1.25 MiB
+    req = (b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + big + b"0\r\n\r\n")
+    r, err = raw_request(srv.port, req)
+    check(r is not None, "no response to a 1.25 MiB chunked body (%r)" % (err,))
+    check_error(r, 413, "payload_too_large", what="1.25 MiB chunked body")
+    check(srv.get("/health").status == 200, "unhealthy after chunked bodies")
+
+
+@case("basic")
+def test_idempotency_key_odd_values(ctx):
+    srv = ctx.srv
+    body = {"task_type": "echo", "params": {"message": "k"}}
+    for key in ("k" * 5000, "ключ-✓", " spaced key ", "a\tb"):
+        try:
+            enc = key.encode("utf-8").decode("latin-1")
+        except UnicodeError:
+            enc = key
+        r = srv.post("/v1/tasks", body, headers={"Idempotency-Key": enc})
+        check(r.status in (202, 400, 422), "Idempotency-Key %r: %r" % (key[:20], r))
+        if r.status == 202:
+            r2 = srv.post("/v1/tasks", body, headers={"Idempotency-Key": enc})
+            check(r2.status in (200, 202) and r2.json.get("id") == r.json["id"],
+                  "Idempotency-Key %r not honored on repeat: %r" % (key[:20], r2))
+    check(srv.get("/health").status == 200, "unhealthy after odd idempotency keys")

@@ -1,4 +1,5 @@
 """Load, abrupt clients, crash recovery and graceful shutdown."""
+import http.client
 import signal
 import socket
 import threading
@@ -166,8 +167,7 @@ def test_crash_durability_of_acks(ctx):
     srv.start()
     blocker = srv.create("text-to-image", {"prompt": "b", "width": 64, "height": 64, "delay_ms": 3000})
     srv.wait_status(blocker["id"], "processing", 5)
-    done = srv.create("echo", {"message": "x"}, priority=9)
-    done = srv.wait_status(done["id"], "succeeded", 10) if False else done  # queued behind blocker
+    done = srv.create("echo", {"message": "x"}, priority=9)  # queued behind the blocker
     ids = [srv.create("echo", {"message": "m%d" % i}, priority=i % 10)["id"] for i in range(20)]
     canceled = ids[:5]
     for tid in canceled:
@@ -204,9 +204,19 @@ def test_sigterm_grace_expired_requeues(ctx):
                                      "steps": 4})
     pend = [srv.create("echo", {"message": "p%d" % i}) for i in range(3)]
     srv.wait_status(t["id"], "processing", 5)
+    # open client connections must not hold the shutdown up: an event stream and an idle
+    # kept-alive connection
+    stream = SSEStream(srv.port, "/v1/tasks/%s/events" % t["id"])
+    idle = http.client.HTTPConnection(HOST, srv.port, timeout=10)
+    idle.request("GET", "/health")
+    idle.getresponse().read()
     t0 = time.time()
     srv.signal(signal.SIGTERM)
-    check(srv.wait_exit(10), "server still running 10 s after SIGTERM (grace period 1)")
+    exited = srv.wait_exit(10)
+    stream.close()
+    idle.close()
+    check(exited, "server still running 10 s after SIGTERM (grace period 1) with an open event "
+          "stream and an idle connection")
     took = time.time() - t0
     check(took < 3.0, "exit took %.1fs with --grace-period 1 (task needed 4 s)" % took)
     srv.start()

@@ -132,12 +132,16 @@ def test_permanent_failure(ctx):
     check_error(ctx.srv.post("/v1/tasks/%s/cancel" % t["id"]), 409, "conflict", what="cancel a failed task")
 
 
-@case(args=["--task-timeout", "1", "--retry-base-ms", "10"])
+@case(args=["--task-timeout", "1", "--retry-base-ms", "10", "--concurrency", "8"])
 def test_hard_timeout(ctx):
     t = ctx.srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64, "delay_ms": 5000},
                        max_retries=0)
     quick = ctx.srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64, "delay_ms": 200},
                            max_retries=0)
+    # several at once: the watchdog and the workers race to finalize them
+    others = [ctx.srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64,
+                                               "delay_ms": 5000, "steps": 1000}, max_retries=0)
+              for _ in range(12)]
     done = ctx.srv.wait_terminal(t["id"], 6)
     check(done["status"] == "failed", "timed-out task ended %s" % done["status"])
     check(isinstance(done["error"], dict) and done["error"].get("code") == "timeout",
@@ -145,6 +149,10 @@ def test_hard_timeout(ctx):
     took = parse_time(done["completed_at"]) - parse_time(done["started_at"])
     check(took < 3.0, "timeout at 1 s took %.2fs to end the task" % took)
     check(done["attempts"] == 1, "attempts %r with max_retries 0" % done["attempts"])
+    for o in others:
+        d = ctx.srv.wait_terminal(o["id"], 8)
+        check(d["status"] == "failed" and (d["error"] or {}).get("code") == "timeout",
+              "timed-out task %s ended %s %s" % (o["id"], d["status"], d["error"]))
     q = ctx.srv.wait_terminal(quick["id"], 5)
     check(q["status"] == "succeeded", "a 200 ms task under a 1 s timeout ended %s" % q["status"])
     # a timeout is retryable: with max_retries 1 the task runs twice, then fails with timeout
@@ -192,6 +200,54 @@ def test_cancel_finished_409(ctx):
     check_error(ctx.srv.post("/v1/tasks/%s/cancel" % t["id"]), 409, "conflict",
                 what="cancel a succeeded task")
     check(ctx.srv.task(t["id"])["status"] == "succeeded", "409 cancel changed the task")
+
+
+@case("basic")
+def test_cancel_race(ctx):
+    """Cancels landing at every moment of short tasks' lives (pending, just claimed, running,
+    finishing, finished): the answer and the final state must agree."""
+    srv = ctx.srv
+    answers = []
+    lock = threading.Lock()
+
+    def lane(n):
+        # offsets cluster around the ~100 ms mark where the task finishes
+        offsets = [0, 0.03, 0.06, 0.09, 0.095, 0.1, 0.105, 0.11, 0.115, 0.12, 0.13, 0.16]
+        for i in range(18):
+            tid = srv.create("text-to-image", {"prompt": "r%d" % i, "width": 64, "height": 64,
+                                               "delay_ms": 100, "steps": 4})["id"]
+            time.sleep(offsets[(i + n * 5) % len(offsets)])
+            r = srv.post("/v1/tasks/%s/cancel" % tid)
+            with lock:
+                answers.append((tid, r))
+    errors = []
+
+    def run_lane(n):
+        try:
+            lane(n)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    ths = [threading.Thread(target=run_lane, args=(n,)) for n in range(4)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(30)
+    check(not errors, "lane error: %r" % errors[:1])
+    kinds = set()
+    for tid, r in answers:
+        final = srv.wait_terminal(tid, 10)
+        check_task_shape(final)
+        kinds.add((r.status, (r.json or {}).get("status") if r.status != 409 else final["status"]))
+        if r.status == 409:
+            check_error(r, 409, "conflict", what="cancel of a finished task")
+        else:
+            check(r.status in (200, 202), "cancel answered %r" % r)
+            check(final["status"] == "canceled", "cancel answered %d (status %s) but the task "
+                  "ended %s (attempts %s)" % (r.status, r.json.get("status"), final["status"],
+                                              final["attempts"]))
+    check(srv.get("/health").status == 200, "unhealthy after the cancel race")
+    check(any(k[0] == 409 for k in kinds) and any(k[0] != 409 for k in kinds),
+          "test did not hit both finished and unfinished tasks: %s" % sorted(kinds))
 
 
 @case("serial")
@@ -380,3 +436,65 @@ def test_sse_heartbeat(ctx):
     times = [c[0] for c in ev["comments"]]
     gaps = [b - a for a, b in zip(times, times[1:])]
     check(all(g > 0.5 for g in gaps[1:]), "heartbeats too close together: %s" % gaps)
+
+
+@case(args=["--task-timeout", "1", "--retry-base-ms", "0", "--concurrency", "48"])
+def test_timeout_watchdog_stress(ctx):
+    """Many attempts time out at once, each provider stopping a few ms after its deadline:
+    the watchdog and the workers race to finalize (a use-after-free shows up here under ASan)."""
+    srv = ctx.srv
+    ids = [srv.create("text-to-image", {"prompt": "s%d" % i, "width": 64, "height": 64,
+                                        "delay_ms": 5000, "steps": 1000}, max_retries=2)["id"]
+           for i in range(48)]
+    time.sleep(3.4)  # no polling while the timeouts fire: keeps the race window wide
+    for tid in ids:
+        d = srv.wait_terminal(tid, 10)
+        check(d["status"] == "failed" and (d["error"] or {}).get("code") == "timeout"
+              and d["attempts"] == 3, "task %s: status %s attempts %s error %s"
+              % (tid, d["status"], d["attempts"], d["error"]))
+
+
+@case("basic")
+def test_sse_bad_last_event_id(ctx):
+    srv = ctx.srv
+    t = srv.create("echo", {"message": "x"})
+    srv.wait_terminal(t["id"])
+    for bad in ("abc", "-1", "99999999999999999999999", "0", "1.5", "x" * 1000):
+        ev = sse_collect(srv.port, t["id"], last_event_id=bad, max_time=5)
+        check(ev["status"] in (200, 400), "Last-Event-ID %r: HTTP %s" % (bad[:20], ev["status"]))
+        if ev["status"] == 200:
+            check(ev["ended"], "Last-Event-ID %r: stream of a finished task did not end" % bad[:20])
+    check(srv.get("/health").status == 200, "unhealthy after odd Last-Event-IDs")
+
+
+@case(args=["--retry-base-ms", "2000", "--retry-max-ms", "2000"])
+def test_cancel_during_retry_backoff(ctx):
+    srv = ctx.srv
+    t = srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64, "fail_times": 5},
+                   max_retries=5)
+    cur = srv.wait_for(t["id"], lambda x: x["attempts"] >= 1 and x["status"] != "processing", 5,
+                       "past its first attempt")
+    r = srv.post("/v1/tasks/%s/cancel" % t["id"])
+    check(r.status in (200, 202), "cancel during backoff (%s, attempts %s): %r"
+          % (cur["status"], cur["attempts"], r))
+    d = srv.wait_terminal(t["id"], 3)
+    check(d["status"] == "canceled", "task canceled during backoff ended %s" % d["status"])
+    attempts = d["attempts"]
+    time.sleep(2.2)  # past the longest backoff: the retry timer must not revive it
+    d = srv.task(t["id"])
+    check(d["status"] == "canceled" and d["attempts"] == attempts,
+          "canceled task revived by its retry: %s attempts %s -> %s" % (d["status"], attempts,
+                                                                        d["attempts"]))
+
+
+@case("basic")
+def test_audio_bad_voice_fails_cleanly(ctx):
+    for voice in ("zz-nope", "../../etc/passwd", "%s%n%s"):
+        r = ctx.srv.post("/v1/tasks", {"task_type": "text-to-audio", "params": {"text": "hi", "voice": voice}})
+        if r.status == 422:
+            check_error(r, 422, "validation_error", ["params.voice"], what="voice %r" % voice)
+            continue
+        check(r.status == 202, "voice %r: %r" % (voice, r))
+        d = ctx.srv.wait_terminal(r.json["id"], 20)
+        check(d["status"] == "failed" and d["attempts"] == 1,
+              "voice %r: status %s attempts %s (expected a permanent failure)" % (voice, d["status"], d["attempts"]))

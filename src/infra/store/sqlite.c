@@ -24,7 +24,7 @@ typedef struct sqlite_store {
     gp_store_t base;
     char *path;
     sqlite3 *writer;
-    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_cancel_pending,
+    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_transition_canceled, *st_cancel_pending,
         *st_cancel_processing, *st_status_of;
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
@@ -145,6 +145,7 @@ static void sq_close(gp_store_t *base)
     sqlite3_finalize(s->st_insert);
     sqlite3_finalize(s->st_find_key);
     sqlite3_finalize(s->st_transition);
+    sqlite3_finalize(s->st_transition_canceled);
     sqlite3_finalize(s->st_cancel_pending);
     sqlite3_finalize(s->st_cancel_processing);
     sqlite3_finalize(s->st_status_of);
@@ -192,7 +193,20 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
         GP_INFO("store: applied migration %zu", v + 1);
     }
     char perr[512];
+    sqlite3_stmt **stmts[] = {&s->st_insert, &s->st_find_key, &s->st_transition,
+                              &s->st_transition_canceled, &s->st_cancel_pending,
+                              &s->st_cancel_processing, &s->st_status_of};
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        sqlite3_finalize(*stmts[i]); /* migrate may run twice on one handle */
+        *stmts[i] = NULL;
+    }
     if (prepare(s->writer,
+                "UPDATE tasks SET status = 'canceled', completed_at = ?3,"
+                " error_code = 'canceled', error_message = 'canceled by request'"
+                " WHERE id = ?1 AND status = 'processing' AND attempts = ?2"
+                " AND cancel_requested = 1",
+                &s->st_transition_canceled, perr, sizeof perr) ||
+        prepare(s->writer,
                 "INSERT INTO tasks (id, task_type, provider, status, params, attempts, "
                 "max_retries, priority, idempotency_key, created_at, not_before) "
                 "VALUES (?1, ?2, ?3, 'pending', ?4, 0, ?5, ?6, ?7, ?8, 0)",
@@ -335,7 +349,22 @@ static int op_create(sqlite_store_t *s, gp_store_op_t *op)
 
 static int op_transition(sqlite_store_t *s, gp_store_op_t *op)
 {
-    const gp_transition_t *tr = &op->tr;
+    gp_transition_t *tr = &op->tr;
+    tr->applied_status = tr->to_status;
+    if (tr->honor_cancel && tr->from_status == GP_TASK_PROCESSING &&
+        tr->to_status != GP_TASK_CANCELED) {
+        sqlite3_stmt *c = s->st_transition_canceled;
+        sqlite3_bind_text(c, 1, tr->id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(c, 2, tr->from_attempts);
+        sqlite3_bind_int64(c, 3, tr->completed_at ? tr->completed_at : gp_now_ms());
+        int crc = step_done(s->writer, c);
+        if (crc != 0)
+            return crc;
+        if (sqlite3_changes(s->writer) == 1) {
+            tr->applied_status = GP_TASK_CANCELED;
+            return 0;
+        }
+    }
     sqlite3_stmt *st = s->st_transition;
     char *result = tr->result ? json_dumps(tr->result, JSON_COMPACT) : NULL;
     sqlite3_bind_text(st, 1, tr->id, -1, SQLITE_TRANSIENT);

@@ -41,6 +41,10 @@ typedef struct gp_transition {
     json_t *result;          /* borrowed; NULL = keep */
     const char *error_code;  /* NULL = clear */
     const char *error_message;
+    /* From processing: if a cancel was requested meanwhile, end canceled instead (so a
+     * cancel answered 202 never ends succeeded). The status written is reported back. */
+    bool honor_cancel;
+    gp_task_status_t applied_status; /* out */
 } gp_transition_t;
 
 typedef enum gp_cancel_outcome {
