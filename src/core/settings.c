@@ -45,7 +45,7 @@ static const setting_t settings_table[] = {
      "Output storage. Empty: DATA_DIR/outputs served by this server under /files/."},
     {"public-url", SET_STRING, OFF(public_url), "", 0, 0, NULL, HTTP,
      "Base URL clients use to reach this server, used in links. Empty: http://HOST:PORT."},
-    {"concurrency", SET_INT, OFF(concurrency), "4", 1, 1024, NULL, WORK,
+    {"concurrency", SET_INT, OFF(concurrency), "16", 1, 1024, NULL, WORK,
      "Tasks run at once by this process's worker pool."},
     {"http-threads", SET_INT, OFF(http_threads), "2", 2, 64, NULL, HTTP,
      "HTTP event-loop threads (at least 2)."},

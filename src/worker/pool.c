@@ -29,7 +29,8 @@
 typedef struct slot {
     /* Guarded by pool->lock: */
     bool busy;
-    gp_ctx_t *ctx;
+    char task_id[37];
+    gp_ctx_t *ctx;      /* NULL until the claim commits */
     int64_t deadline;   /* mono ms */
     int64_t cancel_at;  /* mono ms; 0 = no cancel */
     atomic_bool finalized;
@@ -213,62 +214,38 @@ static void finish_attempt(gp_worker_pool_t *pool, gp_ctx_t *ctx, int rc, bool t
     gp_committer_submit(rt->committer, &job->op);
 }
 
-/* pending(n) → processing(n+1). Returns 0 when this process owns the attempt. */
-static int claim(gp_worker_pool_t *pool, gp_task_t *t)
-{
-    gp_store_op_t op = {.kind = GP_OP_TRANSITION};
-    gp_transition_t *tr = &op.tr;
-    memcpy(tr->id, t->id, sizeof tr->id);
-    tr->from_status = GP_TASK_PENDING;
-    tr->from_attempts = t->attempts;
-    tr->to_status = GP_TASK_PROCESSING;
-    tr->to_attempts = t->attempts + 1;
-    tr->started_at = gp_now_ms();
-    tr->not_before = 0;
-    int rc = gp_committer_run_sync(pool->rt->committer, &op);
-    if (rc != 0)
-        return rc;
-    t->status = GP_TASK_PROCESSING;
-    t->attempts++;
-    t->started_at = tr->started_at;
-    free(t->error_code);
-    free(t->error_message);
-    t->error_code = t->error_message = NULL;
-    return 0;
-}
-
 static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t *item)
 {
     gp_runtime_t *rt = pool->rt;
-    gp_task_t t;
-    int rc = gp_store_get(rt->store, item->id, &t);
-    if (rc != 0) {
-        gp_log(GP_LOG_WARN, item->id, "dequeued but not readable: %s", gp_err_code(rc));
-        return;
-    }
-    if (t.status != GP_TASK_PENDING) {
-        gp_task_clear(&t); /* canceled while queued, or a duplicate delivery */
-        return;
-    }
-    const gp_task_type_t *type = gp_registry_task_type(t.task_type);
-    const gp_provider_t *provider = type ? gp_registry_provider(type, t.provider) : NULL;
-
-    gp_ctx_t *ctx = gp_xmalloc(sizeof *ctx);
-    gp_ctx_init(ctx, rt, &t);
     /* Registered before the claim commits, so a cancel right after the claim finds it. */
     pthread_mutex_lock(&pool->lock);
-    slot->ctx = ctx;
+    memcpy(slot->task_id, item->id, sizeof slot->task_id);
+    slot->ctx = NULL;
     slot->busy = true;
     slot->cancel_at = 0;
     slot->deadline = INT64_MAX;
     atomic_store(&slot->finalized, false);
     pthread_mutex_unlock(&pool->lock);
 
-    rc = claim(pool, &ctx->task);
+    /* The claim reads the row as it commits it: no separate read, and a task canceled or
+     * already taken while queued simply loses the compare-and-set. */
+    gp_task_t t = {0};
+    gp_store_op_t op = {.kind = GP_OP_CLAIM, .task = &t, .claim_started_at = gp_now_ms()};
+    memcpy(op.cancel_id, item->id, sizeof op.cancel_id);
+    int rc = gp_committer_run_sync(rt->committer, &op);
+    gp_ctx_t *ctx = NULL;
     if (rc != 0) {
-        gp_log(GP_LOG_DEBUG, t.id, "claim lost: %s", gp_err_code(rc));
+        gp_log(rc == -GP_E_CONFLICT ? GP_LOG_DEBUG : GP_LOG_WARN, item->id, "not claimed: %s",
+               gp_err_code(rc));
     } else {
+        const gp_task_type_t *type = gp_registry_task_type(t.task_type);
+        const gp_provider_t *provider = type ? gp_registry_provider(type, t.provider) : NULL;
+        ctx = gp_xmalloc(sizeof *ctx);
+        gp_ctx_init(ctx, rt, &t);
         pthread_mutex_lock(&pool->lock);
+        slot->ctx = ctx;
+        if (slot->cancel_at || atomic_load(&pool->draining))
+            atomic_store(&ctx->cancel, true);
         slot->deadline = gp_mono_ms() + rt->settings->task_timeout_s * 1000;
         pthread_mutex_unlock(&pool->lock);
         atomic_fetch_add(&pool->busy, 1);
@@ -292,8 +269,10 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     slot->ctx = NULL;
     pthread_cond_broadcast(&pool->changed);
     pthread_mutex_unlock(&pool->lock);
-    gp_ctx_destroy(ctx);
-    free(ctx);
+    if (ctx) {
+        gp_ctx_destroy(ctx);
+        free(ctx);
+    }
     gp_task_clear(&t);
 }
 
@@ -367,9 +346,10 @@ static void on_cancel(const char *task_id, void *arg)
     pthread_mutex_lock(&pool->lock);
     for (int i = 0; i < pool->n; i++) {
         slot_t *s = &pool->slots[i];
-        if (s->busy && s->ctx && !strcmp(s->ctx->task.id, task_id)) {
-            atomic_store(&s->ctx->cancel, true);
-            s->cancel_at = gp_mono_ms();
+        if (s->busy && !strcmp(s->task_id, task_id)) {
+            if (s->ctx)
+                atomic_store(&s->ctx->cancel, true);
+            s->cancel_at = gp_mono_ms(); /* seen by run_one if the claim is in flight */
         }
     }
     pthread_mutex_unlock(&pool->lock);

@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 import time
 
-BIN = os.environ.get("GENPULSE_BIN", "/work/main/build/genpulse")
-SANITIZER_MARKERS = ["ERROR: AddressSanitizer", "runtime error:"]
+BIN = os.environ.get("GENPULSE_BIN", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "genpulse"))
+SANITIZER_MARKERS = ["ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer"]
 if os.environ.get("BLACKBOX_LEAKS") == "1":
     SANITIZER_MARKERS.append("ERROR: LeakSanitizer")
 

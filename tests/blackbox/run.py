@@ -3,7 +3,7 @@
 
 Usage: /usr/bin/python3 tests/blackbox/run.py [NAME_FILTER]
 
-Server binary: $GENPULSE_BIN or /work/main/build/genpulse. Prints "ok NAME" or
+Server binary: $GENPULSE_BIN or build/genpulse. Prints "ok NAME" or
 "FAIL NAME: reason" (followed by the tail of the server's stderr) per test, then
 "N passed, N failed"; exits 1 if any test failed.
 Environment: BLACKBOX_KEEP=1 keeps the data dirs and logs; BLACKBOX_LEAKS=1 also treats

@@ -24,7 +24,7 @@ typedef struct sqlite_store {
     gp_store_t base;
     char *path;
     sqlite3 *writer;
-    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_transition_canceled, *st_cancel_pending,
+    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_transition_canceled, *st_claim, *st_cancel_pending,
         *st_cancel_processing, *st_status_of;
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
@@ -146,6 +146,7 @@ static void sq_close(gp_store_t *base)
     sqlite3_finalize(s->st_find_key);
     sqlite3_finalize(s->st_transition);
     sqlite3_finalize(s->st_transition_canceled);
+    sqlite3_finalize(s->st_claim);
     sqlite3_finalize(s->st_cancel_pending);
     sqlite3_finalize(s->st_cancel_processing);
     sqlite3_finalize(s->st_status_of);
@@ -194,13 +195,18 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
     }
     char perr[512];
     sqlite3_stmt **stmts[] = {&s->st_insert, &s->st_find_key, &s->st_transition,
-                              &s->st_transition_canceled, &s->st_cancel_pending,
+                              &s->st_transition_canceled, &s->st_claim, &s->st_cancel_pending,
                               &s->st_cancel_processing, &s->st_status_of};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         sqlite3_finalize(*stmts[i]); /* migrate may run twice on one handle */
         *stmts[i] = NULL;
     }
     if (prepare(s->writer,
+                "UPDATE tasks SET status = 'processing', attempts = attempts + 1,"
+                " started_at = ?2, not_before = 0, error_code = NULL, error_message = NULL"
+                " WHERE id = ?1 AND status = 'pending' RETURNING " TASK_COLUMNS,
+                &s->st_claim, perr, sizeof perr) ||
+        prepare(s->writer,
                 "UPDATE tasks SET status = 'canceled', completed_at = ?3,"
                 " error_code = 'canceled', error_message = 'canceled by request'"
                 " WHERE id = ?1 AND status = 'processing' AND attempts = ?2"
@@ -385,6 +391,29 @@ static int op_transition(sqlite_store_t *s, gp_store_op_t *op)
     return sqlite3_changes(s->writer) == 1 ? 0 : -GP_E_CONFLICT;
 }
 
+static int op_claim(sqlite_store_t *s, gp_store_op_t *op)
+{
+    sqlite3_stmt *st = s->st_claim;
+    sqlite3_bind_text(st, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, op->claim_started_at);
+    int rc = sqlite3_step(st);
+    int result;
+    if (rc == SQLITE_ROW) {
+        gp_task_clear(op->task);
+        read_row(st, op->task);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            ;
+        result = rc == SQLITE_DONE ? 0 : -GP_E_IO;
+    } else {
+        result = rc == SQLITE_DONE ? -GP_E_CONFLICT : -GP_E_IO;
+    }
+    if (result == -GP_E_IO)
+        GP_ERROR("store: claim failed: %s", sqlite3_errmsg(s->writer));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
 static int op_cancel(sqlite_store_t *s, gp_store_op_t *op)
 {
     sqlite3_bind_text(s->st_cancel_pending, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
@@ -429,6 +458,7 @@ static int sq_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
         case GP_OP_CREATE: op->result = op_create(s, op); break;
         case GP_OP_TRANSITION: op->result = op_transition(s, op); break;
         case GP_OP_CANCEL: op->result = op_cancel(s, op); break;
+        case GP_OP_CLAIM: op->result = op_claim(s, op); break;
         default: op->result = -GP_E_INTERNAL;
         }
     }

@@ -27,6 +27,7 @@ typedef enum gp_store_op_kind {
     GP_OP_CREATE,     /* insert task (or find the one with the same idempotency key) */
     GP_OP_TRANSITION, /* compare-and-set status/attempts and set fields */
     GP_OP_CANCEL,     /* pending → canceled, or processing → cancel_requested */
+    GP_OP_CLAIM,      /* pending(n) → processing(n+1), returning the row */
 } gp_store_op_kind_t;
 
 typedef struct gp_transition {
@@ -59,7 +60,8 @@ struct gp_store_op {
     gp_task_t *task;          /* CREATE: in = new row; out = stored row (the first one on replay) */
     bool replayed;            /* CREATE: an earlier task had the same idempotency key */
     gp_transition_t tr;       /* TRANSITION */
-    char cancel_id[37];       /* CANCEL */
+    char cancel_id[37];       /* CANCEL; also the id for CLAIM */
+    int64_t claim_started_at; /* CLAIM; op->task receives the claimed row */
     gp_cancel_outcome_t cancel_outcome;
     int result;               /* 0, -GP_E_CONFLICT (CAS lost), -GP_E_NOT_FOUND, other -GP_E_* */
     /* Completion, called on the committer thread after the transaction ends. */
