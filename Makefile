@@ -19,7 +19,9 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 .PHONY: all deps run test unit fuzz blackbox release bench tsan docs clean check-docs
 
-all: deps $(BUILD)/genpulse
+# deps first, then a fresh make: pkg-config flags are read when the Makefile is parsed.
+all: deps
+	@$(MAKE) --no-print-directory $(BUILD)/genpulse
 
 deps:
 	@sh tools/deps.sh build
@@ -55,8 +57,8 @@ test:
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 build-asan/genpulse unit-bins
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 unit
 	$(MAKE) fuzz
+	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 check-docs
 	GENPULSE_BIN=build-asan/genpulse /usr/bin/python3 tests/blackbox/run.py
-	$(MAKE) check-docs
 
 unit-bins: $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -84,6 +86,7 @@ build-fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c $(BUILD)/libgenpulse-core.a
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libgenpulse-core.a $(LDLIBS) $(LDFLAGS)
 
 tsan:
+	@sh tools/deps.sh test
 	$(MAKE) BUILD=build-tsan CC=clang SAN="-fsanitize=thread" OPT=-O1 \
 	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" build-tsan/genpulse
 	GENPULSE_BIN=build-tsan/genpulse TSAN_OPTIONS="halt_on_error=1" /usr/bin/python3 tests/blackbox/run.py
