@@ -557,7 +557,11 @@ static enum MHD_Result task_events(request_t *r)
     }
     uint64_t seq = have_hot ? hot.seq : 0;
     sse_append(c, "retry: 1000\n\n", 13);
-    if (!(resume_from && resume_from >= seq)) {
+    /* Resume only from an id this bus issued: an id past ours (say, from before a restart,
+     * when sequences began again) gets the full snapshot instead of silence. */
+    if (resume_from > seq)
+        resume_from = 0;
+    if (!(resume_from && resume_from == seq)) {
         json_t *snap = gp_task_snapshot(&t, have_hot ? &hot : NULL);
         char *data = json_dumps(snap, JSON_COMPACT);
         json_decref(snap);

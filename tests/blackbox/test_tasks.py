@@ -498,3 +498,16 @@ def test_audio_bad_voice_fails_cleanly(ctx):
         d = ctx.srv.wait_terminal(r.json["id"], 20)
         check(d["status"] == "failed" and d["attempts"] == 1,
               "voice %r: status %s attempts %s (expected a permanent failure)" % (voice, d["status"], d["attempts"]))
+
+
+@case("basic")
+def test_sse_last_event_id_from_the_future(ctx):
+    # An id this server never issued (e.g. from before a restart, when sequences start over)
+    # must get the current state, not a silent stream.
+    srv = ctx.srv
+    t = srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64,
+                                     "delay_ms": 600, "steps": 3})
+    ev = sse_collect(srv.port, t["id"], last_event_id="999999", max_time=10)
+    check(ev["status"] == 200, "HTTP %s" % ev["status"])
+    check(len(ev["events"]) > 0, "no events after an unknown Last-Event-ID")
+    check(ev["ended"], "stream did not end")
