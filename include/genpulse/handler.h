@@ -50,7 +50,7 @@ typedef enum gp_param_type {
 
 /*
  * One parameter. Tables end with an entry whose name is NULL.
- * Strings without max_length are capped at GP_PARAM_DEFAULT_MAX_LENGTH bytes: every input
+ * Strings without max_length are capped at GP_PARAM_DEFAULT_MAX_LENGTH characters: every input
  * has a limit. default_json is a JSON literal ("512", "\"en-us\"", "true") checked against
  * the spec itself when the registry starts, so a bad declaration fails at start, not at
  * request time.
@@ -63,7 +63,7 @@ typedef struct gp_param_spec {
     const char *default_json;    /* NULL: no default; absent stays absent */
     bool has_minimum, has_maximum; /* integer and number */
     double minimum, maximum;
-    size_t min_length, max_length; /* string, in bytes; 0 = unset */
+    size_t min_length, max_length; /* string, in characters (code points); 0 = unset */
     const char *const *choices;   /* string enum, NULL-terminated; NULL = any string */
     const char *example_json;     /* optional, for docs */
 } gp_param_spec_t;
@@ -97,7 +97,7 @@ typedef struct gp_param_spec {
 typedef struct gp_ctx gp_ctx_t;
 
 typedef struct gp_task_type {
-    const char *name;             /* "text-to-image"; lowercase, digits and '-' */
+    const char *name;             /* "text-to-image": [a-z0-9_-], at most 64 bytes */
     const char *description;
     const char *default_provider; /* used when params.provider is omitted; may be NULL */
     const gp_param_spec_t *params; /* shared by every provider of this type */

@@ -333,23 +333,26 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
                        "is not a known field (known: task_type, params, priority, max_retries)");
         }
     }
+    /* The envelope's integers follow the same rules as integer params (1.0 is 1). */
+    static const gp_param_spec_t priority_spec =
+        GP_P_INT("priority", false, GP_PRIORITY_MIN, GP_PRIORITY_MAX, "0", NULL);
+    static const gp_param_spec_t retries_spec =
+        GP_P_INT("max_retries", false, 0, GP_MAX_RETRIES_MAX, NULL, NULL);
+    const gp_param_spec_t *envelope[2] = {&priority_spec, &retries_spec};
+    int *targets[2] = {&out->priority, &out->max_retries};
     out->priority = 0;
-    json_t *pr = json_object_get(body, "priority");
-    if (pr && !json_is_null(pr)) {
-        if (!json_is_integer(pr) || json_integer_value(pr) < GP_PRIORITY_MIN ||
-            json_integer_value(pr) > GP_PRIORITY_MAX)
-            add_detail(details, "priority", "must be an integer from 0 to 9");
-        else
-            out->priority = (int)json_integer_value(pr);
-    }
     out->max_retries = default_max_retries;
-    json_t *mr = json_object_get(body, "max_retries");
-    if (mr && !json_is_null(mr)) {
-        if (!json_is_integer(mr) || json_integer_value(mr) < 0 ||
-            json_integer_value(mr) > GP_MAX_RETRIES_MAX)
-            add_detail(details, "max_retries", "must be an integer from 0 to 100");
+    for (int i = 0; i < 2; i++) {
+        json_t *v = json_object_get(body, envelope[i]->name);
+        if (!v || json_is_null(v))
+            continue;
+        json_t *norm = NULL;
+        const char *msg = check_value(envelope[i], v, &norm, buf, sizeof buf);
+        if (msg)
+            add_detail(details, envelope[i]->name, msg);
         else
-            out->max_retries = (int)json_integer_value(mr);
+            *targets[i] = (int)json_integer_value(norm ? norm : v);
+        json_decref(norm);
     }
     json_t *params = json_object_get(body, "params");
     if (params && !json_is_null(params) && !json_is_object(params)) {

@@ -10,6 +10,8 @@
 
 #include "core/runtime.h"
 
+#include <genpulse/handler.h>
+
 typedef struct gp_worker_pool gp_worker_pool_t;
 
 gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency);
