@@ -597,6 +597,7 @@ static enum MHD_Result task_events(request_t *r)
 static void *heartbeat_main(void *arg)
 {
     gp_http_t *h = arg;
+    pthread_setname_np(pthread_self(), "gp-sse-ping");
     pthread_mutex_lock(&h->hb_lock);
     while (!h->hb_stop) {
         struct timespec ts;

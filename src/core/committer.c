@@ -20,6 +20,7 @@ struct gp_committer {
 static void *committer_main(void *arg)
 {
     gp_committer_t *c = arg;
+    pthread_setname_np(pthread_self(), "gp-commit");
     gp_store_op_t **batch = gp_xcalloc(c->batch_max, sizeof *batch);
     for (;;) {
         pthread_mutex_lock(&c->lock);

@@ -18,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,6 +45,7 @@ struct gp_worker_pool {
     pthread_t watchdog;
     pthread_mutex_t lock;
     pthread_cond_t changed;
+    pthread_cond_t watchdog_wake; /* ticks, and thread exits; not every task */
     atomic_bool stopping;   /* take no new tasks */
     atomic_bool draining;   /* grace expired: hand running tasks back */
     atomic_int busy;
@@ -267,7 +269,8 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     pthread_mutex_lock(&pool->lock);
     slot->busy = false;
     slot->ctx = NULL;
-    pthread_cond_broadcast(&pool->changed);
+    if (atomic_load(&pool->stopping))
+        pthread_cond_broadcast(&pool->changed); /* stop() waits for idle slots */
     pthread_mutex_unlock(&pool->lock);
     if (ctx) {
         gp_ctx_destroy(ctx);
@@ -281,6 +284,9 @@ static void *worker_main(void *arg)
     worker_arg_t *wa = arg;
     gp_worker_pool_t *pool = wa->pool;
     slot_t *slot = &pool->slots[wa->index];
+    char name[16];
+    snprintf(name, sizeof name, "gp-worker-%d", wa->index);
+    pthread_setname_np(pthread_self(), name);
     free(wa);
     while (!atomic_load(&pool->stopping)) {
         gp_queue_item_t item;
@@ -298,6 +304,7 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool->lock);
     pool->threads_alive--;
     pthread_cond_broadcast(&pool->changed);
+    pthread_cond_signal(&pool->watchdog_wake);
     pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
@@ -306,6 +313,7 @@ static void *worker_main(void *arg)
 static void *watchdog_main(void *arg)
 {
     gp_worker_pool_t *pool = arg;
+    pthread_setname_np(pthread_self(), "gp-watchdog");
     pthread_mutex_lock(&pool->lock);
     while (pool->threads_alive > 0) {
         struct timespec ts;
@@ -315,7 +323,7 @@ static void *watchdog_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&pool->changed, &pool->lock, &ts);
+        pthread_cond_timedwait(&pool->watchdog_wake, &pool->lock, &ts);
         int64_t now = gp_mono_ms();
         for (int i = 0; i < pool->n; i++) {
             slot_t *s = &pool->slots[i];
@@ -364,6 +372,7 @@ gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)
     pool->threads = gp_xcalloc((size_t)concurrency, sizeof *pool->threads);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->changed, NULL);
+    pthread_cond_init(&pool->watchdog_wake, NULL);
     gp_events_on_cancel(rt->events, on_cancel, pool);
     pool->threads_alive = concurrency;
     for (int i = 0; i < concurrency; i++) {
@@ -413,6 +422,7 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     gp_events_on_cancel(pool->rt->events, NULL, NULL);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->changed);
+    pthread_cond_destroy(&pool->watchdog_wake);
     free(pool->slots);
     free(pool->threads);
     free(pool);
