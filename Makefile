@@ -5,7 +5,7 @@ BUILD     ?= build
 SAN       ?=
 OPT       ?= -O2
 CC        ?= cc
-PKGS      := libmicrohttpd jansson sqlite3 libpng
+PKGS      := libmicrohttpd jansson sqlite3 libpng libpq hiredis
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion -Wstrict-prototypes
 CFLAGS    := -std=gnu17 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -Iinclude -Isrc -I$(BUILD)/gen \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
@@ -55,7 +55,9 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 test:
 	@sh tools/deps.sh test
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 build-asan/genpulse unit-bins
-	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 unit
+	@svc=/tmp/genpulse-test-services-$$$$; trap 'sh tools/test-services.sh stop '$$svc EXIT; \
+	  sh tools/test-services.sh start $$svc >/dev/null && set -a && . $$svc/env && set +a && \
+	  $(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 unit
 	$(MAKE) fuzz
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 check-docs
 	GENPULSE_BIN=build-asan/genpulse /usr/bin/python3 tests/blackbox/run.py

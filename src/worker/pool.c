@@ -31,6 +31,7 @@ typedef struct slot {
     /* Guarded by pool->lock: */
     bool busy;
     char task_id[37];
+    gp_queue_item_t item;
     gp_ctx_t *ctx;      /* NULL until the claim commits */
     int64_t deadline;   /* mono ms */
     int64_t cancel_at;  /* mono ms; 0 = no cancel */
@@ -110,6 +111,7 @@ typedef struct finish_job {
     gp_task_t task;          /* copy, updated to the outcome */
     int64_t retry_delay_ms;
     bool handed_back;
+    gp_queue_item_t item;    /* the delivery, acknowledged once the outcome is committed */
 } finish_job_t;
 
 static void finish_committed(gp_store_op_t *op, void *arg)
@@ -145,12 +147,14 @@ static void finish_committed(gp_store_op_t *op, void *arg)
                    t->error_message ? ": " : "", t->error_message ? t->error_message : "");
         }
     }
+    gp_queue_ack(job->rt->queue, &job->item);
     gp_task_clear(t);
     free(job);
 }
 
 /* Decides the outcome of ctx's attempt and queues its commit (asynchronously). */
-static void finish_attempt(gp_worker_pool_t *pool, gp_ctx_t *ctx, int rc, bool timed_out)
+static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, gp_ctx_t *ctx,
+                           int rc, bool timed_out)
 {
     gp_runtime_t *rt = pool->rt;
     const gp_settings_t *s = rt->settings;
@@ -180,6 +184,7 @@ static void finish_attempt(gp_worker_pool_t *pool, gp_ctx_t *ctx, int rc, bool t
     gp_outcome_t o = gp_decide_outcome(&report, s->retry_base_ms, s->retry_max_ms, rnd);
     finish_job_t *job = gp_xcalloc(1, sizeof *job);
     job->rt = rt;
+    job->item = *item;
     job->retry_delay_ms = o.retry_delay_ms;
     job->handed_back = report.shutting_down && o.status == GP_TASK_PENDING;
     gp_task_copy(&job->task, &ctx->task);
@@ -222,6 +227,7 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     /* Registered before the claim commits, so a cancel right after the claim finds it. */
     pthread_mutex_lock(&pool->lock);
     memcpy(slot->task_id, item->id, sizeof slot->task_id);
+    slot->item = *item;
     slot->ctx = NULL;
     slot->busy = true;
     slot->cancel_at = 0;
@@ -239,6 +245,8 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     if (rc != 0) {
         gp_log(rc == -GP_E_CONFLICT ? GP_LOG_DEBUG : GP_LOG_WARN, item->id, "not claimed: %s",
                gp_err_code(rc));
+        if (rc == -GP_E_CONFLICT)
+            gp_queue_ack(rt->queue, item); /* canceled or taken: this delivery is spent */
     } else {
         const gp_task_type_t *type = gp_registry_task_type(t.task_type);
         const gp_provider_t *provider = type ? gp_registry_provider(type, t.provider) : NULL;
@@ -263,7 +271,7 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
         else
             run_rc = provider->run(ctx);
         if (!atomic_exchange(&slot->finalized, true))
-            finish_attempt(pool, ctx, run_rc, atomic_load(&ctx->timed_out));
+            finish_attempt(pool, item, ctx, run_rc, atomic_load(&ctx->timed_out));
         atomic_fetch_sub(&pool->busy, 1);
     }
     pthread_mutex_lock(&pool->lock);
@@ -340,7 +348,7 @@ static void *watchdog_main(void *arg)
                 s->deadline = INT64_MAX;
                 gp_log(GP_LOG_WARN, ctx->task.id, "%s; finalizing without the provider",
                        overdue ? "hard timeout" : "provider ignored cancel");
-                finish_attempt(pool, ctx, GP_CTX_CANCELED, overdue);
+                finish_attempt(pool, &s->item, ctx, GP_CTX_CANCELED, overdue);
             }
         }
     }

@@ -22,6 +22,7 @@ typedef struct gp_queue_item {
     int priority;
     int64_t enqueued_at; /* ms; older first within a priority */
     int64_t ready_at;    /* ms; 0 = now */
+    char delivery_tag[64]; /* set by pop() for backends that need ack(); "" otherwise */
 } gp_queue_item_t;
 
 typedef struct gp_queue_vt {
@@ -31,6 +32,11 @@ typedef struct gp_queue_vt {
     int (*push)(gp_queue_t *q, const gp_queue_item_t *item);
     /* Blocks up to timeout_ms for a ready item. 0, -GP_E_TIMEOUT or -GP_E_SHUTTING_DOWN. */
     int (*pop)(gp_queue_t *q, gp_queue_item_t *out, int timeout_ms);
+    /* Optional (NULL = nothing to do). ack(): the popped item is finished with (its outcome
+     * is committed), the queue may forget it. renew(): the item's worker is alive and still
+     * running it (lease heartbeat; called from a thread other than the one running it). */
+    int (*ack)(gp_queue_t *q, const gp_queue_item_t *item);
+    int (*renew)(gp_queue_t *q, const gp_queue_item_t *item);
     /* Wakes every blocked pop with -GP_E_SHUTTING_DOWN, now and later. */
     void (*shutdown)(gp_queue_t *q);
     /* Items waiting (ready or delayed). */
@@ -48,6 +54,10 @@ static inline void gp_queue_close(gp_queue_t *q) { if (q) q->vt->close(q); }
 static inline int gp_queue_push(gp_queue_t *q, const gp_queue_item_t *it) { return q->vt->push(q, it); }
 static inline int gp_queue_pop(gp_queue_t *q, gp_queue_item_t *out, int timeout_ms)
 { return q->vt->pop(q, out, timeout_ms); }
+static inline int gp_queue_ack(gp_queue_t *q, const gp_queue_item_t *it)
+{ return q->vt->ack ? q->vt->ack(q, it) : 0; }
+static inline int gp_queue_renew(gp_queue_t *q, const gp_queue_item_t *it)
+{ return q->vt->renew ? q->vt->renew(q, it) : 0; }
 static inline void gp_queue_shutdown(gp_queue_t *q) { q->vt->shutdown(q); }
 static inline size_t gp_queue_depth(gp_queue_t *q) { return q->vt->depth(q); }
 
