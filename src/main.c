@@ -26,6 +26,19 @@ static const char serve_doc[] =
     "Run the whole system in one process: HTTP API, worker pool, SQLite state, in-process\n"
     "queue and event bus, outputs in DATA_DIR/outputs. No configuration needed.";
 static const char migrate_doc[] = "Apply pending database schema migrations and exit.";
+static const char api_doc[] =
+    "Run an HTTP gateway only (distributed mode): it stores and queues tasks and streams\n"
+    "events; `genpulse worker` processes run them. Needs a shared queue (--queue-url).";
+static const char worker_doc[] =
+    "Run workers only (distributed mode): take tasks from the shared queue and run them.\n"
+    "Needs a shared queue (--queue-url).";
+
+typedef struct run_mode {
+    const char *name;
+    unsigned cmd;
+    const char *doc;
+    bool http, workers;
+} run_mode_t;
 
 static void usage(FILE *out)
 {
@@ -34,6 +47,8 @@ static void usage(FILE *out)
             "Usage: genpulse <command> [options]\n\n"
             "Commands:\n"
             "  serve      run API + workers in one process (embedded default)\n"
+            "  api        run an HTTP gateway only (distributed mode)\n"
+            "  worker     run workers only (distributed mode)\n"
             "  migrate    apply database migrations and exit\n"
             "  settings   print the settings table (Markdown) and exit\n"
             "  version    print the version and exit\n\n"
@@ -98,13 +113,20 @@ static int cmd_migrate(int argc, char **argv)
     return exit_code;
 }
 
-static int cmd_serve(int argc, char **argv)
+static int cmd_run(const run_mode_t *mode, int argc, char **argv)
 {
     gp_settings_t s;
-    int rc = gp_settings_load(&s, GP_CMD_SERVE, "serve", serve_doc, argc, argv, 2);
+    int rc = gp_settings_load(&s, mode->cmd, mode->name, mode->doc, argc, argv, 2);
     if (rc != 0) {
         gp_settings_free(&s);
         return rc > 0 ? 0 : 2;
+    }
+    bool embedded = !s.queue_url[0];
+    if (embedded && mode->cmd != GP_CMD_SERVE) {
+        fprintf(stderr, "genpulse %s: needs a shared queue: set --queue-url (e.g. redis://127.0.0.1:6379/0)\n",
+                mode->name);
+        gp_settings_free(&s);
+        return 2;
     }
     /* Signals are taken synchronously by this thread; every other thread inherits the mask. */
     sigset_t sigs;
@@ -128,21 +150,28 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     rt.committer = gp_committer_start(rt.store, (size_t)s.commit_batch_max);
-    int recovered = gp_recover_embedded(&rt);
-    if (recovered < 0)
-        GP_ERROR("recovery scan failed: %s", gp_err_code(recovered));
-    else if (recovered > 0)
-        GP_INFO("recovered %d unfinished task(s)", recovered);
-    rt.workers = gp_worker_pool_start(&rt, (int)s.concurrency);
-    http = gp_http_start(&rt, err, sizeof err);
-    if (!http) {
+    if (embedded) { /* this process is the only one: what it left unfinished is its own */
+        int recovered = gp_recover_embedded(&rt);
+        if (recovered < 0)
+            GP_ERROR("recovery scan failed: %s", gp_err_code(recovered));
+        else if (recovered > 0)
+            GP_INFO("recovered %d unfinished task(s)", recovered);
+    }
+    if (mode->workers)
+        rt.workers = gp_worker_pool_start(&rt, (int)s.concurrency);
+    if (mode->http)
+        http = gp_http_start(&rt, err, sizeof err);
+    if (mode->http && !http) {
         GP_ERROR("http: %s", err);
         gp_worker_pool_stop(rt.workers, 0);
         rt.workers = NULL;
         goto out;
     }
-    GP_INFO("genpulse %s serving on %s (data: %s, workers: %lld)", VERSION, s.public_url,
-            s.data_dir, (long long)s.concurrency);
+    if (http)
+        GP_INFO("genpulse %s %s on %s (data: %s, workers: %lld)", VERSION, mode->name,
+                s.public_url, s.data_dir, mode->workers ? (long long)s.concurrency : 0LL);
+    else
+        GP_INFO("genpulse %s worker running %lld task slot(s)", VERSION, (long long)s.concurrency);
 
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -179,8 +208,14 @@ int main(int argc, char **argv)
         printf("genpulse %s\n", VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "serve"))
-        return cmd_serve(argc, argv);
+    static const run_mode_t modes[] = {
+        {"serve", GP_CMD_SERVE, serve_doc, true, true},
+        {"api", GP_CMD_API, api_doc, true, false},
+        {"worker", GP_CMD_WORKER, worker_doc, false, true},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (!strcmp(cmd, modes[i].name))
+            return cmd_run(&modes[i], argc, argv);
     if (!strcmp(cmd, "migrate"))
         return cmd_migrate(argc, argv);
     if (!strcmp(cmd, "settings")) {
