@@ -238,7 +238,8 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     /* The claim reads the row as it commits it: no separate read, and a task canceled or
      * already taken while queued simply loses the compare-and-set. */
     gp_task_t t = {0};
-    gp_store_op_t op = {.kind = GP_OP_CLAIM, .task = &t, .claim_started_at = gp_now_ms()};
+    gp_store_op_t op = {.kind = GP_OP_CLAIM, .task = &t, .claim_started_at = gp_now_ms(),
+                        .claim_takeover = item->redelivered};
     memcpy(op.cancel_id, item->id, sizeof op.cancel_id);
     int rc = gp_committer_run_sync(rt->committer, &op);
     gp_ctx_t *ctx = NULL;

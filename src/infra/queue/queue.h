@@ -23,6 +23,7 @@ typedef struct gp_queue_item {
     int64_t enqueued_at; /* ms; older first within a priority */
     int64_t ready_at;    /* ms; 0 = now */
     char delivery_tag[64]; /* set by pop() for backends that need ack(); "" otherwise */
+    bool redelivered;      /* set by pop(): the previous holder's lease expired unacked */
 } gp_queue_item_t;
 
 typedef struct gp_queue_vt {

@@ -204,7 +204,8 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
     if (prepare(s->writer,
                 "UPDATE tasks SET status = 'processing', attempts = attempts + 1,"
                 " started_at = ?2, not_before = 0, error_code = NULL, error_message = NULL"
-                " WHERE id = ?1 AND status = 'pending' RETURNING " TASK_COLUMNS,
+                " WHERE id = ?1 AND (status = 'pending' OR (?3 AND status = 'processing'))"
+                " RETURNING " TASK_COLUMNS,
                 &s->st_claim, perr, sizeof perr) ||
         prepare(s->writer,
                 "UPDATE tasks SET status = 'canceled', completed_at = ?3,"
@@ -396,6 +397,7 @@ static int op_claim(sqlite_store_t *s, gp_store_op_t *op)
     sqlite3_stmt *st = s->st_claim;
     sqlite3_bind_text(st, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, op->claim_started_at);
+    sqlite3_bind_int(st, 3, op->claim_takeover ? 1 : 0);
     int rc = sqlite3_step(st);
     int result;
     if (rc == SQLITE_ROW) {

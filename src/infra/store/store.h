@@ -62,6 +62,7 @@ struct gp_store_op {
     gp_transition_t tr;       /* TRANSITION */
     char cancel_id[37];       /* CANCEL; also the id for CLAIM */
     int64_t claim_started_at; /* CLAIM; op->task receives the claimed row */
+    bool claim_takeover;      /* CLAIM: also take a processing task (its holder's lease expired) */
     gp_cancel_outcome_t cancel_outcome;
     int result;               /* 0, -GP_E_CONFLICT (CAS lost), -GP_E_NOT_FOUND, other -GP_E_* */
     /* Completion, called on the committer thread after the transaction ends. */
