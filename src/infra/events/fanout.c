@@ -119,6 +119,14 @@ void gp_fanout_deliver(gp_fanout_t *f, const gp_event_t *ev)
         free(subs);
 }
 
+bool gp_fanout_has(gp_fanout_t *f, const char *task_id)
+{
+    pthread_mutex_lock(&f->lock);
+    bool has = gp_strmap_get(f->by_task, task_id) != NULL;
+    pthread_mutex_unlock(&f->lock);
+    return has;
+}
+
 size_t gp_fanout_tasks(gp_fanout_t *f)
 {
     pthread_mutex_lock(&f->lock);

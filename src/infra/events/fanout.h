@@ -20,6 +20,8 @@ gp_subscription_t *gp_fanout_subscribe(gp_fanout_t *f, const char *task_id, gp_e
 /* After it returns, cb is not running and will not run again; frees sub. */
 void gp_fanout_unsubscribe(gp_fanout_t *f, gp_subscription_t *sub);
 void gp_fanout_deliver(gp_fanout_t *f, const gp_event_t *ev);
+/* True if task_id has a local subscriber (to skip building events nobody reads). */
+bool gp_fanout_has(gp_fanout_t *f, const char *task_id);
 /* Number of tasks with at least one local subscriber. */
 size_t gp_fanout_tasks(gp_fanout_t *f);
 

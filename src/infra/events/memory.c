@@ -1,44 +1,34 @@
 /*
  * memory.c — the in-process event bus and hot store (embedded mode).
  *
- * DESIGN: one mutex guards a map task_id → entry {hot state, subscribers}. Callbacks run
- * outside the mutex (a subscriber may take its own locks, e.g. to wake an HTTP connection),
- * and each subscription counts its in-flight calls so unsubscribe() can wait them out.
- * Entries of finished tasks are swept a few seconds after their last event, so memory does
- * not grow with the number of tasks ever run.
+ * DESIGN: one mutex guards a map task_id → hot state (progress, step, event sequence);
+ * subscribers live in a fanout (fanout.c), which calls them outside any lock and lets
+ * unsubscribe() wait out calls in flight. Entries of finished tasks are swept a few seconds
+ * after their last event, so memory does not grow with the number of tasks ever run.
  */
 #include "core/errors.h"
 #include "core/util.h"
 #include "infra/events/events.h"
+#include "infra/events/fanout.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TERMINAL_RETENTION_MS 10000
-#define MAX_FANOUT_STACK 16
-
-struct gp_subscription {
-    char task_id[37];
-    gp_event_cb cb;
-    void *arg;
-    int in_flight;
-    bool dead;
-    gp_subscription_t *next;
-};
 
 typedef struct entry {
     gp_hot_state_t hot;
-    gp_subscription_t *subs;
     int64_t terminal_at; /* 0 = not terminal */
 } entry_t;
 
 typedef struct memory_events {
     gp_events_t base;
     pthread_mutex_t lock;
-    pthread_cond_t calls_done;
     gp_strmap_t *entries;
     int64_t last_sweep;
+    gp_fanout_t *fanout;
     gp_cancel_cb cancel_cb;
     void *cancel_arg;
 } memory_events_t;
@@ -50,8 +40,8 @@ static int me_open(gp_events_t **out, const char *url, const gp_settings_t *s, c
     extern const gp_events_vt_t gp_events_backend_memory;
     e->base.vt = &gp_events_backend_memory;
     pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->calls_done, NULL);
     e->entries = gp_strmap_new();
+    e->fanout = gp_fanout_new();
     *out = &e->base;
     return 0;
 }
@@ -59,14 +49,7 @@ static int me_open(gp_events_t **out, const char *url, const gp_settings_t *s, c
 static void free_entry(const char *key, void *value, void *arg)
 {
     (void)key, (void)arg;
-    entry_t *en = value;
-    gp_subscription_t *s = en->subs;
-    while (s) {
-        gp_subscription_t *next = s->next;
-        free(s);
-        s = next;
-    }
-    free(en);
+    free(value);
 }
 
 static void me_close(gp_events_t *base)
@@ -74,20 +57,9 @@ static void me_close(gp_events_t *base)
     memory_events_t *e = (memory_events_t *)base;
     gp_strmap_each(e->entries, free_entry, NULL);
     gp_strmap_free(e->entries);
+    gp_fanout_free(e->fanout);
     pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->calls_done);
     free(e);
-}
-
-static entry_t *entry_for(memory_events_t *e, const char *id)
-{
-    entry_t *en = gp_strmap_get(e->entries, id);
-    if (!en) {
-        en = gp_xcalloc(1, sizeof *en);
-        en->hot.progress = -1;
-        gp_strmap_put(e->entries, id, en);
-    }
-    return en;
 }
 
 typedef struct sweep_ctx {
@@ -100,8 +72,7 @@ static void collect_expired(const char *key, void *value, void *arg)
 {
     sweep_ctx_t *sc = arg;
     entry_t *en = value;
-    if (en->terminal_at && !en->subs && sc->now - en->terminal_at > TERMINAL_RETENTION_MS &&
-        sc->n < sc->cap)
+    if (en->terminal_at && sc->now - en->terminal_at > TERMINAL_RETENTION_MS && sc->n < sc->cap)
         memcpy(sc->victims[sc->n++], key, 37);
 }
 
@@ -122,12 +93,17 @@ static void sweep(memory_events_t *e)
     free(sc.victims);
 }
 
-/* Builds the event under the lock, then calls subscribers outside it. */
+/* Updates hot state and the sequence under the lock, then delivers outside it. */
 static int publish(memory_events_t *e, const gp_task_t *t, const char *type, bool reset,
                    int percent, const char *step)
 {
     pthread_mutex_lock(&e->lock);
-    entry_t *en = entry_for(e, t->id);
+    entry_t *en = gp_strmap_get(e->entries, t->id);
+    if (!en) {
+        en = gp_xcalloc(1, sizeof *en);
+        en->hot.progress = -1;
+        gp_strmap_put(e->entries, t->id, en);
+    }
     if (reset) {
         en->hot.progress = 0;
         en->hot.step[0] = '\0';
@@ -140,50 +116,22 @@ static int publish(memory_events_t *e, const gp_task_t *t, const char *type, boo
     if (terminal && t->status == GP_TASK_SUCCEEDED)
         en->hot.progress = 100;
     en->terminal_at = terminal ? gp_mono_ms() : 0;
-    uint64_t seq = ++en->hot.seq;
-    gp_subscription_t *stack_subs[MAX_FANOUT_STACK], **subs = stack_subs;
-    size_t n = 0, cap = MAX_FANOUT_STACK;
-    for (gp_subscription_t *s = en->subs; s; s = s->next) {
-        if (s->dead)
-            continue;
-        if (n == cap) {
-            gp_subscription_t **bigger = gp_xmalloc(cap * 2 * sizeof *bigger);
-            memcpy(bigger, subs, n * sizeof *bigger);
-            if (subs != stack_subs)
-                free(subs);
-            subs = bigger;
-            cap *= 2;
-        }
-        s->in_flight++;
-        subs[n++] = s;
-    }
-    char *data = NULL;
-    size_t len = 0;
-    if (n > 0) {
-        json_t *snap = gp_task_snapshot(t, &en->hot);
-        data = json_dumps(snap, JSON_COMPACT);
-        json_decref(snap);
-        len = data ? strlen(data) : 0;
-    }
+    en->hot.seq++;
+    gp_hot_state_t hot = en->hot;
     sweep(e);
     pthread_mutex_unlock(&e->lock);
 
-    if (n > 0 && data) {
-        gp_event_t ev = {.task_id = t->id, .type = type, .seq = seq, .data = data,
-                         .data_len = len, .terminal = terminal};
-        for (size_t i = 0; i < n; i++)
-            subs[i]->cb(&ev, subs[i]->arg);
-    }
-    if (n > 0) {
-        pthread_mutex_lock(&e->lock);
-        for (size_t i = 0; i < n; i++)
-            subs[i]->in_flight--;
-        pthread_cond_broadcast(&e->calls_done);
-        pthread_mutex_unlock(&e->lock);
-    }
+    if (!gp_fanout_has(e->fanout, t->id))
+        return 0; /* nobody listening here: skip building the event */
+    json_t *snap = gp_task_snapshot(t, &hot);
+    char *data = json_dumps(snap, JSON_COMPACT);
+    json_decref(snap);
+    if (!data)
+        return -GP_E_NOMEM;
+    gp_event_t ev = {.task_id = t->id, .type = type, .seq = hot.seq, .data = data,
+                     .data_len = strlen(data), .terminal = terminal};
+    gp_fanout_deliver(e->fanout, &ev);
     free(data);
-    if (subs != stack_subs)
-        free(subs);
     return 0;
 }
 
@@ -211,39 +159,13 @@ static int me_get_hot(gp_events_t *base, const char *id, gp_hot_state_t *out)
 static int me_subscribe(gp_events_t *base, const char *id, gp_event_cb cb, void *arg,
                         gp_subscription_t **out)
 {
-    memory_events_t *e = (memory_events_t *)base;
-    gp_subscription_t *s = gp_xcalloc(1, sizeof *s);
-    snprintf(s->task_id, sizeof s->task_id, "%s", id);
-    s->cb = cb;
-    s->arg = arg;
-    pthread_mutex_lock(&e->lock);
-    entry_t *en = entry_for(e, id);
-    s->next = en->subs;
-    en->subs = s;
-    pthread_mutex_unlock(&e->lock);
-    *out = s;
+    *out = gp_fanout_subscribe(((memory_events_t *)base)->fanout, id, cb, arg);
     return 0;
 }
 
 static void me_unsubscribe(gp_events_t *base, gp_subscription_t *sub)
 {
-    memory_events_t *e = (memory_events_t *)base;
-    pthread_mutex_lock(&e->lock);
-    sub->dead = true;
-    while (sub->in_flight > 0)
-        pthread_cond_wait(&e->calls_done, &e->lock);
-    entry_t *en = gp_strmap_get(e->entries, sub->task_id);
-    if (en) {
-        for (gp_subscription_t **pp = &en->subs; *pp; pp = &(*pp)->next)
-            if (*pp == sub) {
-                *pp = sub->next;
-                break;
-            }
-        if (!en->subs && en->terminal_at == 0 && en->hot.seq == 0)
-            free(gp_strmap_del(e->entries, sub->task_id)); /* never published: no state */
-    }
-    pthread_mutex_unlock(&e->lock);
-    free(sub);
+    gp_fanout_unsubscribe(((memory_events_t *)base)->fanout, sub);
 }
 
 static int me_publish_cancel(gp_events_t *base, const char *task_id)
