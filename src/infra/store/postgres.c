@@ -1,0 +1,1042 @@
+/*
+ * postgres.c — the distributed state store: PostgreSQL through libpq (postgres:// and
+ * postgresql:// URLs). Same semantics as sqlite.c, op for op.
+ *
+ * DESIGN
+ * - Group commit over one writer connection, used only by apply_batch() (the committer
+ *   thread). A batch is sent in libpq pipeline mode: one PQsendQueryPrepared per op, then a
+ *   single PQpipelineSync, so the whole batch costs one round trip. There is no BEGIN/COMMIT:
+ *   the statements between two syncs form one implicit transaction, which commits at the sync
+ *   and rolls back atomically on any error, leaving the session idle (an explicit BEGIN would
+ *   leave it in an aborted transaction, c_deps.md §5 P2).
+ * - Ops stay independent because every op is ONE statement whose normal failures are not SQL
+ *   errors: a lost compare-and-set updates zero rows, a duplicate id or idempotency key is
+ *   ON CONFLICT DO NOTHING, and each statement returns what we need to tell the outcomes
+ *   apart. So an SQL error (or a lost connection) means the batch failed as a whole: every op
+ *   gets -GP_E_UNAVAILABLE. Input PostgreSQL would reject (invalid UTF-8, \u0000 in jsonb) is
+ *   caught before sending, so one bad op cannot abort its neighbours.
+ * - Results are applied to the ops only after the sync confirmed the commit.
+ * - A broken writer is reset (PQreset) on the next call, with a small backoff between failed
+ *   attempts so a down server costs one fast 503, not a connect per request.
+ * - Readers (get/list/scan_unfinished, any thread) take a connection from a small pool behind
+ *   a mutex, connect lazily, and reset-and-retry once when the connection broke.
+ * - Nothing waits forever: connect_timeout, TCP keepalives and tcp_user_timeout bound a dead
+ *   peer, statement_timeout bounds the server (both defaults, overridable in the URL).
+ * - The URL (it may hold a password) is never logged.
+ */
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "infra/store/store.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_POOL_SIZE 4
+#define SCAN_PAGE 500
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+/* Serializes concurrent migrate() calls of many processes (pg_advisory_xact_lock). */
+#define MIGRATE_LOCK_KEY "7216339421"
+
+typedef struct pg_store {
+    gp_store_t base;
+    char *url;
+    /* writer: apply_batch() only (and migrate(), which is not run concurrently with it) */
+    PGconn *writer;
+    bool writer_prepared; /* the named statements exist on this session */
+    bool writer_broken;   /* reset before next use */
+    int backoff_ms;
+    int64_t retry_at_ms;  /* monotonic; no reset attempt before */
+    /* readers */
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    PGconn *readers[READ_POOL_SIZE];
+    bool reader_busy[READ_POOL_SIZE];
+    int64_t reader_retry_at_ms; /* under pool_lock: after a failed connect, fail fast until */
+} pg_store_t;
+
+/* Versioned migrations: entry i brings the schema to version i + 1. Append only. Times are
+ * BIGINT ms and params/result are jsonb read back as text, so rows map 1:1 onto gp_task_t. */
+static const char *const migrations[] = {
+    "CREATE TABLE tasks ("
+    "  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  task_type TEXT NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  params JSONB NOT NULL,"
+    "  result JSONB,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  max_retries INTEGER NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  cancel_requested BOOLEAN NOT NULL DEFAULT false,"
+    "  idempotency_key TEXT UNIQUE,"
+    "  created_at BIGINT NOT NULL,"
+    "  started_at BIGINT,"
+    "  completed_at BIGINT,"
+    "  not_before BIGINT NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX tasks_status_seq ON tasks(status, seq);"
+    "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);"
+    "CREATE INDEX tasks_unfinished_seq ON tasks(seq) WHERE status IN ('pending', 'processing');",
+};
+#define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+#define TASK_COLUMNS                                                                           \
+    "seq, id, task_type, provider, status, params, result, error_code, error_message, "        \
+    "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "         \
+    "started_at, completed_at, not_before"
+#define N_TASK_COLUMNS 18
+
+/* The writer's prepared statements (one statement per op kind). */
+static const struct {
+    const char *name;
+    int nparams;
+    const char *sql;
+} writer_stmts[] = {
+    /* CREATE: insert, or find the row holding the idempotency key. Exactly one row comes
+     * back: new_seq set = inserted; the task columns set = replay; both NULL = the id is
+     * taken, or a concurrent transaction holds the key (its row is not in our snapshot). */
+#define ST_CREATE 0
+    {"gp_create", 8,
+     "WITH ins AS ("
+     " INSERT INTO tasks (id, task_type, provider, status, params, attempts, max_retries,"
+     " priority, idempotency_key, created_at, not_before)"
+     " VALUES ($1, $2, $3, 'pending', $4::jsonb, 0, $5::int, $6::int, $7::text, $8::bigint, 0)"
+     " ON CONFLICT DO NOTHING RETURNING seq),"
+     " old AS (SELECT " TASK_COLUMNS " FROM tasks WHERE idempotency_key = $7::text"
+     " AND NOT EXISTS (SELECT 1 FROM ins))"
+     " SELECT (SELECT seq FROM ins) AS new_seq, old.* FROM (SELECT 1) AS one"
+     " LEFT JOIN old ON true"},
+    /* TRANSITION: compare-and-set on (id, status, attempts). $12 = honor a requested
+     * cancel: then the row ends 'canceled' (other fields kept) instead of $4. */
+#define ST_TRANSITION 1
+    {"gp_transition", 13,
+     "UPDATE tasks SET"
+     " status = CASE WHEN $12::boolean AND cancel_requested THEN 'canceled' ELSE $4::text END,"
+     " attempts = CASE WHEN $12 AND cancel_requested THEN attempts ELSE $5::int END,"
+     " started_at = CASE WHEN $12 AND cancel_requested THEN started_at"
+     "   WHEN $6::bigint > 0 THEN $6 ELSE started_at END,"
+     " completed_at = CASE WHEN $12 AND cancel_requested THEN $13::bigint"
+     "   WHEN $7::bigint > 0 THEN $7 ELSE completed_at END,"
+     " not_before = CASE WHEN $12 AND cancel_requested THEN not_before ELSE $8::bigint END,"
+     " result = CASE WHEN $12 AND cancel_requested THEN result"
+     "   ELSE COALESCE($9::jsonb, result) END,"
+     " error_code = CASE WHEN $12 AND cancel_requested THEN 'canceled' ELSE $10::text END,"
+     " error_message = CASE WHEN $12 AND cancel_requested THEN 'canceled by request'"
+     "   ELSE $11::text END"
+     " WHERE id = $1::text AND status = $2::text AND attempts = $3::int"
+     " RETURNING status"},
+#define ST_CLAIM 2
+    {"gp_claim", 3,
+     "UPDATE tasks SET status = 'processing', attempts = attempts + 1,"
+     " started_at = $2::bigint, not_before = 0, error_code = NULL, error_message = NULL"
+     " WHERE id = $1::text AND (status = 'pending' OR ($3::bool AND status = 'processing'))"
+     " RETURNING " TASK_COLUMNS},
+    /* CANCEL: pending → canceled, processing → cancel_requested. Returns the new status
+     * (NULL when nothing changed) and the status before (NULL = no such task). */
+#define ST_CANCEL 3
+    {"gp_cancel", 2,
+     "WITH upd AS (UPDATE tasks SET"
+     " status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,"
+     " completed_at = CASE WHEN status = 'pending' THEN $2::bigint ELSE completed_at END,"
+     " error_code = CASE WHEN status = 'pending' THEN 'canceled' ELSE error_code END,"
+     " error_message = CASE WHEN status = 'pending' THEN 'canceled by request'"
+     "   ELSE error_message END,"
+     " cancel_requested = true"
+     " WHERE id = $1::text AND status IN ('pending', 'processing') RETURNING status)"
+     " SELECT (SELECT status FROM upd), (SELECT status FROM tasks WHERE id = $1::text)"},
+};
+#define N_WRITER_STMTS (sizeof writer_stmts / sizeof writer_stmts[0])
+
+/* ---- input PostgreSQL would reject (checked before sending, see DESIGN) ---- */
+
+static bool utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char c = *p;
+        size_t len;
+        unsigned min;
+        unsigned cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2, min = 0x80, cp = c & 0x1Fu;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, min = 0x800, cp = c & 0x0Fu;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, min = 0x10000, cp = c & 0x07u;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3Fu);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += len;
+    }
+    return true;
+}
+
+/* A copy of s with each invalid UTF-8 byte replaced by '?' (s is valid: NULL). */
+static char *utf8_sanitized(const char *s)
+{
+    if (!s || utf8_ok(s))
+        return NULL;
+    char *copy = gp_xstrdup(s);
+    char one[5];
+    for (unsigned char *p = (unsigned char *)copy; *p;) {
+        size_t len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : 4;
+        size_t avail = strnlen((const char *)p, len);
+        bool ok = avail == len;
+        if (ok) {
+            memcpy(one, p, len);
+            one[len] = '\0';
+            ok = utf8_ok(one);
+        }
+        if (!ok) {
+            *p = '?';
+            len = 1;
+        }
+        p += len;
+    }
+    return copy;
+}
+
+/* jsonb cannot hold U+0000: true if the JSON text has a \u0000 escape. */
+static bool json_has_nul_escape(const char *j)
+{
+    for (const char *p = j; *p; p++)
+        if (*p == '\\') {
+            if (p[1] == 'u' && !strncmp(p + 2, "0000", 4))
+                return true;
+            if (p[1])
+                p++; /* skip the escaped character (\\ is one backslash) */
+        }
+    return false;
+}
+
+/* Rewrites \u0000 escapes into \ufffd in place (same length). */
+static void json_replace_nul_escape(char *j)
+{
+    for (char *p = j; *p; p++)
+        if (*p == '\\') {
+            if (p[1] == 'u' && !strncmp(p + 2, "0000", 4))
+                memcpy(p + 2, "fffd", 4);
+            if (p[1])
+                p++;
+        }
+}
+
+/* ---- rows ---- */
+
+static const char *val(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static char *col_text(const PGresult *r, int row, int col)
+{
+    const char *v = val(r, row, col);
+    return v ? gp_xstrdup(v) : NULL;
+}
+
+static int64_t col_i64(const PGresult *r, int row, int col)
+{
+    const char *v = val(r, row, col);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static json_t *col_json(const PGresult *r, int row, int col)
+{
+    const char *v = val(r, row, col);
+    return v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+static gp_task_status_t parse_status(const char *s)
+{
+    int status = s ? gp_task_status_parse(s) : -1;
+    return status < 0 ? GP_TASK_FAILED : (gp_task_status_t)status;
+}
+
+/* Reads TASK_COLUMNS starting at column c0 of row. */
+static void read_row(const PGresult *r, int row, int c0, gp_task_t *t)
+{
+    memset(t, 0, sizeof *t);
+    t->seq = col_i64(r, row, c0 + 0);
+    const char *id = val(r, row, c0 + 1);
+    snprintf(t->id, sizeof t->id, "%s", id ? id : "");
+    t->task_type = col_text(r, row, c0 + 2);
+    t->provider = col_text(r, row, c0 + 3);
+    t->status = parse_status(val(r, row, c0 + 4));
+    t->params = col_json(r, row, c0 + 5);
+    t->result = col_json(r, row, c0 + 6);
+    t->error_code = col_text(r, row, c0 + 7);
+    t->error_message = col_text(r, row, c0 + 8);
+    t->attempts = (int)col_i64(r, row, c0 + 9);
+    t->max_retries = (int)col_i64(r, row, c0 + 10);
+    t->priority = (int)col_i64(r, row, c0 + 11);
+    const char *cr = val(r, row, c0 + 12);
+    t->cancel_requested = cr && cr[0] == 't';
+    t->idempotency_key = col_text(r, row, c0 + 13);
+    t->created_at = col_i64(r, row, c0 + 14);
+    t->started_at = col_i64(r, row, c0 + 15);
+    t->completed_at = col_i64(r, row, c0 + 16);
+    t->not_before = col_i64(r, row, c0 + 17);
+}
+
+/* ---- connections ---- */
+
+/* Flattens a libpq message into one trimmed line (log lines are single lines). */
+static const char *one_line(char *buf)
+{
+    size_t w = 0;
+    for (size_t r = 0; buf[r]; r++) {
+        char ch = buf[r] == '\n' || buf[r] == '\t' ? ' ' : buf[r];
+        if (ch == ' ' && (w == 0 || buf[w - 1] == ' '))
+            continue;
+        buf[w++] = ch;
+    }
+    while (w && buf[w - 1] == ' ')
+        w--;
+    buf[w] = '\0';
+    return buf;
+}
+
+static const char *pq_msg(const PGconn *c, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", c ? PQerrorMessage(c) : "no connection");
+    return one_line(buf);
+}
+
+/* A statement's error: SQLSTATE and the primary message only. The DETAIL may quote a row,
+ * i.e. client data, which does not belong in logs. */
+static const char *res_msg(const PGresult *r, char *buf, size_t cap)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (primary)
+        snprintf(buf, cap, "%s (%s)", primary, state ? state : "?");
+    else
+        snprintf(buf, cap, "%s", *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
+                                                          : PQresStatus(PQresultStatus(r)));
+    return one_line(buf);
+}
+
+/* Server notices (e.g. "relation already exists, skipping") go to our log, not stderr. */
+static void on_notice(void *arg, const PGresult *r)
+{
+    (void)arg;
+    char m[512];
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (sev && !strcmp(sev, "WARNING"))
+        GP_WARN("store: postgres: %s", res_msg(r, m, sizeof m));
+    else if (gp_log_enabled(GP_LOG_DEBUG))
+        GP_DEBUG("store: postgres: %s", res_msg(r, m, sizeof m));
+}
+
+/* Our defaults come before the URL so the URL can override them; client_encoding comes
+ * after because the UTF-8 checks above assume it. */
+static PGconn *connect_db(const char *url, char *err, size_t cap)
+{
+    const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                "application_name", "options", "dbname", "client_encoding",
+                                NULL};
+    const char *const vals[] = {"5", "1", "10", "5", "3", "30000", "genpulse",
+                                "-c statement_timeout=10000", url, "UTF8", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c) {
+        snprintf(err, cap, "postgres: out of memory");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        char m[512];
+        snprintf(err, cap, "postgres: cannot connect: %s", pq_msg(c, m, sizeof m));
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeReceiver(c, on_notice, NULL); /* kept across PQreset */
+    return c;
+}
+
+static void pg_close(gp_store_t *base)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    PQfinish(s->writer);
+    for (int i = 0; i < READ_POOL_SIZE; i++)
+        PQfinish(s->readers[i]);
+    pthread_mutex_destroy(&s->pool_lock);
+    pthread_cond_destroy(&s->pool_cond);
+    free(s->url);
+    free(s);
+}
+
+static int pg_open(gp_store_t **out, const char *url, const gp_settings_t *settings, char *err,
+                   size_t cap)
+{
+    (void)settings;
+    if (!url || !*url) {
+        snprintf(err, cap, "postgres: empty database URL");
+        return -GP_E_INTERNAL;
+    }
+    if (!PQisthreadsafe()) {
+        snprintf(err, cap, "postgres: libpq was built without thread safety");
+        return -GP_E_INTERNAL;
+    }
+    pg_store_t *s = gp_xcalloc(1, sizeof *s);
+    s->url = gp_xstrdup(url);
+    if (pthread_mutex_init(&s->pool_lock, NULL) != 0 || pthread_cond_init(&s->pool_cond, NULL)) {
+        snprintf(err, cap, "postgres: cannot create the pool lock");
+        free(s->url);
+        free(s);
+        return -GP_E_INTERNAL;
+    }
+    s->writer = connect_db(url, err, cap);
+    if (!s->writer) {
+        pg_close(&s->base);
+        return -GP_E_UNAVAILABLE;
+    }
+    extern const gp_store_vt_t gp_store_backend_postgres;
+    s->base.vt = &gp_store_backend_postgres;
+    *out = &s->base;
+    return 0;
+}
+
+static void writer_mark_broken(pg_store_t *s)
+{
+    s->writer_broken = true;
+    s->writer_prepared = false;
+}
+
+/* The writer ready for use (connected, not in pipeline mode), or -GP_E_UNAVAILABLE. */
+static int writer_ready(pg_store_t *s)
+{
+    if (!s->writer_broken && PQstatus(s->writer) == CONNECTION_OK &&
+        PQpipelineStatus(s->writer) == PQ_PIPELINE_OFF)
+        return 0;
+    int64_t now = gp_mono_ms();
+    if (now < s->retry_at_ms)
+        return -GP_E_UNAVAILABLE; /* fail fast while backing off */
+    s->writer_prepared = false; /* a new session has no prepared statements */
+    PQreset(s->writer);
+    if (PQstatus(s->writer) == CONNECTION_OK) {
+        GP_INFO("store: postgres writer reconnected");
+        s->writer_broken = false;
+        s->backoff_ms = 0;
+        s->retry_at_ms = 0;
+        return 0;
+    }
+    char m[256];
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS)
+        s->backoff_ms = BACKOFF_MAX_MS;
+    s->retry_at_ms = now + s->backoff_ms;
+    s->writer_broken = true;
+    GP_WARN("store: postgres writer reconnect failed (retry in %d ms): %s", s->backoff_ms,
+            pq_msg(s->writer, m, sizeof m));
+    return -GP_E_UNAVAILABLE;
+}
+
+static int writer_prepare(pg_store_t *s)
+{
+    if (s->writer_prepared)
+        return 0;
+    for (size_t i = 0; i < N_WRITER_STMTS; i++) {
+        PGresult *r = PQprepare(s->writer, writer_stmts[i].name, writer_stmts[i].sql,
+                                writer_stmts[i].nparams, NULL);
+        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            char m[512];
+            GP_ERROR("store: postgres prepare %s failed: %s", writer_stmts[i].name,
+                     pq_msg(s->writer, m, sizeof m));
+            /* Drop what this session has, so the next attempt starts from none. */
+            PGresult *d = PQexec(s->writer, "DEALLOCATE ALL");
+            bool dealloc_ok = d && PQresultStatus(d) == PGRES_COMMAND_OK;
+            PQclear(d);
+            if (!dealloc_ok || PQstatus(s->writer) != CONNECTION_OK) {
+                writer_mark_broken(s);
+                return -GP_E_UNAVAILABLE;
+            }
+            return -GP_E_INTERNAL; /* e.g. migrate() was not run */
+        }
+    }
+    s->writer_prepared = true;
+    return 0;
+}
+
+/* Runs one statement on the writer outside pipeline mode; true when status matches. */
+static bool writer_exec(pg_store_t *s, const char *sql, ExecStatusType want, PGresult **keep)
+{
+    PGresult *r = PQexec(s->writer, sql);
+    bool ok = r && PQresultStatus(r) == want;
+    if (ok && keep)
+        *keep = r;
+    else
+        PQclear(r);
+    return ok;
+}
+
+static int pg_migrate(gp_store_t *base, char *err, size_t cap)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    char m[512];
+    if (writer_ready(s) != 0) {
+        snprintf(err, cap, "migration failed: postgres unavailable: %s",
+                 pq_msg(s->writer, m, sizeof m));
+        return -GP_E_UNAVAILABLE;
+    }
+    /* One transaction (DDL is transactional): a crash leaves the old version, and the
+     * advisory lock makes processes starting together apply each migration once. */
+    PGresult *vr = NULL;
+    if (!writer_exec(s, "BEGIN", PGRES_COMMAND_OK, NULL) ||
+        !writer_exec(s, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", PGRES_TUPLES_OK,
+                     NULL) ||
+        !writer_exec(s,
+                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                     " applied_at BIGINT NOT NULL)",
+                     PGRES_COMMAND_OK, NULL) ||
+        !writer_exec(s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                     PGRES_TUPLES_OK, &vr))
+        goto fail;
+    int version = PQntuples(vr) == 1 ? (int)strtol(PQgetvalue(vr, 0, 0), NULL, 10) : 0;
+    PQclear(vr);
+    if (version > (int)N_MIGRATIONS) {
+        snprintf(err, cap, "database schema version %d is newer than this binary (%zu)", version,
+                 N_MIGRATIONS);
+        writer_exec(s, "ROLLBACK", PGRES_COMMAND_OK, NULL);
+        return -GP_E_INTERNAL;
+    }
+    for (size_t v = (size_t)version; v < N_MIGRATIONS; v++) {
+        char *ins = gp_xasprintf("INSERT INTO schema_migrations VALUES (%zu, %lld)", v + 1,
+                                 (long long)gp_now_ms());
+        bool ok = writer_exec(s, migrations[v], PGRES_COMMAND_OK, NULL) &&
+                  writer_exec(s, ins, PGRES_COMMAND_OK, NULL);
+        free(ins);
+        if (!ok)
+            goto fail;
+    }
+    if (!writer_exec(s, "COMMIT", PGRES_COMMAND_OK, NULL))
+        goto fail;
+    for (size_t v = (size_t)version; v < N_MIGRATIONS; v++)
+        GP_INFO("store: applied migration %zu", v + 1);
+    if (version < (int)N_MIGRATIONS && s->writer_prepared) {
+        /* Statements prepared against the old schema: prepare again on next use. */
+        if (!writer_exec(s, "DEALLOCATE ALL", PGRES_COMMAND_OK, NULL))
+            writer_mark_broken(s);
+        s->writer_prepared = false;
+    }
+    return 0;
+fail:
+    snprintf(err, cap, "migration failed: %s", pq_msg(s->writer, m, sizeof m));
+    if (PQstatus(s->writer) != CONNECTION_OK) {
+        writer_mark_broken(s);
+        return -GP_E_UNAVAILABLE;
+    }
+    if (PQtransactionStatus(s->writer) != PQTRANS_IDLE &&
+        !writer_exec(s, "ROLLBACK", PGRES_COMMAND_OK, NULL))
+        writer_mark_broken(s);
+    return -GP_E_INTERNAL;
+}
+
+/* ---- apply_batch ---- */
+
+/* Parameters of one op's statement. Strings it points to live until the op is sent
+ * (libpq copies them into its output buffer). */
+typedef struct op_params {
+    int stmt;
+    int n;
+    const char *v[13];
+    char num[8][24];
+    char *own[4]; /* freed after sending */
+} op_params_t;
+
+static const char *num(op_params_t *p, int slot, long long x)
+{
+    snprintf(p->num[slot], sizeof p->num[slot], "%lld", x);
+    return p->num[slot];
+}
+
+static void op_params_free(op_params_t *p)
+{
+    for (size_t i = 0; i < sizeof p->own / sizeof p->own[0]; i++)
+        free(p->own[i]);
+}
+
+/* Fills p for op; returns 0, or the op's result when the op need not (or must not) be sent. */
+static int op_build(gp_store_op_t *op, op_params_t *p)
+{
+    memset(p, 0, sizeof *p);
+    switch (op->kind) {
+    case GP_OP_CREATE: {
+        gp_task_t *t = op->task;
+        if (!t || !t->task_type || !t->provider)
+            return -GP_E_INTERNAL;
+        char *params = json_dumps(t->params, JSON_COMPACT);
+        p->own[0] = params;
+        if (!utf8_ok(t->id) || !utf8_ok(t->task_type) || !utf8_ok(t->provider) ||
+            (t->idempotency_key && !utf8_ok(t->idempotency_key)) ||
+            (params && json_has_nul_escape(params))) {
+            GP_WARN("store: task rejected: text PostgreSQL cannot store (invalid UTF-8 or "
+                    "\\u0000 in params)");
+            return -GP_E_VALIDATION;
+        }
+        p->stmt = ST_CREATE;
+        p->n = 8;
+        p->v[0] = t->id;
+        p->v[1] = t->task_type;
+        p->v[2] = t->provider;
+        p->v[3] = params ? params : "{}";
+        p->v[4] = num(p, 0, t->max_retries);
+        p->v[5] = num(p, 1, t->priority);
+        p->v[6] = t->idempotency_key;
+        p->v[7] = num(p, 2, (long long)t->created_at);
+        return 0;
+    }
+    case GP_OP_TRANSITION: {
+        gp_transition_t *tr = &op->tr;
+        tr->applied_status = tr->to_status;
+        if (!utf8_ok(tr->id))
+            return -GP_E_CONFLICT; /* no row can have this id */
+        bool honor = tr->honor_cancel && tr->from_status == GP_TASK_PROCESSING &&
+                     tr->to_status != GP_TASK_CANCELED;
+        char *result = tr->result ? json_dumps(tr->result, JSON_COMPACT) : NULL;
+        if (result && json_has_nul_escape(result))
+            json_replace_nul_escape(result); /* keep the outcome; jsonb has no U+0000 */
+        p->own[0] = result;
+        const char *code = tr->error_code, *msg = tr->error_code ? tr->error_message : NULL;
+        if ((p->own[1] = utf8_sanitized(code)))
+            code = p->own[1];
+        if ((p->own[2] = utf8_sanitized(msg)))
+            msg = p->own[2];
+        p->stmt = ST_TRANSITION;
+        p->n = 13;
+        p->v[0] = tr->id;
+        p->v[1] = gp_task_status_name(tr->from_status);
+        p->v[2] = num(p, 0, tr->from_attempts);
+        p->v[3] = gp_task_status_name(tr->to_status);
+        p->v[4] = num(p, 1, tr->to_attempts);
+        p->v[5] = num(p, 2, (long long)tr->started_at);
+        p->v[6] = num(p, 3, (long long)tr->completed_at);
+        p->v[7] = num(p, 4, (long long)tr->not_before);
+        p->v[8] = result;
+        p->v[9] = code;
+        p->v[10] = msg;
+        p->v[11] = honor ? "t" : "f";
+        p->v[12] = num(p, 5, (long long)(tr->completed_at ? tr->completed_at : gp_now_ms()));
+        return 0;
+    }
+    case GP_OP_CLAIM:
+        if (!op->task)
+            return -GP_E_INTERNAL;
+        if (!utf8_ok(op->cancel_id))
+            return -GP_E_CONFLICT;
+        p->stmt = ST_CLAIM;
+        p->n = 3;
+        p->v[0] = op->cancel_id;
+        p->v[1] = num(p, 0, (long long)op->claim_started_at);
+        p->v[2] = op->claim_takeover ? "t" : "f";
+        return 0;
+    case GP_OP_CANCEL:
+        if (!utf8_ok(op->cancel_id))
+            return -GP_E_NOT_FOUND;
+        p->stmt = ST_CANCEL;
+        p->n = 2;
+        p->v[0] = op->cancel_id;
+        p->v[1] = num(p, 0, (long long)gp_now_ms());
+        return 0;
+    }
+    return -GP_E_INTERNAL;
+}
+
+/* Sets op's outcome from its statement's result (only after the commit). */
+static void op_apply(gp_store_op_t *op, const PGresult *r)
+{
+    int rows = PQntuples(r);
+    switch (op->kind) {
+    case GP_OP_CREATE:
+        if (rows != 1 || PQnfields(r) != 1 + N_TASK_COLUMNS) {
+            op->result = -GP_E_INTERNAL;
+        } else if (val(r, 0, 0)) {
+            op->task->seq = col_i64(r, 0, 0);
+            op->result = 0;
+        } else if (val(r, 0, 1)) {
+            gp_task_clear(op->task);
+            read_row(r, 0, 1, op->task);
+            op->replayed = true;
+            op->result = 0;
+        } else {
+            op->result = -GP_E_CONFLICT;
+        }
+        break;
+    case GP_OP_TRANSITION:
+        if (rows == 1) {
+            op->tr.applied_status = parse_status(val(r, 0, 0));
+            op->result = 0;
+        } else {
+            op->result = -GP_E_CONFLICT;
+        }
+        break;
+    case GP_OP_CLAIM:
+        if (rows == 1) {
+            gp_task_clear(op->task);
+            read_row(r, 0, 0, op->task);
+            op->result = 0;
+        } else {
+            op->result = -GP_E_CONFLICT;
+        }
+        break;
+    case GP_OP_CANCEL: {
+        const char *now = rows == 1 ? val(r, 0, 0) : NULL;
+        const char *before = rows == 1 ? val(r, 0, 1) : NULL;
+        op->result = 0;
+        if (now)
+            op->cancel_outcome = !strcmp(now, "canceled") ? GP_CANCEL_DONE : GP_CANCEL_REQUESTED;
+        else if (before)
+            op->cancel_outcome = GP_CANCEL_TOO_LATE;
+        else
+            op->result = -GP_E_NOT_FOUND;
+        break;
+    }
+    default: op->result = -GP_E_INTERNAL;
+    }
+}
+
+/* Reads the result of one queued statement (result, then NULL). Returns it (TUPLES_OK) or
+ * NULL after logging why the pipeline failed. */
+static PGresult *read_one(PGconn *c, bool *failed)
+{
+    char m[512];
+    PGresult *r = PQgetResult(c);
+    if (!r) {
+        *failed = true;
+        return NULL;
+    }
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK) {
+        if (!*failed && st != PGRES_PIPELINE_ABORTED)
+            GP_ERROR("store: postgres batch failed: %s", res_msg(r, m, sizeof m));
+        *failed = true;
+        PQclear(r);
+        r = NULL;
+    }
+    /* The NULL that ends this statement's results. */
+    for (int guard = 0; guard < 8 && PQstatus(c) == CONNECTION_OK; guard++) {
+        PGresult *extra = PQgetResult(c);
+        if (!extra)
+            return r;
+        if (PQresultStatus(extra) == PGRES_PIPELINE_SYNC) {
+            /* Out of step with our queue: give up on this session. */
+            PQclear(extra);
+            break;
+        }
+        PQclear(extra);
+    }
+    *failed = true;
+    PQclear(r);
+    return NULL;
+}
+
+static void fail_all(gp_store_op_t **ops, size_t n, int rc)
+{
+    for (size_t i = 0; i < n; i++)
+        ops[i]->result = rc;
+}
+
+static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    if (n == 0)
+        return 0;
+    int rc = writer_ready(s);
+    if (rc == 0)
+        rc = writer_prepare(s);
+    if (rc != 0) {
+        fail_all(ops, n, rc);
+        return rc;
+    }
+    PGconn *c = s->writer;
+    PGresult **res = gp_xcalloc(n, sizeof *res);
+    bool *sent = gp_xcalloc(n, sizeof *sent);
+    size_t nsent = 0;
+    bool failed = false, in_pipeline = false;
+    char m[512];
+
+    if (!PQenterPipelineMode(c)) {
+        GP_ERROR("store: postgres pipeline mode: %s", pq_msg(c, m, sizeof m));
+        failed = true;
+    } else {
+        in_pipeline = true;
+    }
+    for (size_t i = 0; !failed && i < n; i++) {
+        op_params_t p;
+        int pre = op_build(ops[i], &p);
+        if (pre != 0) {
+            ops[i]->result = pre;
+        } else if (!PQsendQueryPrepared(c, writer_stmts[p.stmt].name, p.n, p.v, NULL, NULL, 0)) {
+            GP_ERROR("store: postgres send failed: %s", pq_msg(c, m, sizeof m));
+            failed = true;
+        } else {
+            sent[i] = true;
+            nsent++;
+        }
+        op_params_free(&p);
+    }
+    if (!failed && !PQpipelineSync(c)) {
+        GP_ERROR("store: postgres sync failed: %s", pq_msg(c, m, sizeof m));
+        failed = true;
+    }
+    /* Read every result even after an SQL error (later ones come back PIPELINE_ABORTED and
+     * the sync ends the rolled-back transaction), so the session ends idle and reusable.
+     * Every wait is bounded: a dead connection makes PQgetResult return at once. */
+    bool synced = false;
+    if (!failed) {
+        for (size_t i = 0; i < n && PQstatus(c) == CONNECTION_OK; i++)
+            if (sent[i])
+                res[i] = read_one(c, &failed);
+        for (size_t guard = 0; !synced && guard < nsent + 8 && PQstatus(c) == CONNECTION_OK;
+             guard++) {
+            PGresult *r = PQgetResult(c);
+            if (!r)
+                continue;
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_PIPELINE_SYNC) {
+                synced = true;
+            } else {
+                if (!failed) /* e.g. the commit itself failed */
+                    GP_ERROR("store: postgres commit failed: %s", res_msg(r, m, sizeof m));
+                failed = true;
+            }
+            PQclear(r);
+        }
+    }
+    if (!synced || !in_pipeline || !PQexitPipelineMode(c)) {
+        failed = true;
+        writer_mark_broken(s); /* state unknown: reset (which rolls back) before reuse */
+    } else if (PQtransactionStatus(c) != PQTRANS_IDLE) {
+        /* Cannot happen without an explicit BEGIN; if it does, the reset rolls back. */
+        GP_ERROR("store: postgres session not idle after the batch");
+        failed = true;
+        writer_mark_broken(s);
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        GP_ERROR("store: postgres writer connection lost (reconnecting on next use)");
+        writer_mark_broken(s);
+        failed = true;
+    }
+
+    if (failed && !s->writer_broken) {
+        /* The session survived an SQL error. Prepare afresh next time, in case the error was
+         * a plan gone stale under another process's schema change. */
+        s->writer_prepared = false;
+        if (!writer_exec(s, "DEALLOCATE ALL", PGRES_COMMAND_OK, NULL))
+            writer_mark_broken(s);
+    }
+    if (failed) {
+        fail_all(ops, n, -GP_E_UNAVAILABLE);
+        rc = -GP_E_UNAVAILABLE;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (sent[i])
+                op_apply(ops[i], res[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        PQclear(res[i]);
+    free(res);
+    free(sent);
+    return rc;
+}
+
+/* ---- readers ---- */
+
+static int take_reader(pg_store_t *s)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    for (;;) {
+        for (int i = 0; i < READ_POOL_SIZE; i++)
+            if (!s->reader_busy[i]) {
+                s->reader_busy[i] = true;
+                pthread_mutex_unlock(&s->pool_lock);
+                return i;
+            }
+        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+    }
+}
+
+static void give_reader(pg_store_t *s, int slot)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    s->reader_busy[slot] = false;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_lock);
+}
+
+/* Runs a read-only query on a pooled connection (connecting it first if needed, and
+ * resetting and retrying once if the connection broke). 0 with *out (PGRES_TUPLES_OK),
+ * or -GP_E_UNAVAILABLE / -GP_E_IO. */
+static int reader_query(pg_store_t *s, const char *sql, int nparams, const char *const *values,
+                        PGresult **out)
+{
+    int slot = take_reader(s);
+    char m[512];
+    int rc = -GP_E_UNAVAILABLE;
+    *out = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGconn *c = s->readers[slot];
+        if (!c || PQstatus(c) != CONNECTION_OK) {
+            /* Reconnect, unless a reconnect just failed: then answer at once rather than
+             * make every reader wait for its own connect timeout. */
+            pthread_mutex_lock(&s->pool_lock);
+            bool backing_off = gp_mono_ms() < s->reader_retry_at_ms;
+            pthread_mutex_unlock(&s->pool_lock);
+            if (backing_off)
+                break;
+            char err[512] = "";
+            if (!c) {
+                c = s->readers[slot] = connect_db(s->url, err, sizeof err);
+            } else {
+                PQreset(c);
+                if (PQstatus(c) != CONNECTION_OK)
+                    snprintf(err, sizeof err, "postgres reader reconnect failed: %s",
+                             pq_msg(c, m, sizeof m));
+            }
+            if (!c || PQstatus(c) != CONNECTION_OK) {
+                GP_WARN("store: %s", err);
+                pthread_mutex_lock(&s->pool_lock);
+                s->reader_retry_at_ms = gp_mono_ms() + BACKOFF_MIN_MS * 5;
+                pthread_mutex_unlock(&s->pool_lock);
+                break;
+            }
+        }
+        PGresult *r = PQexecParams(c, sql, nparams, NULL, values, NULL, NULL, 0);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+            *out = r;
+            rc = 0;
+            break;
+        }
+        if (PQstatus(c) == CONNECTION_OK) {
+            GP_ERROR("store: postgres read failed: %s",
+                     r ? res_msg(r, m, sizeof m) : pq_msg(c, m, sizeof m));
+            PQclear(r);
+            rc = -GP_E_IO;
+            break;
+        }
+        PQclear(r); /* broken connection: once more after a reset */
+    }
+    give_reader(s, slot);
+    return rc;
+}
+
+static int pg_get(gp_store_t *base, const char *id, gp_task_t *out)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    if (!id || !utf8_ok(id))
+        return -GP_E_NOT_FOUND;
+    PGresult *r;
+    const char *v[1] = {id};
+    int rc = reader_query(s, "SELECT " TASK_COLUMNS " FROM tasks WHERE id = $1::text", 1, v, &r);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 1 && PQnfields(r) == N_TASK_COLUMNS)
+        read_row(r, 0, 0, out);
+    else
+        rc = -GP_E_NOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, size_t *n)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    *n = 0;
+    if (f->limit == 0)
+        return 0;
+    if (f->task_type && !utf8_ok(f->task_type))
+        return 0; /* no stored task can have this type */
+    /* Only the filters in use, so the planner picks (status, seq) or (task_type, seq). */
+    char sql[512];
+    const char *v[4];
+    char before[24], limit[24];
+    int np = 0;
+    int len = snprintf(sql, sizeof sql, "SELECT " TASK_COLUMNS " FROM tasks WHERE true");
+    if (f->status >= 0) {
+        v[np++] = gp_task_status_name((gp_task_status_t)f->status);
+        len += snprintf(sql + len, sizeof sql - (size_t)len, " AND status = $%d::text", np);
+    }
+    if (f->task_type) {
+        v[np++] = f->task_type;
+        len += snprintf(sql + len, sizeof sql - (size_t)len, " AND task_type = $%d::text", np);
+    }
+    if (f->before_seq != 0) {
+        snprintf(before, sizeof before, "%lld", (long long)f->before_seq);
+        v[np++] = before;
+        len += snprintf(sql + len, sizeof sql - (size_t)len, " AND seq < $%d::bigint", np);
+    }
+    snprintf(limit, sizeof limit, "%zu", f->limit < 1000000000 ? f->limit : 1000000000);
+    v[np++] = limit;
+    snprintf(sql + len, sizeof sql - (size_t)len, " ORDER BY seq DESC LIMIT $%d::bigint", np);
+    PGresult *r;
+    int rc = reader_query(s, sql, np, v, &r);
+    if (rc != 0)
+        return rc;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && *n < f->limit; i++)
+        read_row(r, i, 0, &out[(*n)++]);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_scan_unfinished(gp_store_t *base, void (*fn)(const gp_task_t *, void *), void *arg)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    /* Keyset pages keep memory bounded and hold no connection while fn runs. */
+    char after[24], limit[24];
+    snprintf(limit, sizeof limit, "%d", SCAN_PAGE);
+    int64_t last = 0;
+    for (;;) {
+        snprintf(after, sizeof after, "%lld", (long long)last);
+        const char *v[2] = {after, limit};
+        PGresult *r;
+        int rc = reader_query(s,
+                              "SELECT " TASK_COLUMNS " FROM tasks WHERE status IN "
+                              "('pending', 'processing') AND seq > $1::bigint ORDER BY seq "
+                              "LIMIT $2::bigint",
+                              2, v, &r);
+        if (rc != 0)
+            return rc;
+        int rows = PQntuples(r);
+        for (int i = 0; i < rows; i++) {
+            gp_task_t t;
+            read_row(r, i, 0, &t);
+            last = t.seq;
+            fn(&t, arg);
+            gp_task_clear(&t);
+        }
+        PQclear(r);
+        if (rows < SCAN_PAGE)
+            return 0;
+    }
+}
+
+const gp_store_vt_t gp_store_backend_postgres = {
+    .scheme = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .migrate = pg_migrate,
+    .apply_batch = pg_apply_batch,
+    .get = pg_get,
+    .list = pg_list,
+    .scan_unfinished = pg_scan_unfinished,
+};
