@@ -37,10 +37,11 @@ static const setting_t settings_table[] = {
     {"data-dir", SET_STRING, OFF(data_dir), "./data", 0, 0, NULL, ALL,
      "Directory for the embedded database and locally stored outputs."},
     {"database-url", SET_STRING, OFF(database_url), "", 0, 0, NULL, ALL,
-     "State store. Empty: SQLite at DATA_DIR/genpulse.db. sqlite:///path/to/file.db selects "
-     "another SQLite file."},
+     "State store. Empty: SQLite at DATA_DIR/genpulse.db; sqlite:///path/file.db: another "
+     "SQLite file; postgres://user:pass@host:5432/db: PostgreSQL (distributed mode)."},
     {"queue-url", SET_STRING, OFF(queue_url), "", 0, 0, NULL, RUNNING,
-     "Dispatch queue and event bus. Empty: in-process (embedded mode)."},
+     "Dispatch queue and event bus. Empty: in-process (embedded mode); "
+     "redis://[:password@]host:6379/0: Redis, shared by api and worker processes."},
     {"storage-url", SET_STRING, OFF(storage_url), "", 0, 0, NULL, RUNNING,
      "Output storage. Empty: DATA_DIR/outputs served by this server under /files/."},
     {"public-url", SET_STRING, OFF(public_url), "", 0, 0, NULL, HTTP,
