@@ -70,6 +70,9 @@ static const setting_t settings_table[] = {
     {"grace-period", SET_INT, OFF(grace_period_s), "30", 0, 3600, NULL, RUNNING,
      "On SIGTERM/SIGINT, seconds to let running tasks finish before they are handed back "
      "to the queue."},
+    {"lease", SET_INT, OFF(lease_s), "30", 3, 3600, NULL, RUNNING,
+     "Distributed mode: seconds a running task's delivery stays reserved without a heartbeat; "
+     "a worker killed mid-task has its tasks run again within about this long."},
     {"sse-heartbeat", SET_INT, OFF(sse_heartbeat_s), "15", 1, 300, NULL, HTTP,
      "Seconds between comment heartbeats on event streams."},
     {"commit-batch-max", SET_INT, OFF(commit_batch_max), "512", 1, 10000, NULL, RUNNING,

@@ -31,6 +31,7 @@ typedef struct gp_settings {
     int64_t retry_max_ms;
     int64_t grace_period_s;
     int64_t sse_heartbeat_s;
+    int64_t lease_s;
     int64_t commit_batch_max;
     char *sqlite_synchronous;
 } gp_settings_t;

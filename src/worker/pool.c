@@ -306,6 +306,7 @@ static void *worker_main(void *arg)
             continue;
         if (atomic_load(&pool->stopping)) {
             gp_queue_push(pool->rt->queue, &item); /* not ours to run any more */
+            gp_queue_ack(pool->rt->queue, &item);  /* the new push replaces this delivery */
             break;
         }
         run_one(pool, slot, &item);
@@ -323,6 +324,8 @@ static void *watchdog_main(void *arg)
 {
     gp_worker_pool_t *pool = arg;
     pthread_setname_np(pthread_self(), "gp-watchdog");
+    gp_queue_item_t *held = gp_xcalloc((size_t)pool->n, sizeof *held);
+    int64_t next_lease_work = 0;
     pthread_mutex_lock(&pool->lock);
     while (pool->threads_alive > 0) {
         struct timespec ts;
@@ -334,6 +337,23 @@ static void *watchdog_main(void *arg)
         }
         pthread_cond_timedwait(&pool->watchdog_wake, &pool->lock, &ts);
         int64_t now = gp_mono_ms();
+        if (now >= next_lease_work) {
+            /* Leases: renew what we run (a third of the lease apart), and put back what
+             * dead workers left reserved. Queue I/O happens outside the lock. */
+            int64_t lease_ms = pool->rt->settings->lease_s * 1000;
+            next_lease_work = now + lease_ms / 3;
+            int n = 0;
+            for (int i = 0; i < pool->n; i++)
+                if (pool->slots[i].busy && pool->slots[i].item.delivery_tag[0])
+                    held[n++] = pool->slots[i].item;
+            pthread_mutex_unlock(&pool->lock);
+            for (int i = 0; i < n; i++)
+                if (gp_queue_renew(pool->rt->queue, &held[i]) == -GP_E_CONFLICT)
+                    gp_log(GP_LOG_WARN, held[i].id, "lease lost; another worker may take over");
+            gp_queue_restore_expired(pool->rt->queue, lease_ms);
+            pthread_mutex_lock(&pool->lock);
+            now = gp_mono_ms();
+        }
         for (int i = 0; i < pool->n; i++) {
             slot_t *s = &pool->slots[i];
             if (!s->busy || !s->ctx || atomic_load(&s->finalized))
@@ -354,6 +374,7 @@ static void *watchdog_main(void *arg)
         }
     }
     pthread_mutex_unlock(&pool->lock);
+    free(held);
     return NULL;
 }
 

@@ -38,6 +38,9 @@ typedef struct gp_queue_vt {
      * running it (lease heartbeat; called from a thread other than the one running it). */
     int (*ack)(gp_queue_t *q, const gp_queue_item_t *item);
     int (*renew)(gp_queue_t *q, const gp_queue_item_t *item);
+    /* Optional: puts back deliveries whose lease (last renew) is older than lease_ms, marked
+     * redelivered. Returns how many, or -GP_E_*. */
+    int (*restore_expired)(gp_queue_t *q, int64_t lease_ms);
     /* Wakes every blocked pop with -GP_E_SHUTTING_DOWN, now and later. */
     void (*shutdown)(gp_queue_t *q);
     /* Items waiting (ready or delayed). */
@@ -59,6 +62,8 @@ static inline int gp_queue_ack(gp_queue_t *q, const gp_queue_item_t *it)
 { return q->vt->ack ? q->vt->ack(q, it) : 0; }
 static inline int gp_queue_renew(gp_queue_t *q, const gp_queue_item_t *it)
 { return q->vt->renew ? q->vt->renew(q, it) : 0; }
+static inline int gp_queue_restore_expired(gp_queue_t *q, int64_t lease_ms)
+{ return q->vt->restore_expired ? q->vt->restore_expired(q, lease_ms) : 0; }
 static inline void gp_queue_shutdown(gp_queue_t *q) { q->vt->shutdown(q); }
 static inline size_t gp_queue_depth(gp_queue_t *q) { return q->vt->depth(q); }
 
