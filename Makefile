@@ -55,12 +55,12 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 test:
 	@sh tools/deps.sh test
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 build-asan/genpulse unit-bins
-	@svc=/tmp/genpulse-test-services-$$$$; trap 'sh tools/test-services.sh stop '$$svc EXIT; \
-	  sh tools/test-services.sh start $$svc >/dev/null && set -a && . $$svc/env && set +a && \
-	  $(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 unit
 	$(MAKE) fuzz
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 check-docs
-	GENPULSE_BIN=build-asan/genpulse /usr/bin/python3 tests/blackbox/run.py
+	@svc=/tmp/genpulse-test-services-$$$$; trap 'sh tools/test-services.sh stop '$$svc EXIT; \
+	  sh tools/test-services.sh start $$svc >/dev/null && set -a && . $$svc/env && set +a && \
+	  $(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 unit && \
+	  GENPULSE_BIN=build-asan/genpulse /usr/bin/python3 tests/blackbox/run.py
 
 unit-bins: $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 

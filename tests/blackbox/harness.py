@@ -343,7 +343,8 @@ def sse_collect(port, task_id, last_event_id=None, max_time=20, stop_after=None)
 # --------------------------------------------------------------------------------------------
 
 class Server:
-    def __init__(self, args=(), data_dir=None, env=None, name="server"):
+    def __init__(self, args=(), data_dir=None, env=None, name="server", command="serve"):
+        self.command = command  # serve | api | worker (a worker has no HTTP port)
         self.args = list(args)
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="data-", dir=RUN_DIR)
         self.stderr_path = tempfile.mktemp(prefix="stderr-%s-" % name, suffix=".log", dir=RUN_DIR)
@@ -358,7 +359,9 @@ class Server:
         if not os.path.exists(BIN):
             raise TestFailure("server binary %s does not exist" % BIN)
         self.port = port or free_port()
-        cmd = [BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir] + self.args
+        cmd = [BIN, self.command, "--data-dir", self.data_dir] + self.args
+        if self.command != "worker":
+            cmd[2:2] = ["--port", str(self.port)]
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0")
         if self.env:
@@ -370,6 +373,12 @@ class Server:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
                                          env=env)
         self.exit_code = None
+        if self.command == "worker":
+            time.sleep(0.3)
+            if self.proc.poll() is not None:
+                self.exit_code = self.proc.returncode
+                raise TestFailure("worker exited during start-up with code %s" % self.exit_code)
+            return self
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
@@ -630,8 +639,8 @@ class Ctx:
         self.srv = srv
         self.servers = [srv] if srv else []
 
-    def new_server(self, args=(), data_dir=None, name="extra", env=None):
-        s = Server(args, data_dir=data_dir, name=name, env=env)
+    def new_server(self, args=(), data_dir=None, name="extra", env=None, command="serve"):
+        s = Server(args, data_dir=data_dir, name=name, env=env, command=command)
         self.servers.append(s)
         return s
 

@@ -22,6 +22,7 @@ from harness import Ctx, GROUPS, Server, TESTS, TestFailure  # noqa: E402
 import test_api  # noqa: E402,F401
 import test_tasks  # noqa: E402,F401
 import test_robustness  # noqa: E402,F401
+import test_distributed  # noqa: E402,F401
 
 
 class Runner:
