@@ -167,6 +167,7 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
         rt.workers = NULL;
         goto out;
     }
+    gp_reconciler_t *reconciler = !embedded && mode->workers ? gp_reconciler_start(&rt) : NULL;
     if (http)
         GP_INFO("genpulse %s %s on %s (data: %s, workers: %lld)", VERSION, mode->name,
                 s.public_url, s.data_dir, mode->workers ? (long long)s.concurrency : 0LL);
@@ -178,6 +179,7 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     GP_INFO("%s: draining (grace period %lld s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             (long long)s.grace_period_s);
     gp_http_quiesce(http);
+    gp_reconciler_stop(reconciler);
     gp_worker_pool_stop(rt.workers, s.grace_period_s * 1000);
     rt.workers = NULL;
     gp_http_stop(http);

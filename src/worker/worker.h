@@ -30,6 +30,14 @@ int gp_worker_pool_size(gp_worker_pool_t *pool);
  */
 int gp_recover_embedded(gp_runtime_t *rt);
 
+/*
+ * Distributed mode: a thread that re-dispatches committed, unfinished work the queue lost
+ * (see reconciler.c). start/stop from the main thread only.
+ */
+typedef struct gp_reconciler gp_reconciler_t;
+gp_reconciler_t *gp_reconciler_start(gp_runtime_t *rt);
+void gp_reconciler_stop(gp_reconciler_t *r);
+
 /* What a finished attempt turns into. Pure function, unit-tested. */
 typedef struct gp_outcome {
     gp_task_status_t status;   /* SUCCEEDED, FAILED, CANCELED, or PENDING (retry) */

@@ -67,3 +67,23 @@ def test_distributed_worker_killed(ctx):
               % (tid, len(t["result"]["assets"])))
     attempts = [a.task(tid)["attempts"] for tid in ids]
     check(max(attempts) >= 2, "no task ran again after the kill: %r" % attempts)
+
+
+@case(own=True)
+def test_distributed_redis_flushed_mid_run(ctx):
+    # Redis holds soft state only: after FLUSHALL the reconciler dispatches the committed,
+    # unfinished tasks again and every one of them still succeeds.
+    if not (PG and REDIS):
+        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
+        return
+    import subprocess
+    (a,), _ = _cluster(ctx, apis=1, workers=1, worker_args=["--concurrency", "2", "--lease", "3"])
+    ids = [a.create("text-to-image", {"prompt": "f%d" % i, "width": 64, "height": 64,
+                                      "delay_ms": 300, "steps": 2})["id"] for i in range(20)]
+    time.sleep(0.5)
+    subprocess.run(["redis-cli", "-u", _env()["GENPULSE_QUEUE_URL"], "FLUSHDB"], check=True,
+                   stdout=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    for tid in ids:
+        t = a.wait_terminal(tid, timeout=max(1, deadline - time.time()))
+        check(t["status"] == "succeeded", "task %s ended %s: %r" % (tid, t["status"], t["error"]))

@@ -735,6 +735,8 @@ static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool del
     json_object_set_new(headers, "ignore_result", json_false());
     /* Ours (consumers ignore headers they do not know): keeps the within-priority age. */
     json_object_set_new(headers, "genpulse_enqueued_at", json_integer(it->enqueued_at));
+    if (it->redelivered) /* re-dispatched by the reconciler for a task whose holder vanished */
+        json_object_set_new(headers, "redelivered", json_true());
 
     json_t *props = json_object();
     json_object_set_new(props, "correlation_id", json_string(it->id));
