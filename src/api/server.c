@@ -407,6 +407,52 @@ static enum MHD_Result cancel_task(request_t *r)
     return MHD_YES;
 }
 
+/* Puts a failed task back: failed(n) → pending with a fresh retry budget. */
+static enum MHD_Result retry_task(request_t *r)
+{
+    gp_http_t *h = r->http;
+    const char *id = r->path_params[0];
+    if (r->state == REQ_READY) {
+        if (r->op.result == -GP_E_CONFLICT)
+            return send_error(r->conn, GP_E_CONFLICT, "the task changed meanwhile; look again",
+                              NULL);
+        if (r->op.result != 0)
+            return send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+        gp_task_t t;
+        if (gp_store_get(h->rt->store, id, &t) != 0)
+            return send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+        gp_runtime_dispatch(h->rt, &t);
+        gp_events_publish_status(h->rt->events, &t, true);
+        gp_log(GP_LOG_INFO, id, "put back by request after failing");
+        enum MHD_Result ret = send_json(r->conn, 202, task_json(h, &t), NULL, NULL);
+        gp_task_clear(&t);
+        return ret;
+    }
+    gp_task_t t;
+    int rc = valid_task_id(id) ? gp_store_get(h->rt->store, id, &t) : -GP_E_NOT_FOUND;
+    if (rc != 0)
+        return send_error(r->conn, -rc, rc == -GP_E_NOT_FOUND ? "no task with this id" : NULL,
+                          NULL);
+    if (t.status != GP_TASK_FAILED) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "only failed tasks can be retried (this one is %s)",
+                 gp_task_status_name(t.status));
+        gp_task_clear(&t);
+        return send_error(r->conn, GP_E_CONFLICT, msg, NULL);
+    }
+    gp_transition_t *tr = &r->op.tr;
+    r->op.kind = GP_OP_TRANSITION;
+    memcpy(tr->id, id, sizeof tr->id);
+    tr->from_status = GP_TASK_FAILED;
+    tr->from_attempts = t.attempts;
+    tr->to_status = GP_TASK_PENDING;
+    tr->to_attempts = 0;
+    tr->completed_at = -1;
+    gp_task_clear(&t);
+    defer_commit(r);
+    return MHD_YES;
+}
+
 /* ---------------------------------------------------------------- routes: events (SSE) */
 
 /* With c->lock held. Returns false when the client should be dropped. */
@@ -681,6 +727,7 @@ static const route_t routes[] = {
     {"GET", "/v1/tasks", list_tasks, false},
     {"GET", "/v1/tasks/{}", get_task, false},
     {"POST", "/v1/tasks/{}/cancel", cancel_task, false},
+    {"POST", "/v1/tasks/{}/retry", retry_task, false},
     {"GET", "/v1/tasks/{}/events", task_events, false},
     {"GET", "/v1/task-types", task_types, false},
     {"GET", "/health", health, false},

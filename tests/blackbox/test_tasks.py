@@ -511,3 +511,25 @@ def test_sse_last_event_id_from_the_future(ctx):
     check(ev["status"] == 200, "HTTP %s" % ev["status"])
     check(len(ev["events"]) > 0, "no events after an unknown Last-Event-ID")
     check(ev["ended"], "stream did not end")
+
+
+@case("basic")
+def test_retry_failed_task(ctx):
+    srv = ctx.srv
+    t = srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64,
+                                     "fail_times": 1}, max_retries=0)
+    done = srv.wait_terminal(t["id"])
+    check(done["status"] == "failed" and done["attempts"] == 1, "first run: %r" % done)
+    r = srv.post("/v1/tasks/%s/retry" % t["id"])
+    check(r.status == 202 and r.json["status"] == "pending" and r.json["error"] is None,
+          "retry: %r" % r)
+    check(r.json["completed_at"] is None, "completed_at not cleared: %r" % r.json)
+    again = srv.wait_terminal(t["id"])
+    # fail_times counts attempts; the new round starts again at attempt 1, so it fails again.
+    check(again["status"] == "failed" and again["attempts"] == 1, "second run: %r" % again)
+    ok = srv.create("echo", {"message": "x"})
+    srv.wait_terminal(ok["id"])
+    r = srv.post("/v1/tasks/%s/retry" % ok["id"])
+    check(r.status == 409 and r.json["error"]["code"] == "conflict", "retry succeeded task: %r" % r)
+    r = srv.post("/v1/tasks/00000000-0000-7000-8000-000000000000/retry")
+    check(r.status == 404, "retry unknown: %r" % r)

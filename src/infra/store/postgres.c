@@ -124,7 +124,7 @@ static const struct {
      " started_at = CASE WHEN $12 AND cancel_requested THEN started_at"
      "   WHEN $6::bigint > 0 THEN $6 ELSE started_at END,"
      " completed_at = CASE WHEN $12 AND cancel_requested THEN $13::bigint"
-     "   WHEN $7::bigint > 0 THEN $7 ELSE completed_at END,"
+     "   WHEN $7::bigint > 0 THEN $7 WHEN $7::bigint < 0 THEN NULL ELSE completed_at END,"
      " not_before = CASE WHEN $12 AND cancel_requested THEN not_before ELSE $8::bigint END,"
      " result = CASE WHEN $12 AND cancel_requested THEN result"
      "   ELSE COALESCE($9::jsonb, result) END,"

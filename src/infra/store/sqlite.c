@@ -223,7 +223,7 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
         prepare(s->writer,
                 "UPDATE tasks SET status = ?4, attempts = ?5,"
                 " started_at = CASE WHEN ?6 > 0 THEN ?6 ELSE started_at END,"
-                " completed_at = CASE WHEN ?7 > 0 THEN ?7 ELSE completed_at END,"
+                " completed_at = CASE WHEN ?7 > 0 THEN ?7 WHEN ?7 < 0 THEN NULL ELSE completed_at END,"
                 " not_before = ?8, result = COALESCE(?9, result), error_code = ?10,"
                 " error_message = ?11"
                 " WHERE id = ?1 AND status = ?2 AND attempts = ?3",

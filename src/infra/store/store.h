@@ -37,7 +37,7 @@ typedef struct gp_transition {
     gp_task_status_t to_status;
     int to_attempts;
     int64_t started_at;      /* 0 = keep */
-    int64_t completed_at;    /* 0 = keep */
+    int64_t completed_at;    /* 0 = keep, -1 = clear */
     int64_t not_before;      /* written as is */
     json_t *result;          /* borrowed; NULL = keep */
     const char *error_code;  /* NULL = clear */
