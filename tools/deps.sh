@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 build="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpng-dev libespeak-ng-dev espeak-ng-data libpq-dev libhiredis-dev"
-test="$build libcmocka-dev clang libclang-rt-14-dev python3 curl postgresql redis-server"
+test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-celery curl postgresql redis-server"
 bench="$build wrk curl"
 case "${1:-build}" in
   build) want=$build ;;

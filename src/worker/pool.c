@@ -288,6 +288,73 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     gp_task_clear(&t);
 }
 
+/*
+ * A task another client queued directly (Celery's send_task: the task name is a GenPulse
+ * task type, kwargs its params) has no row yet: validate it and create the row under the
+ * sender's id, so the normal claim runs it and its outcome reaches the sender through the
+ * event bus (which also writes Celery's result keys). An invalid one is stored as failed
+ * with the validation messages. Returns 0 when the task is ready to be claimed.
+ */
+static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
+{
+    gp_runtime_t *rt = pool->rt;
+    if (!gp_is_uuid(item->id)) {
+        gp_log(GP_LOG_WARN, NULL, "dropping foreign task \"%s\": its id is not a UUID",
+               item->task_type);
+        return -GP_E_BAD_REQUEST;
+    }
+    json_t *params = json_loads(item->foreign_params, 0, NULL);
+    json_t *body = json_pack("{s:s, s:o}", "task_type", item->task_type, "params",
+                             params ? params : json_object());
+    gp_submission_t sub;
+    json_t *details = NULL;
+    int valid = gp_validate_submission(body, (int)rt->settings->default_max_retries, &sub,
+                                       &details);
+    json_decref(body);
+    gp_task_t t = {0};
+    memcpy(t.id, item->id, sizeof t.id);
+    t.task_type = gp_xstrdup(valid == 0 ? sub.task_type->name : item->task_type);
+    t.provider = gp_xstrdup(valid == 0 ? sub.provider->name : "none");
+    t.params = valid == 0 ? json_incref(sub.params) : json_loads(item->foreign_params, 0, NULL);
+    if (!t.params)
+        t.params = json_object();
+    t.max_retries = valid == 0 ? sub.max_retries : 0;
+    t.priority = item->priority;
+    t.created_at = gp_now_ms();
+    if (valid == 0)
+        gp_submission_clear(&sub);
+    gp_store_op_t op = {.kind = GP_OP_CREATE, .task = &t};
+    int rc = gp_committer_run_sync(rt->committer, &op);
+    if (rc == -GP_E_CONFLICT)
+        rc = 0; /* the row exists: an earlier delivery or the sender created it */
+    if (rc == 0 && valid != 0 && !op.replayed) {
+        char *why = json_dumps(details, JSON_COMPACT);
+        gp_store_op_t fail = {.kind = GP_OP_TRANSITION};
+        memcpy(fail.tr.id, t.id, sizeof fail.tr.id);
+        fail.tr.from_status = fail.tr.to_status = GP_TASK_PENDING;
+        fail.tr.to_status = GP_TASK_FAILED;
+        fail.tr.completed_at = gp_now_ms();
+        fail.tr.error_code = "validation_error";
+        fail.tr.error_message = why ? why : "invalid params";
+        if (gp_committer_run_sync(rt->committer, &fail) == 0) {
+            t.status = GP_TASK_FAILED;
+            t.error_code = gp_xstrdup(fail.tr.error_code);
+            t.error_message = gp_xstrdup(fail.tr.error_message);
+            t.completed_at = fail.tr.completed_at;
+            gp_events_publish_status(rt->events, &t, false);
+        }
+        gp_log(GP_LOG_INFO, t.id, "foreign task %s rejected: %s", item->task_type,
+               why ? why : "invalid");
+        free(why);
+        rc = -GP_E_VALIDATION;
+    } else if (rc == 0) {
+        gp_log(GP_LOG_DEBUG, t.id, "adopted a %s task sent by another client", item->task_type);
+    }
+    json_decref(details);
+    gp_task_clear(&t);
+    return rc;
+}
+
 static void *worker_main(void *arg)
 {
     worker_arg_t *wa = arg;
@@ -304,6 +371,14 @@ static void *worker_main(void *arg)
             break;
         if (rc != 0)
             continue;
+        if (item.foreign_params) {
+            int arc = adopt_foreign(pool, &item);
+            gp_queue_item_release(&item);
+            if (arc != 0) {
+                gp_queue_ack(pool->rt->queue, &item);
+                continue;
+            }
+        }
         if (atomic_load(&pool->stopping)) {
             gp_queue_push(pool->rt->queue, &item); /* not ours to run any more */
             gp_queue_ack(pool->rt->queue, &item);  /* the new push replaces this delivery */

@@ -87,3 +87,44 @@ def test_distributed_redis_flushed_mid_run(ctx):
     for tid in ids:
         t = a.wait_terminal(tid, timeout=max(1, deadline - time.time()))
         check(t["status"] == "succeeded", "task %s ended %s: %r" % (tid, t["status"], t["error"]))
+
+
+CELERY_CLIENT = r"""
+import json, sys
+from celery import Celery
+url = sys.argv[1]
+app = Celery(broker=url, backend=url)
+ok = app.send_task("text-to-audio", kwargs={"text": "hello from celery"})
+res = ok.get(timeout=30)
+bad = app.send_task("text-to-image", kwargs={"width": "wide"})
+try:
+    bad.get(timeout=30)
+    failed = None
+except Exception as e:  # the synthetic GenPulseTaskFailed
+    failed = "%s: %s" % (type(e).__name__, e)
+print(json.dumps({"id": ok.id, "state": ok.state, "result": res, "bad_state": bad.state,
+                  "bad_error": failed}))
+"""
+
+
+@case(own=True)
+def test_distributed_celery_client_round_trip(ctx):
+    # A Python service using plain Celery (Debian's python3-celery) sends a task by its
+    # GenPulse task type and gets the result back through Celery's Redis result backend.
+    if not (PG and REDIS):
+        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
+        return
+    import json
+    import subprocess
+    (a,), _ = _cluster(ctx, apis=1, workers=1)
+    out = subprocess.run(["/usr/bin/python3", "-c", CELERY_CLIENT, _env()["GENPULSE_QUEUE_URL"]],
+                         capture_output=True, text=True, timeout=90)
+    check(out.returncode == 0, "celery client failed: %s" % out.stderr[-2000:])
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    check(got["state"] == "SUCCESS", "state %r" % got)
+    asset = got["result"]["assets"][0]
+    check(asset["content_type"] == "audio/wav" and asset["bytes"] > 1000, "result %r" % got)
+    check(got["bad_state"] == "FAILURE" and "params.width" in (got["bad_error"] or ""),
+          "invalid task: %r" % got)
+    t = a.task(got["id"])  # the same task is visible through the HTTP API
+    check(t["status"] == "succeeded" and t["task_type"] == "text-to-audio", "api view %r" % t)

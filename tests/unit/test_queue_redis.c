@@ -265,7 +265,7 @@ static void test_delayed_not_before_ready_at(void **state)
 
     /* the delayed message carries a Celery eta */
     push(q, "eta", 5, 1, gp_now_ms() + 60000);
-    redisReply *r = cmd(f->rc, "ZRANGE genpulse.delayed 0 -1");
+    redisReply *r = cmd(f->rc, "ZRANGE celery.delayed 0 -1");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 1);
     json_t *m = json_loads(r->element[0]->str, 0, NULL);
@@ -398,7 +398,7 @@ static void test_unacked_record_and_ack(void **state)
         json_string_value(json_object_get(json_object_get(m, "properties"), "delivery_tag")),
         it.delivery_tag);
     assert_string_equal(json_string_value(json_array_get(v, 1)), "");
-    assert_string_equal(json_string_value(json_array_get(v, 2)), "genpulse");
+    assert_string_equal(json_string_value(json_array_get(v, 2)), "celery");
     json_decref(v);
     freeReplyObject(r);
 
@@ -464,7 +464,7 @@ static void test_restore_expired(void **state)
     /* a delivery of another kombu queue in the same hash: not ours to restore */
     cmd_ok(f->rc, "HSET unacked foreign-tag %s",
            "[{\"body\": \"\", \"headers\": {\"id\": \"c1\"}, \"properties\": "
-           "{\"delivery_tag\": \"foreign-tag\"}}, \"\", \"celery\"]");
+           "{\"delivery_tag\": \"foreign-tag\"}}, \"\", \"otherqueue\"]");
     cmd_ok(f->rc, "ZADD unacked_index 1 foreign-tag");
     /* and an index entry without its hash entry (half-written by someone): dropped */
     cmd_ok(f->rc, "ZADD unacked_index 1 orphan-tag");
@@ -479,7 +479,7 @@ static void test_restore_expired(void **state)
     redisReply *r = cmd(f->rc, "HEXISTS unacked %s", lost.delivery_tag);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
-    r = cmd(f->rc, "LRANGE genpulse%b3 0 -1", "\x06\x16", (size_t)2);
+    r = cmd(f->rc, "LRANGE celery%b3 0 -1", "\x06\x16", (size_t)2);
     assert_int_equal(r->elements, 1);
     json_t *m = json_loads(r->element[0]->str, 0, NULL);
     assert_true(json_is_true(json_object_get(json_object_get(m, "headers"), "redelivered")));
@@ -512,10 +512,10 @@ static void test_celery_v2_message(void **state)
     const char *id = "0192f0c4-1f2e-7a00-8000-0123456789ab";
     push(f->q, id, 5, 1234, 0); /* ours 5 -> kombu 4 -> the "\x06\x163" bucket */
     push(f->q, "top", 9, 1, 0); /* ours 9 -> kombu 0 -> the bare queue name */
-    redisReply *r = cmd(f->rc, "LRANGE genpulse 0 -1");
+    redisReply *r = cmd(f->rc, "LRANGE celery 0 -1");
     assert_int_equal(r->elements, 1);
     freeReplyObject(r);
-    r = cmd(f->rc, "LRANGE %b 0 -1", "genpulse\x06\x16" "3", (size_t)11);
+    r = cmd(f->rc, "LRANGE %b 0 -1", "celery\x06\x16" "3", (size_t)9);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 1);
     json_error_t e;
@@ -545,7 +545,7 @@ static void test_celery_v2_message(void **state)
     assert_int_equal(tag[14], '4'); /* uuid4 */
     json_t *di = json_object_get(p, "delivery_info");
     assert_string_equal(json_string_value(json_object_get(di, "exchange")), "");
-    assert_string_equal(json_string_value(json_object_get(di, "routing_key")), "genpulse");
+    assert_string_equal(json_string_value(json_object_get(di, "routing_key")), "celery");
 
     char *body = b64decode(json_string_value(json_object_get(m, "body")));
     assert_non_null(body);
@@ -568,7 +568,7 @@ static void test_celery_v2_message(void **state)
         snprintf(small, sizeof small, "%.*s", n, "abc");
         push(f->q, small, 0, 1, 0);
     }
-    r = cmd(f->rc, "LRANGE %b 0 -1", "genpulse\x06\x16" "9", (size_t)11);
+    r = cmd(f->rc, "LRANGE %b 0 -1", "celery\x06\x16" "9", (size_t)9);
     assert_int_equal(r->elements, 3);
     for (size_t i = 0; i < 3; i++) {
         json_t *mm = json_loads(r->element[i]->str, 0, NULL);
@@ -585,21 +585,26 @@ static void test_celery_v2_message(void **state)
     freeReplyObject(r);
 
     /* a message a Python producer LPUSHed (no wake token) is taken too */
-    r = cmd(f->rc, "DEL genpulse genpulse%b3 genpulse%b9", "\x06\x16", (size_t)2, "\x06\x16", (size_t)2);
+    r = cmd(f->rc, "DEL celery celery%b3 celery%b9", "\x06\x16", (size_t)2, "\x06\x16", (size_t)2);
     freeReplyObject(r);
-    cmd_ok(f->rc, "LPUSH genpulse %s",
+    cmd_ok(f->rc, "LPUSH celery %s",
            "{\"body\": \"W1tdLCB7fSwge31d\", \"content-encoding\": \"utf-8\", "
            "\"content-type\": \"application/json\", \"headers\": {\"lang\": \"py\", "
            "\"task\": \"text-to-audio\", \"id\": \"py-1\"}, \"properties\": {\"priority\": 0, "
            "\"body_encoding\": \"base64\", \"delivery_tag\": \"py-tag\", \"delivery_info\": "
-           "{\"exchange\": \"\", \"routing_key\": \"genpulse\"}}}");
+           "{\"exchange\": \"\", \"routing_key\": \"celery\"}}}");
     gp_queue_item_t it;
     expect_pop(f->q, "py-1", &it);
     assert_string_equal(it.delivery_tag, "py-tag");
     assert_int_equal(it.priority, 9);
+    /* Celery-sent: the task name is the task type, kwargs ({} here) the params */
+    assert_string_equal(it.task_type, "text-to-audio");
+    assert_non_null(it.foreign_params);
+    assert_string_equal(it.foreign_params, "{}");
+    gp_queue_item_release(&it);
     assert_int_equal(gp_queue_ack(f->q, &it), 0);
     /* and a malformed one is dropped, not handed out */
-    cmd_ok(f->rc, "LPUSH genpulse not-json");
+    cmd_ok(f->rc, "LPUSH celery not-json");
     gp_queue_item_t out;
     assert_int_equal(gp_queue_pop(f->q, &out, 100), -GP_E_TIMEOUT);
     r = cmd(f->rc, "HLEN unacked");
@@ -749,7 +754,7 @@ static void test_concurrent_push_pop(void **state)
     redisReply *r = cmd(f->rc, "HLEN unacked");
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
-    r = cmd(f->rc, "LLEN genpulse.wake");
+    r = cmd(f->rc, "LLEN celery.wake");
     assert_true(r->integer <= 8); /* tokens do not pile up once the queue is drained */
     freeReplyObject(r);
 }
@@ -770,7 +775,7 @@ static void test_url_db_and_auth(void **state)
     expect_pop(q2, "other-db", NULL);
     gp_queue_close(q2);
     cmd_ok(f->rc, "SELECT %d", db);
-    cmd_ok(f->rc, "DEL genpulse.wake");
+    cmd_ok(f->rc, "DEL celery.wake");
     cmd_ok(f->rc, "SELECT %d", g_db);
 
     snprintf(url, sizeof url, "redis://:s%%65cret@%s:%d/%d", g_host, g_port, g_db);

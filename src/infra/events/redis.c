@@ -230,6 +230,8 @@ static void re_close(gp_events_t *base)
     free(e);
 }
 
+static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_state_t *hot);
+
 /* Updates hot state, then publishes the event. */
 static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool reset,
                    int percent, const char *step)
@@ -275,8 +277,69 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
     bool broken = !r;
     if (r)
         freeReplyObject(r);
+    if (!broken && (terminal || !strcmp(type, "progress")))
+        write_celery_meta(c, t, &hot);
+    broken = broken || c->err != 0;
     give(e, slot, broken);
     return broken ? -GP_E_UNAVAILABLE : 0;
+}
+
+/*
+ * Writes the task's state the way Celery's Redis result backend does (SETEX + PUBLISH of
+ * celery-task-meta-<id>, research/queues.md §1.7), so `AsyncResult.get()` from Python works:
+ * SUCCESS with the result object, FAILURE with a synthetic exception, REVOKED when canceled,
+ * and a custom PROGRESS state (like `update_state`) while running.
+ */
+static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_state_t *hot)
+{
+    const char *state;
+    json_t *result;
+    switch (t->status) {
+    case GP_TASK_SUCCEEDED:
+        state = "SUCCESS";
+        result = t->result ? json_incref(t->result) : json_object();
+        break;
+    case GP_TASK_FAILED:
+        state = "FAILURE";
+        result = json_pack("{s:s, s:[s], s:n}", "exc_type", "GenPulseTaskFailed", "exc_message",
+                           t->error_message ? t->error_message : "failed", "exc_module");
+        break;
+    case GP_TASK_CANCELED:
+        state = "REVOKED";
+        result = json_pack("{s:s, s:[s], s:s}", "exc_type", "TaskRevokedError", "exc_message",
+                           "canceled by request", "exc_module", "celery.exceptions");
+        break;
+    default:
+        state = "PROGRESS";
+        result = json_pack("{s:i, s:s}", "pct", hot->progress < 0 ? 0 : hot->progress, "step",
+                           hot->step);
+    }
+    json_t *meta = json_pack("{s:s, s:o, s:n, s:[], s:n, s:s}", "status", state, "result", result,
+                             "traceback", "children", "date_done", "task_id", t->id);
+    if (gp_task_status_terminal(t->status)) {
+        char ts[40];
+        gp_format_time(t->completed_at ? t->completed_at : gp_now_ms(), ts, sizeof ts);
+        ts[strlen(ts) - 1] = '\0'; /* Celery writes naive UTC without the Z */
+        json_object_set_new(meta, "date_done", json_string(ts));
+    }
+    char *text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    if (!text)
+        return;
+    char key[80];
+    snprintf(key, sizeof key, "celery-task-meta-%s", t->id);
+    size_t len = strlen(text);
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommand(c, "SETEX %s %d %b", key, HOT_TTL_S, text, len);
+    redisAppendCommand(c, "PUBLISH %s %b", key, text, len);
+    redisAppendCommand(c, "EXEC");
+    for (int i = 0; i < 4; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK)
+            break;
+        freeReplyObject(reply);
+    }
+    free(text);
 }
 
 static int re_publish_status(gp_events_t *base, const gp_task_t *t, bool reset_progress)

@@ -14,6 +14,7 @@
 #include "core/settings.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 typedef struct gp_queue gp_queue_t;
 
@@ -24,6 +25,11 @@ typedef struct gp_queue_item {
     int64_t ready_at;    /* ms; 0 = now */
     char delivery_tag[64]; /* set by pop() for backends that need ack(); "" otherwise */
     bool redelivered;      /* set by pop(): the previous holder's lease expired unacked */
+    /* A task sent by another client (e.g. Celery's send_task) that may have no row yet:
+     * its task type and its params as JSON text (malloc'd; whoever pops the item frees it
+     * with gp_queue_item_release). NULL for tasks GenPulse dispatched itself. */
+    char task_type[65];
+    char *foreign_params;
 } gp_queue_item_t;
 
 typedef struct gp_queue_vt {
@@ -64,6 +70,11 @@ static inline int gp_queue_renew(gp_queue_t *q, const gp_queue_item_t *it)
 { return q->vt->renew ? q->vt->renew(q, it) : 0; }
 static inline int gp_queue_restore_expired(gp_queue_t *q, int64_t lease_ms)
 { return q->vt->restore_expired ? q->vt->restore_expired(q, lease_ms) : 0; }
+static inline void gp_queue_item_release(gp_queue_item_t *it)
+{
+    free(it->foreign_params);
+    it->foreign_params = NULL;
+}
 static inline void gp_queue_shutdown(gp_queue_t *q) { q->vt->shutdown(q); }
 static inline size_t gp_queue_depth(gp_queue_t *q) { return q->vt->depth(q); }
 

@@ -3,7 +3,7 @@
  * Redis layout, so Celery's own tools (Flower, `celery inspect`, a Python worker's
  * restore_visible) can read it. URL: redis://[[user]:password@]host[:port][/db].
  *
- * Owns: the queue "genpulse" (its four priority lists and its delayed set), the wake list,
+ * Owns: the queue "celery" (its four priority lists and its delayed set), the wake list,
  * and this queue's entries in kombu's shared `unacked` / `unacked_index`. Nothing else.
  *
  * Key layout (sep = "\x06\x16", kombu's Channel.sep; queues.md §1.2–1.4):
@@ -65,7 +65,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QUEUE_NAME "genpulse"
+/* Celery's default queue, so a plain send_task() from Python reaches GenPulse workers. */
+#define QUEUE_NAME "celery"
 #define SEP "\x06\x16"
 #define TASK_NAME "genpulse.run"
 #define CONNECT_TIMEOUT_MS 1000
@@ -761,6 +762,78 @@ static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool del
     return out;
 }
 
+static int b64_value(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+' || ch == '-')
+        return 62;
+    if (ch == '/' || ch == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes base64 (padding and whitespace ignored); NULL on bad input. Caller frees. */
+static unsigned char *base64_decode(const char *in, size_t n, size_t *out_len)
+{
+    unsigned char *out = malloc(n / 4 * 3 + 4);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if (ch == '=' || ch == '\n' || ch == '\r' || ch == ' ')
+            continue;
+        int v = b64_value(ch);
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)((acc >> bits) & 0xFF);
+        }
+    }
+    *out_len = o;
+    return out;
+}
+
+/* A Celery-sent task: the task name is a task type and body[1] (kwargs) its params. */
+static void parse_foreign(json_t *m, const char *task, gp_queue_item_t *out)
+{
+    if (!task || strlen(task) >= sizeof out->task_type)
+        return;
+    json_t *body = json_object_get(m, "body");
+    const char *enc = json_string_value(
+        json_object_get(json_object_get(m, "properties"), "body_encoding"));
+    if (!json_is_string(body))
+        return;
+    size_t n = 0;
+    unsigned char *raw = NULL;
+    if (enc && !strcmp(enc, "base64"))
+        raw = base64_decode(json_string_value(body), json_string_length(body), &n);
+    else if ((raw = malloc(json_string_length(body) + 1)) != NULL)
+        memcpy(raw, json_string_value(body), n = json_string_length(body));
+    if (!raw)
+        return;
+    json_t *decoded = json_loadb((const char *)raw, n, 0, NULL);
+    free(raw);
+    json_t *kwargs = json_array_get(decoded, 1);
+    if (json_is_object(kwargs)) {
+        memcpy(out->task_type, task, strlen(task) + 1);
+        out->foreign_params = json_dumps(kwargs, JSON_COMPACT);
+    }
+    json_decref(decoded);
+}
+
 /* Fills out (all but delivery_tag) from a message; false when it is not one we can run. */
 static bool parse_message(const char *msg, size_t len, gp_queue_item_t *out)
 {
@@ -780,6 +853,9 @@ static bool parse_message(const char *msg, size_t len, gp_queue_item_t *out)
             out->enqueued_at = json_is_integer(enq) ? json_integer_value(enq) : 0;
             /* Put back after its lease expired: the claim may take over the task. */
             out->redelivered = json_is_true(json_object_get(h, "redelivered"));
+            const char *task = json_string_value(json_object_get(h, "task"));
+            if (task && strcmp(task, TASK_NAME) != 0)
+                parse_foreign(m, task, out);
             ok = true;
         }
     }
