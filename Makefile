@@ -21,7 +21,7 @@ ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 # deps first, then a fresh make: pkg-config flags are read when the Makefile is parsed.
 all: deps
-	@$(MAKE) --no-print-directory $(BUILD)/genpulse
+	@$(MAKE) --no-print-directory $(BUILD)/genpulse $(BUILD)/libgenpulse.a
 
 deps:
 	@sh tools/deps.sh build
@@ -39,6 +39,11 @@ $(BUILD)/obj/gen/registry_gen.o: $(BUILD)/gen/registry_gen.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libgenpulse-core.a: $(OBJS)
+	ar rcs $@ $^
+
+# The RPC client library: include/genpulse/client.h; link with -lhiredis -ljansson.
+$(BUILD)/libgenpulse.a: $(BUILD)/obj/client/client.o $(BUILD)/obj/infra/redis/conn.o \
+                        $(BUILD)/obj/core/util.o
 	ar rcs $@ $^
 
 $(BUILD)/genpulse: $(BUILD)/obj/main.o $(BUILD)/libgenpulse-core.a

@@ -453,9 +453,29 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+typedef struct bus_cancel {
+    gp_store_op_t op;
+    gp_runtime_t *rt;
+} bus_cancel_t;
+
+static void bus_cancel_done(gp_store_op_t *op, void *arg)
+{
+    bus_cancel_t *bc = arg;
+    if (op->result == 0 && op->cancel_outcome == GP_CANCEL_DONE) {
+        gp_task_t t;
+        if (gp_store_get(bc->rt->store, op->cancel_id, &t) == 0) {
+            gp_events_publish_status(bc->rt->events, &t, false);
+            gp_log(GP_LOG_INFO, t.id, "canceled while pending (request from the bus)");
+            gp_task_clear(&t);
+        }
+    }
+    free(bc);
+}
+
 static void on_cancel(const char *task_id, void *arg)
 {
     gp_worker_pool_t *pool = arg;
+    bool found = false;
     pthread_mutex_lock(&pool->lock);
     for (int i = 0; i < pool->n; i++) {
         slot_t *s = &pool->slots[i];
@@ -463,9 +483,21 @@ static void on_cancel(const char *task_id, void *arg)
             if (s->ctx)
                 atomic_store(&s->ctx->cancel, true);
             s->cancel_at = gp_mono_ms(); /* seen by run_one if the claim is in flight */
+            found = true;
         }
     }
     pthread_mutex_unlock(&pool->lock);
+    if (found || !gp_is_uuid(task_id))
+        return;
+    /* Not running here: it may be queued (an RPC client's cancel goes only to the bus).
+     * Every worker process tries; the store's compare-and-set lets one of them win. */
+    bus_cancel_t *bc = gp_xcalloc(1, sizeof *bc);
+    bc->rt = pool->rt;
+    bc->op.kind = GP_OP_CANCEL;
+    memcpy(bc->op.cancel_id, task_id, sizeof bc->op.cancel_id);
+    bc->op.done = bus_cancel_done;
+    bc->op.done_arg = bc;
+    gp_committer_submit(pool->rt->committer, &bc->op);
 }
 
 gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)

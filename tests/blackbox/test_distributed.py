@@ -128,3 +128,38 @@ def test_distributed_celery_client_round_trip(ctx):
           "invalid task: %r" % got)
     t = a.task(got["id"])  # the same task is visible through the HTTP API
     check(t["status"] == "succeeded" and t["task_type"] == "text-to-audio", "api view %r" % t)
+
+
+@case(own=True)
+def test_distributed_rpc_cli(ctx):
+    # genpulse run: straight to Redis, progress on stderr, result on stdout, exit codes.
+    if not (PG and REDIS):
+        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
+        return
+    import subprocess
+    from harness import BIN
+    (a,), _ = _cluster(ctx, apis=1, workers=1)
+    env = dict(os.environ, **_env())
+
+    def run(*args, timeout=60):
+        return subprocess.run([BIN, "run"] + list(args), capture_output=True, text=True,
+                              env=env, timeout=timeout)
+
+    ok = run("text-to-image", "prompt=a boat", "width=128", "height=128", "delay_ms=300",
+             "steps=3", "--wait")
+    check(ok.returncode == 0, "succeeded run exit %d: %s" % (ok.returncode, ok.stderr))
+    check(ok.stdout.strip().endswith("/image.png"), "stdout %r" % ok.stdout)
+    check("%] step 2/3" in ok.stderr, "no progress on stderr: %r" % ok.stderr)
+    failed = run("text-to-image", "prompt=x", "fail=boom", "--wait")
+    check(failed.returncode == 1 and "boom" in failed.stderr, "failed run: %r" % failed)
+    slow = run("text-to-image", "prompt=x", "delay_ms=4000", "--wait", "--timeout", "1")
+    check(slow.returncode == 3, "timed-out run exit %d" % slow.returncode)
+    bad = run("text-to-image", "width=5", "--wait")
+    check(bad.returncode == 2 and "params.prompt" in bad.stderr, "bad usage: %r" % bad)
+    sent = run("echo", "message=hi")
+    check(sent.returncode == 0 and len(sent.stdout.strip()) == 36, "no-wait run: %r" % sent)
+    t = a.wait_terminal(sent.stdout.strip(), timeout=20)
+    check(t["status"] == "succeeded" and t["result"]["message"] == "hi", "sent task: %r" % t)
+    gone = subprocess.run([BIN, "run", "echo", "--wait", "--queue-url", "redis://127.0.0.1:1/0"],
+                          capture_output=True, text=True, timeout=30)
+    check(gone.returncode == 5, "unreachable redis exit %d" % gone.returncode)

@@ -1,0 +1,326 @@
+/*
+ * client.c — libgenpulse, the RPC client (see include/genpulse/client.h).
+ *
+ * DESIGN: two Redis connections per client. `cmd` sends the task (LPUSH of a Celery
+ * protocol v2 message onto kombu's list for the priority, plus a token on the wake list the
+ * GenPulse workers block on, in one MULTI) and reads stored states; `sub` holds the
+ * SUBSCRIBE on celery-task-meta-<id>. Order for a run: SUBSCRIBE, then send, then GET the
+ * key once (a state written before the subscription took effect is still seen), then read
+ * published states until a ready one (SUCCESS, FAILURE, REVOKED) or the deadline.
+ */
+#include <genpulse/client.h>
+
+#include "core/util.h"
+#include "infra/redis/conn.h"
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define QUEUE "celery"
+#define WAKE_LIST "celery.wake"
+#define WAKE_CAP "64"
+#define CANCEL_CHANNEL "genpulse:cancel"
+
+struct gp_client {
+    gp_redis_url_t url;
+    int timeout_ms;
+    redisContext *cmd, *sub;
+};
+
+static redisContext *ensure(gp_client_t *c, redisContext **slot)
+{
+    if (!*slot) {
+        char err[256];
+        *slot = gp_redis_connect(&c->url, c->timeout_ms, err, sizeof err);
+    }
+    return *slot;
+}
+
+static void drop(redisContext **slot)
+{
+    if (*slot) {
+        redisFree(*slot);
+        *slot = NULL;
+    }
+}
+
+gp_client_t *gp_client_connect(const char *redis_url, int timeout_ms, char *err, size_t cap)
+{
+    gp_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    if (gp_redis_url_parse(redis_url ? redis_url : "", &c->url, err, cap) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->cmd = gp_redis_connect(&c->url, c->timeout_ms, err, cap);
+    if (!c->cmd) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void gp_client_free(gp_client_t *c)
+{
+    if (!c)
+        return;
+    drop(&c->cmd);
+    drop(&c->sub);
+    free(c);
+}
+
+void gp_client_result_clear(gp_client_result_t *r)
+{
+    free(r->result_json);
+    free(r->error);
+    memset(r, 0, sizeof *r);
+}
+
+/* Base64 for the message body; written here so the client needs no crypto library. */
+static char *base64(const char *in, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)(unsigned char)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)in[i + 2];
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* kombu's list for a priority: GenPulse 9 (highest) is kombu 0, stepped 0/3/6/9. */
+static void list_for(int priority, char *out, size_t cap)
+{
+    int kp = 9 - priority, step = kp >= 9 ? 9 : kp >= 6 ? 6 : kp >= 3 ? 3 : 0;
+    if (step)
+        snprintf(out, cap, "%s\x06\x16%d", QUEUE, step);
+    else
+        snprintf(out, cap, "%s", QUEUE);
+}
+
+static int send_task(gp_client_t *c, const char *task_type, const char *params_json,
+                     int priority, const char *id)
+{
+    if (!task_type || !*task_type || strlen(task_type) > 64 || priority < 0 || priority > 9)
+        return GP_CLIENT_EINVAL;
+    json_t *kwargs = params_json ? json_loads(params_json, 0, NULL) : json_object();
+    if (!json_is_object(kwargs)) {
+        json_decref(kwargs);
+        return GP_CLIENT_EINVAL;
+    }
+    char *kwrepr = json_dumps(kwargs, JSON_COMPACT);
+    json_t *body = json_pack("[[], o, {s:n, s:n, s:n, s:n}]", kwargs, "callbacks", "errbacks",
+                             "chain", "chord");
+    char *body_text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    char *b64 = body_text ? base64(body_text, strlen(body_text)) : NULL;
+    free(body_text);
+    char tag[37];
+    gp_uuid7(tag);
+    json_t *msg = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s, "
+        "s:i, s:{s:s, s:s}}}",
+        "body", b64 ? b64 : "", "content-encoding", "utf-8", "content-type", "application/json",
+        "headers", "lang", "py", "task", task_type, "id", id, "root_id", id, "argsrepr", "()",
+        "kwargsrepr", kwrepr ? kwrepr : "{}", "retries", 0, "properties", "correlation_id", id,
+        "reply_to", "", "body_encoding", "base64", "delivery_tag", tag, "priority", 9 - priority,
+        "delivery_info", "exchange", "", "routing_key", QUEUE);
+    free(b64);
+    free(kwrepr);
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (!text)
+        return GP_CLIENT_EINVAL;
+    char list[32];
+    list_for(priority, list, sizeof list);
+    redisContext *r = ensure(c, &c->cmd);
+    int rc = r ? 0 : GP_CLIENT_EUNAVAILABLE;
+    if (r) {
+        redisAppendCommand(r, "MULTI");
+        redisAppendCommand(r, "LPUSH %s %s", list, text);
+        redisAppendCommand(r, "LPUSH %s 1", WAKE_LIST);
+        redisAppendCommand(r, "LTRIM %s 0 %s", WAKE_LIST, WAKE_CAP);
+        redisAppendCommand(r, "EXEC");
+        for (int i = 0; i < 5 && rc == 0; i++) {
+            void *reply = NULL;
+            if (redisGetReply(r, &reply) != REDIS_OK) {
+                rc = GP_CLIENT_EUNAVAILABLE;
+                drop(&c->cmd);
+            }
+            freeReplyObject(reply);
+        }
+    }
+    free(text);
+    return rc;
+}
+
+int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_json,
+                     int priority, char id_out[37])
+{
+    gp_uuid7(id_out);
+    return send_task(c, task_type, params_json, priority, id_out);
+}
+
+/* Applies one stored/published state. Returns true when it is a ready (final) state. */
+static bool apply_state(const char *text, size_t len, gp_client_progress_cb progress, void *arg,
+                        gp_client_result_t *out)
+{
+    json_t *m = json_loadb(text, len, 0, NULL);
+    const char *state = json_string_value(json_object_get(m, "status"));
+    json_t *result = json_object_get(m, "result");
+    bool ready = false;
+    if (!state) {
+        /* not a state we know: ignore */
+    } else if (!strcmp(state, "SUCCESS")) {
+        out->status = GP_CLIENT_SUCCEEDED;
+        out->result_json = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+        ready = true;
+    } else if (!strcmp(state, "FAILURE") || !strcmp(state, "REVOKED")) {
+        out->status = !strcmp(state, "REVOKED") ? GP_CLIENT_CANCELED : GP_CLIENT_FAILED;
+        const char *msg = json_string_value(json_array_get(json_object_get(result, "exc_message"), 0));
+        out->error = gp_xstrdup(msg ? msg : state);
+        ready = true;
+    } else if (!strcmp(state, "PROGRESS") && progress) {
+        json_t *pct = json_object_get(result, "pct");
+        const char *step = json_string_value(json_object_get(result, "step"));
+        progress(out->id, json_is_integer(pct) ? (int)json_integer_value(pct) : 0,
+                 step ? step : "", arg);
+    }
+    json_decref(m);
+    return ready;
+}
+
+static int64_t now_ms(void) { return gp_mono_ms(); }
+
+static int wait_subscribed(gp_client_t *c, const char *key, int64_t deadline,
+                           gp_client_progress_cb progress, void *arg, gp_client_result_t *out)
+{
+    /* A state stored before the subscription took effect. */
+    redisContext *r = ensure(c, &c->cmd);
+    if (!r)
+        return GP_CLIENT_EUNAVAILABLE;
+    redisReply *got = redisCommand(r, "GET %s", key);
+    if (!got) {
+        drop(&c->cmd);
+        return GP_CLIENT_EUNAVAILABLE;
+    }
+    bool ready = got->type == REDIS_REPLY_STRING &&
+                 apply_state(got->str, (size_t)got->len, progress, arg, out);
+    freeReplyObject(got);
+    while (!ready) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            out->status = GP_CLIENT_TIMED_OUT;
+            drop(&c->sub); /* it may still deliver; start clean next time */
+            return 0;
+        }
+        struct timeval tv = {.tv_sec = (time_t)(left / 1000),
+                             .tv_usec = (suseconds_t)((left % 1000) * 1000)};
+        redisSetTimeout(c->sub, tv);
+        void *reply = NULL;
+        if (redisGetReply(c->sub, &reply) != REDIS_OK) {
+            bool timed_out = now_ms() >= deadline;
+            drop(&c->sub);
+            if (timed_out) {
+                out->status = GP_CLIENT_TIMED_OUT;
+                return 0;
+            }
+            return GP_CLIENT_EUNAVAILABLE;
+        }
+        redisReply *m = reply;
+        if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
+            m->element[0]->type == REDIS_REPLY_STRING && !strcmp(m->element[0]->str, "message") &&
+            m->element[2]->type == REDIS_REPLY_STRING)
+            ready = apply_state(m->element[2]->str, (size_t)m->element[2]->len, progress, arg, out);
+        freeReplyObject(reply);
+    }
+    /* Leave the channel; the connection stays for the next call. */
+    redisReply *u = redisCommand(c->sub, "UNSUBSCRIBE %s", key);
+    if (!u)
+        drop(&c->sub);
+    else
+        freeReplyObject(u);
+    return 0;
+}
+
+static int subscribe(gp_client_t *c, const char *key)
+{
+    redisContext *s = ensure(c, &c->sub);
+    if (!s)
+        return GP_CLIENT_EUNAVAILABLE;
+    redisReply *r = redisCommand(s, "SUBSCRIBE %s", key);
+    if (!r) {
+        drop(&c->sub);
+        return GP_CLIENT_EUNAVAILABLE;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int gp_client_run(gp_client_t *c, const char *task_type, const char *params_json, int priority,
+                  int timeout_ms, gp_client_progress_cb progress, void *arg,
+                  gp_client_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    gp_uuid7(out->id);
+    char key[80];
+    snprintf(key, sizeof key, "celery-task-meta-%s", out->id);
+    int rc = subscribe(c, key); /* before sending: an early finish cannot slip by */
+    if (rc == 0)
+        rc = send_task(c, task_type, params_json, priority, out->id);
+    if (rc == 0)
+        rc = wait_subscribed(c, key, deadline, progress, arg, out);
+    else
+        drop(&c->sub);
+    return rc;
+}
+
+int gp_client_wait(gp_client_t *c, const char *task_id, int timeout_ms,
+                   gp_client_progress_cb progress, void *arg, gp_client_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!task_id || strlen(task_id) != 36)
+        return GP_CLIENT_EINVAL;
+    memcpy(out->id, task_id, 37);
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    char key[80];
+    snprintf(key, sizeof key, "celery-task-meta-%s", task_id);
+    int rc = subscribe(c, key);
+    return rc ? rc : wait_subscribed(c, key, deadline, progress, arg, out);
+}
+
+int gp_client_cancel(gp_client_t *c, const char *task_id)
+{
+    if (!task_id || strlen(task_id) != 36)
+        return GP_CLIENT_EINVAL;
+    redisContext *r = ensure(c, &c->cmd);
+    if (!r)
+        return GP_CLIENT_EUNAVAILABLE;
+    redisReply *rep = redisCommand(r, "PUBLISH %s %s", CANCEL_CHANNEL, task_id);
+    if (!rep) {
+        drop(&c->cmd);
+        return GP_CLIENT_EUNAVAILABLE;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
