@@ -25,7 +25,8 @@
 
 #define POP_TIMEOUT_MS 500
 #define WATCHDOG_TICK_MS 100
-#define CANCEL_GRACE_MS 10000 /* a canceled provider that ignores us this long is cut loose */
+#define CANCEL_GRACE_MS 10000
+#define COMMIT_RETRY_MS 500 /* an outcome the store refused is offered again this often */ /* a canceled provider that ignores us this long is cut loose */
 
 typedef struct slot {
     /* Guarded by pool->lock: */
@@ -51,6 +52,9 @@ struct gp_worker_pool {
     atomic_bool draining;   /* grace expired: hand running tasks back */
     atomic_int busy;
     int threads_alive;
+    struct finish_job *commit_retries; /* outcomes waiting for the store to come back */
+    atomic_bool stopped;               /* threads joined: retries are given up */
+    atomic_int jobs_in_flight;         /* outcomes submitted and not yet settled */
 };
 
 typedef struct worker_arg {
@@ -108,6 +112,9 @@ gp_outcome_t gp_decide_outcome(const gp_attempt_report_t *r, int64_t base_ms, in
 typedef struct finish_job {
     gp_store_op_t op;
     gp_runtime_t *rt;
+    struct gp_worker_pool *pool;
+    struct finish_job *next_retry; /* on pool->commit_retries while the store is down */
+    int64_t retry_at;              /* mono ms */
     gp_task_t task;          /* copy, updated to the outcome */
     int64_t retry_delay_ms;
     bool handed_back;
@@ -118,6 +125,16 @@ static void finish_committed(gp_store_op_t *op, void *arg)
 {
     finish_job_t *job = arg;
     gp_task_t *t = &job->task;
+    if (op->result == -GP_E_UNAVAILABLE && !atomic_load(&job->pool->stopped)) {
+        /* The store is down: keep the outcome (and the delivery's lease) and commit it again
+         * shortly; the watchdog resubmits it. Losing it would leave the task "processing". */
+        pthread_mutex_lock(&job->pool->lock);
+        job->retry_at = gp_mono_ms() + COMMIT_RETRY_MS;
+        job->next_retry = job->pool->commit_retries;
+        job->pool->commit_retries = job;
+        pthread_mutex_unlock(&job->pool->lock);
+        return;
+    }
     if (op->result != 0) {
         gp_log(op->result == -GP_E_CONFLICT ? GP_LOG_INFO : GP_LOG_ERROR, t->id,
                "outcome %s not committed: %s", gp_task_status_name(t->status),
@@ -147,8 +164,10 @@ static void finish_committed(gp_store_op_t *op, void *arg)
                    t->error_message ? ": " : "", t->error_message ? t->error_message : "");
         }
     }
-    gp_queue_ack(job->rt->queue, &job->item);
+    if (op->result != -GP_E_UNAVAILABLE) /* else the lease runs out and it runs again */
+        gp_queue_ack(job->rt->queue, &job->item);
     gp_task_clear(t);
+    atomic_fetch_sub(&job->pool->jobs_in_flight, 1); /* last touch of the pool */
     free(job);
 }
 
@@ -184,6 +203,7 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     gp_outcome_t o = gp_decide_outcome(&report, s->retry_base_ms, s->retry_max_ms, rnd);
     finish_job_t *job = gp_xcalloc(1, sizeof *job);
     job->rt = rt;
+    job->pool = pool;
     job->item = *item;
     job->retry_delay_ms = o.retry_delay_ms;
     job->handed_back = report.shutting_down && o.status == GP_TASK_PENDING;
@@ -218,6 +238,7 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     }
     job->op.done = finish_committed;
     job->op.done_arg = job;
+    atomic_fetch_add(&pool->jobs_in_flight, 1);
     gp_committer_submit(rt->committer, &job->op);
 }
 
@@ -412,6 +433,16 @@ static void *watchdog_main(void *arg)
         }
         pthread_cond_timedwait(&pool->watchdog_wake, &pool->lock, &ts);
         int64_t now = gp_mono_ms();
+        for (finish_job_t **pp = &pool->commit_retries; *pp;) {
+            finish_job_t *job = *pp;
+            if (job->retry_at <= now) {
+                *pp = job->next_retry;
+                job->next_retry = NULL;
+                gp_committer_submit(pool->rt->committer, &job->op);
+            } else {
+                pp = &job->next_retry;
+            }
+        }
         if (now >= next_lease_work) {
             /* Leases: renew what we run (a third of the lease apart), and put back what
              * dead workers left reserved. Queue I/O happens outside the lock. */
@@ -557,6 +588,27 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
         pthread_join(pool->threads[i], NULL);
     pthread_join(pool->watchdog, NULL);
     gp_events_on_cancel(pool->rt->events, NULL, NULL);
+    /* Settle the outcomes still on their way: offer the refused ones a last time, then wait
+     * for the committer to hand every job back (they point at this pool). */
+    pthread_mutex_lock(&pool->lock);
+    atomic_store(&pool->stopped, true);
+    finish_job_t *retry = pool->commit_retries;
+    pool->commit_retries = NULL;
+    pthread_mutex_unlock(&pool->lock);
+    while (retry) {
+        finish_job_t *next = retry->next_retry;
+        gp_committer_submit(pool->rt->committer, &retry->op);
+        retry = next;
+    }
+    for (int i = 0; i < 500 && atomic_load(&pool->jobs_in_flight) > 0; i++) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&pool->jobs_in_flight) > 0) {
+        GP_WARN("workers: %d outcome(s) not settled at exit; their tasks are recovered later",
+                atomic_load(&pool->jobs_in_flight));
+        return; /* the pool stays allocated: the committer may still reach it */
+    }
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->changed);
     pthread_cond_destroy(&pool->watchdog_wake);
