@@ -96,7 +96,9 @@ tsan:
 	@sh tools/deps.sh test
 	$(MAKE) BUILD=build-tsan CC=clang SAN="-fsanitize=thread" OPT=-O1 \
 	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" build-tsan/genpulse
-	GENPULSE_BIN=build-tsan/genpulse TSAN_OPTIONS="halt_on_error=1" /usr/bin/python3 tests/blackbox/run.py
+	@svc=/tmp/genpulse-test-services-$$$$; trap 'sh tools/test-services.sh stop '$$svc EXIT; \
+	  sh tools/test-services.sh start $$svc >/dev/null && set -a && . $$svc/env && set +a && \
+	  GENPULSE_BIN=build-tsan/genpulse TSAN_OPTIONS="halt_on_error=1" /usr/bin/python3 tests/blackbox/run.py
 
 bench:
 	@sh tools/deps.sh bench
