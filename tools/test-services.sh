@@ -31,6 +31,8 @@ start)
   {
     echo "GENPULSE_TEST_PG_URL=postgres://genpulse@127.0.0.1:$pgport/genpulse_test"
     echo "GENPULSE_TEST_REDIS_URL=redis://127.0.0.1:$redisport/0"
+    echo "GENPULSE_TEST_REDIS_RESTART='redis-server --port $redisport --bind 127.0.0.1 --save \"\" --appendonly no --daemonize yes --pidfile $dir/redis.pid --logfile $dir/redis.log --dir $dir'"
+    echo "GENPULSE_TEST_REDIS_PIDFILE=$dir/redis.pid"
     echo "GENPULSE_TEST_PG_CTL=$pgbin/pg_ctl"
     echo "GENPULSE_TEST_PG_DATA=$dir/pg"
     echo "GENPULSE_TEST_PG_OPTIONS='-p $pgport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c fsync=off'"

@@ -209,3 +209,79 @@ def test_distributed_postgres_restart(ctx):
     for tid in ids + [accepted]:
         t = a.wait_terminal(tid, timeout=max(1, deadline + 30 - time.time()))
         check(t["status"] == "succeeded", "task %s ended %s: %r" % (tid, t["status"], t["error"]))
+
+
+@case(own=True)
+def test_distributed_random_worker_kills(ctx):
+    # 2 gateways + 3 workers, 2,000 tasks, workers SIGKILLed at random and replaced: every
+    # task succeeds and each result is committed once.
+    if not (PG and REDIS):
+        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
+        return
+    import random
+    import threading
+    env = _env()
+    wargs = ["--concurrency", "8", "--lease", "3"]
+    (a, b), workers = _cluster(ctx, apis=2, workers=3, worker_args=wargs)
+    ids, lock = [], threading.Lock()
+
+    def submit(gw, n, tag):
+        for i in range(n):
+            t = gw.create("text-to-image", {"prompt": "%s%d" % (tag, i), "width": 64,
+                                             "height": 64, "delay_ms": 20, "steps": 1})
+            with lock:
+                ids.append(t["id"])
+
+    threads = [threading.Thread(target=submit, args=(gw, 1000, tag))
+               for gw, tag in ((a, "a"), (b, "b"))]
+    for th in threads:
+        th.start()
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        time.sleep(rng.uniform(0.5, 1.5))
+        victim = workers.pop(rng.randrange(len(workers)))
+        victim.kill9()
+        kills += 1
+        workers.append(ctx.new_server(wargs, name="worker-r%d" % kills, env=env,
+                                      command="worker").start())
+    for th in threads:
+        th.join()
+    check(len(ids) == 2000, "submitted %d" % len(ids))
+    deadline = time.time() + 90
+    for tid in ids:
+        t = a.wait_terminal(tid, timeout=max(1, deadline - time.time()))
+        check(t["status"] == "succeeded", "task %s ended %s: %r" % (tid, t["status"], t["error"]))
+        check(len(t["result"]["assets"]) == 1, "task %s: %d assets" % (tid, len(t["result"]["assets"])))
+
+
+@case(own=True)
+def test_distributed_redis_restart_mid_run(ctx):
+    # Redis restarts (empty: no persistence) while tasks run: workers and gateways reconnect
+    # by themselves, the reconciler re-dispatches, and every task still succeeds.
+    if not (PG and REDIS and os.environ.get("GENPULSE_TEST_REDIS_RESTART")):
+        print("   (skipped: no private Redis to restart)")
+        return
+    import shlex
+    import subprocess
+    (a,), _ = _cluster(ctx, apis=1, workers=2, worker_args=["--concurrency", "2", "--lease", "3"])
+    ids = [a.create("text-to-image", {"prompt": "r%d" % i, "width": 64, "height": 64,
+                                      "delay_ms": 300, "steps": 2})["id"] for i in range(16)]
+    time.sleep(0.6)
+    with open(os.environ["GENPULSE_TEST_REDIS_PIDFILE"]) as f:
+        pid = int(f.read().strip())
+    os.kill(pid, 9)
+    time.sleep(1.0)
+    subprocess.run(shlex.split(os.environ["GENPULSE_TEST_REDIS_RESTART"]), check=True)
+    time.sleep(0.5)
+    deadline = time.time() + 60
+    late = None
+    while late is None and time.time() < deadline:
+        r = a.post("/v1/tasks", {"task_type": "echo", "params": {"message": "after"}})
+        late = r.json["id"] if r.status == 202 else None
+        if late is None:
+            time.sleep(0.5)
+    check(late is not None, "gateway did not accept tasks after the Redis restart")
+    for tid in ids + [late]:
+        t = a.wait_terminal(tid, timeout=max(1, deadline - time.time()))
+        check(t["status"] == "succeeded", "task %s ended %s: %r" % (tid, t["status"], t["error"]))
