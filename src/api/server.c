@@ -81,6 +81,7 @@ struct request {
     gp_store_op_t op;
     gp_task_t task;
     bool head;
+    bool dispatched; /* a created task was handed to the queue */
 };
 
 struct sse_client {
@@ -175,7 +176,9 @@ static const char *query(request_t *r, const char *name)
 static json_t *task_json(gp_http_t *h, const gp_task_t *t)
 {
     gp_hot_state_t hot;
-    bool have_hot = gp_events_get_hot(h->rt->events, t->id, &hot) == 0;
+    /* A task that never started has no hot state: spare the event bus a round trip. */
+    bool have_hot = !(t->status == GP_TASK_PENDING && t->attempts == 0) &&
+                    gp_events_get_hot(h->rt->events, t->id, &hot) == 0;
     return gp_task_to_json(t, have_hot ? &hot : NULL, h->rt->public_url);
 }
 
@@ -215,9 +218,7 @@ static void on_commit_done(gp_store_op_t *op, void *arg)
     (void)op;
     request_t *r = arg;
     gp_http_t *h = r->http;
-    if (op->kind == GP_OP_CREATE && op->result == 0 && !op->replayed)
-        gp_runtime_dispatch(h->rt, op->task);
-    r->state = REQ_READY;
+    r->state = REQ_READY; /* dispatch happens on resume: queue I/O stays off this thread */
     MHD_resume_connection(r->conn);
     atomic_fetch_sub(&h->inflight, 1);
 }
@@ -245,6 +246,8 @@ static enum MHD_Result create_task(request_t *r)
                               NULL);
         if (r->op.replayed)
             return send_json(r->conn, 202, task_json(h, &r->task), "Idempotent-Replayed", "true");
+        gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
+        r->dispatched = true;
         gp_log(GP_LOG_DEBUG, r->task.id, "accepted %s/%s priority %d", r->task.task_type,
                r->task.provider, r->task.priority);
         return send_json(r->conn, 202, task_json(h, &r->task), NULL, NULL);
@@ -882,6 +885,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_t *r = *con_cls;
     if (!r)
         return;
+    /* The client left before its 202: the task is committed, so it still gets queued. */
+    if (r->op.kind == GP_OP_CREATE && r->op.task && r->state == REQ_READY && r->op.result == 0 &&
+        !r->op.replayed && !r->dispatched)
+        gp_runtime_dispatch(r->http->rt, &r->task);
     free(r->body);
     gp_task_clear(&r->task);
     free(r);
