@@ -35,7 +35,7 @@ static redisContext *ensure(gp_client_t *c, redisContext **slot)
 {
     if (!*slot) {
         char err[256];
-        *slot = gp_redis_connect(&c->url, c->timeout_ms, err, sizeof err);
+        *slot = gp_redis_connect(&c->url, c->timeout_ms, c->timeout_ms, NULL, err, sizeof err);
     }
     return *slot;
 }
@@ -60,7 +60,7 @@ gp_client_t *gp_client_connect(const char *redis_url, int timeout_ms, char *err,
         free(c);
         return NULL;
     }
-    c->cmd = gp_redis_connect(&c->url, c->timeout_ms, err, cap);
+    c->cmd = gp_redis_connect(&c->url, c->timeout_ms, c->timeout_ms, NULL, err, cap);
     if (!c->cmd) {
         free(c);
         return NULL;

@@ -78,7 +78,8 @@ static int take(redis_events_t *e, redisContext **out)
     pthread_mutex_unlock(&e->pool_lock);
     if (!e->pool[slot]) {
         char err[256];
-        e->pool[slot] = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, err, sizeof err);
+        e->pool[slot] = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, CMD_TIMEOUT_MS, "genpulse-events", err,
+                                         sizeof err);
         if (!e->pool[slot])
             GP_WARN("events: %s", err);
     }
@@ -138,7 +139,9 @@ static void *subscriber_main(void *arg)
     int backoff_ms = 100;
     while (!atomic_load(&e->stop)) {
         char err[256];
-        redisContext *c = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, err, sizeof err);
+        /* No I/O timeout: it blocks between messages; keepalive finds dead peers. */
+        redisContext *c = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, 0, "genpulse-events-sub",
+                                           err, sizeof err);
         if (!c) {
             GP_WARN("events: subscriber: %s; retrying in %d ms", err, backoff_ms);
             for (int waited = 0; waited < backoff_ms && !atomic_load(&e->stop); waited += 50)
@@ -146,8 +149,6 @@ static void *subscriber_main(void *arg)
             backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
             continue;
         }
-        struct timeval none = {0, 0};
-        redisSetTimeout(c, none); /* block between messages; keepalive finds dead peers */
         redisEnableKeepAlive(c);
         redisReply *r = redisCommand(c, "SUBSCRIBE %s %s", EVENTS_CHANNEL, CANCEL_CHANNEL);
         if (r)
@@ -198,7 +199,8 @@ static int re_open(gp_events_t **out, const char *url, const gp_settings_t *s, c
     e->sub_fd = -1;
     e->fanout = gp_fanout_new();
     /* Fail fast on a wrong URL; later outages are handled by reconnecting. */
-    redisContext *probe = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, err, cap);
+    redisContext *probe =
+        gp_redis_connect(&e->url, CMD_TIMEOUT_MS, CMD_TIMEOUT_MS, "genpulse-events", err, cap);
     if (!probe) {
         gp_fanout_free(e->fanout);
         free(e);

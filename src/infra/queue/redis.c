@@ -47,6 +47,7 @@
  * Needs Redis >= 6.0 (fractional BLPOP timeouts). hiredis 0.14 has no TLS: rediss:// fails.
  */
 #include "infra/queue/redis_queue.h"
+#include "infra/redis/conn.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -190,10 +191,7 @@ typedef struct conn {
 
 typedef struct redis_queue {
     gp_queue_t base;
-    char host[256];
-    int port;
-    int db;
-    char *user, *password;
+    gp_redis_url_t url;
     char origin[128];
     const char *keys[K__COUNT];
     size_t key_len[K__COUNT];
@@ -276,12 +274,6 @@ static void seconds_str(int64_t ms, char *buf, size_t cap)
     snprintf(buf, cap, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
-static struct timeval tv_ms(int64_t ms)
-{
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-    return tv;
-}
-
 static int clamp_priority(int p) { return p < 0 ? 0 : p > 9 ? 9 : p; }
 
 /* List index (K_L0..K_L9) for a kombu priority (0 = first). */
@@ -349,37 +341,12 @@ static bool setup_command(redisContext *rc, int argc, const char **argv, char *o
 
 static conn_t *conn_open(redis_queue_t *q, char *err, size_t cap)
 {
-    redisContext *rc = redisConnectWithTimeout(q->host, q->port, tv_ms(CONNECT_TIMEOUT_MS));
-    if (!rc) {
-        snprintf(err, cap, "out of memory");
+    redisContext *rc = gp_redis_connect(&q->url, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS,
+                                        "genpulse-queue", err, cap);
+    if (!rc)
         return NULL;
-    }
-    if (rc->err) {
-        snprintf(err, cap, "%s", rc->errstr);
-        redisFree(rc);
-        return NULL;
-    }
     conn_t *c = gp_xcalloc(1, sizeof *c);
     c->c = rc;
-    if (redisSetTimeout(rc, tv_ms(IO_TIMEOUT_MS)) != REDIS_OK) {
-        snprintf(err, cap, "cannot set the socket timeout");
-        goto fail;
-    }
-    if (q->password) {
-        const char *a[3] = {"AUTH", q->user ? q->user : q->password, q->password};
-        if (!setup_command(rc, q->user ? 3 : 2, a, NULL, 0, err, cap))
-            goto fail;
-    }
-    if (q->db) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", q->db);
-        const char *a[2] = {"SELECT", db};
-        if (!setup_command(rc, 2, a, NULL, 0, err, cap))
-            goto fail;
-    }
-    const char *name[3] = {"CLIENT", "SETNAME", "genpulse-queue"};
-    if (!setup_command(rc, 3, name, NULL, 0, err, cap))
-        goto fail;
     for (int i = 0; i < S__COUNT; i++) {
         const char *a[3] = {"SCRIPT", "LOAD", SCRIPTS[i]};
         if (!setup_command(rc, 3, a, c->sha[i], sizeof c->sha[i], err, cap))
@@ -419,7 +386,7 @@ static int acquire(redis_queue_t *q, conn_t **out)
             pthread_mutex_unlock(&q->lock);
             if (log)
                 gp_log(GP_LOG_WARN, NULL, "redis queue %s:%d unavailable: %s; retrying with backoff",
-                       q->host, q->port, err);
+                       q->url.host, q->url.port, err);
             return -GP_E_UNAVAILABLE;
         }
         bool was_down = q->down;
@@ -428,7 +395,7 @@ static int acquire(redis_queue_t *q, conn_t **out)
         q->retry_at = 0;
         pthread_mutex_unlock(&q->lock);
         if (was_down)
-            gp_log(GP_LOG_INFO, NULL, "redis queue %s:%d reconnected", q->host, q->port);
+            gp_log(GP_LOG_INFO, NULL, "redis queue %s:%d reconnected", q->url.host, q->url.port);
         pthread_mutex_lock(&q->lock);
     } else {
         pthread_mutex_lock(&q->lock);
@@ -480,7 +447,7 @@ static void release(redis_queue_t *q, conn_t *c)
     }
     pthread_mutex_unlock(&q->lock);
     if (report)
-        gp_log(GP_LOG_WARN, NULL, "redis queue %s:%d connection lost: %s", q->host, q->port, why);
+        gp_log(GP_LOG_WARN, NULL, "redis queue %s:%d connection lost: %s", q->url.host, q->url.port, why);
     while (drop) {
         conn_t *n = drop->next;
         conn_free(drop);
@@ -530,113 +497,6 @@ static int reply_status(redisReply *r, const char *what)
 
 /* ---- open / close ------------------------------------------------------------------------- */
 
-static void percent_decode(char *s)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (p[0] == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
-            char hex[3] = {p[1], p[2], 0};
-            *o++ = (char)strtol(hex, NULL, 16);
-            p += 2;
-            continue;
-        }
-        *o++ = *p;
-    }
-    *o = '\0';
-}
-
-/* redis://[[user]:password@]host[:port][/db][?...] */
-static int parse_url(redis_queue_t *q, const char *url, char *err, size_t cap)
-{
-    if (!strncasecmp(url, "rediss://", 9)) {
-        snprintf(err, cap, "queue: rediss:// (TLS) needs hiredis >= 1.0; this build has 0.14");
-        return -GP_E_VALIDATION;
-    }
-    if (strncasecmp(url, "redis://", 8)) {
-        snprintf(err, cap, "queue: expected redis://[:password@]host:port/db");
-        return -GP_E_VALIDATION;
-    }
-    const char *a = url + 8;
-    size_t alen = strcspn(a, "/?#");
-    const char *rest = a + alen;
-    const char *at = NULL;
-    for (const char *p = a; p < rest; p++)
-        if (*p == '@')
-            at = p;
-    if (at) {
-        char *ui = strndup(a, (size_t)(at - a));
-        if (!ui)
-            abort();
-        char *colon = strchr(ui, ':');
-        if (colon) {
-            *colon = '\0';
-            if (*ui) {
-                q->user = gp_xstrdup(ui);
-                percent_decode(q->user);
-            }
-            q->password = gp_xstrdup(colon + 1);
-            percent_decode(q->password);
-        } /* a user without a password: nothing to AUTH with */
-        free(ui);
-        a = at + 1;
-    }
-    const char *hp_end = rest;
-    const char *host = a, *port = NULL;
-    size_t hlen;
-    if (*a == '[') {
-        const char *rb = memchr(a, ']', (size_t)(hp_end - a));
-        if (!rb) {
-            snprintf(err, cap, "queue: bad IPv6 host in the Redis URL");
-            return -GP_E_VALIDATION;
-        }
-        host = a + 1;
-        hlen = (size_t)(rb - host);
-        if (rb + 1 < hp_end && rb[1] == ':')
-            port = rb + 2;
-    } else {
-        const char *colon = memchr(a, ':', (size_t)(hp_end - a));
-        hlen = (size_t)((colon ? colon : hp_end) - a);
-        if (colon)
-            port = colon + 1;
-    }
-    if (hlen >= sizeof q->host) {
-        snprintf(err, cap, "queue: Redis host name too long");
-        return -GP_E_VALIDATION;
-    }
-    if (hlen)
-        memcpy(q->host, host, hlen);
-    else
-        hlen = (size_t)snprintf(q->host, sizeof q->host, "127.0.0.1");
-    q->host[hlen] = '\0';
-    q->port = 6379;
-    if (port && port < hp_end) {
-        long v = 0;
-        for (const char *p = port; p < hp_end; p++) {
-            if (*p < '0' || *p > '9' || v > 65535) {
-                v = -1;
-                break;
-            }
-            v = v * 10 + (*p - '0');
-        }
-        if (v < 1 || v > 65535) {
-            snprintf(err, cap, "queue: bad port in the Redis URL");
-            return -GP_E_VALIDATION;
-        }
-        q->port = (int)v;
-    }
-    q->db = 0;
-    if (*rest == '/' && rest[1] && rest[1] != '?' && rest[1] != '#') {
-        char *end;
-        long v = strtol(rest + 1, &end, 10);
-        if (end == rest + 1 || (*end && *end != '?' && *end != '#') || v < 0 || v > 100000) {
-            snprintf(err, cap, "queue: bad database number in the Redis URL");
-            return -GP_E_VALIDATION;
-        }
-        q->db = (int)v;
-    }
-    return 0;
-}
-
 static void rq_close(gp_queue_t *base);
 
 static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap)
@@ -658,7 +518,7 @@ static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, ch
     gethostname(hn, sizeof hn - 1);
     hn[sizeof hn - 1] = '\0';
     snprintf(q->origin, sizeof q->origin, "genpulse-%d@%s", (int)getpid(), hn);
-    int rc = parse_url(q, url ? url : "", err, cap);
+    int rc = gp_redis_url_parse(url ? url : "", &q->url, err, cap) == 0 ? 0 : -GP_E_VALIDATION;
     if (rc != 0) {
         rq_close(&q->base);
         return rc;
@@ -682,8 +542,6 @@ static void rq_close(gp_queue_t *base)
     }
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->cond);
-    free(q->user);
-    free(q->password);
     free(q);
 }
 
