@@ -43,7 +43,7 @@ $(BUILD)/libgenpulse-core.a: $(OBJS)
 
 # The RPC client library: include/genpulse/client.h; link with -lhiredis -ljansson.
 $(BUILD)/libgenpulse.a: $(BUILD)/obj/client/client.o $(BUILD)/obj/infra/redis/conn.o \
-                        $(BUILD)/obj/core/util.o
+                        $(BUILD)/obj/core/util.o $(BUILD)/obj/core/base64.o
 	ar rcs $@ $^
 
 $(BUILD)/genpulse: $(BUILD)/obj/main.o $(BUILD)/libgenpulse-core.a

@@ -10,6 +10,7 @@
  */
 #include <genpulse/client.h>
 
+#include "core/base64.h"
 #include "core/util.h"
 #include "infra/redis/conn.h"
 
@@ -84,29 +85,6 @@ void gp_client_result_clear(gp_client_result_t *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Base64 for the message body; written here so the client needs no crypto library. */
-static char *base64(const char *in, size_t n)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)(unsigned char)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)(unsigned char)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= (unsigned char)in[i + 2];
-        out[o++] = tbl[(v >> 18) & 63];
-        out[o++] = tbl[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* kombu's list for a priority: GenPulse 9 (highest) is kombu 0, stepped 0/3/6/9. */
 static void list_for(int priority, char *out, size_t cap)
 {
@@ -132,7 +110,7 @@ static int send_task(gp_client_t *c, const char *task_type, const char *params_j
                              "chain", "chord");
     char *body_text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    char *b64 = body_text ? base64(body_text, strlen(body_text)) : NULL;
+    char *b64 = body_text ? gp_base64_encode(body_text, strlen(body_text)) : NULL;
     free(body_text);
     char tag[37];
     gp_uuid7(tag);

@@ -110,15 +110,8 @@ uint64_t gp_random_below(uint64_t bound)
     return v % bound;
 }
 
-void gp_uuid7(char out[37])
+static void format_uuid(const unsigned char b[16], char out[37])
 {
-    unsigned char b[16];
-    uint64_t ms = (uint64_t)gp_now_ms();
-    gp_random_bytes(b + 6, 10);
-    for (int i = 0; i < 6; i++)
-        b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
-    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < 16; i++) {
@@ -128,6 +121,27 @@ void gp_uuid7(char out[37])
         out[o++] = hex[b[i] & 15];
     }
     out[o] = '\0';
+}
+
+void gp_uuid7(char out[37])
+{
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)gp_now_ms();
+    gp_random_bytes(b + 6, 10);
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+    format_uuid(b, out);
+}
+
+void gp_uuid4(char out[37])
+{
+    unsigned char b[16];
+    gp_random_bytes(b, sizeof b);
+    b[6] = (unsigned char)(0x40 | (b[6] & 0x0f));
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+    format_uuid(b, out);
 }
 
 bool gp_is_uuid(const char *s)

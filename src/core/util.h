@@ -29,6 +29,8 @@ void gp_random_bytes(void *buf, size_t n);
 uint64_t gp_random_below(uint64_t bound);
 /* A UUIDv7 (time-ordered) as 36 chars + NUL into out[37]. */
 void gp_uuid7(char out[37]);
+/* A random UUIDv4 (Celery's delivery tags) as 36 chars + NUL into out[37]. */
+void gp_uuid4(char out[37]);
 /* True if s is a canonical lowercase UUID string. */
 bool gp_is_uuid(const char *s);
 

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "core/base64.h"
 #include "core/util.h"
 #include "infra/storage/storage.h"
 
@@ -357,6 +358,40 @@ static void test_storage_content_type(void **state)
     assert_string_equal(gp_storage_content_type(NULL), "application/octet-stream");
 }
 
+static void test_base64_round_trip(void **state)
+{
+    (void)state;
+    static const struct { const char *plain, *coded; } vectors[] = { /* RFC 4648 §10 */
+        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    };
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        char *e = gp_base64_encode(vectors[i].plain, strlen(vectors[i].plain));
+        assert_string_equal(e, vectors[i].coded);
+        size_t n = 0;
+        unsigned char *d = gp_base64_decode(e, strlen(e), &n);
+        assert_non_null(d);
+        assert_int_equal(n, strlen(vectors[i].plain));
+        assert_memory_equal(d, vectors[i].plain, n);
+        free(d);
+        free(e);
+    }
+    size_t n;
+    assert_null(gp_base64_decode("Zm9v!", 5, &n));
+}
+
+static void test_uuid4_format(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    gp_uuid4(a);
+    gp_uuid4(b);
+    assert_true(gp_is_uuid(a));
+    assert_int_equal(a[14], '4');
+    assert_true(strchr("89ab", a[19]) != NULL);
+    assert_string_not_equal(a, b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +406,8 @@ int main(void)
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_storage_name_ok),
         cmocka_unit_test(test_storage_content_type),
+        cmocka_unit_test(test_base64_round_trip),
+        cmocka_unit_test(test_uuid4_format),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

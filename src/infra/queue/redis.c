@@ -48,6 +48,7 @@
  */
 #include "infra/queue/redis_queue.h"
 #include "infra/redis/conn.h"
+#include "core/base64.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -215,48 +216,6 @@ static const char *const KEY_NAMES[K__COUNT] = {
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-/* Base64 (RFC 4648, padded) for Celery's body_encoding. Written here because OpenSSL's
- * EVP_EncodeBlock is the only other candidate and libcrypto is not linked for this alone. */
-static char *base64_encode(const unsigned char *in, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = gp_xmalloc((n + 2) / 3 * 4 + 1);
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        out[o++] = tab[v >> 18 & 63];
-        out[o++] = tab[v >> 12 & 63];
-        out[o++] = tab[v >> 6 & 63];
-        out[o++] = tab[v & 63];
-    }
-    if (i < n) {
-        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0u);
-        out[o++] = tab[v >> 18 & 63];
-        out[o++] = tab[v >> 12 & 63];
-        out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return out;
-}
-
-static void uuid4(char out[37])
-{
-    unsigned char b[16];
-    gp_random_bytes(b, sizeof b);
-    b[6] = (unsigned char)(0x40 | (b[6] & 0x0f));
-    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
-}
 
 /* Celery's eta form: "2026-11-23T08:59:21.402000+00:00". */
 static void iso_eta(int64_t ms, char *buf, size_t cap)
@@ -555,7 +514,7 @@ static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool del
     int kp = 9 - clamp_priority(it->priority);
     *list_key = list_for_kombu_priority(kp);
     char tag[37];
-    uuid4(tag);
+    gp_uuid4(tag);
 
     json_t *kwargs = json_pack("{s:s}", "task_id", it->id);
     json_t *body = json_pack("[[], O, {s:n, s:n, s:n, s:n}]", kwargs, "callbacks", "errbacks",
@@ -563,7 +522,7 @@ static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool del
     char *body_json = json_dumps(body, JSON_PRESERVE_ORDER);
     if (!body_json)
         abort();
-    char *body_b64 = base64_encode((const unsigned char *)body_json, strlen(body_json));
+    char *body_b64 = gp_base64_encode(body_json, strlen(body_json));
     free(body_json);
     json_decref(body);
     json_decref(kwargs);
@@ -620,50 +579,6 @@ static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool del
     return out;
 }
 
-static int b64_value(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-')
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes base64 (padding and whitespace ignored); NULL on bad input. Caller frees. */
-static unsigned char *base64_decode(const char *in, size_t n, size_t *out_len)
-{
-    unsigned char *out = malloc(n / 4 * 3 + 4);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (ch == '=' || ch == '\n' || ch == '\r' || ch == ' ')
-            continue;
-        int v = b64_value(ch);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)((acc >> bits) & 0xFF);
-        }
-    }
-    *out_len = o;
-    return out;
-}
-
 /* A Celery-sent task: the task name is a task type and body[1] (kwargs) its params. */
 static void parse_foreign(json_t *m, const char *task, gp_queue_item_t *out)
 {
@@ -677,7 +592,7 @@ static void parse_foreign(json_t *m, const char *task, gp_queue_item_t *out)
     size_t n = 0;
     unsigned char *raw = NULL;
     if (enc && !strcmp(enc, "base64"))
-        raw = base64_decode(json_string_value(body), json_string_length(body), &n);
+        raw = gp_base64_decode(json_string_value(body), json_string_length(body), &n);
     else if ((raw = malloc(json_string_length(body) + 1)) != NULL)
         memcpy(raw, json_string_value(body), n = json_string_length(body));
     if (!raw)
