@@ -649,9 +649,8 @@ static void *heartbeat_main(void *arg)
     pthread_setname_np(pthread_self(), "gp-sse-ping");
     pthread_mutex_lock(&h->hb_lock);
     while (!h->hb_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)h->rt->settings->sse_heartbeat_s;
+        struct timespec ts =
+            gp_deadline_in(CLOCK_REALTIME, h->rt->settings->sse_heartbeat_s * 1000);
         pthread_cond_timedwait(&h->hb_cond, &h->hb_lock, &ts);
         if (h->hb_stop)
             break;

@@ -74,6 +74,19 @@ int64_t gp_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct timespec gp_deadline_in(int clock, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime((clockid_t)clock, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 void gp_format_time(int64_t ms, char *buf, size_t cap)
 {
     time_t secs = (time_t)(ms / 1000);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Abort on OOM: for small internal objects only; user-sized buffers use plain malloc. */
 void *gp_xmalloc(size_t n);
@@ -20,6 +21,9 @@ char *gp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t gp_now_ms(void);
 /* Monotonic clock in milliseconds. */
 int64_t gp_mono_ms(void);
+/* The absolute time ms from now on clock (CLOCK_REALTIME or CLOCK_MONOTONIC), for
+ * pthread_cond_timedwait with a condition variable using that clock. */
+struct timespec gp_deadline_in(int clock, int64_t ms);
 /* RFC 3339 UTC with milliseconds ("2026-11-23T11:18:10.123Z") into buf (>= 32 bytes). */
 void gp_format_time(int64_t ms, char *buf, size_t cap);
 

@@ -416,6 +416,62 @@ static void *worker_main(void *arg)
 }
 
 /* The watchdog finalizes attempts whose provider overran its deadline or ignored a cancel. */
+/* Commits again the outcomes the store refused, once their retry time has come.
+ * Called with pool->lock held. */
+static void resubmit_refused_outcomes(gp_worker_pool_t *pool, int64_t now)
+{
+    for (finish_job_t **pp = &pool->commit_retries; *pp;) {
+        finish_job_t *job = *pp;
+        if (job->retry_at <= now) {
+            *pp = job->next_retry;
+            job->next_retry = NULL;
+            gp_committer_submit(pool->rt->committer, &job->op);
+        } else {
+            pp = &job->next_retry;
+        }
+    }
+}
+
+/* Leases: renews the deliveries this process runs and puts back those dead workers left
+ * reserved. Called with pool->lock held; drops it around the queue I/O. held has pool->n
+ * entries. */
+static void renew_leases(gp_worker_pool_t *pool, gp_queue_item_t *held)
+{
+    int64_t lease_ms = pool->rt->settings->lease_s * 1000;
+    int n = 0;
+    for (int i = 0; i < pool->n; i++)
+        if (pool->slots[i].busy && pool->slots[i].item.delivery_tag[0])
+            held[n++] = pool->slots[i].item;
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < n; i++)
+        if (gp_queue_renew(pool->rt->queue, &held[i]) == -GP_E_CONFLICT)
+            gp_log(GP_LOG_WARN, held[i].id, "lease lost; another worker may take over");
+    gp_queue_restore_expired(pool->rt->queue, lease_ms);
+    pthread_mutex_lock(&pool->lock);
+}
+
+/* Finalizes attempts past their hard deadline or whose provider ignored a cancel.
+ * Called with pool->lock held: the worker frees a ctx only after clearing its slot, which
+ * needs the lock, and finish_attempt copies what it needs without waiting. */
+static void enforce_deadlines(gp_worker_pool_t *pool, int64_t now)
+{
+    for (int i = 0; i < pool->n; i++) {
+        slot_t *s = &pool->slots[i];
+        if (!s->busy || !s->ctx || atomic_load(&s->finalized))
+            continue;
+        bool overdue = now >= s->deadline;
+        bool cancel_ignored = s->cancel_at && now - s->cancel_at > CANCEL_GRACE_MS;
+        if (overdue)
+            atomic_store(&s->ctx->timed_out, true); /* the provider sees it as a cancel */
+        if ((overdue || cancel_ignored) && !atomic_exchange(&s->finalized, true)) {
+            s->deadline = INT64_MAX;
+            gp_log(GP_LOG_WARN, s->ctx->task.id, "%s; finalizing without the provider",
+                   overdue ? "hard timeout" : "provider ignored cancel");
+            finish_attempt(pool, &s->item, s->ctx, GP_CTX_CANCELED, overdue);
+        }
+    }
+}
+
 static void *watchdog_main(void *arg)
 {
     gp_worker_pool_t *pool = arg;
@@ -424,60 +480,14 @@ static void *watchdog_main(void *arg)
     int64_t next_lease_work = 0;
     pthread_mutex_lock(&pool->lock);
     while (pool->threads_alive > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WATCHDOG_TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = gp_deadline_in(CLOCK_REALTIME, WATCHDOG_TICK_MS);
         pthread_cond_timedwait(&pool->watchdog_wake, &pool->lock, &ts);
-        int64_t now = gp_mono_ms();
-        for (finish_job_t **pp = &pool->commit_retries; *pp;) {
-            finish_job_t *job = *pp;
-            if (job->retry_at <= now) {
-                *pp = job->next_retry;
-                job->next_retry = NULL;
-                gp_committer_submit(pool->rt->committer, &job->op);
-            } else {
-                pp = &job->next_retry;
-            }
+        resubmit_refused_outcomes(pool, gp_mono_ms());
+        if (gp_mono_ms() >= next_lease_work) {
+            next_lease_work = gp_mono_ms() + pool->rt->settings->lease_s * 1000 / 3;
+            renew_leases(pool, held);
         }
-        if (now >= next_lease_work) {
-            /* Leases: renew what we run (a third of the lease apart), and put back what
-             * dead workers left reserved. Queue I/O happens outside the lock. */
-            int64_t lease_ms = pool->rt->settings->lease_s * 1000;
-            next_lease_work = now + lease_ms / 3;
-            int n = 0;
-            for (int i = 0; i < pool->n; i++)
-                if (pool->slots[i].busy && pool->slots[i].item.delivery_tag[0])
-                    held[n++] = pool->slots[i].item;
-            pthread_mutex_unlock(&pool->lock);
-            for (int i = 0; i < n; i++)
-                if (gp_queue_renew(pool->rt->queue, &held[i]) == -GP_E_CONFLICT)
-                    gp_log(GP_LOG_WARN, held[i].id, "lease lost; another worker may take over");
-            gp_queue_restore_expired(pool->rt->queue, lease_ms);
-            pthread_mutex_lock(&pool->lock);
-            now = gp_mono_ms();
-        }
-        for (int i = 0; i < pool->n; i++) {
-            slot_t *s = &pool->slots[i];
-            if (!s->busy || !s->ctx || atomic_load(&s->finalized))
-                continue;
-            bool overdue = now >= s->deadline;
-            bool cancel_ignored = s->cancel_at && now - s->cancel_at > CANCEL_GRACE_MS;
-            if (overdue)
-                atomic_store(&s->ctx->timed_out, true); /* the provider sees it as a cancel */
-            if ((overdue || cancel_ignored) && !atomic_exchange(&s->finalized, true)) {
-                /* Still under the lock: the worker frees ctx only after clearing the slot,
-                 * which needs it. finish_attempt copies what it needs and does not wait. */
-                gp_ctx_t *ctx = s->ctx;
-                s->deadline = INT64_MAX;
-                gp_log(GP_LOG_WARN, ctx->task.id, "%s; finalizing without the provider",
-                       overdue ? "hard timeout" : "provider ignored cancel");
-                finish_attempt(pool, &s->item, ctx, GP_CTX_CANCELED, overdue);
-            }
-        }
+        enforce_deadlines(pool, gp_mono_ms());
     }
     pthread_mutex_unlock(&pool->lock);
     free(held);
@@ -563,13 +573,7 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     int64_t deadline = gp_mono_ms() + grace_ms;
     pthread_mutex_lock(&pool->lock);
     while (atomic_load(&pool->busy) > 0 && gp_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = gp_deadline_in(CLOCK_REALTIME, 50);
         pthread_cond_timedwait(&pool->changed, &pool->lock, &ts);
     }
     if (atomic_load(&pool->busy) > 0) {

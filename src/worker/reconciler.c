@@ -104,9 +104,7 @@ static void *reconciler_main(void *arg)
     pthread_setname_np(pthread_self(), "gp-reconcile");
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += RECONCILE_EVERY_MS / 1000;
+        struct timespec ts = gp_deadline_in(CLOCK_REALTIME, RECONCILE_EVERY_MS);
         pthread_cond_timedwait(&r->wake, &r->lock, &ts);
         if (r->stop)
             break;

@@ -34,6 +34,10 @@ class TestFailure(AssertionError):
     pass
 
 
+class Skip(Exception):
+    """Raised by a test whose prerequisites are missing; reported as skipped, not passed."""
+
+
 def check(cond, msg):
     if not cond:
         raise TestFailure(msg)

@@ -18,7 +18,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import Ctx, GROUPS, Server, TESTS, TestFailure  # noqa: E402
+from harness import Ctx, GROUPS, Server, Skip, TESTS, TestFailure  # noqa: E402
 import test_api  # noqa: E402,F401
 import test_tasks  # noqa: E402,F401
 import test_robustness  # noqa: E402,F401
@@ -29,8 +29,13 @@ class Runner:
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.skipped = 0
 
     def report(self, name, problem, servers=(), elapsed=None):
+        if isinstance(problem, Skip):
+            self.skipped += 1
+            print("skip %s: %s" % (name, problem), flush=True)
+            return
         if problem is None:
             self.passed += 1
             print("ok %s%s" % (name, "" if elapsed is None else " (%.1fs)" % elapsed), flush=True)
@@ -49,6 +54,8 @@ class Runner:
         try:
             t["fn"](ctx)
             return None
+        except Skip as e:
+            return e
         except TestFailure as e:
             return str(e)
         except Exception as e:  # a bug in the test or an unexpected client-side error
@@ -121,7 +128,8 @@ class Runner:
         probs = self.sanitizer_problems(ctx.servers)
         if probs:
             problem = "; ".join(probs + (["(test saw: %s)" % problem] if problem else []))
-        self.report(t["name"], problem, ctx.servers if problem else (), time.time() - t0)
+        self.report(t["name"], problem, ctx.servers if problem and not isinstance(problem, Skip)
+                    else (), time.time() - t0)
 
 
 def main():
@@ -140,7 +148,7 @@ def main():
     finally:
         harness.cleanup_run_dir()
     print("(%.1fs)" % (time.time() - t0))
-    print("%d passed, %d failed" % (runner.passed, runner.failed))
+    print("%d passed, %d failed, %d skipped" % (runner.passed, runner.failed, runner.skipped))
     return 1 if runner.failed else 0
 
 

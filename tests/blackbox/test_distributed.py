@@ -6,7 +6,7 @@ private servers and sets them); otherwise each test passes as a no-op and says s
 import os
 import time
 
-from harness import case, check, sse_collect
+from harness import Skip, case, check, sse_collect
 
 PG = os.environ.get("GENPULSE_TEST_PG_URL")
 REDIS = os.environ.get("GENPULSE_TEST_REDIS_URL")
@@ -29,8 +29,7 @@ def _cluster(ctx, apis=2, workers=2, worker_args=()):
 @case(own=True)
 def test_distributed_two_gateways_two_workers(ctx):
     if not (PG and REDIS):
-        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
-        return
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
     (a, b), _ = _cluster(ctx, worker_args=["--concurrency", "4"])
     slow = b.create("text-to-image", {"prompt": "x", "width": 64, "height": 64,
                                        "delay_ms": 800, "steps": 4})
@@ -51,8 +50,7 @@ def test_distributed_two_gateways_two_workers(ctx):
 @case(own=True)
 def test_distributed_worker_killed(ctx):
     if not (PG and REDIS):
-        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
-        return
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
     (a,), (w1, w2) = _cluster(ctx, apis=1, workers=2,
                               worker_args=["--concurrency", "3", "--lease", "3"])
     ids = [a.create("text-to-image", {"prompt": "k%d" % i, "width": 64, "height": 64,
@@ -74,8 +72,7 @@ def test_distributed_redis_flushed_mid_run(ctx):
     # Redis holds soft state only: after FLUSHALL the reconciler dispatches the committed,
     # unfinished tasks again and every one of them still succeeds.
     if not (PG and REDIS):
-        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
-        return
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
     import subprocess
     (a,), _ = _cluster(ctx, apis=1, workers=1, worker_args=["--concurrency", "2", "--lease", "3"])
     ids = [a.create("text-to-image", {"prompt": "f%d" % i, "width": 64, "height": 64,
@@ -112,8 +109,7 @@ def test_distributed_celery_client_round_trip(ctx):
     # A Python service using plain Celery (Debian's python3-celery) sends a task by its
     # GenPulse task type and gets the result back through Celery's Redis result backend.
     if not (PG and REDIS):
-        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
-        return
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
     import json
     import subprocess
     (a,), _ = _cluster(ctx, apis=1, workers=1)
@@ -134,8 +130,7 @@ def test_distributed_celery_client_round_trip(ctx):
 def test_distributed_rpc_cli(ctx):
     # genpulse run: straight to Redis, progress on stderr, result on stdout, exit codes.
     if not (PG and REDIS):
-        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
-        return
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
     import subprocess
     from harness import BIN
     (a,), _ = _cluster(ctx, apis=1, workers=1)
@@ -180,8 +175,7 @@ def test_distributed_postgres_restart(ctx):
     # PostgreSQL down: submissions get 503 unavailable quickly (no hang); when it is back,
     # everything recovers by itself and no accepted task is lost.
     if not (PG and REDIS and os.environ.get("GENPULSE_TEST_PG_CTL")):
-        print("   (skipped: no private PostgreSQL to restart)")
-        return
+        raise Skip("no private PostgreSQL to restart")
     (a,), _ = _cluster(ctx, apis=1, workers=1, worker_args=["--concurrency", "4"])
     ids = [a.create("text-to-image", {"prompt": "p%d" % i, "width": 64, "height": 64,
                                       "delay_ms": 300, "steps": 2})["id"] for i in range(12)]
@@ -216,8 +210,7 @@ def test_distributed_random_worker_kills(ctx):
     # 2 gateways + 3 workers, 2,000 tasks, workers SIGKILLed at random and replaced: every
     # task succeeds and each result is committed once.
     if not (PG and REDIS):
-        print("   (skipped: no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL)")
-        return
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
     import random
     import threading
     env = _env()
@@ -260,8 +253,7 @@ def test_distributed_redis_restart_mid_run(ctx):
     # Redis restarts (empty: no persistence) while tasks run: workers and gateways reconnect
     # by themselves, the reconciler re-dispatches, and every task still succeeds.
     if not (PG and REDIS and os.environ.get("GENPULSE_TEST_REDIS_RESTART")):
-        print("   (skipped: no private Redis to restart)")
-        return
+        raise Skip("no private Redis to restart")
     import shlex
     import subprocess
     (a,), _ = _cluster(ctx, apis=1, workers=2, worker_args=["--concurrency", "2", "--lease", "3"])

@@ -137,17 +137,6 @@ static int mq_push(gp_queue_t *base, const gp_queue_item_t *item)
     return 0;
 }
 
-static void timespec_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 static int mq_pop(gp_queue_t *base, gp_queue_item_t *out, int timeout_ms)
 {
     memory_queue_t *q = (memory_queue_t *)base;
@@ -177,8 +166,7 @@ static int mq_pop(gp_queue_t *base, gp_queue_item_t *out, int timeout_ms)
         }
         if (q->delayed.n > 0 && q->delayed.v[0].item.ready_at - now < wait)
             wait = q->delayed.v[0].item.ready_at - now + 1;
-        struct timespec ts;
-        timespec_in(&ts, wait);
+        struct timespec ts = gp_deadline_in(CLOCK_MONOTONIC, wait);
         pthread_cond_timedwait(&q->cond, &q->lock, &ts);
     }
 }

@@ -245,14 +245,7 @@ static void nap(redis_queue_t *q, int64_t ms)
 {
     if (ms <= 0)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = gp_deadline_in(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&q->lock);
     while (!q->shut) {
         if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT)
