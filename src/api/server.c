@@ -51,6 +51,7 @@ struct gp_http {
     pthread_mutex_t clients_lock;
     sse_client_t *clients;
     atomic_int inflight; /* suspended requests waiting for a commit */
+    MHD_socket quiesced_fd; /* listen socket handed back by quiesce; closed after stop */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
@@ -941,6 +942,7 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     const gp_settings_t *s = rt->settings;
     gp_http_t *h = gp_xcalloc(1, sizeof *h);
     h->rt = rt;
+    h->quiesced_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&h->clients_lock, NULL);
     pthread_mutex_init(&h->hb_lock, NULL);
     pthread_cond_init(&h->hb_cond, NULL);
@@ -998,9 +1000,9 @@ int gp_http_port(gp_http_t *h) { return h->port; }
 void gp_http_quiesce(gp_http_t *h)
 {
     if (h && h->daemon) {
-        MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
+        /* The pool threads drop the socket from their epoll sets on their own time, so it is
+         * closed only after MHD_stop_daemon (closing it here raced with them). */
+        h->quiesced_fd = MHD_quiesce_daemon(h->daemon);
     }
 }
 
@@ -1027,6 +1029,8 @@ void gp_http_stop(gp_http_t *h)
         usleep(10000);
     usleep(50000); /* let resumed streams flush their last bytes */
     MHD_stop_daemon(h->daemon);
+    if (h->quiesced_fd != MHD_INVALID_SOCKET)
+        close(h->quiesced_fd);
     pthread_mutex_destroy(&h->clients_lock);
     pthread_mutex_destroy(&h->hb_lock);
     pthread_cond_destroy(&h->hb_cond);
