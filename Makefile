@@ -5,7 +5,8 @@ BUILD     ?= build
 SAN       ?=
 OPT       ?= -O2
 CC        ?= cc
-PKGS      := libmicrohttpd jansson sqlite3 libpng libpq hiredis
+PKGS      := libmicrohttpd jansson sqlite3 libpng libpq hiredis libcurl libcrypto vips \
+             libavformat libavcodec libavutil libswscale
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion -Wstrict-prototypes
 CFLAGS    := -std=gnu17 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -Iinclude -Isrc -I$(BUILD)/gen \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)

@@ -48,6 +48,13 @@ typedef enum gp_param_type {
     GP_PARAM_OBJECT, /* any JSON object, size-bounded by the request body limit */
 } gp_param_type_t;
 
+/* Extra checks on a string param (JSON Schema `format` / pattern in the docs). */
+typedef enum gp_param_format {
+    GP_FMT_NONE = 0,
+    GP_FMT_URL,       /* http:// or https:// URL */
+    GP_FMT_MEDIA_REF, /* an uploaded asset id (POST /v1/assets) or an http(s)/data: URL */
+} gp_param_format_t;
+
 /*
  * One parameter. Tables end with an entry whose name is NULL.
  * Strings without max_length are capped at GP_PARAM_DEFAULT_MAX_LENGTH characters: every input
@@ -66,6 +73,7 @@ typedef struct gp_param_spec {
     size_t min_length, max_length; /* string, in characters (code points); 0 = unset */
     const char *const *choices;   /* string enum, NULL-terminated; NULL = any string */
     const char *example_json;     /* optional, for docs */
+    gp_param_format_t format;     /* extra string checks; GP_FMT_NONE = none */
 } gp_param_spec_t;
 
 #define GP_PARAM_DEFAULT_MAX_LENGTH 65536
@@ -88,6 +96,9 @@ typedef struct gp_param_spec {
     { .name = (n), .type = GP_PARAM_BOOLEAN, .default_json = (def), .description = (desc) }
 #define GP_P_OBJECT(n, req, desc)                                                             \
     { .name = (n), .type = GP_PARAM_OBJECT, .required = (req), .description = (desc) }
+#define GP_P_MEDIA(n, req, desc)                                                              \
+    { .name = (n), .type = GP_PARAM_STRING, .required = (req), .min_length = 1,               \
+      .max_length = 8192, .format = GP_FMT_MEDIA_REF, .description = (desc) }
 #define GP_P_END { .name = NULL }
 
 /* ---------------------------------------------------------------------------------------
@@ -110,12 +121,29 @@ typedef struct gp_task_type {
  */
 typedef int (*gp_run_fn)(gp_ctx_t *ctx);
 
+/*
+ * A provider's own setting (API token, base URL, limits), read at start like every other
+ * setting: flag --<provider>-<name>, environment GENPULSE_<PROVIDER>_<NAME> ('-' → '_',
+ * upper case), listed in --help and docs/settings.md. Secret values are never printed or
+ * logged. Two names have a meaning to the core:
+ *   "concurrency"      tasks of this provider running at once, across all workers (0: any);
+ *   "rate-per-minute"  HTTP requests per minute to the provider, across all workers (0: any).
+ * Tables end with an entry whose name is NULL.
+ */
+typedef struct gp_provider_setting {
+    const char *name;          /* [a-z0-9-], at most 40 bytes */
+    const char *default_value; /* never NULL ("" for unset) */
+    bool secret;
+    const char *doc;
+} gp_provider_setting_t;
+
 typedef struct gp_provider {
     const char *name;               /* "espeak", "simulator", "replicate", ... */
     const char *description;
     const char *const *task_types;  /* NULL-terminated: the task types it serves */
     const gp_param_spec_t *params;  /* provider-specific params; may be NULL */
     gp_run_fn run;
+    const gp_provider_setting_t *settings; /* may be NULL */
 } gp_provider_t;
 
 /* ---------------------------------------------------------------------------------------
@@ -163,6 +191,28 @@ int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t
                        const char *content_type, json_t *extra);
 int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path,
                       const char *content_type, json_t *extra);
+
+/* The value of this provider's setting `name` ("" when unset, never NULL). Any thread. */
+const char *gp_ctx_setting(const gp_ctx_t *ctx, const char *name);
+
+/*
+ * Inputs that name media (GP_FMT_MEDIA_REF params: an asset id or a URL).
+ * gp_ctx_input_file() fetches the param's media into the scratch dir and writes its path
+ * (and content type, may be NULL) into the caller's buffers. gp_ctx_input_url() gives a URL
+ * a remote provider can fetch: the URL as given, or a (presigned) link to the stored asset;
+ * *url_out is malloc'd, caller frees. Both return 0 or a gp_ctx_fail() value.
+ */
+int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t path_cap,
+                      char *content_type_out, size_t ct_cap);
+int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out);
+
+/*
+ * Publish a preview image (e.g. a video's first frame) before the task ends: stores the
+ * file as an output-side object (not in result.assets) and sends a progress event carrying
+ * its URL as `preview_url`. Returns 0 or a gp_ctx_fail() value.
+ */
+int gp_ctx_publish_preview(gp_ctx_t *ctx, const char *name, const char *path,
+                           const char *content_type);
 
 /* Merge fields into the task's result object (the reference is stolen). */
 void gp_ctx_set_result(gp_ctx_t *ctx, json_t *fields);

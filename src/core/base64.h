@@ -1,6 +1,6 @@
 /*
- * base64.h — RFC 4648 base64, for Celery's `body_encoding: base64`. Written here because the
- * only packaged alternative (OpenSSL's EVP_EncodeBlock) would link libcrypto for 40 lines.
+ * base64.h — RFC 4648 base64 (Celery's `body_encoding: base64`, data URLs, JWT). Written here
+ * because the client library (libgenpulse.a) should not need libcrypto for 40 lines.
  * Thread-safe; results are malloc'd and freed by the caller.
  */
 #ifndef GP_BASE64_H

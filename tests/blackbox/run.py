@@ -19,10 +19,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import Ctx, GROUPS, Server, Skip, TESTS, TestFailure  # noqa: E402
-import test_api  # noqa: E402,F401
-import test_tasks  # noqa: E402,F401
-import test_robustness  # noqa: E402,F401
-import test_distributed  # noqa: E402,F401
+import glob  # noqa: E402
+import importlib  # noqa: E402
+
+# Every tests/blackbox/test_*.py registers its tests on import.
+for _path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_*.py"))):
+    importlib.import_module(os.path.splitext(os.path.basename(_path))[0])
 
 
 class Runner:

@@ -80,19 +80,13 @@ static int ls_put_bytes(gp_storage_t *base, const char *task_id, const char *nam
     return rc;
 }
 
-static int ls_put_file(gp_storage_t *base, const char *task_id, const char *name, const char *src,
-                       const char *content_type, char **url_out)
+/* Copies src to dst through dst.part + rename, so readers never see half a file. */
+static int copy_atomic(const char *src, const char *dst)
 {
-    (void)content_type;
-    local_storage_t *ls = (local_storage_t *)base;
-    char *path = NULL;
-    int rc = prepare_dir(ls, task_id, name, &path);
-    if (rc != 0)
-        return rc;
-    char *tmp = gp_xasprintf("%s.part", path);
+    char *tmp = gp_xasprintf("%s.part", dst);
     int in = open(src, O_RDONLY | O_CLOEXEC);
     int out = in >= 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    rc = in >= 0 && out >= 0 ? 0 : -GP_E_IO;
+    int rc = in >= 0 && out >= 0 ? 0 : -GP_E_IO;
     char buf[65536];
     while (rc == 0) {
         ssize_t r = read(in, buf, sizeof buf);
@@ -117,11 +111,24 @@ static int ls_put_file(gp_storage_t *base, const char *task_id, const char *name
         close(in);
     if (out >= 0 && close(out) != 0)
         rc = -GP_E_IO;
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && rename(tmp, dst) != 0)
         rc = -GP_E_IO;
     if (rc != 0)
         unlink(tmp);
     free(tmp);
+    return rc;
+}
+
+static int ls_put_file(gp_storage_t *base, const char *task_id, const char *name, const char *src,
+                       const char *content_type, char **url_out)
+{
+    (void)content_type;
+    local_storage_t *ls = (local_storage_t *)base;
+    char *path = NULL;
+    int rc = prepare_dir(ls, task_id, name, &path);
+    if (rc != 0)
+        return rc;
+    rc = copy_atomic(src, path);
     free(path);
     if (rc == 0)
         *url_out = gp_xasprintf("%s/files/%s/%s", ls->public_url, task_id, name);
@@ -141,6 +148,13 @@ static int ls_local_path(gp_storage_t *base, const char *task_id, const char *na
     return stat(out, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -GP_E_NOT_FOUND;
 }
 
+static int ls_get_file(gp_storage_t *base, const char *owner, const char *name, const char *dest)
+{
+    char path[4096];
+    int rc = ls_local_path(base, owner, name, path, sizeof path);
+    return rc != 0 ? rc : copy_atomic(path, dest);
+}
+
 const gp_storage_vt_t gp_storage_backend_local = {
     .scheme = "local",
     .open = ls_open,
@@ -148,4 +162,5 @@ const gp_storage_vt_t gp_storage_backend_local = {
     .put_bytes = ls_put_bytes,
     .put_file = ls_put_file,
     .local_path = ls_local_path,
+    .get_file = ls_get_file,
 };

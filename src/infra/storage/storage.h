@@ -1,9 +1,10 @@
 /*
  * storage.h — where task outputs go.
  *
- * Keys are "<task_id>/<name>". put_*() stores and returns the URL clients use
- * (caller frees *url_out). A backend that serves files through this server implements
- * local_path(); others (object stores) return presigned or public URLs and leave it NULL.
+ * Keys are "<owner>/<name>": owner is a task id (outputs) or an asset id (uploads). put_*()
+ * stores and returns the URL clients use (caller frees *url_out). A backend that serves files
+ * through this server implements local_path(); object stores implement presign() instead,
+ * and the gateway mints a fresh link whenever it shows an asset (stored links would expire).
  * A backend is a const gp_storage_vt_t named gp_storage_backend_<stem>; gp_storage_open()
  * picks it by URL scheme ("local" when empty). All functions are thread-safe.
  */
@@ -24,9 +25,18 @@ typedef struct gp_storage_vt {
                      size_t len, const char *content_type, char **url_out);
     int (*put_file)(gp_storage_t *st, const char *task_id, const char *name, const char *path,
                     const char *content_type, char **url_out);
-    /* Path of a stored object on this machine, for serving; -GP_E_NOT_FOUND if none. */
+    /* Path of a stored object on this machine, for serving; -GP_E_NOT_FOUND if none.
+     * NULL for object stores. */
     int (*local_path)(gp_storage_t *st, const char *task_id, const char *name, char *out,
                       size_t cap);
+    /* A GET URL for the object that expires after expires_s seconds (caller frees *url_out).
+     * NULL for backends whose objects are served by this server. */
+    int (*presign)(gp_storage_t *st, const char *owner, const char *name, int64_t expires_s,
+                   char **url_out);
+    /* Copies a stored object into the local file dest_path: 0, -GP_E_NOT_FOUND, or another
+     * negative GP_E_* code. */
+    int (*get_file)(gp_storage_t *st, const char *owner, const char *name,
+                    const char *dest_path);
 } gp_storage_vt_t;
 
 struct gp_storage {
@@ -45,6 +55,9 @@ static inline void gp_storage_close(gp_storage_t *st) { if (st) st->vt->close(st
 static inline int gp_storage_put_bytes(gp_storage_t *st, const char *task_id, const char *name,
                                        const void *data, size_t len, const char *ct, char **url)
 { return st->vt->put_bytes(st, task_id, name, data, len, ct, url); }
+static inline int gp_storage_get_file(gp_storage_t *st, const char *owner, const char *name,
+                                      const char *dest)
+{ return st->vt->get_file(st, owner, name, dest); }
 static inline int gp_storage_put_file(gp_storage_t *st, const char *task_id, const char *name,
                                       const char *path, const char *ct, char **url)
 { return st->vt->put_file(st, task_id, name, path, ct, url); }
