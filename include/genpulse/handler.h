@@ -5,8 +5,8 @@
  *
  *   - a task type (src/handlers/<name>.c) says WHAT a client can ask for: its name, the
  *     parameters every provider of it accepts, and its default provider;
- *   - a provider (src/engines/<name>.c for local engines, src/clients/<name>.c for remote
- *     APIs) says HOW: which task types it serves, its own extra parameters, and run().
+ *   - a provider (src/engines/<name>.c for local engines, src/providers/<name>.c for
+ *     remote APIs) says HOW: which task types it serves, its own extra parameters, and run().
  *
  * Each file defines one `const gp_task_type_t gp_task_type_<stem>` or
  * `const gp_provider_t gp_provider_<stem>` (or both); tools/gen_registry.sh finds the

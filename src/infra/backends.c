@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/util.h"
 #include "infra/events/events.h"
+#include "infra/limiter/limiter.h"
 #include "infra/queue/queue.h"
 #include "infra/storage/storage.h"
 #include "infra/store/store.h"
@@ -48,6 +49,7 @@ DEFINE_OPEN(store, gp_store_t, gp_generated_store_backends, database_url, "sqlit
 DEFINE_OPEN(queue, gp_queue_t, gp_generated_queue_backends, queue_url, "memory")
 DEFINE_OPEN(events, gp_events_t, gp_generated_events_backends, queue_url, "memory")
 DEFINE_OPEN(storage, gp_storage_t, gp_generated_storage_backends, storage_url, "local")
+DEFINE_OPEN(limiter, gp_limiter_t, gp_generated_limiter_backends, queue_url, "memory")
 
 bool gp_storage_name_ok(const char *name)
 {
