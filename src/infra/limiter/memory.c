@@ -14,6 +14,7 @@
 #include "infra/limiter/wait.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,9 @@ typedef struct mem_limiter {
     pthread_mutex_t lock; /* guards keys and full_warned */
     gp_strmap_t *keys;    /* key → entry_t */
     bool full_warned;
+    /* Tokens only need to be unique within this process: a counter, not a random UUID
+     * (which costs a getrandom() call per acquire). */
+    atomic_ullong next_token;
 } mem_limiter_t;
 
 extern const gp_limiter_vt_t gp_limiter_backend_memory;
@@ -136,13 +140,14 @@ static int mem_acquire_slot(gp_limiter_t *base, const char *key, int max, int64_
     if (max <= 0)
         return 0;
     snprintf(slot->key, sizeof slot->key, "%s", key);
-    entry_t *e = entry_for((mem_limiter_t *)base, slot->key, true);
+    mem_limiter_t *l = (mem_limiter_t *)base;
+    entry_t *e = entry_for(l, slot->key, true);
     if (!e)
         return -GP_E_UNAVAILABLE;
     if (lifetime_ms <= 0)
         lifetime_ms = GP_LIMIT_DEFAULT_LIFETIME_MS;
-    char token[37];
-    gp_uuid4(token);
+    char token[sizeof slot->token];
+    snprintf(token, sizeof token, "mem-%llu", atomic_fetch_add(&l->next_token, 1) + 1);
 
     pthread_mutex_lock(&e->lock);
     for (;;) {
