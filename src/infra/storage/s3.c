@@ -430,7 +430,7 @@ static int s3_do(const s3_storage_t *s, const s3_req_t *r, gp_http_response_t *r
     char *h_tok = s->session_token ? gp_xasprintf("X-Amz-Security-Token: %s", s->session_token)
                                    : NULL;
     char *h_ct = r->content_type ? gp_xasprintf("Content-Type: %s", r->content_type) : NULL;
-    const char *hdrs[8];
+    const char *hdrs[8]; /* the five above at most, Authorization, NULL */
     size_t n = 0;
     hdrs[n++] = h_host;
     hdrs[n++] = h_date;
@@ -456,8 +456,6 @@ static int s3_do(const s3_storage_t *s, const s3_req_t *r, gp_http_response_t *r
     } else {
         char *h_auth = gp_xasprintf("Authorization: %s", sig.authorization);
         hdrs[n++] = h_auth;
-        /* curl would otherwise wait for "100 Continue" on big PUTs; S3 servers do not need it */
-        hdrs[n++] = "Expect:";
         hdrs[n] = NULL;
         char *url = r->query && *r->query ? gp_xasprintf("%s%s?%s", s->origin, path, r->query)
                                           : gp_xasprintf("%s%s", s->origin, path);
@@ -671,6 +669,7 @@ static int multipart_upload(s3_storage_t *s, const char *key, int fd, size_t siz
                      .key = key,
                      .query = "uploads",
                      .content_type = content_type,
+                     .body = "", /* an empty body, so that Content-Length: 0 is sent */
                      .retry_unsafe = true};
     int rc = s3_result(s3_do(s, &init, &resp), &resp, what);
     free(what);
