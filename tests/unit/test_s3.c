@@ -214,6 +214,38 @@ static void test_multipart_round_trip(void **state)
     gp_storage_close(st);
 }
 
+/* tools/s3rver/server.js fails part 2 of "*inject-part-failure*" and answers the completion
+ * of "*inject-complete-error*" with 200 and an <Error> body. */
+static void test_multipart_failures(void **state)
+{
+    (void)state;
+    NEED_S3();
+    gp_storage_t *st = open_with("multipart_threshold=5M");
+    char owner[37];
+    gp_uuid7(owner);
+    size_t size = 11u * 1024 * 1024;
+    unsigned char *data = calloc(1, size);
+    assert_non_null(data);
+    char *src = tmp_path("mpf-src"), *dest = tmp_path("mpf-dst");
+    assert_int_equal(gp_write_file_atomic(src, data, size), 0);
+    char *url = NULL;
+    int rc = gp_storage_put_file(st, owner, "inject-part-failure.bin", src, NULL, &url);
+    assert_int_not_equal(rc, 0);
+    assert_null(url);
+    assert_int_equal(gp_storage_get_file(st, owner, "inject-part-failure.bin", dest),
+                     -GP_E_NOT_FOUND);
+    rc = gp_storage_put_file(st, owner, "inject-complete-error.bin", src, NULL, &url);
+    assert_int_equal(rc, -GP_E_UNAVAILABLE);
+    assert_null(url);
+    assert_int_equal(gp_storage_get_file(st, owner, "inject-complete-error.bin", dest),
+                     -GP_E_NOT_FOUND);
+    unlink(src);
+    free(src);
+    free(dest);
+    free(data);
+    gp_storage_close(st);
+}
+
 static void test_presign_and_expiry(void **state)
 {
     (void)state;
@@ -382,6 +414,49 @@ static void test_env_credentials(void **state)
     free(url);
 }
 
+static void test_virtual_host_style(void **state)
+{
+    (void)state;
+    NEED_S3();
+    /* s3rver (tools/s3rver/server.js) serves BUCKET.s3.localhost */
+    const char *base = s3_url();
+    const char *ip = strstr(base, "127.0.0.1");
+    assert_non_null(ip);
+    char *url = gp_xasprintf("%.*ss3.localhost%s&path_style=false", (int)(ip - base), base,
+                             ip + strlen("127.0.0.1"));
+    gp_settings_t settings = {0};
+    gp_storage_t *st = NULL;
+    char err[512] = "";
+    int rc = gp_storage_backend_s3.open(&st, url, &settings, err, sizeof err);
+    if (rc)
+        print_message("%s\n", err);
+    assert_int_equal(rc, 0);
+    char owner[37];
+    gp_uuid7(owner);
+    char *link = NULL;
+    assert_int_equal(gp_storage_put_bytes(st, owner, "v.txt", "vhost", 5, NULL, &link), 0);
+    assert_non_null(strstr(link, "://genpulse-test.s3.localhost:"));
+    mem_t m;
+    assert_int_equal(fetch(link, &m), 200);
+    assert_int_equal(m.n, 5);
+    assert_memory_equal(m.p, "vhost", 5);
+    free(m.p);
+    free(link);
+    gp_storage_close(st);
+    /* and the object is the same one path-style access sees */
+    st = open_with(NULL);
+    char *dest = tmp_path("vhost");
+    assert_int_equal(gp_storage_get_file(st, owner, "v.txt", dest), 0);
+    size_t n = 0;
+    unsigned char *got = read_all(dest, &n);
+    assert_int_equal(n, 5);
+    free(got);
+    unlink(dest);
+    free(dest);
+    gp_storage_close(st);
+    free(url);
+}
+
 static double now_s(void) { return (double)gp_mono_ms() / 1000.0; }
 
 static void test_bench_50mib(void **state)
@@ -430,10 +505,12 @@ int main(void)
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_put_bytes_get_file),
         cmocka_unit_test(test_multipart_round_trip),
+        cmocka_unit_test(test_multipart_failures),
         cmocka_unit_test(test_presign_and_expiry),
         cmocka_unit_test(test_missing_object_and_bad_names),
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_env_credentials),
+        cmocka_unit_test(test_virtual_host_style),
         cmocka_unit_test(test_bench_50mib),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,7 +7,8 @@
 // carry a correct AWS4-HMAC-SHA256 signature for the known key pairs, else 403
 // SignatureDoesNotMatch, as S3 answers. Written independently of src/infra/sign/sigv4.c so
 // that the C signer is checked against a second implementation. The payload hash header is
-// taken as sent (like s3rver, the body is not re-hashed).
+// taken as sent (like s3rver, the body is not re-hashed). Two object names trigger injected
+// failures for the tests of multipart error handling (see injected()).
 //
 // usage: node server.js --address 127.0.0.1 --port N --directory DIR [--bucket NAME]...
 'use strict';
@@ -111,8 +112,34 @@ function xmlEscape(s) {
   return s.replace(/[<>&'"]/g, c => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' }[c]));
 }
 
+// Failure injection for the multipart error paths, keyed by object name (after a correct
+// signature): part 2 of "...inject-part-failure..." is refused with 400 InvalidPart, and the
+// completion of "...inject-complete-error..." answers 200 with an <Error> body, as S3 may.
+// Aborts of multipart uploads are accepted.
+function injected(ctx) {
+  const u = ctx.req.url;
+  if (ctx.method === 'PUT' && u.includes('inject-part-failure') && /[?&]partNumber=2(&|$)/.test(u))
+    return [400, 'InvalidPart', 'injected part failure'];
+  if (ctx.method === 'POST' && u.includes('inject-complete-error') && /[?&]uploadId=/.test(u)) {
+    ctx.status = 200;
+    ctx.type = 'application/xml';
+    ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\n\n\n<Error><Code>InternalError</Code>' +
+      '<Message>injected completion failure</Message></Error>';
+    return 'done';
+  }
+  // s3rver has no AbortMultipartUpload (405); S3 answers 204, and the parts it kept are
+  // only files in its temporary directory
+  if (ctx.method === 'DELETE' && /[?&]uploadId=/.test(u)) {
+    ctx.status = 204;
+    return 'done';
+  }
+  return null;
+}
+
 async function verifier(ctx, next) {
-  const bad = check(ctx.req);
+  let bad = check(ctx.req);
+  if (!bad) bad = injected(ctx);
+  if (bad === 'done') return;
   if (!bad) return next();
   ctx.status = bad[0];
   ctx.type = 'application/xml';
@@ -137,6 +164,9 @@ function main(argv) {
     port: opts.port,
     directory: opts.directory,
     silent: true,
+    // virtual-host style requests go to BUCKET.s3.localhost (libcurl resolves *.localhost to
+    // the loopback address), path style to 127.0.0.1
+    serviceEndpoint: 'localhost',
     configureBuckets: opts.buckets,
   });
   // after the logger (index 0) and before everything that answers requests
