@@ -366,6 +366,11 @@ static void test_bad_urls(void **state)
         {"s3://k:s@bad host/b", "host"},
         {"s3://k:s@127.0.0.1:1/b?region", "needs a value"},
         {"s3://k%00:s@127.0.0.1:1/b", "malformed"},
+        {"s3://k%0D%0AX:s@127.0.0.1:1/b", "visible ASCII"},
+        {"s3://k:s%20x@127.0.0.1:1/b", "visible ASCII"},
+        {"s3://k/x:s@127.0.0.1:1/b", "access key"},
+        {"s3://k:s@127.0.0.1:1/b?session_token=a%0Ab", "session_token"},
+        {"s3://k:s@127.0.0.1:1/b?region=us/east", "region"},
         /* well-formed, but nothing listens on port 1 */
         {"s3://k:s@127.0.0.1:1/b?tls=false", "cannot reach"},
     };

@@ -170,6 +170,18 @@ static bool prefix_ok(const char *p)
     return true;
 }
 
+/* Values that end up in headers or in the credential scope: visible ASCII only (no header
+ * injection), and none of the scope's separators. */
+static bool token_ok(const char *t, const char *forbidden)
+{
+    if (!t || !*t || strlen(t) > 4096)
+        return false;
+    for (const char *c = t; *c; c++)
+        if (*c < 0x21 || *c > 0x7e || strchr(forbidden, *c))
+            return false;
+    return true;
+}
+
 static void s3_free(s3_storage_t *s)
 {
     if (!s)
@@ -252,7 +264,7 @@ static int parse_url(s3_storage_t *s, const char *url, char *err, size_t cap)
         int bad = !v;
         if (bad) {
         } else if (!strcmp(k, "region")) {
-            bad = !*v || strlen(v) > 64;
+            bad = strlen(v) > 64 || !token_ok(v, "/,;=");
             if (!bad) {
                 free(s->region);
                 s->region = gp_xstrdup(v);
@@ -274,6 +286,7 @@ static int parse_url(s3_storage_t *s, const char *url, char *err, size_t cap)
             threshold = parse_size(v);
             bad = threshold < (long long)S3_MIN_PART;
         } else if (!strcmp(k, "session_token")) {
+            bad = !token_ok(v, "");
             free(s->session_token);
             s->session_token = gp_xstrdup(v);
         } else {
@@ -322,6 +335,11 @@ static int parse_url(s3_storage_t *s, const char *url, char *err, size_t cap)
         if (!s->session_token && tok && *tok)
             s->session_token = gp_xstrdup(tok);
     }
+    if (!token_ok(s->access_key, "/,;=") || !token_ok(s->secret_key, ""))
+        FAIL("the access key and secret key must be visible ASCII (and the access key without "
+             "'/', ',', ';' or '=')");
+    if (s->session_token && !token_ok(s->session_token, ""))
+        FAIL("the session token must be visible ASCII");
 
     /* endpoint */
     bool aws = !*hostport;
@@ -557,6 +575,17 @@ static int s3_result(int rc, const gp_http_response_t *resp, const char *what)
 
 /* ---- storage API ---- */
 
+/* The caller's content type, unless it could break the header it goes into. */
+static const char *content_type_for(const char *ct, const char *name)
+{
+    if (!ct || !*ct || strlen(ct) > 255)
+        return gp_storage_content_type(name);
+    for (const char *c = ct; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return gp_storage_content_type(name);
+    return ct;
+}
+
 static int make_key(const s3_storage_t *s, const char *owner, const char *name, char **key)
 {
     if (!gp_is_uuid(owner) || !gp_storage_name_ok(name))
@@ -614,7 +643,7 @@ static int s3_put_bytes(gp_storage_t *base, const char *task_id, const char *nam
     gp_sha256_hex(data ? data : "", data ? len : 0, hash);
     s3_req_t r = {.method = "PUT",
                   .key = key,
-                  .content_type = content_type ? content_type : gp_storage_content_type(name),
+                  .content_type = content_type_for(content_type, name),
                   .body = data ? data : "",
                   .body_len = data ? len : 0,
                   .payload_sha256 = hash,
@@ -777,7 +806,7 @@ static int s3_put_file(gp_storage_t *base, const char *task_id, const char *name
     int rc = make_key(s, task_id, name, &key);
     if (rc != 0)
         return rc;
-    const char *ct = content_type ? content_type : gp_storage_content_type(name);
+    const char *ct = content_type_for(content_type, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
