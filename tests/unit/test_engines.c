@@ -1119,6 +1119,53 @@ static void test_kenburns_cancel_and_limits(void **state)
     stub_ctx_free(ctx);
 }
 
+typedef struct media_job {
+    gp_ctx_t *ctx;
+    const gp_provider_t *provider;
+    int rc;
+} media_job_t;
+
+static void *run_media_job(void *arg)
+{
+    media_job_t *job = arg;
+    job->rc = job->provider->run(job->ctx);
+    return NULL;
+}
+
+/* Workers run these providers side by side: no shared state may leak between tasks. */
+static void test_media_engines_concurrently(void **state)
+{
+    (void)state;
+    enum { JOBS = 6 };
+    media_job_t jobs[JOBS];
+    pthread_t threads[JOBS];
+    for (int i = 0; i < JOBS; i++) {
+        if (i % 2 == 0) {
+            jobs[i].provider = &gp_provider_kenburns;
+            jobs[i].ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i, s:I}", "prompt",
+                                                      "same", "duration", 1, "fps", 10, "width",
+                                                      160, "seed", (json_int_t)4));
+        } else {
+            jobs[i].provider = &gp_provider_vips;
+            jobs[i].ctx = vips_ctx(json_pack("{s:s, s:f}", "operation", "rotate", "angle", 33.0),
+                                   MEDIA_FIXTURE);
+        }
+        jobs[i].rc = -1;
+        assert_int_equal(pthread_create(&threads[i], NULL, run_media_job, &jobs[i]), 0);
+    }
+    for (int i = 0; i < JOBS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(jobs[i].rc, 0);
+    }
+    /* Same inputs, same bytes, whichever thread made them. */
+    assert_true(same_output(jobs[0].ctx, jobs[2].ctx, "video.mp4"));
+    assert_true(same_output(jobs[0].ctx, jobs[4].ctx, "video.mp4"));
+    assert_true(same_output(jobs[1].ctx, jobs[3].ctx, "image.png"));
+    assert_true(same_output(jobs[1].ctx, jobs[5].ctx, "image.png"));
+    for (int i = 0; i < JOBS; i++)
+        stub_ctx_free(jobs[i].ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1153,6 +1200,7 @@ int main(void)
         cmocka_unit_test(test_kenburns_is_deterministic),
         cmocka_unit_test(test_kenburns_image_to_video),
         cmocka_unit_test(test_kenburns_cancel_and_limits),
+        cmocka_unit_test(test_media_engines_concurrently),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
