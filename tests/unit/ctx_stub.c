@@ -52,7 +52,10 @@ struct gp_ctx {
     char *failure_message;
 
     char *scratch_dir;
+    struct stub_media *media; /* inputs, previews, settings: see the block at the end */
 };
+
+static void stub_media_free(gp_ctx_t *ctx);
 
 /* ---------------------------------------------------------------------------------------
  * Test-facing API
@@ -96,6 +99,7 @@ void stub_ctx_free(gp_ctx_t *ctx)
 {
     if (ctx == NULL)
         return;
+    stub_media_free(ctx);
     if (ctx->scratch_dir != NULL) {
         if (nftw(ctx->scratch_dir, remove_scratch_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
             fprintf(stderr, "ctx_stub: cannot walk %s\n", ctx->scratch_dir);
@@ -458,4 +462,226 @@ void gp_ctx_log(gp_ctx_t *ctx, gp_log_level_t level, const char *fmt, ...)
     vfprintf(stderr, fmt, args);
     fputc('\n', stderr);
     va_end(args);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Media inputs, previews and provider settings
+ *
+ * A test names the file behind a media param with stub_ctx_set_input(); gp_ctx_input_file()
+ * copies it into the scratch dir the way the core downloads it, so a provider cannot depend
+ * on the original path. Published previews are kept in memory, with the number of progress
+ * calls seen before them (a test can check the preview came before the end).
+ * ------------------------------------------------------------------------------------- */
+
+#define STUB_MAX_INPUTS 4
+#define STUB_MAX_SETTINGS 8
+
+struct stub_media {
+    struct {
+        char *param, *path, *content_type;
+    } inputs[STUB_MAX_INPUTS];
+    struct {
+        char *name, *value;
+    } settings[STUB_MAX_SETTINGS];
+    stub_output_t preview; /* the last one published */
+    int preview_count;
+    int progress_calls_before_preview;
+};
+
+static struct stub_media *stub_media(gp_ctx_t *ctx)
+{
+    if (ctx->media == NULL)
+        ctx->media = calloc(1, sizeof *ctx->media);
+    return ctx->media;
+}
+
+static void stub_media_free(gp_ctx_t *ctx)
+{
+    struct stub_media *media = ctx->media;
+    if (media == NULL)
+        return;
+    for (size_t i = 0; i < STUB_MAX_INPUTS; i++) {
+        free(media->inputs[i].param);
+        free(media->inputs[i].path);
+        free(media->inputs[i].content_type);
+    }
+    for (size_t i = 0; i < STUB_MAX_SETTINGS; i++) {
+        free(media->settings[i].name);
+        free(media->settings[i].value);
+    }
+    free(media->preview.name);
+    free(media->preview.content_type);
+    free(media->preview.data);
+    free(media);
+    ctx->media = NULL;
+}
+
+/* The file that media param `param` refers to (content_type may be NULL). 0 or -1. */
+int stub_ctx_set_input(gp_ctx_t *ctx, const char *param, const char *path,
+                       const char *content_type)
+{
+    struct stub_media *media = stub_media(ctx);
+    if (media == NULL)
+        return -1;
+    for (size_t i = 0; i < STUB_MAX_INPUTS; i++) {
+        if (media->inputs[i].param == NULL) {
+            media->inputs[i].param = strdup(param);
+            media->inputs[i].path = strdup(path);
+            media->inputs[i].content_type = content_type != NULL ? strdup(content_type) : NULL;
+            return media->inputs[i].param != NULL && media->inputs[i].path != NULL ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+int stub_ctx_set_setting(gp_ctx_t *ctx, const char *name, const char *value)
+{
+    struct stub_media *media = stub_media(ctx);
+    if (media == NULL)
+        return -1;
+    for (size_t i = 0; i < STUB_MAX_SETTINGS; i++) {
+        if (media->settings[i].name == NULL) {
+            media->settings[i].name = strdup(name);
+            media->settings[i].value = strdup(value);
+            return media->settings[i].name != NULL && media->settings[i].value != NULL ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+int stub_ctx_preview_count(const gp_ctx_t *ctx)
+{
+    return ctx->media != NULL ? ctx->media->preview_count : 0;
+}
+
+/* The last published preview's bytes (NULL if none); name/content type/progress optional. */
+const unsigned char *stub_ctx_preview(const gp_ctx_t *ctx, size_t *length, const char **name,
+                                      const char **content_type, int *progress_calls_before)
+{
+    if (ctx->media == NULL || ctx->media->preview_count == 0)
+        return NULL;
+    const struct stub_media *media = ctx->media;
+    if (length != NULL)
+        *length = media->preview.length;
+    if (name != NULL)
+        *name = media->preview.name;
+    if (content_type != NULL)
+        *content_type = media->preview.content_type;
+    if (progress_calls_before != NULL)
+        *progress_calls_before = media->progress_calls_before_preview;
+    return media->preview.data;
+}
+
+static unsigned char *stub_read_whole_file(const char *path, size_t *length)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        return NULL;
+    unsigned char *data = NULL;
+    size_t used = 0, capacity = 0;
+    for (;;) {
+        if (used == capacity) {
+            capacity = capacity > 0 ? capacity * 2 : 65536;
+            unsigned char *grown = realloc(data, capacity);
+            if (grown == NULL) {
+                free(data);
+                fclose(file);
+                return NULL;
+            }
+            data = grown;
+        }
+        size_t got = fread(data + used, 1, capacity - used, file);
+        used += got;
+        if (got == 0)
+            break;
+    }
+    bool failed = ferror(file) != 0;
+    fclose(file);
+    if (failed) {
+        free(data);
+        return NULL;
+    }
+    *length = used;
+    return data;
+}
+
+int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t path_cap,
+                      char *content_type_out, size_t ct_cap)
+{
+    struct stub_media *media = ctx->media;
+    for (size_t i = 0; media != NULL && i < STUB_MAX_INPUTS; i++) {
+        if (media->inputs[i].param == NULL || strcmp(media->inputs[i].param, param) != 0)
+            continue;
+        const char *dir = gp_ctx_scratch_dir(ctx);
+        size_t length = 0;
+        unsigned char *data = stub_read_whole_file(media->inputs[i].path, &length);
+        if (dir == NULL || data == NULL) {
+            free(data);
+            return gp_ctx_fail(ctx, false, "invalid_input", "cannot read input %s", param);
+        }
+        int written = snprintf(path_out, path_cap, "%s/input-%s", dir, param);
+        FILE *copy = written > 0 && (size_t)written < path_cap ? fopen(path_out, "wb") : NULL;
+        bool ok = copy != NULL && fwrite(data, 1, length, copy) == length;
+        if (copy != NULL && fclose(copy) != 0)
+            ok = false;
+        free(data);
+        if (!ok)
+            return gp_ctx_fail(ctx, true, "storage_error", "cannot copy input %s", param);
+        if (content_type_out != NULL && ct_cap > 0)
+            (void)snprintf(content_type_out, ct_cap, "%s",
+                           media->inputs[i].content_type != NULL ? media->inputs[i].content_type
+                                                                 : "application/octet-stream");
+        return 0;
+    }
+    return gp_ctx_fail(ctx, false, "invalid_input", "no input for param %s", param);
+}
+
+int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
+{
+    struct stub_media *media = ctx->media;
+    for (size_t i = 0; media != NULL && i < STUB_MAX_INPUTS; i++) {
+        if (media->inputs[i].param != NULL && strcmp(media->inputs[i].param, param) == 0) {
+            size_t length = strlen(media->inputs[i].path) + sizeof "file://";
+            *url_out = malloc(length);
+            if (*url_out == NULL)
+                return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for URL");
+            (void)snprintf(*url_out, length, "file://%s", media->inputs[i].path);
+            return 0;
+        }
+    }
+    return gp_ctx_fail(ctx, false, "invalid_input", "no input for param %s", param);
+}
+
+int gp_ctx_publish_preview(gp_ctx_t *ctx, const char *name, const char *path,
+                           const char *content_type)
+{
+    struct stub_media *media = stub_media(ctx);
+    if (media == NULL)
+        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for preview");
+    if (!output_name_is_valid(name))
+        return gp_ctx_fail(ctx, false, "invalid_output_name", "bad preview name \"%s\"",
+                           name != NULL ? name : "(null)");
+    size_t length = 0;
+    unsigned char *data = stub_read_whole_file(path, &length);
+    if (data == NULL)
+        return gp_ctx_fail(ctx, false, "storage_error", "cannot read preview %s", path);
+    free(media->preview.name);
+    free(media->preview.content_type);
+    free(media->preview.data);
+    media->preview.name = strdup(name);
+    media->preview.content_type = strdup(content_type != NULL ? content_type : "");
+    media->preview.data = data;
+    media->preview.length = length;
+    media->preview_count++;
+    media->progress_calls_before_preview = ctx->progress_calls;
+    return 0;
+}
+
+const char *gp_ctx_setting(const gp_ctx_t *ctx, const char *name)
+{
+    const struct stub_media *media = ctx->media;
+    for (size_t i = 0; media != NULL && i < STUB_MAX_SETTINGS; i++)
+        if (media->settings[i].name != NULL && strcmp(media->settings[i].name, name) == 0)
+            return media->settings[i].value;
+    return "";
 }

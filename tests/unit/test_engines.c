@@ -15,6 +15,9 @@
 
 #include "genpulse/handler.h"
 
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <math.h>
 #include <png.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <vips/vips.h>
 
 extern const gp_task_type_t gp_task_type_text_to_image;
 extern const gp_task_type_t gp_task_type_text_to_audio;
@@ -633,6 +637,535 @@ static void test_espeak_concurrent_tasks(void **state)
         stub_ctx_free(jobs[i].ctx);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * vips (image-to-image) and kenburns (text-to-video, image-to-video)
+ *
+ * Inputs are the BlurHash fixtures under tests/fixtures/media (run from the repository
+ * root); outputs are decoded again with libvips / libavformat to check what was made.
+ * ------------------------------------------------------------------------------------- */
+
+#define MEDIA_FIXTURE "tests/fixtures/media/photo_noise_64x48.png"
+
+extern const gp_task_type_t gp_task_type_image_to_image;
+extern const gp_task_type_t gp_task_type_text_to_video;
+extern const gp_task_type_t gp_task_type_image_to_video;
+extern const gp_provider_t gp_provider_vips;
+extern const gp_provider_t gp_provider_kenburns;
+
+int stub_ctx_set_input(gp_ctx_t *ctx, const char *param, const char *path,
+                       const char *content_type);
+int stub_ctx_set_setting(gp_ctx_t *ctx, const char *name, const char *value);
+int stub_ctx_preview_count(const gp_ctx_t *ctx);
+const unsigned char *stub_ctx_preview(const gp_ctx_t *ctx, size_t *length, const char **name,
+                                      const char **content_type, int *progress_calls_before);
+
+static gp_ctx_t *vips_ctx(json_t *given, const char *input)
+{
+    gp_ctx_t *ctx = make_ctx(&gp_task_type_image_to_image, &gp_provider_vips, given);
+    if (input != NULL)
+        assert_int_equal(stub_ctx_set_input(ctx, "image", input, "image/png"), 0);
+    return ctx;
+}
+
+/* Decode a stored output with libvips; returns its size and band count. */
+static void decode_output(const gp_ctx_t *ctx, const char *name, int *width, int *height,
+                          int *bands)
+{
+    size_t length = 0;
+    const unsigned char *data = stub_ctx_output(ctx, name, &length);
+    assert_non_null(data);
+    VipsImage *image = vips_image_new_from_buffer(data, length, "", NULL);
+    assert_non_null(image);
+    double mean = 0;
+    assert_int_equal(vips_avg(image, &mean, NULL), 0); /* every pixel decodes */
+    *width = vips_image_get_width(image);
+    *height = vips_image_get_height(image);
+    *bands = vips_image_get_bands(image);
+    g_object_unref(image);
+}
+
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *message,
+                     gpointer data)
+{
+    (void)domain, (void)level, (void)message, (void)data;
+}
+
+/* Runs first among the media tests: quiet libav/libvips the way gp_media_init() does. */
+static void test_media_declarations(void **state)
+{
+    (void)state;
+    av_log_set_level(AV_LOG_QUIET);
+    (void)g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, drop_log, NULL);
+    const gp_task_type_t *types[] = {&gp_task_type_image_to_image, &gp_task_type_text_to_video,
+                                     &gp_task_type_image_to_video};
+    for (size_t i = 0; i < 3; i++)
+        check_param_table(types[i]->params);
+    const gp_provider_t *providers[] = {&gp_provider_vips, &gp_provider_kenburns};
+    for (size_t i = 0; i < 2; i++) {
+        assert_non_null(providers[i]->description);
+        assert_non_null(providers[i]->run);
+        check_param_table(providers[i]->params);
+        for (const char *const *t = providers[i]->task_types; *t != NULL; t++) {
+            bool known = false;
+            for (size_t k = 0; k < 3; k++)
+                known = known || strcmp(types[k]->name, *t) == 0;
+            assert_true(known);
+        }
+    }
+}
+
+static void test_vips_operations(void **state)
+{
+    (void)state;
+    struct {
+        json_t *params;
+        const char *output;
+        int width, height, bands;
+    } cases[] = {
+        {json_pack("{s:s, s:i}", "operation", "resize", "width", 32), "image.png", 32, 24, 3},
+        {json_pack("{s:s, s:i, s:i}", "operation", "resize", "width", 200, "height", 50),
+         "image.png", 67, 50, 3},
+        {json_pack("{s:s, s:i, s:s}", "operation", "resize", "height", 96, "format", "jpeg"),
+         "image.jpg", 128, 96, 3},
+        {json_pack("{s:s, s:i, s:i, s:i, s:i}", "operation", "crop", "width", 10, "height", 12,
+                   "left", 50, "top", 30),
+         "image.png", 10, 12, 3},
+        {json_pack("{s:s, s:i, s:i}", "operation", "crop", "width", 20, "height", 20),
+         "image.png", 20, 20, 3},
+        {json_pack("{s:s, s:f}", "operation", "rotate", "angle", -90.0), "image.png", 48, 64, 3},
+        {json_pack("{s:s, s:f}", "operation", "rotate", "angle", 180.0), "image.png", 64, 48, 3},
+        {json_pack("{s:s, s:f, s:s}", "operation", "rotate", "angle", 30.0, "format", "webp"),
+         "image.webp", 80, 74, 4},
+        {json_pack("{s:s, s:f, s:s}", "operation", "rotate", "angle", 45.0, "format", "jpeg"),
+         "image.jpg", 80, 80, 3},
+        {json_pack("{s:s, s:f}", "operation", "blur", "sigma", 3.0), "image.png", 64, 48, 3},
+        {json_pack("{s:s, s:s}", "operation", "sharpen", "format", "webp"), "image.webp", 64, 48,
+         3},
+        {json_pack("{s:s}", "operation", "grayscale"), "image.png", 64, 48, 1},
+        {json_pack("{s:s, s:s}", "operation", "flip", "direction", "vertical"), "image.png", 64,
+         48, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gp_ctx_t *ctx = vips_ctx(cases[i].params, MEDIA_FIXTURE);
+        int rc = gp_provider_vips.run(ctx);
+        if (rc != 0)
+            fail_msg("case %zu: %s", i, stub_ctx_error_message(ctx));
+        int width = 0, height = 0, bands = 0;
+        decode_output(ctx, cases[i].output, &width, &height, &bands);
+        if (abs(width - cases[i].width) > 1 || abs(height - cases[i].height) > 1 ||
+            bands != cases[i].bands)
+            fail_msg("case %zu: got %dx%d x%d, want %dx%d x%d", i, width, height, bands,
+                     cases[i].width, cases[i].height, cases[i].bands);
+        assert_true(stub_ctx_progress_monotonic(ctx));
+        assert_int_equal(stub_ctx_last_percent(ctx), 100);
+        assert_non_null(stub_ctx_asset(ctx, cases[i].output));
+        stub_ctx_free(ctx);
+    }
+}
+
+/* A flip twice is the identity; a flip once is not (the pixels really moved). */
+static void test_vips_flip_moves_pixels(void **state)
+{
+    (void)state;
+    gp_ctx_t *once = vips_ctx(json_pack("{s:s}", "operation", "flip"), MEDIA_FIXTURE);
+    assert_int_equal(gp_provider_vips.run(once), 0);
+    size_t length = 0;
+    const unsigned char *flipped = stub_ctx_output(once, "image.png", &length);
+    char path[] = "/tmp/genpulse-flip-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, flipped, length), (ssize_t)length);
+    close(fd);
+    gp_ctx_t *twice = vips_ctx(json_pack("{s:s}", "operation", "flip"), path);
+    assert_int_equal(gp_provider_vips.run(twice), 0);
+
+    VipsImage *original = vips_image_new_from_file(MEDIA_FIXTURE, NULL);
+    const unsigned char *back = stub_ctx_output(twice, "image.png", &length);
+    VipsImage *restored = vips_image_new_from_buffer(back, length, "", NULL);
+    VipsImage *mirror = vips_image_new_from_file(path, NULL);
+    assert_non_null(original);
+    assert_non_null(restored);
+    assert_non_null(mirror);
+    VipsImage *diff = NULL;
+    double max_back = -1, max_mirror = -1;
+    assert_int_equal(vips_subtract(original, restored, &diff, NULL), 0);
+    assert_int_equal(vips_max(diff, &max_back, NULL), 0);
+    g_object_unref(diff);
+    assert_int_equal(vips_subtract(original, mirror, &diff, NULL), 0);
+    VipsImage *magnitude = NULL;
+    assert_int_equal(vips_abs(diff, &magnitude, NULL), 0);
+    assert_int_equal(vips_max(magnitude, &max_mirror, NULL), 0);
+    assert_true(max_back == 0.0);
+    assert_true(max_mirror > 10.0);
+    VipsImage *all[] = {diff, magnitude, original, restored, mirror};
+    for (size_t i = 0; i < 5; i++)
+        g_object_unref(all[i]);
+    unlink(path);
+    stub_ctx_free(once);
+    stub_ctx_free(twice);
+}
+
+static void expect_vips_failure(json_t *params, const char *input, const char *code)
+{
+    gp_ctx_t *ctx = vips_ctx(params, input);
+    int rc = gp_provider_vips.run(ctx);
+    if (rc != GP_CTX_FAILED_PERMANENT)
+        fail_msg("expected a permanent %s failure, got %d", code, rc);
+    assert_string_equal(stub_ctx_error_code(ctx), code);
+    assert_non_null(stub_ctx_error_message(ctx));
+    assert_int_equal(stub_ctx_output_count(ctx), 0);
+    stub_ctx_free(ctx);
+}
+
+static void test_vips_rejects_bad_requests_and_inputs(void **state)
+{
+    (void)state;
+    expect_vips_failure(json_pack("{s:s}", "operation", "resize"), MEDIA_FIXTURE,
+                        "invalid_params");
+    expect_vips_failure(json_pack("{s:s, s:i, s:i}", "operation", "crop", "width", 65, "height",
+                                  10),
+                        MEDIA_FIXTURE, "invalid_params");
+    expect_vips_failure(json_pack("{s:s, s:i, s:i, s:i}", "operation", "crop", "width", 10,
+                                  "height", 10, "left", 60),
+                        MEDIA_FIXTURE, "invalid_params");
+    expect_vips_failure(json_pack("{s:s, s:i}", "operation", "resize", "width", 8192),
+                        MEDIA_FIXTURE, "invalid_params"); /* 8192x6144: over the 50 MP default */
+}
+
+static void test_vips_rejects_broken_and_huge_inputs(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/genpulse-vips-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char text[300], cut[300];
+    (void)snprintf(text, sizeof text, "%s/not-an-image.png", dir);
+    (void)snprintf(cut, sizeof cut, "%s/cut.png", dir);
+    FILE *file = fopen(text, "w");
+    assert_non_null(file);
+    fputs("definitely not a picture", file);
+    fclose(file);
+    expect_vips_failure(json_pack("{s:s}", "operation", "blur"), text, "invalid_input");
+    expect_vips_failure(json_pack("{s:s, s:i}", "operation", "resize", "width", 10), text,
+                        "invalid_input");
+
+    /* A truncated PNG: header fine, pixel data cut off. */
+    VipsImage *big = NULL;
+    assert_int_equal(vips_gaussnoise(&big, 300, 200, NULL), 0);
+    void *png = NULL;
+    size_t length = 0;
+    assert_int_equal(vips_pngsave_buffer(big, &png, &length, NULL), 0);
+    g_object_unref(big);
+    file = fopen(cut, "wb");
+    assert_non_null(file);
+    assert_int_equal(fwrite(png, 1, length / 2, file), length / 2);
+    fclose(file);
+    g_free(png);
+    const char *ops[] = {"resize", "blur", "rotate", "grayscale"};
+    for (size_t i = 0; i < 4; i++) {
+        gp_ctx_t *ctx = vips_ctx(json_pack("{s:s, s:i}", "operation", ops[i], "width", 50), cut);
+        assert_int_equal(gp_provider_vips.run(ctx), GP_CTX_FAILED_PERMANENT);
+        assert_int_equal(stub_ctx_output_count(ctx), 0);
+        stub_ctx_free(ctx);
+    }
+
+    /* The pixel ceiling comes from the provider setting. */
+    gp_ctx_t *ctx = vips_ctx(json_pack("{s:s}", "operation", "blur"), MEDIA_FIXTURE);
+    assert_int_equal(stub_ctx_set_setting(ctx, "max-megapixels", "0.001"), 0);
+    assert_int_equal(gp_provider_vips.run(ctx), GP_CTX_FAILED_PERMANENT);
+    assert_string_equal(stub_ctx_error_code(ctx), "input_too_large");
+    stub_ctx_free(ctx);
+
+    /* No input at all (the core would 422 first; the provider must still not crash). */
+    ctx = vips_ctx(json_pack("{s:s}", "operation", "blur"), NULL);
+    assert_int_equal(gp_provider_vips.run(ctx), GP_CTX_FAILED_PERMANENT);
+    stub_ctx_free(ctx);
+
+    unlink(text);
+    unlink(cut);
+    rmdir(dir);
+}
+
+typedef struct cancel_later {
+    gp_ctx_t *ctx;
+    int delay_ms;
+} cancel_later_t;
+
+static void *cancel_after_delay(void *arg)
+{
+    cancel_later_t *job = arg;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = (long)job->delay_ms * 1000000L};
+    nanosleep(&pause, NULL);
+    stub_ctx_set_canceled(job->ctx, true);
+    return NULL;
+}
+
+static void test_vips_cancel(void **state)
+{
+    (void)state;
+    gp_ctx_t *ctx = vips_ctx(json_pack("{s:s}", "operation", "blur"), MEDIA_FIXTURE);
+    stub_ctx_set_canceled(ctx, true);
+    assert_int_equal(gp_provider_vips.run(ctx), GP_CTX_CANCELED);
+    assert_true(stub_ctx_canceled_error_returned(ctx));
+    stub_ctx_free(ctx);
+
+    /* Mid-computation: a large blur stops soon after the cancel, through the kill flag. */
+    char dir[] = "/tmp/genpulse-vips-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char big[300];
+    (void)snprintf(big, sizeof big, "%s/big.png", dir);
+    VipsImage *noise = NULL;
+    assert_int_equal(vips_gaussnoise(&noise, 2500, 2500, NULL), 0);
+    assert_int_equal(vips_image_write_to_file(noise, big, NULL), 0);
+    g_object_unref(noise);
+
+    ctx = vips_ctx(json_pack("{s:s, s:f}", "operation", "blur", "sigma", 60.0), big);
+    cancel_later_t later = {.ctx = ctx, .delay_ms = 150};
+    pthread_t thread;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(pthread_create(&thread, NULL, cancel_after_delay, &later), 0);
+    int rc = gp_provider_vips.run(ctx);
+    double elapsed = seconds_since(&start);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    printf("    vips blur sigma 60 on 2500x2500, canceled at 0.15 s: returned after %.2f s\n",
+           elapsed);
+    assert_int_equal(rc, GP_CTX_CANCELED);
+    assert_int_equal(stub_ctx_output_count(ctx), 0);
+    stub_ctx_free(ctx);
+    unlink(big);
+    rmdir(dir);
+}
+
+/* Open a stored MP4 with libavformat and count its video frames. */
+static void inspect_video(const gp_ctx_t *ctx, int *width, int *height, double *duration,
+                          int *frames, char *codec, size_t codec_cap)
+{
+    size_t length = 0;
+    const unsigned char *data = stub_ctx_output(ctx, "video.mp4", &length);
+    assert_non_null(data);
+    char path[] = "/tmp/genpulse-video-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, length), (ssize_t)length);
+    close(fd);
+    AVFormatContext *format = NULL;
+    assert_int_equal(avformat_open_input(&format, path, NULL, NULL), 0);
+    assert_true(avformat_find_stream_info(format, NULL) >= 0);
+    int index = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    assert_true(index >= 0);
+    AVStream *stream = format->streams[index];
+    *width = stream->codecpar->width;
+    *height = stream->codecpar->height;
+    *duration = (double)format->duration / AV_TIME_BASE;
+    (void)snprintf(codec, codec_cap, "%s", avcodec_get_name(stream->codecpar->codec_id));
+    *frames = 0;
+    AVPacket *packet = av_packet_alloc();
+    while (av_read_frame(format, packet) >= 0) {
+        if (packet->stream_index == index)
+            (*frames)++;
+        av_packet_unref(packet);
+    }
+    av_packet_free(&packet);
+    avformat_close_input(&format);
+    unlink(path);
+}
+
+static gp_ctx_t *kenburns_text_ctx(json_t *given)
+{
+    return make_ctx(&gp_task_type_text_to_video, &gp_provider_kenburns, given);
+}
+
+static void test_kenburns_text_to_video(void **state)
+{
+    (void)state;
+    gp_ctx_t *ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i, s:I}", "prompt",
+                                                "a lighthouse at dusk", "duration", 2, "width",
+                                                320, "height", 240, "seed", (json_int_t)3));
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int rc = gp_provider_kenburns.run(ctx);
+    double elapsed = seconds_since(&start);
+    if (rc != 0)
+        fail_msg("kenburns: %s", stub_ctx_error_message(ctx));
+    printf("    kenburns text-to-video 2 s 320x240 @ 24 fps: %.0f ms\n", elapsed * 1000);
+
+    int width = 0, height = 0, frames = 0;
+    double duration = 0;
+    char codec[32];
+    inspect_video(ctx, &width, &height, &duration, &frames, codec, sizeof codec);
+    assert_int_equal(width, 320);
+    assert_int_equal(height, 240);
+    assert_int_equal(frames, 48);
+    assert_true(fabs(duration - 2.0) < 0.1);
+    assert_true(strcmp(codec, "h264") == 0 || strcmp(codec, "mpeg4") == 0);
+    const json_t *asset = stub_ctx_asset(ctx, "video.mp4");
+    assert_non_null(asset);
+    assert_string_equal(json_string_value(json_object_get(asset, "content_type")), "video/mp4");
+    assert_int_equal(json_integer_value(json_object_get(asset, "fps")), 24);
+
+    /* The first frame went out as a preview while frames were still being encoded. */
+    assert_int_equal(stub_ctx_preview_count(ctx), 1);
+    size_t length = 0;
+    const char *name = NULL, *content_type = NULL;
+    int progress_before = 0;
+    const unsigned char *jpeg =
+        stub_ctx_preview(ctx, &length, &name, &content_type, &progress_before);
+    assert_non_null(jpeg);
+    assert_string_equal(name, "preview.jpg");
+    assert_string_equal(content_type, "image/jpeg");
+    assert_true(length > 3 && jpeg[0] == 0xFF && jpeg[1] == 0xD8);
+    assert_true(progress_before < stub_ctx_progress_calls(ctx) - 5);
+    VipsImage *preview = vips_image_new_from_buffer(jpeg, length, "", NULL);
+    assert_non_null(preview);
+    assert_int_equal(vips_image_get_width(preview), 320);
+    g_object_unref(preview);
+
+    assert_true(stub_ctx_progress_monotonic(ctx));
+    assert_int_equal(stub_ctx_last_percent(ctx), 100);
+    assert_true(stub_ctx_progress_calls(ctx) >= 20);
+    stub_ctx_free(ctx);
+}
+
+static void test_kenburns_is_deterministic(void **state)
+{
+    (void)state;
+    gp_ctx_t *runs[3];
+    json_int_t seeds[3] = {11, 11, 12};
+    for (int i = 0; i < 3; i++) {
+        runs[i] = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:s, s:I}", "prompt", "waves",
+                                              "duration", 1, "fps", 8, "aspect_ratio", "9:16",
+                                              "seed", seeds[i]));
+        assert_int_equal(gp_provider_kenburns.run(runs[i]), 0);
+    }
+    assert_true(same_output(runs[0], runs[1], "video.mp4"));
+    assert_false(same_output(runs[0], runs[2], "video.mp4"));
+    int width = 0, height = 0, frames = 0;
+    double duration = 0;
+    char codec[32];
+    inspect_video(runs[0], &width, &height, &duration, &frames, codec, sizeof codec);
+    assert_int_equal(width, 360); /* 9:16 with the default 640 longer side */
+    assert_int_equal(height, 640);
+    assert_int_equal(frames, 8);
+    for (int i = 0; i < 3; i++)
+        stub_ctx_free(runs[i]);
+}
+
+static void test_kenburns_image_to_video(void **state)
+{
+    (void)state;
+    gp_ctx_t *ctx = make_ctx(&gp_task_type_image_to_video, &gp_provider_kenburns,
+                             json_pack("{s:s, s:i, s:i, s:i, s:f}", "image", "asset-1",
+                                       "duration", 1, "fps", 12, "width", 200, "zoom", 1.6));
+    assert_int_equal(stub_ctx_set_input(ctx, "image", MEDIA_FIXTURE, "image/png"), 0);
+    int rc = gp_provider_kenburns.run(ctx);
+    if (rc != 0)
+        fail_msg("kenburns: %s", stub_ctx_error_message(ctx));
+    int width = 0, height = 0, frames = 0;
+    double duration = 0;
+    char codec[32];
+    inspect_video(ctx, &width, &height, &duration, &frames, codec, sizeof codec);
+    assert_int_equal(width, 200);
+    assert_int_equal(height, 150); /* the input's 4:3 */
+    assert_int_equal(frames, 12);
+    assert_int_equal(stub_ctx_preview_count(ctx), 1);
+    stub_ctx_free(ctx);
+
+    /* A broken input image fails permanently and stores nothing. */
+    char path[] = "/tmp/genpulse-kb-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "\x89PNG\r\n\x1a\nbroken", 14), 14);
+    close(fd);
+    ctx = make_ctx(&gp_task_type_image_to_video, &gp_provider_kenburns,
+                   json_pack("{s:s}", "image", "asset-2"));
+    assert_int_equal(stub_ctx_set_input(ctx, "image", path, NULL), 0);
+    assert_int_equal(gp_provider_kenburns.run(ctx), GP_CTX_FAILED_PERMANENT);
+    assert_string_equal(stub_ctx_error_code(ctx), "invalid_input");
+    assert_int_equal(stub_ctx_output_count(ctx), 0);
+    assert_int_equal(stub_ctx_preview_count(ctx), 0);
+    stub_ctx_free(ctx);
+    unlink(path);
+}
+
+static void test_kenburns_cancel_and_limits(void **state)
+{
+    (void)state;
+    gp_ctx_t *ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i}", "prompt", "x",
+                                                "duration", 30, "width", 320, "height", 240));
+    stub_ctx_cancel_after_progress(ctx, 5);
+    assert_int_equal(gp_provider_kenburns.run(ctx), GP_CTX_CANCELED);
+    assert_true(stub_ctx_canceled_error_returned(ctx));
+    assert_int_equal(stub_ctx_output_count(ctx), 0);
+    assert_int_equal(stub_ctx_progress_calls(ctx), 5);
+    stub_ctx_free(ctx);
+
+    /* 1920x1920 passes the per-side limit but not the per-frame pixel budget. */
+    ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i}", "prompt", "x", "width", 1920, "height",
+                                      1920));
+    assert_int_equal(gp_provider_kenburns.run(ctx), GP_CTX_FAILED_PERMANENT);
+    assert_string_equal(stub_ctx_error_code(ctx), "invalid_params");
+    stub_ctx_free(ctx);
+
+    /* Odd sizes are rounded down to even (4:2:0 needs it). */
+    ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i, s:i}", "prompt", "x", "duration", 1,
+                                      "fps", 2, "width", 101, "height", 77));
+    assert_int_equal(gp_provider_kenburns.run(ctx), 0);
+    int width = 0, height = 0, frames = 0;
+    double duration = 0;
+    char codec[32];
+    inspect_video(ctx, &width, &height, &duration, &frames, codec, sizeof codec);
+    assert_int_equal(width, 100);
+    assert_int_equal(height, 76);
+    stub_ctx_free(ctx);
+}
+
+typedef struct media_job {
+    gp_ctx_t *ctx;
+    const gp_provider_t *provider;
+    int rc;
+} media_job_t;
+
+static void *run_media_job(void *arg)
+{
+    media_job_t *job = arg;
+    job->rc = job->provider->run(job->ctx);
+    return NULL;
+}
+
+/* Workers run these providers side by side: no shared state may leak between tasks. */
+static void test_media_engines_concurrently(void **state)
+{
+    (void)state;
+    enum { JOBS = 6 };
+    media_job_t jobs[JOBS];
+    pthread_t threads[JOBS];
+    for (int i = 0; i < JOBS; i++) {
+        if (i % 2 == 0) {
+            jobs[i].provider = &gp_provider_kenburns;
+            jobs[i].ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i, s:I}", "prompt",
+                                                      "same", "duration", 1, "fps", 10, "width",
+                                                      160, "seed", (json_int_t)4));
+        } else {
+            jobs[i].provider = &gp_provider_vips;
+            jobs[i].ctx = vips_ctx(json_pack("{s:s, s:f}", "operation", "rotate", "angle", 33.0),
+                                   MEDIA_FIXTURE);
+        }
+        jobs[i].rc = -1;
+        assert_int_equal(pthread_create(&threads[i], NULL, run_media_job, &jobs[i]), 0);
+    }
+    for (int i = 0; i < JOBS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(jobs[i].rc, 0);
+    }
+    /* Same inputs, same bytes, whichever thread made them. */
+    assert_true(same_output(jobs[0].ctx, jobs[2].ctx, "video.mp4"));
+    assert_true(same_output(jobs[0].ctx, jobs[4].ctx, "video.mp4"));
+    assert_true(same_output(jobs[1].ctx, jobs[3].ctx, "image.png"));
+    assert_true(same_output(jobs[1].ctx, jobs[5].ctx, "image.png"));
+    for (int i = 0; i < JOBS; i++)
+        stub_ctx_free(jobs[i].ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -657,6 +1190,17 @@ int main(void)
         cmocka_unit_test(test_espeak_invalid_voice),
         cmocka_unit_test(test_espeak_unspeakable_text),
         cmocka_unit_test(test_espeak_concurrent_tasks),
+        cmocka_unit_test(test_media_declarations),
+        cmocka_unit_test(test_vips_operations),
+        cmocka_unit_test(test_vips_flip_moves_pixels),
+        cmocka_unit_test(test_vips_rejects_bad_requests_and_inputs),
+        cmocka_unit_test(test_vips_rejects_broken_and_huge_inputs),
+        cmocka_unit_test(test_vips_cancel),
+        cmocka_unit_test(test_kenburns_text_to_video),
+        cmocka_unit_test(test_kenburns_is_deterministic),
+        cmocka_unit_test(test_kenburns_image_to_video),
+        cmocka_unit_test(test_kenburns_cancel_and_limits),
+        cmocka_unit_test(test_media_engines_concurrently),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
