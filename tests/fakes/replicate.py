@@ -284,17 +284,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _record(self, raw, status):
+    def _record(self, raw):
+        """Logged when the request arrives, so a test can see a request that is still hanging;
+        the status is filled in when the answer goes out."""
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
             parsed = raw.decode("utf-8", "replace")
         keep = ("authorization", "content-type", "cancel-after", "prefer", "accept")
+        entry = {"method": self.command, "path": self.path, "t": time.time(), "status": None,
+                 "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() in keep},
+                 "body": parsed}
         with STATE.lock:
-            STATE.requests.append({
-                "method": self.command, "path": self.path, "t": time.time(), "status": status,
-                "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() in keep},
-                "body": parsed})
+            STATE.requests.append(entry)
+        return entry
 
     def _authed(self):
         with STATE.lock:
@@ -303,12 +306,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self):
         raw = self._read_body()
+        entry = None if self.path.startswith("/_fake/") else self._record(raw)
         status, body, ctype, headers = 404, None, "application/json", {}
         try:
             status, body, ctype, headers = self._route(raw)
         except Exception as e:  # a bug here must show up as a 500, not a hung client
             status, body = 500, {"detail": "fake error: %r" % e, "status": 500}
-        self._record(raw, status)
+        if entry is not None:
+            with STATE.lock:
+                entry["status"] = status
         self._send(status, body, ctype, headers)
 
     do_GET = do_POST = do_PUT = do_DELETE = _dispatch
