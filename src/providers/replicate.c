@@ -20,7 +20,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -751,6 +750,12 @@ static int store_outputs(gp_ctx_t *ctx, const rp_conf_t *conf, json_t *predictio
                          json_t *result)
 {
     json_t *output = json_object_get(prediction, "output");
+    if (output == NULL || json_is_null(output))
+        return gp_ctx_fail(ctx, false, "empty_output",
+                           "the Replicate prediction succeeded without output%s",
+                           json_is_true(json_object_get(prediction, "data_removed"))
+                               ? " (Replicate already removed its data)"
+                               : "");
     const char *urls[RP_MAX_OUTPUT_FILES];
     bool has_other = false;
     int count = collect_files(output, urls, RP_MAX_OUTPUT_FILES, &has_other);
@@ -769,7 +774,7 @@ static int store_outputs(gp_ctx_t *ctx, const rp_conf_t *conf, json_t *predictio
             return rc;
     }
     /* Text, numbers and structures are the output itself; file URLs would expire. */
-    if (has_other || (count == 0 && output != NULL))
+    if (has_other || count == 0)
         json_object_set(result, "output", output);
     return 0;
 }

@@ -251,6 +251,10 @@ def test_replicate_array_and_json_outputs(ctx):
     check(done["status"] == "succeeded", "task ended %s: %s" % (done["status"], done["error"]))
     check(done["result"].get("output") == {"caption": "a fox", "score": 0.5},
           "non-file output not in result.output: %s" % short(json.dumps(done["result"])))
+    fake.config(output="null")
+    t = srv.create("text-to-image", image_params(), max_retries=2)
+    done = expect_failed(srv, t["id"], code="empty_output")
+    check(done["attempts"] == 1, "a null output was retried")
 
 
 @case(own=True)
