@@ -38,6 +38,8 @@
 #define RP_VERSION_HEX 64
 #define RP_MAX_ID 128
 #define RP_API_TIMEOUT_MS 30000
+#define RP_MIN_REQUEST_MS 100
+#define RP_MAX_REQUEST_MS 600000
 /* Outputs can arrive inline as data: URLs, so a prediction body may be several megabytes. */
 #define RP_MAX_API_RESPONSE (32u << 20)
 #define RP_CANCEL_TIMEOUT_MS 5000
@@ -59,6 +61,7 @@ typedef struct rp_conf {
     size_t origin_len;           /* "scheme://host[:port]" prefix of base */
     char auth[RP_MAX_TOKEN + 32]; /* the whole Authorization header line */
     int poll_ms;
+    int request_timeout_ms;
 } rp_conf_t;
 
 typedef struct rp_model {
@@ -160,6 +163,22 @@ static bool format_url(char *out, size_t cap, const char *fmt, ...)
  * Settings and params
  * ------------------------------------------------------------------------------------- */
 
+static int int_setting(gp_ctx_t *ctx, const char *name, int fallback, int lo, int hi, int *out)
+{
+    const char *text = gp_ctx_setting(ctx, name);
+    *out = fallback;
+    if (text[0] == '\0')
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
+        return gp_ctx_fail(ctx, false, "provider_not_configured",
+                           "replicate %s must be %d..%d, got \"%.40s\"", name, lo, hi, text);
+    *out = (int)value;
+    return 0;
+}
+
 static int load_conf(gp_ctx_t *ctx, rp_conf_t *conf)
 {
     const char *token = gp_ctx_setting(ctx, "api-token");
@@ -200,20 +219,12 @@ static int load_conf(gp_ctx_t *ctx, rp_conf_t *conf)
     const char *path = strchr(host, '/');
     conf->origin_len = path != NULL ? (size_t)(path - conf->base) : base_len;
 
-    const char *poll = gp_ctx_setting(ctx, "poll-interval-ms");
-    conf->poll_ms = RP_DEFAULT_POLL_MS;
-    if (poll[0] != '\0') {
-        char *end = NULL;
-        errno = 0;
-        long value = strtol(poll, &end, 10);
-        if (errno != 0 || end == poll || *end != '\0' || value < RP_MIN_POLL_MS ||
-            value > RP_MAX_POLL_MS)
-            return gp_ctx_fail(ctx, false, "provider_not_configured",
-                               "replicate poll-interval-ms must be %d..%d, got \"%.40s\"",
-                               RP_MIN_POLL_MS, RP_MAX_POLL_MS, poll);
-        conf->poll_ms = (int)value;
-    }
-    return 0;
+    int rc = int_setting(ctx, "poll-interval-ms", RP_DEFAULT_POLL_MS, RP_MIN_POLL_MS,
+                         RP_MAX_POLL_MS, &conf->poll_ms);
+    if (rc == 0)
+        rc = int_setting(ctx, "request-timeout-ms", RP_API_TIMEOUT_MS, RP_MIN_REQUEST_MS,
+                         RP_MAX_REQUEST_MS, &conf->request_timeout_ms);
+    return rc;
 }
 
 /* Our token goes only to the API we were configured with, never to a host a response names. */
@@ -360,7 +371,7 @@ static void api_call(gp_ctx_t *ctx, const rp_conf_t *conf, const char *method, c
         .body = body != NULL ? body : "",
         .body_len = body != NULL ? strlen(body) : 0,
         .max_response_bytes = RP_MAX_API_RESPONSE,
-        .timeout_ms = RP_API_TIMEOUT_MS,
+        .timeout_ms = conf->request_timeout_ms,
     };
     if (detached) {
         req.timeout_ms = RP_CANCEL_TIMEOUT_MS;
@@ -1036,6 +1047,8 @@ static const gp_provider_setting_t replicate_settings[] = {
      "Replicate API base URL, including /v1. The token is sent only to this origin."},
     {"poll-interval-ms", "1000", false,
      "First wait between two status checks of a prediction; later waits grow up to 4x."},
+    {"request-timeout-ms", "30000", false,
+     "Time allowed for one API request (create, status check, cancel) before it is retried."},
     {"concurrency", "0", false, "Replicate tasks running at once across all workers (0: any)."},
     {"rate-per-minute", "600", false,
      "Requests per minute to Replicate across all workers (its documented create limit)."},

@@ -77,14 +77,20 @@ class FakeReplicate:
             return []
 
 
-def start(ctx, server_args=(), token=TOKEN, **config):
+def start(ctx, server_args=(), token=TOKEN, settings=None, **config):
+    """A fake Replicate configured with `config`, and a server pointed at it. `settings` are
+    replicate provider settings, passed as --replicate-<name> flags."""
     fake = FakeReplicate()
     ctx.servers.append(fake)
     if config:
         fake.config(**config)
-    srv = ctx.new_server(["--replicate-base-url", fake.base, "--replicate-api-token", token,
-                          "--replicate-poll-interval-ms", "50", "--retry-base-ms", "10",
-                          "--retry-max-ms", "50"] + list(server_args), name="replicate")
+    values = {"base-url": fake.base, "api-token": token, "poll-interval-ms": 50}
+    values.update(settings or {})
+    flags = []
+    for name, value in values.items():
+        flags += ["--replicate-" + name, str(value)]
+    srv = ctx.new_server(flags + ["--retry-base-ms", "10", "--retry-max-ms", "50"]
+                         + list(server_args), name="replicate")
     srv.start()
     return fake, srv
 
@@ -336,6 +342,19 @@ def test_replicate_500_then_success(ctx):
     check(statuses[0] == 500 and statuses[-1] == 201, "create statuses %s" % statuses)
     polls = [q["status"] for q in fake.requests("GET", "/v1/predictions/")]
     check(polls.count(500) == 2 and polls[-1] == 200, "poll statuses %s" % polls)
+
+
+@case(own=True)
+def test_replicate_poll_timeout_is_retried(ctx):
+    fake, srv = start(ctx, settings={"request-timeout-ms": 700}, run_seconds=0.3,
+                      slow_get_ms=3000, slow_get_count=1)
+    t = srv.create("text-to-image", image_params(), max_retries=0)
+    done = srv.wait_terminal(t["id"], 20)
+    check(done["status"] == "succeeded", "task ended %s: %s" % (done["status"], done["error"]))
+    polls = fake.requests("GET", "/v1/predictions/")
+    check(len(polls) >= 2 and polls[1]["t"] - polls[0]["t"] < 2.5,
+          "the hanging poll was not cut at the request timeout: %s"
+          % [round(q["t"] - polls[0]["t"], 2) for q in polls])
 
 
 @case(own=True)

@@ -164,7 +164,7 @@ class State:
 
 
 class Prediction:
-    def __init__(self, cfg, model, version, inp, host):
+    def __init__(self, cfg, model, version, inp, host, stream=False):
         self.id = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(26))
         self.model = model
         self.version = version
@@ -181,6 +181,7 @@ class Prediction:
         self.file_base = cfg["file_base"] or ("http://%s" % host)
         self.canceled_at = None
         self.cancel_calls = 0
+        self.stream = stream
 
     def state(self, t):
         """(status, started_at, completed_at, steps done)."""
@@ -235,6 +236,8 @@ class Prediction:
         urls = {"get": "http://%s/v1/predictions/%s" % (self.host, self.id),
                 "cancel": "http://%s/v1/predictions/%s/cancel" % (self.host, self.id),
                 "web": "https://replicate.com/p/%s" % self.id}
+        if self.stream:
+            urls["stream"] = "http://%s/v1/stream/%s" % (self.host, self.id)
         obj = {"id": self.id, "model": self.model, "version": self.version, "input": self.input,
                "logs": self.logs(done) if started is not None else "", "output": None,
                "data_removed": False, "error": None, "source": "api", "status": status,
@@ -430,7 +433,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if model == "fake/missing":
             s, b = problem(404, "Not found", "Not found.")
             return s, b, "application/problem+json", {}
-        p = Prediction(cfg, model, version, body["input"], self.headers.get("Host") or "127.0.0.1")
+        p = Prediction(cfg, model, version, body["input"], self.headers.get("Host") or "127.0.0.1",
+                       stream=body.get("stream") is True)
         with STATE.lock:
             STATE.predictions[p.id] = p
         return 201, p.to_json(), "application/json", {"ratelimit-remaining": "599"}
