@@ -937,8 +937,10 @@ static int replicate_run(gp_ctx_t *ctx)
     rp_conf_t conf;
     memset(&conf, 0, sizeof conf);
     int rc = load_conf(ctx, &conf);
-    if (rc != 0)
+    if (rc != 0) {
+        explicit_bzero(conf.auth, sizeof conf.auth);
         return rc;
+    }
 
     const char *model_ref = gp_ctx_param_str(ctx, "model", "");
     rp_model_t model;
