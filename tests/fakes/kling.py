@@ -23,7 +23,7 @@ Task ids are 18-digit strings. A finished task's video is a real 1 s MP4 made wi
 Config (POST /_fake/config), besides fail_429 / fail_500 / retry_after of fakebase:
   "finish_after_s": S   time from create to the end (default 0.6)
   "task_fail": "msg"    tasks created from now on fail with task_status_msg = msg
-  "never_finish": true  tasks created from now on stay "processing"
+  "never_finish": true  while set, no task finishes (they stay "processing")
   "reject": "msg"       creates answer 400 with code 1301 and this message
 """
 import base64
@@ -128,7 +128,7 @@ class Handler(fakebase.FakeHandler):
         now = time.time()
         age = now - t["created"]
         finish = t["finish_after_s"]
-        if t["never_finish"] or age < finish:
+        if self.state.config.get("never_finish") or age < finish:
             status = "submitted" if age < min(0.2, finish / 3) else "processing"
         else:
             status = "failed" if t["fail"] else "succeed"
@@ -237,8 +237,7 @@ class Handler(fakebase.FakeHandler):
             t = {"id": tid, "kind": kind, "created": time.time(), "external_task_id": ext,
                  "duration": duration, "body": body,
                  "finish_after_s": float(self.state.config.get("finish_after_s", 0.6)),
-                 "fail": self.state.config.get("task_fail"),
-                 "never_finish": bool(self.state.config.get("never_finish"))}
+                 "fail": self.state.config.get("task_fail")}
             self.state.tasks[tid] = t
             view = self.task_view(t)
         return self.reply(200, self.envelope(0, "SUCCEED", view))

@@ -25,7 +25,7 @@ Config (POST /_fake/config), besides fail_429 / fail_500 / retry_after of fakeba
 carries code 50429):
   "finish_after_s": S   time from submit to done (default 0.6)
   "task_fail": "msg"    tasks submitted from now on end with code 50511 and this message
-  "never_finish": true  tasks submitted from now on stay "generating"
+  "never_finish": true  while set, no task finishes (they stay "generating")
   "expire": true        tasks submitted from now on end "expired"
 """
 import base64
@@ -215,7 +215,7 @@ class Handler(fakebase.FakeHandler):
             self.state.tasks[tid] = {
                 "id": tid, "kind": kind, "req_key": body["req_key"], "created": time.time(),
                 "body": body, "finish_after_s": float(cfg.get("finish_after_s", 0.6)),
-                "fail": cfg.get("task_fail"), "never_finish": bool(cfg.get("never_finish")),
+                "fail": cfg.get("task_fail"),
                 "expire": bool(cfg.get("expire"))}
         return self.reply(200, self.envelope(10000, "Success", {"task_id": tid}))
 
@@ -236,7 +236,7 @@ class Handler(fakebase.FakeHandler):
                 return self.reply(200, self.envelope(10000, "Success",
                                                      {"status": "not_found"}))
             age = time.time() - t["created"]
-            if t["never_finish"] or age < t["finish_after_s"]:
+            if self.state.config.get("never_finish") or age < t["finish_after_s"]:
                 status = "in_queue" if age < t["finish_after_s"] / 3 else "generating"
                 return self.reply(200, self.envelope(10000, "Success", {"status": status}))
             if t["expire"]:
