@@ -16,7 +16,7 @@ def start_openai(ctx, key=KEY, **config):
 
 
 def params(**extra):
-    p = {"provider": "openai", "prompt": "a red fox in snow", "width": 64, "height": 48}
+    p = {"provider": "openai", "prompt": "a red fox in snow", "width": 80, "height": 64}
     p.update(extra)
     return p
 
@@ -37,7 +37,7 @@ def test_openai_b64_json(ctx):
     q = reqs[0]
     check(q["headers"].get("authorization") == "Bearer " + KEY, "no Bearer key sent")
     sent = q["json"]
-    check(sent == {"prompt": "a red fox in snow", "size": "64x48", "n": 1, "model": MODEL,
+    check(sent == {"prompt": "a red fox in snow", "size": "80x64", "n": 1, "model": MODEL,
                    "response_format": "b64_json"}, "request body %r" % (sent,))
     secrets_not_logged(srv, KEY)
 
@@ -45,7 +45,7 @@ def test_openai_b64_json(ctx):
 @case(own=True)
 def test_openai_url_two_images(ctx):
     fake, srv = start_openai(ctx)
-    t = srv.create("text-to-image", params(response_format="url", n=2, size="80x64",
+    t = srv.create("text-to-image", params(response_format="url", n=2, size="96x64",
                                            negative_prompt="dogs"), max_retries=0)
     done = succeeded(srv, t["id"])
     assets = assets_of(done, 2)
@@ -55,7 +55,7 @@ def test_openai_url_two_images(ctx):
         check(fetch(srv, a, "image/png") == want, "stored bytes differ from the fake's PNG")
         check(a.get("revised_prompt"), "asset lacks revised_prompt: %r" % a)
     sent = fake.requests("POST")[0]["json"]
-    check(sent.get("size") == "80x64" and sent.get("n") == 2 and
+    check(sent.get("size") == "96x64" and sent.get("n") == 2 and
           sent.get("response_format") == "url", "request body %r" % (sent,))
     # not api.openai.com: the LocalAI-style negative_prompt goes along
     check(sent.get("negative_prompt") == "dogs", "negative_prompt not sent: %r" % (sent,))
