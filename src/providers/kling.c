@@ -216,7 +216,7 @@ static bool reply_retryable(const kling_reply_t *r)
         return true;
     if (r->has_code && r->code != 0)
         return code_is_throttle(r->code) || code_is_server(r->code);
-    return r->root == NULL || gp_http_status_retryable(r->status);
+    return (r->root == NULL && r->status < 300) || gp_http_status_retryable(r->status);
 }
 
 /* Turn a failed reply into run()'s return value; `what` names the call. */
@@ -233,15 +233,19 @@ static int fail_reply(kling_t *k, const kling_reply_t *r, const char *what)
     char code_text[32] = "";
     if (r->has_code)
         (void)snprintf(code_text, sizeof code_text, ", code %lld", r->code);
-    if (r->root == NULL)
-        return gp_ctx_fail(ctx, gp_http_status_retryable(r->status) || r->status < 300,
-                           r->status < 300 ? "provider_bad_response" : "provider_unavailable",
-                           "Kling %s: HTTP %ld with a body that is not a JSON object", what,
-                           r->status);
     if (r->status == 401 || (r->has_code && code_is_auth(r->code)))
         return gp_ctx_fail(ctx, false, "provider_auth",
                            "Kling refused the credentials for the %s (HTTP %ld%s): %s", what,
                            r->status, code_text, detail);
+    if (r->root == NULL) {
+        bool retry = r->status < 300 || gp_http_status_retryable(r->status);
+        const char *code = r->status < 300 ? "provider_bad_response"
+                           : retry         ? "provider_unavailable"
+                                           : "provider_rejected";
+        return gp_ctx_fail(ctx, retry, code,
+                           "Kling %s: HTTP %ld with a body that is not a JSON object", what,
+                           r->status);
+    }
     if (r->has_code && code_is_throttle(r->code))
         return gp_ctx_fail(ctx, true, "provider_rate_limited",
                            "Kling rate limited the %s (HTTP %ld%s): %s", what, r->status,

@@ -245,7 +245,7 @@ static bool reply_retryable(const volc_reply_t *r)
 {
     if (r->rc == GP_HTTP_E_INVALID || r->rc == GP_HTTP_E_CANCELED)
         return false;
-    if (r->rc != GP_HTTP_OK || r->root == NULL)
+    if (r->rc != GP_HTTP_OK || (r->root == NULL && r->status < 300))
         return true;
     if (r->has_code && code_retryable(r->code))
         return true;
@@ -262,11 +262,6 @@ static int fail_reply(volc_t *v, const volc_reply_t *r, const char *what, bool t
         return gp_ctx_fail(ctx, reply_retryable(r), "provider_unavailable",
                            "VolcEngine %s failed: %s%s%s", what, gp_http_strerror(r->rc),
                            r->message[0] ? ": " : "", r->message);
-    if (r->root == NULL)
-        return gp_ctx_fail(ctx, true,
-                           r->status < 300 ? "provider_bad_response" : "provider_unavailable",
-                           "VolcEngine %s: HTTP %ld with a body that is not a JSON object",
-                           what, r->status);
     const char *detail = r->message[0] ? r->message : "no message given";
     char code_text[96] = "";
     if (r->error_code[0])
@@ -277,6 +272,15 @@ static int fail_reply(volc_t *v, const volc_reply_t *r, const char *what, bool t
         return gp_ctx_fail(ctx, false, "provider_auth",
                            "VolcEngine refused the credentials for the %s (HTTP %ld%s): %s",
                            what, r->status, code_text, detail);
+    if (r->root == NULL) {
+        bool retry = r->status < 300 || gp_http_status_retryable(r->status);
+        const char *code = r->status < 300 ? "provider_bad_response"
+                           : retry         ? "provider_unavailable"
+                                           : "provider_rejected";
+        return gp_ctx_fail(ctx, retry, code,
+                           "VolcEngine %s: HTTP %ld with a body that is not a JSON object", what,
+                           r->status);
+    }
     if (r->status == 429 || (r->has_code && (r->code == 50429 || r->code == 50430)))
         return gp_ctx_fail(ctx, true, "provider_rate_limited",
                            "VolcEngine rate limited the %s (HTTP %ld%s): %s", what, r->status,
@@ -285,9 +289,9 @@ static int fail_reply(volc_t *v, const volc_reply_t *r, const char *what, bool t
         return gp_ctx_fail(ctx, true, "provider_unavailable",
                            "VolcEngine %s failed (HTTP %ld%s): %s", what, r->status, code_text,
                            detail);
-    if (r->has_code && r->code == VOLC_OK)
-        return gp_ctx_fail(ctx, true, "provider_bad_response", "VolcEngine %s reply has no data",
-                           what);
+    if (r->status >= 200 && r->status <= 299 && (!r->has_code || r->code == VOLC_OK))
+        return gp_ctx_fail(ctx, true, "provider_bad_response", "VolcEngine %s reply lacks %s",
+                           what, r->has_code ? "data" : "an integer code");
     if (task_failure)
         return gp_ctx_fail(ctx, false, "provider_failed",
                            "VolcEngine task %s failed (HTTP %ld%s): %s", v->task_id, r->status,

@@ -165,3 +165,21 @@ def secrets_not_logged(srv, *secrets):
     body = "\n".join(line for line in text.splitlines() if not line.startswith("=== start:"))
     for s in secrets:
         check(s not in body, "a secret appears in the server log")
+
+
+def survive_malformed(fake, srv, task_type, params, cases):
+    """Each case (match, status, body, must_fail) makes the fake answer the next request whose
+    path?query contains `match` with that raw reply. The task must end cleanly (failed with
+    an error code when must_fail) and the server must stay up."""
+    for match, status, body, must_fail in cases:
+        fake.config(raw=[{"match": match, "status": status, "body": body}])
+        t = srv.create(task_type, params, max_retries=0)
+        done = srv.wait_terminal(t["id"], 30)
+        check_task_shape(done)
+        check(srv.alive(), "server died on reply %r" % body)
+        left = fake.control("POST", "/_fake/config", {}).get("raw")
+        check(not left, "the canned reply %r was never requested" % body)
+        if must_fail:
+            err = done["error"] or {}
+            check(done["status"] == "failed" and err.get("code"),
+                  "reply %s %r: task ended %s %s" % (status, body, done["status"], err))

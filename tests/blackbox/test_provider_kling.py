@@ -6,7 +6,7 @@ import time
 
 from harness import case, check, Skip
 from provider_fakes import (assets_of, cancel_promptly, expect_failed, fetch, gaps,
-                            secrets_not_logged, start, succeeded)
+                            secrets_not_logged, start, succeeded, survive_malformed)
 
 AK, SK = "ak-test-kling", "sk-test-kling-secret"
 
@@ -118,3 +118,26 @@ def test_kling_cancel_while_polling(ctx):
     check(len(fake.requests("GET")) == n, "still polling after the cancel")
     check(not [q for q in fake.requests() if q["method"] not in ("GET", "POST")],
           "unexpected request methods")
+
+
+@case(own=True)
+def test_kling_malformed_replies(ctx):
+    fake, srv = start_kling(ctx)
+    create, poll = "/v1/videos/text2video", "/v1/videos/text2video/"
+    cases = [(create, 200, body, True) for body in (
+        "not json", "[]", '{"code": 0}', '{"code": 0, "data": []}',
+        '{"code": 0, "data": {"task_id": 123}}', '{"code": 0, "data": {"task_id": "../../x"}}',
+        '{"code": "0", "data": {"task_id": "1"}}', '{"code": 1e400}')]
+    cases += [(create, 400, body, True) for body in ('{"code": 1201}', '{"message": []}', "")]
+    cases += [(poll, 200, body, True) for body in (
+        '{"code": 0, "data": {"task_status": 5}}',
+        '{"code": 0, "data": {"task_status": "succeed"}}',
+        '{"code": 0, "data": {"task_status": "succeed", "task_result": {"videos": "x"}}}',
+        '{"code": 0, "data": {"task_status": "succeed", "task_result": {"videos": [{"url": 5}]}}}',
+        '{"code": 0, "data": {"task_status": "succeed", "task_result": '
+        '{"videos": [{"url": "file:///etc/passwd"}]}}}',
+        '{"code": 0, "data": {"task_status": "failed", "task_status_msg": {"a": 1}}}')]
+    # a transient garbage status reply is retried: the task may still succeed
+    if shutil.which("ffmpeg"):
+        cases += [(poll, 200, body, False) for body in ("[]", "not json", '{"code": 0}')]
+    survive_malformed(fake, srv, "text-to-video", {"provider": "kling", "prompt": "x"}, cases)

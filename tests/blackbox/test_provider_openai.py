@@ -3,7 +3,7 @@
 rejections and cancel during a slow generation."""
 from harness import case, check
 from provider_fakes import (assets_of, cancel_promptly, expect_failed, fetch, gaps,
-                            secrets_not_logged, start, succeeded)
+                            secrets_not_logged, start, succeeded, survive_malformed)
 
 KEY = "sk-test-0123456789"
 MODEL = "sd-turbo"  # an OpenAI-compatible server's model: any WxH size is fine
@@ -106,3 +106,21 @@ def test_openai_cancel_while_generating(ctx):
     t = srv.create("text-to-image", params(), max_retries=0)
     fake.wait_requests("the generation request", lambda q: q["method"] == "POST")
     cancel_promptly(srv, t["id"])
+
+
+@case(own=True)
+def test_openai_malformed_replies(ctx):
+    fake, srv = start_openai(ctx)
+    gen = "/v1/images/generations"
+    cases = [(gen, 200, body, True) for body in (
+        "not json", "[]", "null", '{"data": 5}', '{"data": []}', '{"data": [5]}',
+        '{"data": [{}]}', '{"data": [{"b64_json": "!!!"}]}',
+        '{"data": [{"b64_json": "aGVsbG8="}]}', '{"data": [{"url": "ftp://x/y.png"}]}',
+        '{"data": [{"url": "file:///etc/passwd"}]}', '{"data": [{"url": 7}]}',
+        '{"data": [{"b64_json": null, "url": null}]}',
+        '{"data": [' + ",".join(['{"b64_json": "aGVsbG8="}'] * 9) + "]}")]
+    cases += [(gen, 400, '{"error": "plain string"}', True),
+              (gen, 400, '{"error": {"message": 5, "code": []}}', True),
+              (gen, 418, "<html>teapot</html>", True),
+              (gen, 200, '{"data": [{"url": "http://127.0.0.1:1/nothing-listens.png"}]}', True)]
+    survive_malformed(fake, srv, "text-to-image", params(), cases)

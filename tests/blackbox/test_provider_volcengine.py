@@ -5,7 +5,7 @@ import shutil
 
 from harness import case, check, Skip
 from provider_fakes import (assets_of, cancel_promptly, expect_failed, fetch, gaps,
-                            secrets_not_logged, start, succeeded)
+                            secrets_not_logged, start, succeeded, survive_malformed)
 
 AK, SK = "AKLTtestvolc", "c2VjcmV0LXRlc3Qtdm9sYw=="
 
@@ -128,3 +128,25 @@ def test_volcengine_cancel_while_polling(ctx):
     t = srv.create("text-to-image", {"provider": "volcengine", "prompt": "x"}, max_retries=0)
     fake.wait_requests("a result check", lambda q: "GetResult" in q["query"])
     cancel_promptly(srv, t["id"])
+
+
+@case(own=True)
+def test_volcengine_malformed_replies(ctx):
+    fake, srv = start_volc(ctx)
+    sub, res = "SubmitTask", "GetResult"
+    cases = [(sub, 200, body, True) for body in (
+        "not json", "[]", '{"code": 10000}', '{"code": 10000, "data": {"task_id": 5}}',
+        '{"code": 10000, "data": {"task_id": "a/b"}}', '{"code": "10000"}')]
+    cases += [(sub, 401, '{"ResponseMetadata": {"Error": "x"}}', True),
+              (sub, 401, '{"ResponseMetadata": {"Error": {"Code": 5, "Message": null}}}', True)]
+    cases += [(res, 200, body, True) for body in (
+        '{"code": 10000, "data": {"status": "done"}}',
+        '{"code": 10000, "data": {"status": ["x"]}}',
+        '{"code": 10000, "data": {"status": "done", "image_urls": [5]}}',
+        '{"code": 10000, "data": {"status": "done", "binary_data_base64": ["bm90IGFuIGltYWdl"]}}',
+        '{"code": 10000, "data": {"status": "done", "binary_data_base64": [null]}}',
+        '{"code": 10000, "data": {"status": "done", "video_url": "file:///etc/passwd"}}',
+        '{"code": 10000, "data": {"status": "done", "image_urls": '
+        '["http://127.0.0.1:1/nothing-listens.png"]}}')]
+    cases += [(res, 200, body, False) for body in ("[]", '{"code": 10000, "data": 7}')]
+    survive_malformed(fake, srv, "text-to-image", {"provider": "volcengine", "prompt": "x"}, cases)

@@ -13,6 +13,9 @@ subclasses FakeHandler and implements api(method, path, query, body_bytes). The 
   faults       config "fail_429": N   the next N API requests answer 429 with
                                       Retry-After: config "retry_after" (default 1)
                config "fail_500": N   the next N API requests answer 500
+               config "raw": [{"match", "status", "body"}, ...]  canned replies: the first
+                                      entry whose match is a substring of the path?query
+                                      answers the next such request verbatim, and is used up
   helpers      png(w, h, rgb) -> bytes (a real PNG made with zlib + struct)
                mp4() -> bytes or None (a real 1 s MP4 made with the ffmpeg CLI, if present)
 """
@@ -182,11 +185,20 @@ class FakeHandler(BaseHTTPRequestHandler):
                 st.config["fail_500"] -= 1
                 fault = 500
             retry_after = str(st.config.get("retry_after", 1))
+            canned = None
+            target = path + ("?" + parsed.query if parsed.query else "")
+            for i, c in enumerate(st.config.get("raw") or []):
+                if fault is None and c.get("match", "") in target:
+                    canned = st.config["raw"].pop(i)
+                    break
         if fault == 429:
             return self.reply(429, self.error_body(429, "Rate limit reached, slow down"),
                               headers={"Retry-After": retry_after})
         if fault == 500:
             return self.reply(500, self.error_body(500, "The server had an error"))
+        if canned is not None:
+            return self.reply(int(canned.get("status", 200)), canned.get("body", ""),
+                              ctype=canned.get("content_type", "application/json"))
         try:
             return self.api(self.command, path, query, raw)
         except Exception as e:  # a fake bug must show up in its stderr, not hang the client
