@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define COMFY_DEFAULT_BASE_URL "http://127.0.0.1:8188"
 #define COMFY_MAX_NODES 10000
@@ -43,6 +44,7 @@
 #define COMFY_QUIET_POLL_MS 2000      /* /history checks while the socket is silent */
 #define COMFY_CONFIRM_WAIT_MS 30000   /* finished per the socket, not yet in /history */
 #define COMFY_CONTROL_TIMEOUT_MS 3000 /* cancel and cleanup requests */
+#define COMFY_INTERRUPT_WAIT_MS 1000  /* for the history entry of an interrupted prompt */
 #define COMFY_MAX_TRANSIENT_ERRORS 10 /* consecutive failed /history reads before giving up */
 #define COMFY_LINK_DEPTH 8            /* conditioning nodes followed to find a text encoder */
 
@@ -70,6 +72,7 @@ typedef struct comfy {
     char client_id[37];
     char prompt_id[128];
     bool submitted;
+    bool ws_connected;
 
     /* From the socket. */
     bool started, finished;
@@ -234,6 +237,48 @@ static void comfy_control(comfy_t *c, const char *path, json_t *body)
     free(text);
 }
 
+static json_t *parse_json_body(const gp_http_response_t *resp)
+{
+    if (resp->body == NULL || resp->body_len == 0)
+        return NULL;
+    return json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
+}
+
+/*
+ * After an interrupt ComfyUI records the prompt in its history a moment later; wait for that
+ * briefly (without the task's cancel flag) so the entry can be deleted instead of left behind.
+ */
+static void await_history_entry(comfy_t *c)
+{
+    char *pid = url_encode(c->prompt_id);
+    char *url = gp_xasprintf("%s/history/%s", c->base, pid);
+    free(pid);
+    const char *headers[2] = {c->auth, NULL};
+    int64_t deadline = gp_http_now_ms() + COMFY_INTERRUPT_WAIT_MS;
+    while (gp_http_now_ms() < deadline) {
+        gp_http_request_t req = {
+            .url = url,
+            .headers = headers,
+            .connect_timeout_ms = COMFY_CONTROL_TIMEOUT_MS,
+            .timeout_ms = COMFY_CONTROL_TIMEOUT_MS,
+            .max_attempts = 1,
+            .log_id = gp_ctx_task_id(c->ctx),
+        };
+        gp_http_response_t resp;
+        memset(&resp, 0, sizeof resp);
+        int rc = gp_http_do(&req, &resp);
+        json_t *all = rc == GP_HTTP_OK && resp.status == 200 ? parse_json_body(&resp) : NULL;
+        bool present = json_object_get(all, c->prompt_id) != NULL;
+        json_decref(all);
+        gp_http_response_free(&resp);
+        if (present || rc != GP_HTTP_OK)
+            break;
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+        (void)nanosleep(&pause, NULL);
+    }
+    free(url);
+}
+
 /* Turns a transport error or unexpected status into a run() result. */
 static int http_failure(comfy_t *c, const char *what, int rc, const gp_http_response_t *resp)
 {
@@ -250,13 +295,6 @@ static int http_failure(comfy_t *c, const char *what, int rc, const gp_http_resp
                            what, resp->status);
     return gp_ctx_fail(c->ctx, gp_http_status_retryable(resp->status), "provider_error",
                        "ComfyUI %s answered HTTP %ld", what, resp->status);
-}
-
-static json_t *parse_json_body(const gp_http_response_t *resp)
-{
-    if (resp->body == NULL || resp->body_len == 0)
-        return NULL;
-    return json_loadb(resp->body, resp->body_len, JSON_REJECT_DUPLICATES, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -673,8 +711,9 @@ static int submit(comfy_t *c)
     /* Safe to retry: the prompt_id is fixed, so ComfyUI sees the same prompt again. */
     int rc = comfy_post_json(c, "/prompt", body, true, &resp);
     json_decref(body);
-    /* Once the request may have reached the server, a cancel must also tell ComfyUI. */
-    c->submitted = true;
+    /* Once the request may have reached the server, stopping the task must also tell
+     * ComfyUI; only a connection that was never made proves nothing was queued. */
+    c->submitted = rc != GP_HTTP_E_CONNECT || resp.attempts > 1;
     if (rc != GP_HTTP_OK || (resp.status != 200 && resp.status != 400)) {
         rc = http_failure(c, "POST /prompt", rc, &resp);
         gp_http_response_free(&resp);
@@ -1210,6 +1249,7 @@ static int connect_socket(comfy_t *c, gp_ws_t **ws)
     char err[256];
     int rc = gp_ws_connect(url, c->auth_headers, 10000, ws, err, sizeof err);
     free(url);
+    c->ws_connected = rc == 0;
     if (rc != 0) {
         /* Not fatal: the run is followed through /history without live progress. */
         gp_ctx_log(c->ctx, GP_LOG_WARN,
@@ -1255,6 +1295,9 @@ static int comfyui_run(gp_ctx_t *ctx)
         if (canceled || !got_history) {
             comfy_control(&c, "/queue", json_pack("{s:[s]}", "delete", c.prompt_id));
             comfy_control(&c, "/interrupt", json_pack("{s:s}", "prompt_id", c.prompt_id));
+            /* A prompt the socket saw still waiting in the queue leaves no history. */
+            if (c.started || !c.ws_connected)
+                await_history_entry(&c);
         }
         /* Until the history entry exists there is nothing to delete; ComfyUI ignores it. */
         comfy_control(&c, "/history", json_pack("{s:[s]}", "delete", c.prompt_id));
