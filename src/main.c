@@ -12,6 +12,8 @@
 #include "core/registry.h"
 #include "core/settings.h"
 #include "core/util.h"
+#include "infra/http/http_internal.h"
+#include "media/media.h"
 #include "worker/worker.h"
 
 #include <genpulse/client.h>
@@ -152,6 +154,17 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
         GP_ERROR("%s", err);
         goto out;
     }
+    if (gp_media_init(err, sizeof err) != 0) {
+        GP_ERROR("%s", err);
+        goto out;
+    }
+    if (mode->workers) {
+        if (gp_limiter_open(&rt.limiter, &s, err, sizeof err) != 0) {
+            GP_ERROR("%s", err);
+            goto out;
+        }
+        gp_http_set_limiter(rt.limiter);
+    }
     rt.committer = gp_committer_start(rt.store, (size_t)s.commit_batch_max);
     if (embedded) { /* this process is the only one: what it left unfinished is its own */
         int recovered = gp_recover_embedded(&rt);
@@ -190,6 +203,8 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     GP_INFO("stopped");
 out:
     gp_committer_stop(rt.committer);
+    gp_http_set_limiter(NULL);
+    gp_limiter_close(rt.limiter);
     gp_storage_close(rt.storage);
     gp_events_close(rt.events);
     gp_queue_close(rt.queue);

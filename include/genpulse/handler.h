@@ -98,7 +98,7 @@ typedef struct gp_param_spec {
     { .name = (n), .type = GP_PARAM_OBJECT, .required = (req), .description = (desc) }
 #define GP_P_MEDIA(n, req, desc)                                                              \
     { .name = (n), .type = GP_PARAM_STRING, .required = (req), .min_length = 1,               \
-      .max_length = 8192, .format = GP_FMT_MEDIA_REF, .description = (desc) }
+      .max_length = 1000000, .format = GP_FMT_MEDIA_REF, .description = (desc) }
 #define GP_P_END { .name = NULL }
 
 /* ---------------------------------------------------------------------------------------

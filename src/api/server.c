@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/util.h"
+#include "media/media.h"
 #include "worker/worker.h"
 
 #include <arpa/inet.h>
@@ -47,6 +48,7 @@ struct gp_http {
     struct MHD_Daemon *daemon;
     int port;
     char *task_types_json; /* built once: the registry never changes */
+    char *upload_dir;      /* DATA_DIR/uploads: uploads in flight */
     size_t task_types_len;
     pthread_mutex_t clients_lock;
     sse_client_t *clients;
@@ -66,6 +68,7 @@ typedef struct route {
     const char *pattern; /* segments; "{}" matches one segment */
     route_fn fn;
     bool json_body;      /* expects an application/json body */
+    bool upload;         /* multipart/form-data file upload (POST /v1/assets) */
 } route_t;
 
 typedef enum req_state { REQ_NEW, REQ_BODY, REQ_WAITING, REQ_READY } req_state_t;
@@ -83,6 +86,13 @@ struct request {
     gp_task_t task;
     bool head;
     bool dispatched; /* a created task was handed to the queue */
+    /* uploads: the "file" part streams into upload_path */
+    struct MHD_PostProcessor *post;
+    char *upload_path;
+    FILE *upload_file;
+    char upload_declared_type[128];
+    uint64_t upload_bytes;
+    bool upload_has_file, upload_failed;
 };
 
 struct sse_client {
@@ -174,13 +184,58 @@ static const char *query(request_t *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* A link to a stored object as this gateway serves it: a fresh presigned URL for object
+ * stores (stored links expire), else this gateway's /files/ route. Caller frees. */
+static char *object_link(gp_http_t *h, const char *owner, const char *name)
+{
+    gp_storage_t *st = h->rt->storage;
+    char *url = NULL;
+    if (st->vt->presign && st->vt->presign(st, owner, name, 0, &url) == 0)
+        return url;
+    return gp_xasprintf("%s/files/%s/%s", h->rt->public_url, owner, name);
+}
+
+/* Re-links result.assets[] (url, thumbnail_url) for the client about to read them. */
+static void refresh_links(gp_http_t *h, json_t *task)
+{
+    json_t *result = json_object_get(task, "result");
+    json_t *assets = json_object_get(result, "assets");
+    if (!json_is_array(assets) || json_array_size(assets) == 0)
+        return;
+    const char *id = json_string_value(json_object_get(task, "id"));
+    json_t *copy = json_deep_copy(result); /* the stored result is shared: do not touch it */
+    json_t *list = json_object_get(copy, "assets");
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a) {
+        const char *name = json_string_value(json_object_get(a, "name"));
+        if (!id || !name || !gp_storage_name_ok(name))
+            continue;
+        char *link = object_link(h, id, name);
+        json_object_set_new(a, "url", json_string(link));
+        free(link);
+        if (json_object_get(a, "thumbnail_url")) { /* named by ctx.c's analyze() */
+            const char *ct = json_string_value(json_object_get(a, "content_type"));
+            bool video = ct && !strncmp(ct, "video/", 6);
+            char *thumb = gp_xasprintf("%s.%s.jpg", name, video ? "preview" : "thumb");
+            link = object_link(h, id, thumb);
+            json_object_set_new(a, "thumbnail_url", json_string(link));
+            free(link);
+            free(thumb);
+        }
+    }
+    json_object_set_new(task, "result", copy);
+}
+
 static json_t *task_json(gp_http_t *h, const gp_task_t *t)
 {
     gp_hot_state_t hot;
     /* A task that never started has no hot state: spare the event bus a round trip. */
     bool have_hot = !(t->status == GP_TASK_PENDING && t->attempts == 0) &&
                     gp_events_get_hot(h->rt->events, t->id, &hot) == 0;
-    return gp_task_to_json(t, have_hot ? &hot : NULL, h->rt->public_url);
+    json_t *o = gp_task_to_json(t, have_hot ? &hot : NULL, h->rt->public_url);
+    refresh_links(h, o);
+    return o;
 }
 
 static bool is_json_content_type(const char *ct)
@@ -694,6 +749,20 @@ static enum MHD_Result serve_file(request_t *r)
 {
     gp_storage_t *st = r->http->rt->storage;
     char path[4096];
+    if (!st->vt->local_path && st->vt->presign && gp_storage_name_ok(r->path_params[1]) &&
+        gp_is_uuid(r->path_params[0])) {
+        /* Object stores: a stable link that redirects to a freshly presigned one. */
+        char *url = NULL;
+        if (st->vt->presign(st, r->path_params[0], r->path_params[1], 0, &url) != 0)
+            return send_error(r->conn, GP_E_NOT_FOUND, "no such file", NULL);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, url);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        free(url);
+        enum MHD_Result ret = MHD_queue_response(r->conn, 302, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
     if (!st->vt->local_path ||
         st->vt->local_path(st, r->path_params[0], r->path_params[1], path, sizeof path) != 0)
         return send_error(r->conn, GP_E_NOT_FOUND, "no such file", NULL);
@@ -717,6 +786,189 @@ static enum MHD_Result serve_file(request_t *r)
     return ret;
 }
 
+
+/* ---------------------------------------------------------------- uploads (POST /v1/assets) */
+
+/* What the bytes are, by their magic numbers: the declared type is not trusted. */
+static const char *sniff_type(const unsigned char *b, size_t n, const char **ext)
+{
+    static const struct { const char *type, *ext; } t[] = {
+        {"image/png", ".png"},  {"image/jpeg", ".jpg"}, {"image/gif", ".gif"},
+        {"image/webp", ".webp"}, {"video/mp4", ".mp4"}, {"video/webm", ".webm"},
+        {"audio/wav", ".wav"},  {"audio/mpeg", ".mp3"},
+    };
+    int k = -1;
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8))
+        k = 0;
+    else if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
+        k = 1;
+    else if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6)))
+        k = 2;
+    else if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
+        k = 3;
+    else if (n >= 12 && !memcmp(b + 4, "ftyp", 4))
+        k = 4;
+    else if (n >= 4 && !memcmp(b, "\x1a\x45\xdf\xa3", 4))
+        k = 5;
+    else if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WAVE", 4))
+        k = 6;
+    else if (n >= 3 && (!memcmp(b, "ID3", 3) || (b[0] == 0xFF && (b[1] & 0xE0) == 0xE0)))
+        k = 7;
+    if (k < 0)
+        return NULL;
+    *ext = t[k].ext;
+    return t[k].type;
+}
+
+static enum MHD_Result on_upload_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *filename, const char *content_type,
+                                      const char *transfer_encoding, const char *data,
+                                      uint64_t off, size_t size)
+{
+    (void)kind, (void)filename, (void)transfer_encoding, (void)off;
+    request_t *r = cls;
+    if (!key || strcmp(key, "file") != 0)
+        return MHD_YES; /* other form fields are ignored */
+    if (!r->upload_file) {
+        if (r->upload_has_file)
+            return MHD_YES; /* a second "file" part: keep the first */
+        r->upload_has_file = true;
+        snprintf(r->upload_declared_type, sizeof r->upload_declared_type, "%s",
+                 content_type ? content_type : "");
+        r->upload_file = fopen(r->upload_path, "wb");
+        if (!r->upload_file) {
+            r->upload_failed = true;
+            return MHD_NO;
+        }
+    }
+    r->upload_bytes += size;
+    if (r->upload_bytes > (uint64_t)r->http->rt->settings->max_upload_bytes) {
+        r->too_large = true;
+        return MHD_YES; /* keep reading, answer 413 at the end */
+    }
+    if (size && fwrite(data, 1, size, r->upload_file) != size) {
+        r->upload_failed = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static void upload_cleanup(request_t *r)
+{
+    if (r->post)
+        MHD_destroy_post_processor(r->post);
+    r->post = NULL;
+    if (r->upload_file)
+        fclose(r->upload_file);
+    r->upload_file = NULL;
+    if (r->upload_path) {
+        remove(r->upload_path);
+        free(r->upload_path);
+        r->upload_path = NULL;
+    }
+}
+
+static enum MHD_Result create_asset(request_t *r)
+{
+    gp_http_t *h = r->http;
+    if (r->upload_file) {
+        fclose(r->upload_file);
+        r->upload_file = NULL;
+    }
+    if (r->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the file is larger than %lld bytes",
+                 (long long)h->rt->settings->max_upload_bytes);
+        return send_error(r->conn, GP_E_PAYLOAD_TOO_LARGE, msg, one_detail("body.file", msg));
+    }
+    if (r->upload_failed)
+        return send_error(r->conn, GP_E_IO, "the upload could not be stored", NULL);
+    if (!r->upload_has_file || r->upload_bytes == 0)
+        return send_error(r->conn, GP_E_VALIDATION, "send the file as a non-empty form field "
+                                                    "named \"file\"",
+                          one_detail("body.file", "required"));
+    unsigned char head[16] = {0};
+    FILE *f = fopen(r->upload_path, "rb");
+    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f)
+        fclose(f);
+    const char *ext = "";
+    const char *type = sniff_type(head, n, &ext);
+    if (!type)
+        return send_error(r->conn, GP_E_UNSUPPORTED_MEDIA_TYPE,
+                          "the file is not a supported type (PNG, JPEG, GIF, WebP, MP4, WebM, "
+                          "WAV, MP3)",
+                          one_detail("body.file", "unsupported file type"));
+    json_t *meta = json_pack("{s:s, s:s, s:I}", "content_type", type, "name", "", "bytes",
+                             (json_int_t)r->upload_bytes);
+    if (!strncmp(type, "image/", 6)) {
+        gp_image_info_t info;
+        char err[256];
+        if (gp_media_probe_image(r->upload_path, &info, NULL, 0, err, sizeof err) != 0) {
+            json_decref(meta);
+            return send_error(r->conn, GP_E_VALIDATION, "the image cannot be decoded",
+                              one_detail("body.file", err));
+        }
+        json_object_set_new(meta, "width", json_integer(info.width));
+        json_object_set_new(meta, "height", json_integer(info.height));
+        if (info.blurhash[0])
+            json_object_set_new(meta, "blurhash", json_string(info.blurhash));
+    }
+    char id[37];
+    gp_uuid7(id);
+    char name[16];
+    snprintf(name, sizeof name, "file%s", ext);
+    json_object_set_new(meta, "name", json_string(name));
+    json_object_set_new(meta, "id", json_string(id));
+    json_object_set_new(meta, "created_at", json_integer((json_int_t)gp_now_ms()));
+    char *url = NULL;
+    int rc = gp_storage_put_file(h->rt->storage, id, name, r->upload_path, type, &url);
+    free(url);
+    char *text = rc == 0 ? json_dumps(meta, JSON_COMPACT) : NULL;
+    if (rc == 0)
+        rc = gp_storage_put_bytes(h->rt->storage, id, "meta.json", text, strlen(text),
+                                  "application/json", &url);
+    free(text);
+    if (rc == 0)
+        free(url);
+    if (rc != 0) {
+        json_decref(meta);
+        return send_error(r->conn, GP_E_UNAVAILABLE, "the upload could not be stored", NULL);
+    }
+    char *link = object_link(h, id, name);
+    json_object_set_new(meta, "url", json_string(link));
+    free(link);
+    gp_log(GP_LOG_INFO, NULL, "asset %s stored (%s, %llu bytes)", id, type,
+           (unsigned long long)r->upload_bytes);
+    return send_json(r->conn, 201, meta, NULL, NULL);
+}
+
+static enum MHD_Result get_asset(request_t *r)
+{
+    gp_http_t *h = r->http;
+    const char *id = r->path_params[0];
+    if (!gp_is_uuid(id))
+        return send_error(r->conn, GP_E_NOT_FOUND, "no such asset", NULL);
+    char tmpl[] = "/tmp/genpulse-meta-XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0)
+        return send_error(r->conn, GP_E_IO, NULL, NULL);
+    close(fd);
+    json_t *meta = NULL;
+    if (gp_storage_get_file(h->rt->storage, id, "meta.json", tmpl) == 0)
+        meta = json_load_file(tmpl, 0, NULL);
+    remove(tmpl);
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (!name || !gp_storage_name_ok(name)) {
+        json_decref(meta);
+        return send_error(r->conn, GP_E_NOT_FOUND, "no such asset", NULL);
+    }
+    char *link = object_link(h, id, name);
+    json_object_set_new(meta, "url", json_string(link));
+    free(link);
+    return send_json(r->conn, 200, meta, NULL, NULL);
+}
+
 static enum MHD_Result root(request_t *r)
 {
     json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "genpulse", "version",
@@ -726,16 +978,18 @@ static enum MHD_Result root(request_t *r)
 }
 
 static const route_t routes[] = {
-    {"POST", "/v1/tasks", create_task, true},
-    {"GET", "/v1/tasks", list_tasks, false},
-    {"GET", "/v1/tasks/{}", get_task, false},
-    {"POST", "/v1/tasks/{}/cancel", cancel_task, false},
-    {"POST", "/v1/tasks/{}/retry", retry_task, false},
-    {"GET", "/v1/tasks/{}/events", task_events, false},
-    {"GET", "/v1/task-types", task_types, false},
-    {"GET", "/health", health, false},
-    {"GET", "/files/{}/{}", serve_file, false},
-    {"GET", "/", root, false},
+    {"POST", "/v1/tasks", create_task, true, false},
+    {"GET", "/v1/tasks", list_tasks, false, false},
+    {"GET", "/v1/tasks/{}", get_task, false, false},
+    {"POST", "/v1/tasks/{}/cancel", cancel_task, false, false},
+    {"POST", "/v1/tasks/{}/retry", retry_task, false, false},
+    {"GET", "/v1/tasks/{}/events", task_events, false, false},
+    {"GET", "/v1/task-types", task_types, false, false},
+    {"POST", "/v1/assets", create_asset, false, true},
+    {"GET", "/v1/assets/{}", get_asset, false, false},
+    {"GET", "/health", health, false, false},
+    {"GET", "/files/{}/{}", serve_file, false, false},
+    {"GET", "/", root, false, false},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -821,7 +1075,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        int64_t limit = h->rt->settings->max_body_bytes;
+        int64_t limit = r->route->upload ? h->rt->settings->max_upload_bytes + 65536
+                                         : h->rt->settings->max_body_bytes;
         if (cl) {
             char *end = NULL;
             errno = 0;
@@ -841,7 +1096,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   "send the body as Content-Type: application/json",
                                   one_detail("headers.Content-Type", "must be application/json"));
         }
+        if (r->route->upload) {
+            const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_TYPE);
+            if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0)
+                return send_error(conn, GP_E_UNSUPPORTED_MEDIA_TYPE,
+                                  "send the file as multipart/form-data with a field \"file\"",
+                                  one_detail("headers.Content-Type",
+                                             "must be multipart/form-data"));
+            r->post = MHD_create_post_processor(conn, 65536, on_upload_part, r);
+            if (!r->post)
+                return send_error(conn, GP_E_BAD_REQUEST, "malformed multipart/form-data "
+                                                          "(boundary missing?)",
+                                  one_detail("headers.Content-Type", "needs a boundary"));
+            r->upload_path = gp_xasprintf("%s/upload-%p-%lld.part", h->upload_dir, (void *)r,
+                                          (long long)gp_mono_ms());
+        }
         r->state = REQ_BODY;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0 && r->post) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->upload_failed)
+            return MHD_NO;
+        if (MHD_post_process(r->post, upload_data, n) != MHD_YES && !r->upload_failed)
+            r->upload_failed = true;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -869,7 +1149,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->state == REQ_WAITING)
         return MHD_YES; /* spurious call while suspended */
-    if (r->too_large) {
+    if (r->too_large && !r->post) {
         char msg[128];
         snprintf(msg, sizeof msg, "the request body is larger than %lld bytes",
                  (long long)h->rt->settings->max_body_bytes);
@@ -889,6 +1169,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->op.kind == GP_OP_CREATE && r->op.task && r->state == REQ_READY && r->op.result == 0 &&
         !r->op.replayed && !r->dispatched)
         gp_runtime_dispatch(r->http->rt, &r->task);
+    upload_cleanup(r);
     free(r->body);
     gp_task_clear(&r->task);
     free(r);
@@ -950,6 +1231,8 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     h->task_types_json = json_dumps(types, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(types);
     h->task_types_len = strlen(h->task_types_json);
+    h->upload_dir = gp_xasprintf("%s/uploads", s->data_dir);
+    gp_mkdirs(h->upload_dir, 0700);
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -991,6 +1274,7 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     return h;
 fail:
     free(h->task_types_json);
+    free(h->upload_dir);
     free(h);
     return NULL;
 }
@@ -1035,5 +1319,6 @@ void gp_http_stop(gp_http_t *h)
     pthread_mutex_destroy(&h->hb_lock);
     pthread_cond_destroy(&h->hb_cond);
     free(h->task_types_json);
+    free(h->upload_dir);
     free(h);
 }

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_TYPES 128
 #define MAX_PROVIDERS 256
@@ -66,6 +67,17 @@ static void fmt_num(double v, char *buf, size_t cap)
 }
 
 /* NULL when ok, else a message (static or written into buf). *normalized may replace value. */
+/* Media references: an uploaded asset id (a UUID) or a URL the worker can fetch. */
+static const char *check_format(gp_param_format_t format, const char *v)
+{
+    bool url = !strncasecmp(v, "http://", 7) || !strncasecmp(v, "https://", 8);
+    if (format == GP_FMT_URL && !url)
+        return "must be an http:// or https:// URL";
+    if (format == GP_FMT_MEDIA_REF && !url && strncasecmp(v, "data:", 5) != 0 && !gp_is_uuid(v))
+        return "must be an asset id (from POST /v1/assets) or an http(s):// or data: URL";
+    return NULL;
+}
+
 static const char *check_value(const gp_param_spec_t *sp, const json_t *v, json_t **normalized,
                                char *buf, size_t cap)
 {
@@ -95,7 +107,7 @@ static const char *check_value(const gp_param_spec_t *sp, const json_t *v, json_
                 o += (size_t)snprintf(buf + o, cap - o, "%s %s", c == sp->choices ? "" : ",", *c);
             return buf;
         }
-        return NULL;
+        return check_format(sp->format, json_string_value(v));
     }
     case GP_PARAM_INTEGER:
     case GP_PARAM_NUMBER: {
@@ -444,6 +456,11 @@ void gp_submission_clear(gp_submission_t *s)
 
 static json_t *param_schema(const gp_param_spec_t *sp)
 {
+    static const char *const patterns[] = {
+        [GP_FMT_URL] = "^https?://",
+        [GP_FMT_MEDIA_REF] = "^(https?://|data:|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                             "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$)",
+    };
     json_t *o = json_object();
     static const char *const json_types[] = {"", "string", "integer", "number", "boolean", "object"};
     json_object_set_new(o, "type", json_string(json_types[sp->type]));
@@ -455,6 +472,8 @@ static json_t *param_schema(const gp_param_spec_t *sp)
         json_object_set_new(o, "maxLength",
                             json_integer((json_int_t)(sp->max_length ? sp->max_length
                                                                      : GP_PARAM_DEFAULT_MAX_LENGTH)));
+        if (sp->format == GP_FMT_URL || sp->format == GP_FMT_MEDIA_REF)
+            json_object_set_new(o, "pattern", json_string(patterns[sp->format]));
         if (sp->choices) {
             json_t *e = json_array();
             for (const char *const *c = sp->choices; *c; c++)

@@ -9,6 +9,7 @@
 #include "core/committer.h"
 #include "core/settings.h"
 #include "infra/events/events.h"
+#include "infra/limiter/limiter.h"
 #include "infra/queue/queue.h"
 #include "infra/storage/storage.h"
 #include "infra/store/store.h"
@@ -20,6 +21,7 @@ typedef struct gp_runtime {
     gp_queue_t *queue;
     gp_events_t *events;
     gp_storage_t *storage;
+    gp_limiter_t *limiter;   /* provider limits; NULL in a gateway-only process */
     gp_committer_t *committer;
     struct gp_worker_pool *workers; /* NULL in a gateway-only process */
     int64_t started_at;

@@ -2,6 +2,8 @@
 #include "core/settings.h"
 #include "core/util.h"
 
+#include <genpulse/handler.h>
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -52,6 +54,8 @@ static const setting_t settings_table[] = {
      "HTTP event-loop threads (at least 2)."},
     {"max-body-bytes", SET_INT, OFF(max_body_bytes), "1048576", 1024, 1073741824, NULL, HTTP,
      "Largest accepted request body in bytes; larger bodies get 413."},
+    {"max-upload-bytes", SET_INT, OFF(max_upload_bytes), "52428800", 1024, 4294967296LL, NULL,
+     HTTP, "Largest file accepted by POST /v1/assets in bytes; larger uploads get 413."},
     {"max-connections", SET_INT, OFF(max_connections), "20000", 16, 1000000, NULL, HTTP,
      "Most simultaneous HTTP connections (event streams included)."},
     {"log-level", SET_STRING, OFF(log_level), "info", 0, 0, log_levels, ALL,
@@ -128,6 +132,18 @@ static int apply(gp_settings_t *s, const setting_t *st, const char *value, const
     return 0;
 }
 
+extern const gp_provider_t *const gp_generated_providers[];
+
+/* --<provider>-<name> and GENPULSE_<PROVIDER>_<NAME>. */
+static void provider_names(const char *provider, const char *name, char *flag, char *env,
+                           size_t cap)
+{
+    snprintf(flag, cap, "%s-%s", provider, name);
+    env_name(flag, env, cap);
+}
+
+static const char *const provider_cmds = "serve, worker";
+
 void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const char *cmd_doc)
 {
     fprintf(out, "Usage: genpulse %s [options]\n\n%s\n\nOptions (each also read from the "
@@ -140,6 +156,18 @@ void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const
         env_name(st->name, env, sizeof env);
         fprintf(out, "  --%-20s %s\n  %-22s [%s; default: \"%s\"]\n", st->name, st->doc, "", env,
                 st->default_value);
+    }
+    if (cmd & (GP_CMD_SERVE | GP_CMD_WORKER)) {
+        fprintf(out, "\nProvider settings:\n");
+        for (size_t p = 0; gp_generated_providers[p]; p++) {
+            const gp_provider_t *pr = gp_generated_providers[p];
+            for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
+                char flag[128], env[128];
+                provider_names(pr->name, ps->name, flag, env, sizeof flag);
+                fprintf(out, "  --%-20s %s\n  %-22s [%s; default: \"%s\"%s]\n", flag, ps->doc,
+                        "", env, ps->default_value, ps->secret ? "; secret" : "");
+            }
+        }
     }
     fprintf(out, "  --%-20s %s\n", "help", "Show this help and exit.");
 }
@@ -165,12 +193,76 @@ void gp_settings_write_markdown(FILE *out)
             fprintf(out, " Range %lld–%lld.", (long long)st->min, (long long)st->max);
         fprintf(out, " |\n");
     }
+    for (size_t p = 0; gp_generated_providers[p]; p++) {
+        const gp_provider_t *pr = gp_generated_providers[p];
+        for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
+            char flag[128], env[128];
+            provider_names(pr->name, ps->name, flag, env, sizeof flag);
+            fprintf(out, "| `--%s` | `%s` | `%s` | %s | Provider %s: %s%s |\n", flag, env,
+                    ps->default_value, provider_cmds, pr->name, ps->doc,
+                    ps->secret ? " Secret: never printed or logged." : "");
+        }
+    }
+}
+
+/* Sets a provider setting by flag name ("replicate-api-token"); 1 if the flag is not one. */
+static int apply_provider(gp_settings_t *s, const char *flag, size_t flag_len, const char *value,
+                          bool check_only)
+{
+    for (size_t p = 0; gp_generated_providers[p]; p++) {
+        const gp_provider_t *pr = gp_generated_providers[p];
+        for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
+            char f[128], env[128];
+            provider_names(pr->name, ps->name, f, env, sizeof f);
+            if (strlen(f) != flag_len || strncmp(f, flag, flag_len) != 0)
+                continue;
+            if (check_only)
+                return 0;
+            if (strlen(value) > 4096) {
+                fprintf(stderr, "genpulse: %s is too long\n", f);
+                return -1;
+            }
+            char *key = gp_xasprintf("%s.%s", pr->name, ps->name);
+            free(gp_strmap_put(s->provider_values, key, gp_xstrdup(value)));
+            free(key);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void load_provider_defaults(gp_settings_t *s, unsigned cmd)
+{
+    s->provider_values = gp_strmap_new();
+    for (size_t p = 0; gp_generated_providers[p]; p++) {
+        const gp_provider_t *pr = gp_generated_providers[p];
+        for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
+            char key[128], flag[128], env[128];
+            snprintf(key, sizeof key, "%s.%s", pr->name, ps->name);
+            provider_names(pr->name, ps->name, flag, env, sizeof flag);
+            const char *v = getenv(env);
+            if (!v || !(cmd & (GP_CMD_SERVE | GP_CMD_WORKER)))
+                v = ps->default_value ? ps->default_value : "";
+            free(gp_strmap_put(s->provider_values, key, gp_xstrdup(v)));
+        }
+    }
+}
+
+const char *gp_settings_provider(const gp_settings_t *s, const char *provider, const char *name)
+{
+    if (!s || !s->provider_values)
+        return "";
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", provider, name);
+    const char *v = gp_strmap_get(s->provider_values, key);
+    return v ? v : "";
 }
 
 int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const char *cmd_doc,
                      int argc, char **argv, int first)
 {
     memset(s, 0, sizeof *s);
+    load_provider_defaults(s, cmd);
     for (size_t i = 0; i < N_SETTINGS; i++)
         if (apply(s, &settings_table[i], settings_table[i].default_value, "default") != 0)
             return -1;
@@ -199,6 +291,18 @@ int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const
             if ((settings_table[k].commands & cmd) && strlen(settings_table[k].name) == name_len &&
                 !strncmp(settings_table[k].name, name, name_len))
                 st = &settings_table[k];
+        if (!st && (cmd & (GP_CMD_SERVE | GP_CMD_WORKER)) &&
+            apply_provider(s, name, name_len, "", true) == 0) {
+            const char *pv = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!pv) {
+                fprintf(stderr, "genpulse %s: option --%.*s needs a value\n", cmd_name,
+                        (int)name_len, name);
+                return -1;
+            }
+            if (apply_provider(s, name, name_len, pv, false) != 0)
+                return -1;
+            continue;
+        }
         if (!st) {
             fprintf(stderr, "genpulse %s: unknown option \"%s\" (see --help)\n", cmd_name, arg);
             return -1;
@@ -214,8 +318,19 @@ int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const
     return 0;
 }
 
+static void free_value(const char *key, void *value, void *arg)
+{
+    (void)key, (void)arg;
+    free(value);
+}
+
 void gp_settings_free(gp_settings_t *s)
 {
+    if (s->provider_values) {
+        gp_strmap_each(s->provider_values, free_value, NULL);
+        gp_strmap_free(s->provider_values);
+        s->provider_values = NULL;
+    }
     for (size_t i = 0; i < N_SETTINGS; i++)
         if (settings_table[i].kind == SET_STRING) {
             char **slot = (char **)(void *)((char *)s + settings_table[i].offset);

@@ -22,6 +22,7 @@ typedef struct gp_settings {
     int64_t concurrency;
     int64_t http_threads;
     int64_t max_body_bytes;
+    int64_t max_upload_bytes;
     int64_t max_connections;
     char *log_level;
     char *log_format;
@@ -34,7 +35,12 @@ typedef struct gp_settings {
     int64_t lease_s;
     int64_t commit_batch_max;
     char *sqlite_synchronous;
+    /* Providers' own settings (gp_provider_setting_t), "provider.name" → char*; owned. */
+    struct gp_strmap *provider_values;
 } gp_settings_t;
+
+/* A provider setting's value: "" when unset, never NULL. */
+const char *gp_settings_provider(const gp_settings_t *s, const char *provider, const char *name);
 
 /* Which commands a setting applies to (bit flags). */
 enum { GP_CMD_SERVE = 1, GP_CMD_API = 2, GP_CMD_WORKER = 4, GP_CMD_MIGRATE = 8 };

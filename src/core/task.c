@@ -78,7 +78,16 @@ static json_t *error_json(const gp_task_t *t)
 static json_t *step_json(const gp_task_t *t, const gp_hot_state_t *hot)
 {
     (void)t;
+    if (hot && !strncmp(hot->step, "preview:", 8))
+        return json_string("preview");
     return hot && hot->step[0] ? json_string(hot->step) : json_null();
+}
+
+/* A preview published mid-run travels as step "preview:<url>" (see gp_ctx_publish_preview). */
+static void add_preview(json_t *o, const gp_hot_state_t *hot)
+{
+    if (hot && !strncmp(hot->step, "preview:", 8))
+        json_object_set_new(o, "preview_url", json_string(hot->step + 8));
 }
 
 json_t *gp_task_snapshot(const gp_task_t *t, const gp_hot_state_t *hot)
@@ -88,6 +97,7 @@ json_t *gp_task_snapshot(const gp_task_t *t, const gp_hot_state_t *hot)
     json_object_set_new(o, "status", json_string(gp_task_status_name(t->status)));
     json_object_set_new(o, "progress", json_integer(effective_progress(t, hot)));
     json_object_set_new(o, "step", step_json(t, hot));
+    add_preview(o, hot);
     json_object_set_new(o, "result", t->result ? json_incref(t->result) : json_null());
     json_object_set_new(o, "error", error_json(t));
     json_object_set_new(o, "attempts", json_integer(t->attempts));
@@ -103,6 +113,7 @@ json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const cha
     json_object_set_new(o, "status", json_string(gp_task_status_name(t->status)));
     json_object_set_new(o, "progress", json_integer(effective_progress(t, hot)));
     json_object_set_new(o, "step", step_json(t, hot));
+    add_preview(o, hot);
     json_object_set_new(o, "params", t->params ? json_incref(t->params) : json_object());
     json_object_set_new(o, "result", t->result ? json_incref(t->result) : json_null());
     json_object_set_new(o, "error", error_json(t));

@@ -19,6 +19,6 @@ static const gp_param_spec_t image_to_image_params[] = {
 const gp_task_type_t gp_task_type_image_to_image = {
     .name = "image-to-image",
     .description = "Make one image from an input image (and optionally a prompt).",
-    .default_provider = NULL,
+    .default_provider = "vips",
     .params = image_to_image_params,
 };

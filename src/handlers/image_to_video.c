@@ -18,6 +18,6 @@ const gp_task_type_t gp_task_type_image_to_video = {
     .name = "image-to-video",
     .description = "Animate an input image into a short video. The output asset is an MP4 "
                    "with a first-frame preview.",
-    .default_provider = NULL,
+    .default_provider = "kenburns",
     .params = image_to_video_params,
 };

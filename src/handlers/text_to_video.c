@@ -18,6 +18,6 @@ const gp_task_type_t gp_task_type_text_to_video = {
     .name = "text-to-video",
     .description = "Generate a short video from a text prompt. The output asset is an MP4 with "
                    "a first-frame preview.",
-    .default_provider = NULL,
+    .default_provider = "kenburns",
     .params = text_to_video_params,
 };

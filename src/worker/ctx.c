@@ -3,6 +3,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "media/media.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,12 +122,100 @@ static int add_asset(gp_ctx_t *ctx, const char *name, const char *url, size_t by
     return 0;
 }
 
+/* Stores a derived image (thumbnail, first frame) next to the output; its link or NULL. */
+static char *store_derived(gp_ctx_t *ctx, const char *name, const char *path)
+{
+    char *url = NULL;
+    if (gp_storage_put_file(ctx->rt->storage, ctx->task.id, name, path, "image/jpeg", &url) != 0) {
+        gp_ctx_log(ctx, GP_LOG_WARN, "storing %s failed", name);
+        return NULL;
+    }
+    return url;
+}
+
+/*
+ * What the media libraries tell about an output: width/height/blurhash/thumbnail for images,
+ * width/height/duration/first-frame preview for videos. Analysis failing never fails the
+ * task: the asset is published without the extras and the reason is logged.
+ */
+static json_t *analyze(gp_ctx_t *ctx, const char *name, const char *path, const char *ct)
+{
+    bool image = !strncmp(ct, "image/", 6), video = !strncmp(ct, "video/", 6);
+    if (!image && !video)
+        return NULL;
+    const char *dir = gp_ctx_scratch_dir(ctx);
+    if (!dir)
+        return NULL;
+    char err[256] = "";
+    json_t *extra = json_object();
+    char *thumb_name = gp_xasprintf("%s.%s.jpg", name, image ? "thumb" : "preview");
+    char *thumb_path = gp_xasprintf("%s/%s", dir, thumb_name);
+    char *thumb_url = NULL;
+    if (image) {
+        gp_image_info_t info;
+        if (gp_media_probe_image(path, &info, thumb_path, 320, err, sizeof err) == 0) {
+            json_object_set_new(extra, "width", json_integer(info.width));
+            json_object_set_new(extra, "height", json_integer(info.height));
+            if (info.blurhash[0]) {
+                json_object_set_new(extra, "blurhash", json_string(info.blurhash));
+                if (!json_object_get(ctx->result, "blurhash")) /* the task's own (seed 003) */
+                    json_object_set_new(ctx->result, "blurhash", json_string(info.blurhash));
+            }
+            thumb_url = store_derived(ctx, thumb_name, thumb_path);
+        } else {
+            gp_ctx_log(ctx, GP_LOG_WARN, "%s: not analysed as an image: %s", name, err);
+        }
+    } else {
+        gp_video_info_t info;
+        if (gp_media_probe_video(path, &info, thumb_path, err, sizeof err) == 0) {
+            json_object_set_new(extra, "width", json_integer(info.width));
+            json_object_set_new(extra, "height", json_integer(info.height));
+            if (info.duration_s > 0)
+                json_object_set_new(extra, "duration",
+                                    json_real((double)(int64_t)(info.duration_s * 1000.0 + 0.5) /
+                                              1000.0));
+            thumb_url = store_derived(ctx, thumb_name, thumb_path);
+            if (thumb_url) {
+                char step[256];
+                snprintf(step, sizeof step, "preview:%s/files/%s/%s",
+                         ctx->rt->public_url ? ctx->rt->public_url : "", ctx->task.id,
+                         thumb_name);
+                gp_events_publish_progress(ctx->rt->events, &ctx->task,
+                                           ctx->last_percent < 0 ? 0 : ctx->last_percent, step);
+            }
+        } else {
+            gp_ctx_log(ctx, GP_LOG_WARN, "%s: not analysed as a video: %s", name, err);
+        }
+    }
+    if (thumb_url)
+        json_object_set_new(extra, "thumbnail_url", json_string(thumb_url));
+    free(thumb_url);
+    remove(thumb_path);
+    free(thumb_path);
+    free(thumb_name);
+    return extra;
+}
+
 int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t len,
                        const char *content_type, json_t *extra)
 {
     if (!gp_storage_name_ok(name)) {
         json_decref(extra);
         return gp_ctx_fail(ctx, false, "invalid_output", "bad output name \"%s\"", name);
+    }
+    if (content_type && (!strncmp(content_type, "image/", 6) ||
+                         !strncmp(content_type, "video/", 6))) {
+        /* media is analysed from a file: go through one */
+        const char *dir = gp_ctx_scratch_dir(ctx);
+        if (dir) {
+            char *path = gp_xasprintf("%s/bytes-%s", dir, name);
+            int rc = gp_write_file_atomic(path, data, len) == 0
+                         ? gp_ctx_store_file(ctx, name, path, content_type, extra)
+                         : gp_ctx_fail(ctx, true, "storage_error", "cannot write %s", name);
+            remove(path);
+            free(path);
+            return rc;
+        }
     }
     char *url = NULL;
     int rc = gp_storage_put_bytes(ctx->rt->storage, ctx->task.id, name, data, len, content_type,
@@ -155,6 +244,13 @@ int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path, const c
         json_decref(extra);
         return gp_ctx_fail(ctx, true, "storage_error", "storing %s failed: %s", name,
                            gp_err_message(rc));
+    }
+    json_t *media = analyze(ctx, name, path, content_type ? content_type : "");
+    if (media) {
+        if (extra)
+            json_object_update(media, extra); /* the provider's own fields win */
+        json_decref(extra);
+        extra = media;
     }
     add_asset(ctx, name, url, (size_t)st.st_size, content_type, extra);
     free(url);

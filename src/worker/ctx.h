@@ -12,6 +12,8 @@
 struct gp_ctx {
     gp_runtime_t *rt;
     gp_task_t task;          /* owned copy, status/attempts as of the claim */
+    const gp_provider_t *provider; /* NULL when this worker lacks it */
+    int64_t deadline_ms;     /* hard timeout, gp_mono_ms clock */
     atomic_bool cancel;      /* cancel requested (by a client or by shutdown) */
     atomic_bool timed_out;   /* the hard timeout passed */
     json_t *result;          /* result object; "assets" array inside */
@@ -19,6 +21,7 @@ struct gp_ctx {
     char *scratch_dir;
     int last_percent;
     char last_step[256];
+    int download_seq;        /* names scratch downloads */
 };
 
 /* Takes a copy of t. */

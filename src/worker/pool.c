@@ -242,6 +242,8 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     gp_committer_submit(rt->committer, &job->op);
 }
 
+static int run_limited(gp_ctx_t *ctx, const gp_provider_t *provider);
+
 static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t *item)
 {
     gp_runtime_t *rt = pool->rt;
@@ -279,6 +281,8 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
         if (slot->cancel_at || atomic_load(&pool->draining))
             atomic_store(&ctx->cancel, true);
         slot->deadline = gp_mono_ms() + rt->settings->task_timeout_s * 1000;
+        ctx->deadline_ms = slot->deadline;
+        ctx->provider = provider;
         pthread_mutex_unlock(&pool->lock);
         atomic_fetch_add(&pool->busy, 1);
         gp_events_publish_status(rt->events, &ctx->task, true);
@@ -291,7 +295,7 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
         else if (gp_ctx_is_canceled(ctx))
             run_rc = GP_CTX_CANCELED;
         else
-            run_rc = provider->run(ctx);
+            run_rc = run_limited(ctx, provider);
         if (!atomic_exchange(&slot->finalized, true))
             finish_attempt(pool, item, ctx, run_rc, atomic_load(&ctx->timed_out));
         atomic_fetch_sub(&pool->busy, 1);
@@ -307,6 +311,34 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
         free(ctx);
     }
     gp_task_clear(&t);
+}
+
+static bool ctx_canceled(void *arg) { return gp_ctx_is_canceled(arg); }
+
+/* Runs the provider inside its concurrency limit ("concurrency" setting, shared by every
+ * worker through the limiter). The wait counts against the task's hard timeout. */
+static int run_limited(gp_ctx_t *ctx, const gp_provider_t *provider)
+{
+    long max = strtol(gp_ctx_setting(ctx, "concurrency"), NULL, 10);
+    gp_limiter_t *lim = ctx->rt->limiter;
+    if (max <= 0 || !lim)
+        return provider->run(ctx);
+    gp_limit_slot_t slot = {0};
+    int64_t lifetime = ctx->rt->settings->task_timeout_s * 1000 + 60000;
+    int rc = lim->vt->acquire_slot(lim, provider->name, (int)max, lifetime, ctx->deadline_ms,
+                                   ctx_canceled, ctx, &slot);
+    if (rc == -GP_E_CANCELED || gp_ctx_is_canceled(ctx))
+        return GP_CTX_CANCELED;
+    if (rc == -GP_E_TIMEOUT)
+        return gp_ctx_fail(ctx, true, "timeout", "waited too long for a free %s slot",
+                           provider->name);
+    if (rc != 0)
+        gp_log(GP_LOG_WARN, ctx->task.id, "%s concurrency limit unavailable; running without it",
+               provider->name);
+    int run_rc = provider->run(ctx);
+    if (slot.held)
+        lim->vt->release_slot(lim, &slot);
+    return run_rc;
 }
 
 /*

@@ -371,7 +371,9 @@ class Server:
         if self.env:
             env.update(self.env)
         with open(self.stderr_path, "ab") as errf:
-            envs = " ".join("%s=%s" % kv for kv in sorted((self.env or {}).items()))
+            # Secrets are not echoed: tests check that the server never logs them.
+            envs = " ".join("%s=%s" % (k, "(secret)" if any(w in k for w in ("KEY", "TOKEN", "SECRET")) else v)
+                            for k, v in sorted((self.env or {}).items()))
             errf.write(("\n=== start: %s%s\n" % (envs + " " if envs else "", " ".join(cmd))).encode())
             errf.flush()
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,

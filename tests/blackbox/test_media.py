@@ -147,7 +147,7 @@ def test_vips_rejects_a_non_image(ctx):
 def test_kenburns_text_to_video_with_preview(ctx):
     srv = ctx.srv
     # Hold the only worker so the event stream is open before the video task starts.
-    blocker = srv.create("text-to-image", {"prompt": "wait", "width": 16, "height": 16,
+    blocker = srv.create("text-to-image", {"prompt": "wait", "width": 64, "height": 64,
                                            "delay_ms": 800, "steps": 2})
     t = srv.create("text-to-video", {"provider": "kenburns", "prompt": "a lighthouse at dusk",
                                      "duration": 2, "width": 320, "height": 240, "seed": 5})
@@ -202,7 +202,7 @@ def test_kenburns_cancel_long_encode(ctx):
     srv = ctx.srv
     t = srv.create("text-to-video", {"provider": "kenburns", "prompt": "long", "duration": 30,
                                      "fps": 60, "width": 1280, "height": 720})
-    srv.wait_for(t["id"], lambda x: x.get("status") == "running" and x.get("progress", 0) >= 5,
+    srv.wait_for(t["id"], lambda x: x.get("status") == "processing" and x.get("progress", 0) >= 5,
                  20, "encoding")
     r = srv.post("/v1/tasks/%s/cancel" % t["id"])
     check(r.status in (200, 202), "cancel: %r" % r)

@@ -616,8 +616,8 @@ static int s3_presign(gp_storage_t *base, const char *owner, const char *name, i
     char *key = NULL;
     if (make_key(s, owner, name, &key) != 0)
         return -GP_E_NOT_FOUND;
-    if (expires_s < 1)
-        expires_s = 1;
+    if (expires_s <= 0) /* the URL's presign_expires */
+        expires_s = s->presign_expires;
     if (expires_s > 604800) /* SigV4's limit */
         expires_s = 604800;
     *url_out = presign_key(s, key, expires_s);

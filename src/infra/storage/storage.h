@@ -29,7 +29,8 @@ typedef struct gp_storage_vt {
      * NULL for object stores. */
     int (*local_path)(gp_storage_t *st, const char *task_id, const char *name, char *out,
                       size_t cap);
-    /* A GET URL for the object that expires after expires_s seconds (caller frees *url_out).
+    /* A GET URL for the object that expires after expires_s seconds (<= 0: the backend's
+     * configured default, 1 h unless set) (caller frees *url_out).
      * NULL for backends whose objects are served by this server. */
     int (*presign)(gp_storage_t *st, const char *owner, const char *name, int64_t expires_s,
                    char **url_out);
