@@ -12,6 +12,10 @@ case "${1:-build}" in
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 missing=""
+# s3rver (the S3 test server) runs on Node.js: any node/npm will do, Debian's if none.
+if [ "${1:-build}" = test ] && ! command -v npm >/dev/null 2>&1; then
+  want="$want nodejs npm"
+fi
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

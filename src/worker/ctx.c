@@ -203,7 +203,9 @@ int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t
         json_decref(extra);
         return gp_ctx_fail(ctx, false, "invalid_output", "bad output name \"%s\"", name);
     }
-    if (content_type && (!strncmp(content_type, "image/", 6) ||
+    if (!content_type || !*content_type)
+        content_type = gp_storage_content_type(name);
+    if ((!strncmp(content_type, "image/", 6) ||
                          !strncmp(content_type, "video/", 6))) {
         /* media is analysed from a file: go through one */
         const char *dir = gp_ctx_scratch_dir(ctx);
@@ -238,6 +240,8 @@ int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path, const c
         json_decref(extra);
         return gp_ctx_fail(ctx, false, "invalid_output", "output %s (%s) is missing", name, path);
     }
+    if (!content_type || !*content_type)
+        content_type = gp_storage_content_type(name);
     char *url = NULL;
     int rc = gp_storage_put_file(ctx->rt->storage, ctx->task.id, name, path, content_type, &url);
     if (rc != 0) {
@@ -245,7 +249,7 @@ int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path, const c
         return gp_ctx_fail(ctx, true, "storage_error", "storing %s failed: %s", name,
                            gp_err_message(rc));
     }
-    json_t *media = analyze(ctx, name, path, content_type ? content_type : "");
+    json_t *media = analyze(ctx, name, path, content_type);
     if (media) {
         if (extra)
             json_object_update(media, extra); /* the provider's own fields win */
