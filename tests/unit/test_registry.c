@@ -413,7 +413,7 @@ static void test_envelope_bounds(void **state)
 static void test_unknown_task_type(void **state)
 {
     (void)state;
-    json_t *details = expect_invalid("{\"task_type\": \"text-to-video\", \"params\": {}}");
+    json_t *details = expect_invalid("{\"task_type\": \"text-to-hologram\", \"params\": {}}");
     const char *m = detail_for(details, "task_type");
     assert_non_null(m);
     assert_contains(m, "unknown task type");
