@@ -99,7 +99,7 @@ tsan:
 	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" build-tsan/genpulse
 	@svc=/tmp/genpulse-test-services-$$$$; trap 'sh tools/test-services.sh stop '$$svc EXIT; \
 	  sh tools/test-services.sh start $$svc >/dev/null && set -a && . $$svc/env && set +a && \
-	  GENPULSE_BIN=build-tsan/genpulse TSAN_OPTIONS="halt_on_error=1" /usr/bin/python3 tests/blackbox/run.py
+	  GENPULSE_BIN=build-tsan/genpulse TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" /usr/bin/python3 tests/blackbox/run.py
 
 bench:
 	@sh tools/deps.sh bench

@@ -152,6 +152,10 @@ typedef struct gp_provider {
 
 /* The task id, a NUL-terminated string owned by the context. */
 const char *gp_ctx_task_id(const gp_ctx_t *ctx);
+/* The task type's name ("text-to-video"), owned by the context. */
+const char *gp_ctx_task_type(const gp_ctx_t *ctx);
+/* Absolute hard deadline of this attempt in gp monotonic ms (gp_http_now_ms()); 0 if none. */
+int64_t gp_ctx_deadline_ms(const gp_ctx_t *ctx);
 /* 1 on the first run, 2 on the first retry, ... */
 int gp_ctx_attempt(const gp_ctx_t *ctx);
 /* Validated params with defaults filled in (provider included). Borrowed: do not decref. */

@@ -609,7 +609,7 @@ static int kling_run(gp_ctx_t *ctx)
     long poll_ms = strtol(gp_ctx_setting(ctx, "poll-interval-ms"), NULL, 10);
     k.poll_ms = poll_ms >= 10 && poll_ms <= 600000 ? (int)poll_ms : KLING_DEFAULT_POLL_MS;
     /* The image param exists only in image-to-video. */
-    k.kind = json_object_get(gp_ctx_params(ctx), "image") != NULL ? "image2video" : "text2video";
+    k.kind = !strcmp(gp_ctx_task_type(ctx), "image-to-video") ? "image2video" : "text2video";
 
     int rc = gp_ctx_progress(ctx, 2, "submitting");
     if (rc != 0)

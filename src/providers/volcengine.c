@@ -663,11 +663,10 @@ static int volc_run(gp_ctx_t *ctx)
     long poll_ms = strtol(gp_ctx_setting(ctx, "poll-interval-ms"), NULL, 10);
     v.poll_ms = poll_ms >= 10 && poll_ms <= 600000 ? (int)poll_ms : VOLC_DEFAULT_POLL_MS;
 
-    /* Only image-to-image has `image`, only text-to-video has `duration`. */
-    const json_t *params = gp_ctx_params(ctx);
-    v.kind = json_object_get(params, "image") != NULL      ? VOLC_I2I
-             : json_object_get(params, "duration") != NULL ? VOLC_T2V
-                                                            : VOLC_T2I;
+    const char *type = gp_ctx_task_type(ctx);
+    v.kind = !strcmp(type, "image-to-image")  ? VOLC_I2I
+             : !strcmp(type, "text-to-video") ? VOLC_T2V
+                                              : VOLC_T2I;
     static const char *const default_keys[] = {
         [VOLC_T2I] = "jimeng_t2i_v31", [VOLC_I2I] = "jimeng_i2i_v30", [VOLC_T2V] = "jimeng_t2v_v30"};
     v.req_key = gp_ctx_param_str(ctx, "req_key", NULL);

@@ -37,6 +37,8 @@ void gp_ctx_destroy(gp_ctx_t *ctx)
 
 const char *gp_ctx_task_id(const gp_ctx_t *ctx) { return ctx->task.id; }
 int gp_ctx_attempt(const gp_ctx_t *ctx) { return ctx->task.attempts; }
+const char *gp_ctx_task_type(const gp_ctx_t *ctx) { return ctx->task.task_type; }
+int64_t gp_ctx_deadline_ms(const gp_ctx_t *ctx) { return ctx->deadline_ms; }
 const json_t *gp_ctx_params(const gp_ctx_t *ctx) { return ctx->task.params; }
 
 const char *gp_ctx_param_str(const gp_ctx_t *ctx, const char *name, const char *fallback)
