@@ -105,6 +105,7 @@ bench:
 	@sh tools/deps.sh bench
 	$(MAKE) release
 	GENPULSE_BIN=build-release/genpulse bash bench/run.sh
+	bash bench/media.sh
 
 docs: $(BUILD)/genpulse
 	$(BUILD)/genpulse settings > docs/settings.md

@@ -72,6 +72,8 @@ typedef struct gp_http_request {
     bool (*cancel)(void *arg);   /* polled during transfers and sleeps; NULL: never */
     void *cancel_arg;
     const char *log_id;          /* task id for log lines; NULL: none */
+    bool public_only;            /* refuse loopback/private/link-local addresses (URLs that
+                                    clients supplied: they must not reach internal services) */
 } gp_http_request_t;
 
 typedef struct gp_http_response {

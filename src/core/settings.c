@@ -71,6 +71,9 @@ static const setting_t settings_table[] = {
      "Backoff base: retry n waits a random time in [0, min(retry-max-ms, base * 2^(n-1))]."},
     {"retry-max-ms", SET_INT, OFF(retry_max_ms), "300000", 0, 86400000, NULL, WORK,
      "Backoff cap in milliseconds."},
+    {"allow-private-inputs", SET_INT, OFF(allow_private_inputs), "0", 0, 1, NULL, WORK,
+     "1: tasks may fetch input URLs on loopback, private or link-local addresses. 0 (default): "
+     "refused, so a client cannot make workers read internal services."},
     {"grace-period", SET_INT, OFF(grace_period_s), "30", 0, 3600, NULL, RUNNING,
      "On SIGTERM/SIGINT, seconds to let running tasks finish before they are handed back "
      "to the queue."},

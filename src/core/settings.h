@@ -23,6 +23,7 @@ typedef struct gp_settings {
     int64_t http_threads;
     int64_t max_body_bytes;
     int64_t max_upload_bytes;
+    int64_t allow_private_inputs;
     int64_t max_connections;
     char *log_level;
     char *log_format;

@@ -266,7 +266,8 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
             return gp_ctx_fail(ctx, true, "storage_error", "cannot write the input");
     } else {
         gp_http_request_t req = {.url = ref, .download_path = path_out,
-                                 .max_response_bytes = MAX_INPUT_BYTES, .timeout_ms = 300000};
+                                 .max_response_bytes = MAX_INPUT_BYTES, .timeout_ms = 300000,
+                                 .public_only = !ctx->rt->settings->allow_private_inputs};
         gp_http_response_t resp;
         int rc = gp_ctx_http(ctx, &req, &resp);
         if (rc == GP_HTTP_E_CANCELED) {

@@ -631,7 +631,7 @@ def cleanup_run_dir():
 
 # Shared server groups: tests in the same group run against one server, started once.
 GROUPS = {
-    "basic": ["--retry-base-ms", "10", "--retry-max-ms", "50"],
+    "basic": ["--retry-base-ms", "10", "--retry-max-ms", "50", "--allow-private-inputs", "1"],
     "serial": ["--concurrency", "1", "--retry-base-ms", "10"],
 }
 

@@ -147,3 +147,17 @@ def test_command_provider_unconfigured(ctx):
     done = srv.wait_terminal(t["id"], 10)
     check(done["status"] == "failed" and done["error"]["code"] == "not_configured",
           "unconfigured: %s" % done["error"])
+
+
+@case(own=True)
+def test_private_input_urls_refused_by_default(ctx):
+    srv = ctx.new_server(["--retry-base-ms", "10"], name="private")
+    srv.start()
+    for url in ("http://127.0.0.1:%d/x.png" % srv.port, "http://169.254.169.254/latest/meta-data",
+                "http://[::1]:%d/x.png" % srv.port, "http://10.1.2.3/x.png"):
+        t = srv.create("image-to-image", {"image": url, "operation": "grayscale"})
+        done = srv.wait_terminal(t["id"], 15)
+        err = done["error"] or {}
+        check(done["status"] == "failed" and err.get("code") == "invalid_input" and
+              "private" in err.get("message", "") and done["attempts"] == 1,
+              "%s: %s %s (attempts %s)" % (url, done["status"], err, done["attempts"]))

@@ -5,7 +5,10 @@
 #include "core/util.h"
 #include "infra/http/http_internal.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -84,7 +87,7 @@ typedef struct transfer {
     CURL *handle;
     size_t limit;
     FILE *file; /* download target, opened lazily once the status is known to be 2xx */
-    bool too_large, file_error;
+    bool too_large, file_error, refused_address;
     char *buf;
     size_t len, cap;
     char *hdr;
@@ -167,6 +170,42 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
     if (req->deadline_ms > 0 && gp_mono_ms() > req->deadline_ms)
         return 1;
     return 0;
+}
+
+/* Addresses a client-supplied URL may not reach: loopback, RFC 1918, link-local (cloud
+ * metadata), CGNAT, unique-local, unspecified and IPv4-mapped forms of those. */
+static bool address_private(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
+               (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
+               (a >> 16) == (169u << 8 | 254) || (a >> 22) == (100u << 2 | 1) || a >= 0xE0000000u;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            struct sockaddr_in v4 = {.sin_family = AF_INET};
+            memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
+            return address_private((const struct sockaddr *)&v4);
+        }
+        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) ||
+               IN6_IS_ADDR_LINKLOCAL(a) || (a->s6_addr[0] & 0xFE) == 0xFC ||
+               IN6_IS_ADDR_MULTICAST(a);
+    }
+    return true;
+}
+
+static curl_socket_t open_public_socket(void *arg, curlsocktype purpose,
+                                        struct curl_sockaddr *addr)
+{
+    transfer_t *t = arg;
+    (void)purpose;
+    if (address_private(&addr->addr)) {
+        t->refused_address = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 static bool url_ok(const char *url)
@@ -255,6 +294,11 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp)
     /* Keep slow-but-alive transfers; kill ones stalled below 1 byte/s for 30 s. */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+    if (req->public_only) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &t);
+        curl_easy_setopt(h, CURLOPT_PROXY, ""); /* a proxy would hide the real address */
+    }
 
     int rc = GP_HTTP_OK;
     if (req->body_path) {
@@ -298,6 +342,10 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp)
         bool canceled = req->cancel && req->cancel(req->cancel_arg);
         rc = canceled ? GP_HTTP_E_CANCELED : GP_HTTP_E_TIMEOUT;
         snprintf(resp->error, sizeof resp->error, "%s", canceled ? "canceled" : "deadline passed");
+    } else if (t.refused_address) {
+        rc = GP_HTTP_E_INVALID;
+        snprintf(resp->error, sizeof resp->error,
+                 "the URL resolves to a private or loopback address (not allowed for inputs)");
     } else if (t.too_large) {
         rc = GP_HTTP_E_TOO_LARGE;
         snprintf(resp->error, sizeof resp->error, "response larger than %zu bytes", t.limit);
