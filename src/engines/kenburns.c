@@ -308,6 +308,9 @@ static int encoder_drain(gp_ctx_t *ctx, encoder_t *enc)
             return 0;
         if (code < 0)
             return av_failure(ctx, "the video encoder failed", code);
+        /* Every frame lasts one tick; without it the muxer counts the last frame as 0 s. */
+        if (enc->packet->duration == 0)
+            enc->packet->duration = 1;
         av_packet_rescale_ts(enc->packet, enc->codec->time_base, enc->stream->time_base);
         enc->packet->stream_index = enc->stream->index;
         code = av_interleaved_write_frame(enc->format, enc->packet);
