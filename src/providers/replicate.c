@@ -362,8 +362,21 @@ static void api_call(gp_ctx_t *ctx, const rp_conf_t *conf, const char *method, c
                      const char *body, bool detached, rp_reply_t *reply)
 {
     memset(reply, 0, sizeof *reply);
+    /* Creates carry Cancel-After = the attempt's remaining time, so Replicate stops the
+     * prediction by itself even if this process dies before it can cancel (minimum 5 s). */
+    char cancel_after[48] = "";
+    int64_t deadline = gp_ctx_deadline_ms(ctx);
+    size_t url_len = strlen(url);
+    bool create = !detached && !strcmp(method, "POST") &&
+                  !(url_len >= 7 && !strcmp(url + url_len - 7, "/cancel"));
+    if (create && deadline > 0) {
+        int64_t left_s = (deadline - gp_http_now_ms()) / 1000;
+        (void)snprintf(cancel_after, sizeof cancel_after, "Cancel-After: %llds",
+                       (long long)(left_s < 5 ? 5 : left_s));
+    }
     const char *headers[] = {conf->auth, "Content-Type: application/json",
-                             "Accept: application/json", NULL};
+                             "Accept: application/json", cancel_after[0] ? cancel_after : NULL,
+                             NULL};
     gp_http_request_t req = {
         .method = method,
         .url = url,

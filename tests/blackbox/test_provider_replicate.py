@@ -181,6 +181,9 @@ def test_replicate_text_to_image(ctx):
     c = creates[0]
     check(c["headers"].get("authorization") == "Bearer " + TOKEN, "create sent auth %r"
           % c["headers"].get("authorization"))
+    ca = c["headers"].get("cancel-after", "")
+    check(ca.endswith("s") and ca[:-1].isdigit() and 5 <= int(ca[:-1]) <= 600,
+          "create's Cancel-After %r: expected the attempt's remaining time" % ca)
     check(set(c["body"]) == {"input"}, "official-model create body keys %s" % sorted(c["body"]))
     inp = c["body"]["input"]
     check(inp.get("prompt") == "a red fox" and inp.get("width") == 64 and inp.get("height") == 80,
