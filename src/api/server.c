@@ -214,10 +214,9 @@ static void refresh_links(gp_http_t *h, json_t *task)
         char *link = object_link(h, id, name);
         json_object_set_new(a, "url", json_string(link));
         free(link);
-        if (json_object_get(a, "thumbnail_url")) { /* named by ctx.c's analyze() */
-            const char *ct = json_string_value(json_object_get(a, "content_type"));
-            bool video = ct && !strncmp(ct, "video/", 6);
-            char *thumb = gp_xasprintf("%s.%s.jpg", name, video ? "preview" : "thumb");
+        if (json_object_get(a, "thumbnail_url")) {
+            char *thumb = gp_storage_derived_name(
+                name, json_string_value(json_object_get(a, "content_type")));
             link = object_link(h, id, thumb);
             json_object_set_new(a, "thumbnail_url", json_string(link));
             free(link);

@@ -78,16 +78,16 @@ static json_t *error_json(const gp_task_t *t)
 static json_t *step_json(const gp_task_t *t, const gp_hot_state_t *hot)
 {
     (void)t;
-    if (hot && !strncmp(hot->step, "preview:", 8))
+    if (hot && !strncmp(hot->step, GP_STEP_PREVIEW, strlen(GP_STEP_PREVIEW)))
         return json_string("preview");
     return hot && hot->step[0] ? json_string(hot->step) : json_null();
 }
 
-/* A preview published mid-run travels as step "preview:<url>" (see gp_ctx_publish_preview). */
 static void add_preview(json_t *o, const gp_hot_state_t *hot)
 {
-    if (hot && !strncmp(hot->step, "preview:", 8))
-        json_object_set_new(o, "preview_url", json_string(hot->step + 8));
+    size_t n = strlen(GP_STEP_PREVIEW);
+    if (hot && !strncmp(hot->step, GP_STEP_PREVIEW, n))
+        json_object_set_new(o, "preview_url", json_string(hot->step + n));
 }
 
 json_t *gp_task_snapshot(const gp_task_t *t, const gp_hot_state_t *hot)

@@ -53,6 +53,10 @@ typedef struct gp_hot_state {
 } gp_hot_state_t;
 
 /* The client-facing task object (GET /v1/tasks/{id}). hot may be NULL. New reference. */
+/* A preview published mid-run travels in the hot state's step as GP_STEP_PREVIEW "<url>";
+ * snapshots show it as step "preview" plus preview_url (see gp_ctx_publish_preview). */
+#define GP_STEP_PREVIEW "preview:"
+
 json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const char *public_url);
 /* The compact snapshot carried by events: id, status, progress, step, result, error, attempts. */
 json_t *gp_task_snapshot(const gp_task_t *t, const gp_hot_state_t *hot);

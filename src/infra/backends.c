@@ -65,6 +65,12 @@ bool gp_storage_name_ok(const char *name)
     return true;
 }
 
+char *gp_storage_derived_name(const char *name, const char *content_type)
+{
+    bool video = content_type && !strncmp(content_type, "video/", 6);
+    return gp_xasprintf("%s.%s.jpg", name, video ? "preview" : "thumb");
+}
+
 const char *gp_storage_content_type(const char *name)
 {
     static const struct {

@@ -150,7 +150,7 @@ static json_t *analyze(gp_ctx_t *ctx, const char *name, const char *path, const 
         return NULL;
     char err[256] = "";
     json_t *extra = json_object();
-    char *thumb_name = gp_xasprintf("%s.%s.jpg", name, image ? "thumb" : "preview");
+    char *thumb_name = gp_storage_derived_name(name, ct);
     char *thumb_path = gp_xasprintf("%s/%s", dir, thumb_name);
     char *thumb_url = NULL;
     if (image) {
@@ -177,14 +177,8 @@ static json_t *analyze(gp_ctx_t *ctx, const char *name, const char *path, const 
                                     json_real((double)(int64_t)(info.duration_s * 1000.0 + 0.5) /
                                               1000.0));
             thumb_url = store_derived(ctx, thumb_name, thumb_path);
-            if (thumb_url) {
-                char step[256];
-                snprintf(step, sizeof step, "preview:%s/files/%s/%s",
-                         ctx->rt->public_url ? ctx->rt->public_url : "", ctx->task.id,
-                         thumb_name);
-                gp_events_publish_progress(ctx->rt->events, &ctx->task,
-                                           ctx->last_percent < 0 ? 0 : ctx->last_percent, step);
-            }
+            if (thumb_url)
+                gp_ctx_announce_preview(ctx, thumb_name);
         } else {
             gp_ctx_log(ctx, GP_LOG_WARN, "%s: not analysed as a video: %s", name, err);
         }

@@ -24,6 +24,9 @@ struct gp_ctx {
     int download_seq;        /* names scratch downloads */
 };
 
+/* Sends the progress event that carries the link of preview object `name` (already stored). */
+void gp_ctx_announce_preview(gp_ctx_t *ctx, const char *name);
+
 /* Takes a copy of t. */
 void gp_ctx_init(gp_ctx_t *ctx, gp_runtime_t *rt, const gp_task_t *t);
 void gp_ctx_destroy(gp_ctx_t *ctx);

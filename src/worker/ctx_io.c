@@ -134,7 +134,7 @@ static unsigned char *decode_data_url(const char *url, size_t *len, char *ct, si
     unsigned char *out = gp_xmalloc(n + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (data[i] == '%' && i + 2 < n + 0 && data[i + 1] && data[i + 2]) {
+        if (data[i] == '%' && i + 2 < n) {
             char hex[3] = {data[i + 1], data[i + 2], 0};
             out[o++] = (unsigned char)strtol(hex, NULL, 16);
             i += 2;
@@ -331,13 +331,22 @@ int gp_ctx_publish_preview(gp_ctx_t *ctx, const char *name, const char *path,
         return gp_ctx_fail(ctx, true, "storage_error", "storing the preview failed: %s",
                            gp_err_message(rc));
     free(url);
-    /* The event carries the stable link (served or redirected by the gateway), which fits
-     * the hot state's step field; the snapshot shows it as preview_url. */
-    char step[256];
-    snprintf(step, sizeof step, "preview:%s/files/%s/%s",
-             ctx->rt->public_url ? ctx->rt->public_url : "", ctx->task.id, name);
-    int pct = ctx->last_percent < 0 ? 0 : ctx->last_percent;
-    snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
-    gp_events_publish_progress(ctx->rt->events, &ctx->task, pct, step);
+    gp_ctx_announce_preview(ctx, name);
     return 0;
+}
+
+void gp_ctx_announce_preview(gp_ctx_t *ctx, const char *name)
+{
+    /* The event carries the stable link (served or redirected by the gateway) because it must
+     * fit the hot state's step field; a presigned URL would not. */
+    char step[sizeof ctx->last_step];
+    int n = snprintf(step, sizeof step, GP_STEP_PREVIEW "%s/files/%s/%s",
+                     ctx->rt->public_url ? ctx->rt->public_url : "", ctx->task.id, name);
+    if (n < 0 || (size_t)n >= sizeof step) {
+        gp_ctx_log(ctx, GP_LOG_WARN, "preview link too long for an event; not announced");
+        return;
+    }
+    snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
+    gp_events_publish_progress(ctx->rt->events, &ctx->task,
+                               ctx->last_percent < 0 ? 0 : ctx->last_percent, step);
 }

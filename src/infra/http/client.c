@@ -249,8 +249,12 @@ static int64_t parse_retry_after(const gp_http_response_t *resp)
     return delta > 0 ? delta : 0;
 }
 
-static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp)
+/* *maybe_processed: the request may have reached the server (the connection failed after it
+ * was sent), so repeating a POST could run it twice. */
+static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
+                        bool *maybe_processed)
 {
+    *maybe_processed = false;
     CURL *h = curl_easy_init();
     if (!h) {
         snprintf(resp->error, sizeof resp->error, "curl_easy_init failed");
@@ -360,6 +364,8 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp)
         snprintf(resp->error, sizeof resp->error, "%s", errbuf[0] ? errbuf : "bad URL");
     } else {
         rc = GP_HTTP_E_CONNECT;
+        *maybe_processed = cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST &&
+                           cc != CURLE_COULDNT_RESOLVE_PROXY;
         snprintf(resp->error, sizeof resp->error, "%s",
                  errbuf[0] ? errbuf : curl_easy_strerror(cc));
     }
@@ -462,11 +468,12 @@ int gp_http_do(const gp_http_request_t *req, gp_http_response_t *resp)
         }
         gp_http_response_free(resp);
         resp->retry_after_ms = -1;
-        rc = perform_once(req, resp);
+        bool maybe_processed = false;
+        rc = perform_once(req, resp, &maybe_processed);
         resp->attempts = attempt;
         bool retry = false;
         if (rc == GP_HTTP_E_CONNECT)
-            retry = true; /* the server never saw it (or saw a reset): safe enough */
+            retry = safe || !maybe_processed;
         else if (rc == GP_HTTP_E_TIMEOUT)
             retry = safe && (req->deadline_ms <= 0 || gp_mono_ms() < req->deadline_ms);
         else if (rc == GP_HTTP_OK)

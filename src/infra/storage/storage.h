@@ -49,6 +49,9 @@ int gp_storage_open(gp_storage_t **out, const gp_settings_t *s, char *err, size_
 
 /* True if name is a safe output file name: [A-Za-z0-9._-]{1,128}, not starting with '.'. */
 bool gp_storage_name_ok(const char *name);
+/* Name of the JPEG derived from output `name`: "<name>.thumb.jpg" for images, "<name>.preview.jpg"
+ * (first frame) for videos. The worker stores it, the gateway links it. Caller frees. */
+char *gp_storage_derived_name(const char *name, const char *content_type);
 /* Content type for a file name by its extension ("application/octet-stream" if unknown). */
 const char *gp_storage_content_type(const char *name);
 
