@@ -18,7 +18,7 @@ LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
 OBJS      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/registry_gen.o
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps run test unit fuzz blackbox release bench tsan docs clean check-docs
+.PHONY: all deps run test unit fuzz blackbox release bench tsan docs clean check-docs format check-format
 
 # deps first, then a fresh make: pkg-config flags are read when the Makefile is parsed.
 all: deps
@@ -82,16 +82,28 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libgenpulse-core.a
 unit: unit-bins
 	@set -e; for t in $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS)); do echo "== $$t"; $$t; done
 
-FUZZ_SECONDS ?= 20
+# Every tests/fuzz/fuzz_<name>.c is a libFuzzer target, run for FUZZ_SECONDS each with its
+# seed corpus tests/fuzz/corpus/fuzz_<name>/ (when present).
+FUZZ_SECONDS ?= 10
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang SAN="-fsanitize=address,undefined" OPT=-O1 \
-	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" build-fuzz/fuzz_submit
-	@mkdir -p build-fuzz/corpus
-	set -o pipefail; build-fuzz/fuzz_submit -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  build-fuzz/corpus tests/fuzz/corpus 2>&1 | tail -3
+	  EXTRA_CFLAGS="-Wno-unused-command-line-argument" $(FUZZ_BINS)
+	@set -e -o pipefail; for bin in $(FUZZ_BINS); do name=$$(basename $$bin); \
+	  mkdir -p build-fuzz/corpus/$$name; seeds=tests/fuzz/corpus/$$name; [ -d $$seeds ] || seeds=; \
+	  echo "== $$name"; $$bin -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    build-fuzz/corpus/$$name $$seeds 2>&1 | tail -2; done
 
-build-fuzz/fuzz_submit: tests/fuzz/fuzz_submit.c $(BUILD)/libgenpulse-core.a
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libgenpulse-core.a
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libgenpulse-core.a $(LDLIBS) $(LDFLAGS)
+
+# The tree's style is .clang-format; `make format` applies it to every tracked C file.
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do clang-format --dry-run --Werror $$f >/dev/null 2>&1 || echo $$f; done); \
+	  [ -z "$$bad" ] || { echo "not formatted (run make format):"; echo "$$bad"; exit 1; }
 
 tsan:
 	@sh tools/deps.sh test
@@ -107,12 +119,17 @@ bench:
 	GENPULSE_BIN=build-release/genpulse bash bench/run.sh
 	bash bench/media.sh
 
+# Generated docs: docs/settings.md whole, and the task error section of docs/api.md.
 docs: $(BUILD)/genpulse
 	$(BUILD)/genpulse settings > docs/settings.md
+	$(BUILD)/genpulse errors | sh tools/splice_doc.sh docs/api.md "genpulse errors" > docs/api.md.new
+	mv docs/api.md.new docs/api.md
 
 check-docs: $(BUILD)/genpulse
 	@$(BUILD)/genpulse settings | cmp -s - docs/settings.md || \
 	  { echo "docs/settings.md is out of date: run make docs"; exit 1; }
+	@$(BUILD)/genpulse errors | sh tools/splice_doc.sh docs/api.md "genpulse errors" | \
+	  cmp -s - docs/api.md || { echo "docs/api.md (task error codes) is out of date: run make docs"; exit 1; }
 
 clean:
 	rm -rf build build-asan build-fuzz build-tsan build-release

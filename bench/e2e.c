@@ -37,8 +37,8 @@ static long g_tasks = 20000;
 static int g_conns = 64;
 static double g_timeout = 120;
 
-static char (*g_ids)[ID_MAX];   /* id of task i ("" when its submit failed) */
-static double *g_lat;           /* submit latency of task i, seconds (<0 when it failed) */
+static char (*g_ids)[ID_MAX]; /* id of task i ("" when its submit failed) */
+static double *g_lat;         /* submit latency of task i, seconds (<0 when it failed) */
 static atomic_long g_next;
 static atomic_long g_errors;
 static atomic_int g_first_error_logged;
@@ -53,8 +53,8 @@ typedef struct top_fields {
     char status[32];
 } top_fields_t;
 
-static void top_scalar(void *user, int depth, const char *key, size_t kn, const char *v,
-                       size_t vn, char type)
+static void top_scalar(void *user, int depth, const char *key, size_t kn, const char *v, size_t vn,
+                       char type)
 {
     top_fields_t *t = user;
     if (depth != 1 || type != 's')
@@ -71,8 +71,8 @@ static void top_scalar(void *user, int depth, const char *key, size_t kn, const 
 /* ---- id set -------------------------------------------------------------------------- */
 
 typedef struct idset {
-    size_t cap; /* power of two */
-    long *slot; /* task index, -1 = empty */
+    size_t cap;     /* power of two */
+    long *slot;     /* task index, -1 = empty */
     unsigned *seen; /* scan number that last found the id */
 } idset_t;
 
@@ -130,14 +130,14 @@ typedef struct scan_state {
     char cur_status[32];
     char cursor[1024];
     int cursor_null;
-    long items;        /* task objects on the pages */
-    long matching;     /* of which status matches the filter */
-    long found_new;    /* submitted ids found for the first time in this scan */
-    long foreign;      /* ids this run did not submit */
+    long items;     /* task objects on the pages */
+    long matching;  /* of which status matches the filter */
+    long found_new; /* submitted ids found for the first time in this scan */
+    long foreign;   /* ids this run did not submit */
 } scan_state_t;
 
-static void scan_scalar(void *user, int depth, const char *key, size_t kn, const char *v,
-                        size_t vn, char type)
+static void scan_scalar(void *user, int depth, const char *key, size_t kn, const char *v, size_t vn,
+                        char type)
 {
     scan_state_t *s = user;
     if (depth == 1 && jw_key_is(key, kn, "next_cursor")) {
@@ -267,7 +267,7 @@ static void *submit_thread(void *arg)
         int st = hc_request(&w->conn, "POST", "/v1/tasks", SUBMIT_BODY);
         double dt = hc_now() - t;
         top_fields_t f;
-            memset(&f, 0, sizeof f);
+        memset(&f, 0, sizeof f);
         if (st >= 200 && st < 300)
             jwalk(w->conn.body, w->conn.body_len, &f, top_scalar, NULL);
         if (st < 200 || st >= 300 || f.id[0] == '\0') {
@@ -363,8 +363,8 @@ int main(int argc, char **argv)
     printf("tasks=%ld accepted=%ld submit_errors=%ld\n", g_tasks, accepted, errors);
     printf("submit_secs=%.3f submit_rate=%.1f submit_p50_ms=%.2f submit_p99_ms=%.2f "
            "tcp_connects=%lu failed_exchanges_retried=%lu\n",
-           t_submitted - t0, (double)accepted / (t_submitted - t0), p50 * 1e3, p99 * 1e3,
-           connects, reconnects);
+           t_submitted - t0, (double)accepted / (t_submitted - t0), p50 * 1e3, p99 * 1e3, connects,
+           reconnects);
     fflush(stdout);
 
     hc_conn_t c;
@@ -372,7 +372,9 @@ int main(int argc, char **argv)
     double deadline = t0 + g_timeout;
 
     /* Wait for the tail: the last-submitted accepted ids (up to one per connection). */
-    enum { TAIL = 64 };
+    enum {
+        TAIL = 64
+    };
     long tail[TAIL];
     int ntail = 0;
     for (long i = g_tasks - 1; i >= 0 && ntail < TAIL; i--)

@@ -30,7 +30,7 @@ typedef struct hc_conn {
     size_t len, cap;
     char *body; /* body of the last response, NUL-terminated */
     size_t body_len, body_cap;
-    int status;     /* status of the last response */
+    int status;          /* status of the last response */
     unsigned connects;   /* TCP connections opened (1 = kept alive throughout) */
     unsigned reconnects; /* exchanges that failed and were retried on a new connection */
 } hc_conn_t;

@@ -116,8 +116,12 @@ static int jwalk(const char *text, size_t len, void *user,
                  void (*on_scalar)(void *, int, const char *, size_t, const char *, size_t, char),
                  void (*on_object_end)(void *, int))
 {
-    jwalk_t w = {.p = text, .end = text + len, .depth = 0, .on_scalar = on_scalar,
-                 .on_object_end = on_object_end, .user = user};
+    jwalk_t w = {.p = text,
+                 .end = text + len,
+                 .depth = 0,
+                 .on_scalar = on_scalar,
+                 .on_object_end = on_object_end,
+                 .user = user};
     return jw_value(&w, NULL, 0);
 }
 

@@ -45,8 +45,8 @@ int main(int argc, char **argv)
     gp_video_info_t vid;
     t0 = now_s();
     for (int i = 0; i < n; i++)
-        if (gp_media_probe_video(argv[2], &vid, "/tmp/genpulse-bench-frame.jpg", err,
-                                 sizeof err) != 0) {
+        if (gp_media_probe_video(argv[2], &vid, "/tmp/genpulse-bench-frame.jpg", err, sizeof err) !=
+            0) {
             fprintf(stderr, "video: %s\n", err);
             return 1;
         }
@@ -54,8 +54,8 @@ int main(int argc, char **argv)
     gp_sigv4_creds_t creds = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL,
                               "us-east-1", "s3"};
     const char *headers[] = {"host: bucket.s3.amazonaws.com", NULL};
-    gp_sigv4_request_t req = {"GET", "/0190f3a2-0000-7000-8000-000000000000/image.png", NULL,
-                              headers, NULL, 1700000000};
+    gp_sigv4_request_t req = {
+        "GET", "/0190f3a2-0000-7000-8000-000000000000/image.png", NULL, headers, NULL, 1700000000};
     int presigns = 100000;
     t0 = now_s();
     for (int i = 0; i < presigns; i++)

@@ -31,20 +31,32 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { ST_CONNECTING, ST_SENT, ST_STREAMING, ST_CLOSED, ST_FAILED };
-enum { CH_SIZE, CH_EXT, CH_DATA, CH_DATA_END, CH_DONE };
+enum {
+    ST_CONNECTING,
+    ST_SENT,
+    ST_STREAMING,
+    ST_CLOSED,
+    ST_FAILED
+};
+enum {
+    CH_SIZE,
+    CH_EXT,
+    CH_DATA,
+    CH_DATA_END,
+    CH_DONE
+};
 
 typedef struct sconn {
     int fd;
     uint8_t state;
     uint8_t chunked;
     uint8_t ch_state;
-    uint8_t line_len;    /* bytes of the current line seen (capped at 8) */
-    char line[8];        /* first bytes of the current line */
+    uint8_t line_len; /* bytes of the current line seen (capped at 8) */
+    char line[8];     /* first bytes of the current line */
     uint16_t hdr_len;
     int status;
-    long ch_left;        /* bytes left in the current chunk */
-    char *hdr;           /* response head until it is complete */
+    long ch_left; /* bytes left in the current chunk */
+    char *hdr;    /* response head until it is complete */
     unsigned long bytes;
 } sconn_t;
 
@@ -144,9 +156,10 @@ static void feed_raw(sconn_t *c, const char *p, size_t n)
         switch (c->ch_state) {
         case CH_SIZE: {
             char ch = p[i++];
-            int d = (ch >= '0' && ch <= '9') ? ch - '0'
+            int d = (ch >= '0' && ch <= '9')   ? ch - '0'
                     : (ch >= 'a' && ch <= 'f') ? ch - 'a' + 10
-                    : (ch >= 'A' && ch <= 'F') ? ch - 'A' + 10 : -1;
+                    : (ch >= 'A' && ch <= 'F') ? ch - 'A' + 10
+                                               : -1;
             if (d >= 0)
                 c->ch_left = c->ch_left * 16 + d;
             else if (ch == '\n')
@@ -174,9 +187,7 @@ static void feed_raw(sconn_t *c, const char *p, size_t n)
                 c->ch_left = 0;
             }
             break;
-        default:
-            i = n;
-            break;
+        default: i = n; break;
         }
     }
 }

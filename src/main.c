@@ -56,6 +56,7 @@ static void usage(FILE *out)
             "  run        send a task over Redis and (with --wait) wait for its result\n"
             "  migrate    apply database migrations and exit\n"
             "  settings   print the settings table (Markdown) and exit\n"
+            "  errors     print the task error codes (Markdown) and exit\n"
             "  version    print the version and exit\n\n"
             "Run `genpulse <command> --help` for the options of a command.\n"
             "Every option can also be set with a GENPULSE_* environment variable.\n",
@@ -67,8 +68,9 @@ static int setup_common(gp_settings_t *s)
     gp_log_setup((gp_log_level_t)gp_log_level_parse(s->log_level), !strcmp(s->log_format, "json"));
     if (!s->public_url[0]) {
         free(s->public_url);
-        s->public_url = strchr(s->host, ':') ? gp_xasprintf("http://[%s]:%lld", s->host, (long long)s->port)
-                                             : gp_xasprintf("http://%s:%lld", s->host, (long long)s->port);
+        s->public_url = strchr(s->host, ':')
+                            ? gp_xasprintf("http://[%s]:%lld", s->host, (long long)s->port)
+                            : gp_xasprintf("http://%s:%lld", s->host, (long long)s->port);
     }
     size_t n = strlen(s->public_url);
     while (n > 0 && s->public_url[n - 1] == '/')
@@ -128,8 +130,10 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     }
     bool embedded = !s.queue_url[0];
     if (embedded && mode->cmd != GP_CMD_SERVE) {
-        fprintf(stderr, "genpulse %s: needs a shared queue: set --queue-url (e.g. redis://127.0.0.1:6379/0)\n",
-                mode->name);
+        fprintf(
+            stderr,
+            "genpulse %s: needs a shared queue: set --queue-url (e.g. redis://127.0.0.1:6379/0)\n",
+            mode->name);
         gp_settings_free(&s);
         return 2;
     }
@@ -185,8 +189,8 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     }
     gp_reconciler_t *reconciler = !embedded && mode->workers ? gp_reconciler_start(&rt) : NULL;
     if (http)
-        GP_INFO("genpulse %s %s on %s (data: %s, workers: %lld)", VERSION, mode->name,
-                s.public_url, s.data_dir, mode->workers ? (long long)s.concurrency : 0LL);
+        GP_INFO("genpulse %s %s on %s (data: %s, workers: %lld)", VERSION, mode->name, s.public_url,
+                s.data_dir, mode->workers ? (long long)s.concurrency : 0LL);
     else
         GP_INFO("genpulse %s worker running %lld task slot(s)", VERSION, (long long)s.concurrency);
 
@@ -312,7 +316,7 @@ static int cmd_run_task(int argc, char **argv)
     if (valid != 0) {
         size_t i;
         json_t *d;
-        json_array_foreach(details, i, d)
+        json_array_foreach (details, i, d)
             fprintf(stderr, "genpulse run: %s: %s\n",
                     json_string_value(json_object_get(d, "field")),
                     json_string_value(json_object_get(d, "message")));
@@ -344,8 +348,8 @@ static int cmd_run_task(int argc, char **argv)
         } else {
             exit_code = (int)res.status;
             if (res.status == GP_CLIENT_SUCCEEDED) {
-                json_t *result = json_loads(res.result_json ? res.result_json : "null",
-                                            JSON_DECODE_ANY, NULL);
+                json_t *result =
+                    json_loads(res.result_json ? res.result_json : "null", JSON_DECODE_ANY, NULL);
                 json_t *assets = json_object_get(result, "assets");
                 if (as_json || !json_array_size(assets)) {
                     char *text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY);
@@ -354,7 +358,7 @@ static int cmd_run_task(int argc, char **argv)
                 } else {
                     size_t i;
                     json_t *asset;
-                    json_array_foreach(assets, i, asset)
+                    json_array_foreach (assets, i, asset)
                         printf("%s\n", json_string_value(json_object_get(asset, "url")));
                 }
                 json_decref(result);
@@ -374,6 +378,17 @@ static int cmd_run_task(int argc, char **argv)
 out:
     json_decref(params);
     return exit_code;
+}
+
+/* The "Task error codes" section of docs/api.md, from the one list (make docs splices it). */
+static void write_task_errors_markdown(FILE *out)
+{
+    static const char *const retry_text[] = {"no", "yes", "depends"};
+    fprintf(out, "| code | retried | meaning |\n|---|---|---|\n");
+    for (int e = 0; e < GP_TE__COUNT; e++)
+        fprintf(out, "| `%s` | %s | %s |\n", gp_task_error_code((gp_task_error_t)e),
+                retry_text[gp_task_error_retry((gp_task_error_t)e)],
+                gp_task_error_meaning((gp_task_error_t)e));
 }
 
 int main(int argc, char **argv)
@@ -405,6 +420,10 @@ int main(int argc, char **argv)
         return cmd_run_task(argc, argv);
     if (!strcmp(cmd, "settings")) {
         gp_settings_write_markdown(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "errors")) {
+        write_task_errors_markdown(stdout);
         return 0;
     }
     fprintf(stderr, "genpulse: unknown command \"%s\"\n\n", cmd);

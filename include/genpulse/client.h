@@ -56,8 +56,8 @@ void gp_client_free(gp_client_t *c);
 
 /* Sends a task without waiting. params_json: a JSON object (NULL = {}). priority 0-9.
  * Writes the new task's id into id_out. */
-int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_json,
-                     int priority, char id_out[37]);
+int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_json, int priority,
+                     char id_out[37]);
 
 /* Sends a task and waits up to timeout_ms for it to finish; progress (may be NULL) is
  * called for every progress update. Returns 0 with out filled (status says how it ended,

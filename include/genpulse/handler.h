@@ -24,6 +24,7 @@
 #ifndef GENPULSE_HANDLER_H
 #define GENPULSE_HANDLER_H
 
+#include <genpulse/task_errors.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -34,7 +35,7 @@
 extern "C" {
 #endif
 
-#define GP_HANDLER_ABI 1
+#define GP_HANDLER_ABI 2
 
 /* ---------------------------------------------------------------------------------------
  * Parameter declarations
@@ -67,39 +68,56 @@ typedef struct gp_param_spec {
     gp_param_type_t type;
     bool required;
     const char *description;
-    const char *default_json;    /* NULL: no default; absent stays absent */
+    const char *default_json;      /* NULL: no default; absent stays absent */
     bool has_minimum, has_maximum; /* integer and number */
     double minimum, maximum;
     size_t min_length, max_length; /* string, in characters (code points); 0 = unset */
-    const char *const *choices;   /* string enum, NULL-terminated; NULL = any string */
-    const char *example_json;     /* optional, for docs */
-    gp_param_format_t format;     /* extra string checks; GP_FMT_NONE = none */
+    const char *const *choices;    /* string enum, NULL-terminated; NULL = any string */
+    const char *example_json;      /* optional, for docs */
+    gp_param_format_t format;      /* extra string checks; GP_FMT_NONE = none */
 } gp_param_spec_t;
 
 #define GP_PARAM_DEFAULT_MAX_LENGTH 65536
 
-#define GP_P_STRING(n, req, minl, maxl, def, desc)                                            \
-    { .name = (n), .type = GP_PARAM_STRING, .required = (req), .min_length = (minl),          \
-      .max_length = (maxl), .default_json = (def), .description = (desc) }
-#define GP_P_ENUM(n, choices_, def, desc)                                                     \
-    { .name = (n), .type = GP_PARAM_STRING, .choices = (choices_), .default_json = (def),     \
-      .description = (desc) }
-#define GP_P_INT(n, req, lo, hi, def, desc)                                                   \
-    { .name = (n), .type = GP_PARAM_INTEGER, .required = (req), .has_minimum = true,          \
-      .minimum = (lo), .has_maximum = true, .maximum = (hi), .default_json = (def),           \
-      .description = (desc) }
-#define GP_P_NUMBER(n, req, lo, hi, def, desc)                                                \
-    { .name = (n), .type = GP_PARAM_NUMBER, .required = (req), .has_minimum = true,           \
-      .minimum = (lo), .has_maximum = true, .maximum = (hi), .default_json = (def),           \
-      .description = (desc) }
-#define GP_P_BOOL(n, def, desc)                                                               \
-    { .name = (n), .type = GP_PARAM_BOOLEAN, .default_json = (def), .description = (desc) }
-#define GP_P_OBJECT(n, req, desc)                                                             \
-    { .name = (n), .type = GP_PARAM_OBJECT, .required = (req), .description = (desc) }
-#define GP_P_MEDIA(n, req, desc)                                                              \
-    { .name = (n), .type = GP_PARAM_STRING, .required = (req), .min_length = 1,               \
-      .max_length = 1000000, .format = GP_FMT_MEDIA_REF, .description = (desc) }
-#define GP_P_END { .name = NULL }
+#define GP_P_STRING(n, req, minl, maxl, def, desc)                                                 \
+    {                                                                                              \
+        .name = (n), .type = GP_PARAM_STRING, .required = (req), .min_length = (minl),             \
+        .max_length = (maxl), .default_json = (def), .description = (desc)                         \
+    }
+#define GP_P_ENUM(n, choices_, def, desc)                                                          \
+    {                                                                                              \
+        .name = (n), .type = GP_PARAM_STRING, .choices = (choices_), .default_json = (def),        \
+        .description = (desc)                                                                      \
+    }
+#define GP_P_INT(n, req, lo, hi, def, desc)                                                        \
+    {                                                                                              \
+        .name = (n), .type = GP_PARAM_INTEGER, .required = (req), .has_minimum = true,             \
+        .minimum = (lo), .has_maximum = true, .maximum = (hi), .default_json = (def),              \
+        .description = (desc)                                                                      \
+    }
+#define GP_P_NUMBER(n, req, lo, hi, def, desc)                                                     \
+    {                                                                                              \
+        .name = (n), .type = GP_PARAM_NUMBER, .required = (req), .has_minimum = true,              \
+        .minimum = (lo), .has_maximum = true, .maximum = (hi), .default_json = (def),              \
+        .description = (desc)                                                                      \
+    }
+#define GP_P_BOOL(n, def, desc)                                                                    \
+    {                                                                                              \
+        .name = (n), .type = GP_PARAM_BOOLEAN, .default_json = (def), .description = (desc)        \
+    }
+#define GP_P_OBJECT(n, req, desc)                                                                  \
+    {                                                                                              \
+        .name = (n), .type = GP_PARAM_OBJECT, .required = (req), .description = (desc)             \
+    }
+#define GP_P_MEDIA(n, req, desc)                                                                   \
+    {                                                                                              \
+        .name = (n), .type = GP_PARAM_STRING, .required = (req), .min_length = 1,                  \
+        .max_length = 1000000, .format = GP_FMT_MEDIA_REF, .description = (desc)                   \
+    }
+#define GP_P_END                                                                                   \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
 
 /* ---------------------------------------------------------------------------------------
  * Task types and providers
@@ -108,9 +126,9 @@ typedef struct gp_param_spec {
 typedef struct gp_ctx gp_ctx_t;
 
 typedef struct gp_task_type {
-    const char *name;             /* "text-to-image": [a-z0-9_-], at most 64 bytes */
+    const char *name; /* "text-to-image": [a-z0-9_-], at most 64 bytes */
     const char *description;
-    const char *default_provider; /* used when params.provider is omitted; may be NULL */
+    const char *default_provider;  /* used when params.provider is omitted; may be NULL */
     const gp_param_spec_t *params; /* shared by every provider of this type */
 } gp_task_type_t;
 
@@ -138,10 +156,10 @@ typedef struct gp_provider_setting {
 } gp_provider_setting_t;
 
 typedef struct gp_provider {
-    const char *name;               /* "espeak", "simulator", "replicate", ... */
+    const char *name; /* "espeak", "simulator", "replicate", ... */
     const char *description;
-    const char *const *task_types;  /* NULL-terminated: the task types it serves */
-    const gp_param_spec_t *params;  /* provider-specific params; may be NULL */
+    const char *const *task_types; /* NULL-terminated: the task types it serves */
+    const gp_param_spec_t *params; /* provider-specific params; may be NULL */
     gp_run_fn run;
     const gp_provider_setting_t *settings; /* may be NULL */
 } gp_provider_t;
@@ -193,8 +211,8 @@ int gp_ctx_canceled_error(gp_ctx_t *ctx);
  */
 int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t len,
                        const char *content_type, json_t *extra);
-int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path,
-                      const char *content_type, json_t *extra);
+int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path, const char *content_type,
+                      json_t *extra);
 
 /* The value of this provider's setting `name` ("" when unset, never NULL). Any thread. */
 const char *gp_ctx_setting(const gp_ctx_t *ctx, const char *name);
@@ -223,16 +241,22 @@ void gp_ctx_set_result(gp_ctx_t *ctx, json_t *fields);
 
 /*
  * Record the failure and return GP_CTX_FAILED_RETRYABLE or GP_CTX_FAILED_PERMANENT, for
- * `return gp_ctx_fail(...)`. code is a short machine string ("engine_error"); the message
- * is what the client sees in error.message.
+ * `return gp_ctx_fail(...)`. code comes from the one list in genpulse/task_errors.h; its
+ * retry class decides unless it is GP_RETRY_CALLER, when `retryable` does. The message is
+ * what the client sees in error.message.
  */
-int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, const char *code, const char *fmt, ...)
+int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, gp_task_error_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* A directory private to this run (created on first call, removed after); NULL on error. */
 const char *gp_ctx_scratch_dir(gp_ctx_t *ctx);
 
-typedef enum gp_log_level { GP_LOG_DEBUG, GP_LOG_INFO, GP_LOG_WARN, GP_LOG_ERROR } gp_log_level_t;
+typedef enum gp_log_level {
+    GP_LOG_DEBUG,
+    GP_LOG_INFO,
+    GP_LOG_WARN,
+    GP_LOG_ERROR
+} gp_log_level_t;
 /* Log a line that carries the task id. */
 void gp_ctx_log(gp_ctx_t *ctx, gp_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -51,41 +51,41 @@ enum {
 };
 
 typedef struct gp_http_request {
-    const char *method;          /* "GET" when NULL */
-    const char *url;             /* http:// or https:// only */
-    const char *const *headers;  /* NULL-terminated "Name: value" lines; may be NULL */
-    const void *body;            /* request body (may be NULL) */
+    const char *method;         /* "GET" when NULL */
+    const char *url;            /* http:// or https:// only */
+    const char *const *headers; /* NULL-terminated "Name: value" lines; may be NULL */
+    const void *body;           /* request body (may be NULL) */
     size_t body_len;
-    const char *body_path;       /* or: send this file as the body (PUT uploads) */
-    const char *download_path;   /* write the response body here instead of memory;
+    const char *body_path;     /* or: send this file as the body (PUT uploads) */
+    const char *download_path; /* write the response body here instead of memory;
                                     only for 2xx, others are read into memory */
-    size_t max_response_bytes;   /* 0: the defaults above */
-    int connect_timeout_ms;      /* 0: GP_HTTP_DEFAULT_CONNECT_MS */
-    int timeout_ms;              /* one attempt, total; 0: GP_HTTP_DEFAULT_TIMEOUT_MS */
-    int64_t deadline_ms;         /* absolute gp monotonic ms bounding all attempts; 0: none */
-    int max_attempts;            /* 0: GP_HTTP_DEFAULT_MAX_ATTEMPTS; 1: no retries */
-    bool retry_unsafe;           /* retry POST/PATCH on 5xx/timeouts too (idempotent APIs) */
-    int retry_base_ms;           /* backoff base; 0: 500 */
-    int retry_max_ms;            /* backoff cap and cap of honoured Retry-After; 0: 30000 */
-    const char *limit_key;       /* rate-limit bucket (the provider's name); NULL: none */
-    int limit_per_minute;        /* requests per minute allowed for limit_key; 0: no limit */
-    bool (*cancel)(void *arg);   /* polled during transfers and sleeps; NULL: never */
+    size_t max_response_bytes; /* 0: the defaults above */
+    int connect_timeout_ms;    /* 0: GP_HTTP_DEFAULT_CONNECT_MS */
+    int timeout_ms;            /* one attempt, total; 0: GP_HTTP_DEFAULT_TIMEOUT_MS */
+    int64_t deadline_ms;       /* absolute gp monotonic ms bounding all attempts; 0: none */
+    int max_attempts;          /* 0: GP_HTTP_DEFAULT_MAX_ATTEMPTS; 1: no retries */
+    bool retry_unsafe;         /* retry POST/PATCH on 5xx/timeouts too (idempotent APIs) */
+    int retry_base_ms;         /* backoff base; 0: 500 */
+    int retry_max_ms;          /* backoff cap and cap of honoured Retry-After; 0: 30000 */
+    const char *limit_key;     /* rate-limit bucket (the provider's name); NULL: none */
+    int limit_per_minute;      /* requests per minute allowed for limit_key; 0: no limit */
+    bool (*cancel)(void *arg); /* polled during transfers and sleeps; NULL: never */
     void *cancel_arg;
-    const char *log_id;          /* task id for log lines; NULL: none */
-    bool public_only;            /* refuse loopback/private/link-local addresses (URLs that
+    const char *log_id; /* task id for log lines; NULL: none */
+    bool public_only;   /* refuse loopback/private/link-local addresses (URLs that
                                     clients supplied: they must not reach internal services) */
 } gp_http_request_t;
 
 typedef struct gp_http_response {
-    long status;              /* 0 when no response arrived */
-    char *body;               /* NUL-terminated (not counted in body_len); NULL when saved
+    long status;            /* 0 when no response arrived */
+    char *body;             /* NUL-terminated (not counted in body_len); NULL when saved
                                  to download_path */
-    size_t body_len;          /* bytes received (also when saved to a file) */
-    char *content_type;       /* lower-cased, parameters kept; NULL if absent */
-    char *headers;            /* raw header block of the final response */
-    int64_t retry_after_ms;   /* parsed Retry-After of the final response; -1 if none */
-    int attempts;             /* attempts made */
-    char error[256];          /* transport error text when the result is negative */
+    size_t body_len;        /* bytes received (also when saved to a file) */
+    char *content_type;     /* lower-cased, parameters kept; NULL if absent */
+    char *headers;          /* raw header block of the final response */
+    int64_t retry_after_ms; /* parsed Retry-After of the final response; -1 if none */
+    int attempts;           /* attempts made */
+    char error[256];        /* transport error text when the result is negative */
 } gp_http_response_t;
 
 /* One request with the retry policy above. Returns GP_HTTP_OK when a response arrived (read

@@ -16,6 +16,7 @@
 #include "api/server.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/media_type.h"
 #include "core/registry.h"
 #include "core/util.h"
 #include "media/media.h"
@@ -52,7 +53,7 @@ struct gp_http {
     size_t task_types_len;
     pthread_mutex_t clients_lock;
     sse_client_t *clients;
-    atomic_int inflight; /* suspended requests waiting for a commit */
+    atomic_int inflight;    /* suspended requests waiting for a commit */
     MHD_socket quiesced_fd; /* listen socket handed back by quiesce; closed after stop */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;
@@ -67,11 +68,16 @@ typedef struct route {
     const char *method;
     const char *pattern; /* segments; "{}" matches one segment */
     route_fn fn;
-    bool json_body;      /* expects an application/json body */
-    bool upload;         /* multipart/form-data file upload (POST /v1/assets) */
+    bool json_body; /* expects an application/json body */
+    bool upload;    /* multipart/form-data file upload (POST /v1/assets) */
 } route_t;
 
-typedef enum req_state { REQ_NEW, REQ_BODY, REQ_WAITING, REQ_READY } req_state_t;
+typedef enum req_state {
+    REQ_NEW,
+    REQ_BODY,
+    REQ_WAITING,
+    REQ_READY
+} req_state_t;
 
 struct request {
     gp_http_t *http;
@@ -113,8 +119,7 @@ struct sse_client {
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                                  const char *content_type, const char *allow)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
         return MHD_NO;
@@ -157,8 +162,8 @@ static enum MHD_Result send_error_allow(struct MHD_Connection *c, int err, const
     json_t *body = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", gp_err_code(err), "message",
                              message ? message : gp_err_message(err), "details",
                              details ? details : json_array());
-    return send_json(c, (unsigned)gp_err_http_status(err), body, allow ? MHD_HTTP_HEADER_ALLOW : NULL,
-                     allow);
+    return send_json(c, (unsigned)gp_err_http_status(err), body,
+                     allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *c, int err, const char *message,
@@ -207,7 +212,7 @@ static void refresh_links(gp_http_t *h, json_t *task)
     json_t *list = json_object_get(copy, "assets");
     size_t i;
     json_t *a;
-    json_array_foreach(list, i, a) {
+    json_array_foreach (list, i, a) {
         const char *name = json_string_value(json_object_get(a, "name"));
         if (!id || !name || !gp_storage_name_ok(name))
             continue;
@@ -259,8 +264,8 @@ static json_t *parse_body(request_t *r, enum MHD_Result *ret)
     json_t *body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!body) {
         char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", jerr.line,
-                 jerr.column, jerr.text);
+        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
         *ret = send_error(r->conn, GP_E_INVALID_JSON, msg, NULL);
     }
     return body;
@@ -293,12 +298,11 @@ static enum MHD_Result create_task(request_t *r)
     gp_http_t *h = r->http;
     if (r->state == REQ_READY) {
         if (r->op.result != 0)
-            return send_error(r->conn, r->op.result == -GP_E_CONFLICT ? GP_E_CONFLICT
-                                                                      : GP_E_UNAVAILABLE,
-                              r->op.result == -GP_E_CONFLICT
-                                  ? "a task with this Idempotency-Key is being created"
-                                  : "the task could not be stored; try again",
-                              NULL);
+            return send_error(
+                r->conn, r->op.result == -GP_E_CONFLICT ? GP_E_CONFLICT : GP_E_UNAVAILABLE,
+                r->op.result == -GP_E_CONFLICT ? "a task with this Idempotency-Key is being created"
+                                               : "the task could not be stored; try again",
+                NULL);
         if (r->op.replayed)
             return send_json(r->conn, 202, task_json(h, &r->task), "Idempotent-Replayed", "true");
         gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
@@ -314,9 +318,9 @@ static enum MHD_Result create_task(request_t *r)
         for (size_t i = 0; ok && i < n; i++)
             ok = key[i] > 0x20 && key[i] < 0x7f;
         if (!ok)
-            return send_error(r->conn, GP_E_BAD_REQUEST, "invalid Idempotency-Key header",
-                              one_detail("headers.Idempotency-Key",
-                                         "must be 1 to 255 visible ASCII characters"));
+            return send_error(
+                r->conn, GP_E_BAD_REQUEST, "invalid Idempotency-Key header",
+                one_detail("headers.Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
     }
     enum MHD_Result ret = MHD_NO;
     json_t *body = parse_body(r, &ret);
@@ -324,7 +328,8 @@ static enum MHD_Result create_task(request_t *r)
         return ret;
     gp_submission_t sub;
     json_t *details = NULL;
-    int rc = gp_validate_submission(body, (int)h->rt->settings->default_max_retries, &sub, &details);
+    int rc =
+        gp_validate_submission(body, (int)h->rt->settings->default_max_retries, &sub, &details);
     json_decref(body);
     if (rc != 0)
         return send_error(r->conn, GP_E_VALIDATION, NULL, details);
@@ -346,7 +351,10 @@ static enum MHD_Result create_task(request_t *r)
     return MHD_YES;
 }
 
-static bool valid_task_id(const char *id) { return gp_is_uuid(id); }
+static bool valid_task_id(const char *id)
+{
+    return gp_is_uuid(id);
+}
 
 static enum MHD_Result get_task(request_t *r)
 {
@@ -385,8 +393,8 @@ static enum MHD_Result list_tasks(request_t *r)
     }
     if ((v = query(r, "task_type")) && *v) {
         if (!gp_registry_task_type(v))
-            json_array_append_new(details, json_pack("{s:s, s:s}", "field", "task_type",
-                                                     "message", "unknown task type"));
+            json_array_append_new(details, json_pack("{s:s, s:s}", "field", "task_type", "message",
+                                                     "unknown task type"));
         f.task_type = v;
     }
     if ((v = query(r, "cursor")) && *v) {
@@ -419,8 +427,8 @@ static enum MHD_Result list_tasks(request_t *r)
     }
     for (size_t i = 0; i < n; i++)
         gp_task_clear(&rows[i]);
-    return send_json(r->conn, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next),
-                     NULL, NULL);
+    return send_json(r->conn, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next), NULL,
+                     NULL);
 }
 
 static enum MHD_Result cancel_task(request_t *r)
@@ -546,10 +554,9 @@ static void sse_append_event(sse_client_t *c, uint64_t seq, const char *type, co
                              size_t len)
 {
     char head[96];
-    int hn = snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ", (unsigned long long)seq,
-                      type);
-    if (!sse_append(c, head, (size_t)hn) || !sse_append(c, data, len) ||
-        !sse_append(c, "\n\n", 2))
+    int hn =
+        snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ", (unsigned long long)seq, type);
+    if (!sse_append(c, head, (size_t)hn) || !sse_append(c, data, len) || !sse_append(c, "\n\n", 2))
         c->ended = true; /* too far behind: end the stream; the client resumes by id */
 }
 
@@ -737,10 +744,10 @@ static enum MHD_Result health(request_t *r)
     gp_runtime_t *rt = r->http->rt;
     json_t *workers = json_pack("{s:i, s:i}", "concurrency", gp_worker_pool_size(rt->workers),
                                 "busy", gp_worker_pool_busy(rt->workers));
-    json_t *body = json_pack("{s:s, s:s, s:I, s:I, s:o}", "status", "ok", "version", VERSION,
-                             "uptime_s", (json_int_t)((gp_now_ms() - rt->started_at) / 1000),
-                             "queue_depth", (json_int_t)gp_queue_depth(rt->queue), "workers",
-                             workers);
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:I, s:o}", "status", "ok", "version", VERSION, "uptime_s",
+                  (json_int_t)((gp_now_ms() - rt->started_at) / 1000), "queue_depth",
+                  (json_int_t)gp_queue_depth(rt->queue), "workers", workers);
     return send_json(r->conn, 200, body, NULL, NULL);
 }
 
@@ -778,51 +785,20 @@ static enum MHD_Result serve_file(request_t *r)
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            gp_storage_content_type(r->path_params[1]));
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=86400, immutable");
+                            gp_media_type_of_name(r->path_params[1]));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            "public, max-age=86400, immutable");
     enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
-
 /* ---------------------------------------------------------------- uploads (POST /v1/assets) */
-
-/* What the bytes are, by their magic numbers: the declared type is not trusted. */
-static const char *sniff_type(const unsigned char *b, size_t n, const char **ext)
-{
-    static const struct { const char *type, *ext; } t[] = {
-        {"image/png", ".png"},  {"image/jpeg", ".jpg"}, {"image/gif", ".gif"},
-        {"image/webp", ".webp"}, {"video/mp4", ".mp4"}, {"video/webm", ".webm"},
-        {"audio/wav", ".wav"},  {"audio/mpeg", ".mp3"},
-    };
-    int k = -1;
-    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8))
-        k = 0;
-    else if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-        k = 1;
-    else if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6)))
-        k = 2;
-    else if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
-        k = 3;
-    else if (n >= 12 && !memcmp(b + 4, "ftyp", 4))
-        k = 4;
-    else if (n >= 4 && !memcmp(b, "\x1a\x45\xdf\xa3", 4))
-        k = 5;
-    else if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WAVE", 4))
-        k = 6;
-    else if (n >= 3 && (!memcmp(b, "ID3", 3) || (b[0] == 0xFF && (b[1] & 0xE0) == 0xE0)))
-        k = 7;
-    if (k < 0)
-        return NULL;
-    *ext = t[k].ext;
-    return t[k].type;
-}
 
 static enum MHD_Result on_upload_part(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *filename, const char *content_type,
-                                      const char *transfer_encoding, const char *data,
-                                      uint64_t off, size_t size)
+                                      const char *transfer_encoding, const char *data, uint64_t off,
+                                      size_t size)
 {
     (void)kind, (void)filename, (void)transfer_encoding, (void)off;
     request_t *r = cls;
@@ -883,16 +859,16 @@ static enum MHD_Result create_asset(request_t *r)
     if (r->upload_failed)
         return send_error(r->conn, GP_E_IO, "the upload could not be stored", NULL);
     if (!r->upload_has_file || r->upload_bytes == 0)
-        return send_error(r->conn, GP_E_VALIDATION, "send the file as a non-empty form field "
-                                                    "named \"file\"",
+        return send_error(r->conn, GP_E_VALIDATION,
+                          "send the file as a non-empty form field "
+                          "named \"file\"",
                           one_detail("body.file", "required"));
     unsigned char head[16] = {0};
     FILE *f = fopen(r->upload_path, "rb");
     size_t n = f ? fread(head, 1, sizeof head, f) : 0;
     if (f)
         fclose(f);
-    const char *ext = "";
-    const char *type = sniff_type(head, n, &ext);
+    const char *type = gp_media_sniff(head, n); /* the declared type is not trusted */
     if (!type)
         return send_error(r->conn, GP_E_UNSUPPORTED_MEDIA_TYPE,
                           "the file is not a supported type (PNG, JPEG, GIF, WebP, MP4, WebM, "
@@ -916,7 +892,7 @@ static enum MHD_Result create_asset(request_t *r)
     char id[37];
     gp_uuid7(id);
     char name[16];
-    snprintf(name, sizeof name, "file%s", ext);
+    snprintf(name, sizeof name, "file.%s", gp_media_ext_of_type(type));
     json_object_set_new(meta, "name", json_string(name));
     json_object_set_new(meta, "id", json_string(id));
     json_object_set_new(meta, "created_at", json_integer((json_int_t)gp_now_ms()));
@@ -970,9 +946,9 @@ static enum MHD_Result get_asset(request_t *r)
 
 static enum MHD_Result root(request_t *r)
 {
-    json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "genpulse", "version",
-                             VERSION, "links", "tasks", "/v1/tasks", "task_types",
-                             "/v1/task-types", "health", "/health");
+    json_t *body =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "genpulse", "version", VERSION, "links",
+                  "tasks", "/v1/tasks", "task_types", "/v1/task-types", "health", "/health");
     return send_json(r->conn, 200, body, NULL, NULL);
 }
 
@@ -1050,9 +1026,8 @@ static const route_t *find_route(const char *method, const char *url, request_t 
 /* ---------------------------------------------------------------- MHD glue */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     gp_http_t *h = cls;
@@ -1072,8 +1047,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             return send_error(conn, GP_E_NOT_FOUND, "no such route", NULL);
         }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t limit = r->route->upload ? h->rt->settings->max_upload_bytes + 65536
                                          : h->rt->settings->max_body_bytes;
         if (cl) {
@@ -1088,25 +1063,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
         }
         if (r->route->json_body) {
-            const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_TYPE);
+            const char *ct =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
             if (!is_json_content_type(ct))
                 return send_error(conn, GP_E_UNSUPPORTED_MEDIA_TYPE,
                                   "send the body as Content-Type: application/json",
                                   one_detail("headers.Content-Type", "must be application/json"));
         }
         if (r->route->upload) {
-            const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_TYPE);
+            const char *ct =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
             if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0)
-                return send_error(conn, GP_E_UNSUPPORTED_MEDIA_TYPE,
-                                  "send the file as multipart/form-data with a field \"file\"",
-                                  one_detail("headers.Content-Type",
-                                             "must be multipart/form-data"));
+                return send_error(
+                    conn, GP_E_UNSUPPORTED_MEDIA_TYPE,
+                    "send the file as multipart/form-data with a field \"file\"",
+                    one_detail("headers.Content-Type", "must be multipart/form-data"));
             r->post = MHD_create_post_processor(conn, 65536, on_upload_part, r);
             if (!r->post)
-                return send_error(conn, GP_E_BAD_REQUEST, "malformed multipart/form-data "
-                                                          "(boundary missing?)",
+                return send_error(conn, GP_E_BAD_REQUEST,
+                                  "malformed multipart/form-data "
+                                  "(boundary missing?)",
                                   one_detail("headers.Content-Type", "needs a boundary"));
             r->upload_path = gp_xasprintf("%s/upload-%p-%lld.part", h->upload_dir, (void *)r,
                                           (long long)gp_mono_ms());
@@ -1235,8 +1211,8 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
     if (inet_pton(AF_INET, s->host, &v4->sin_addr) == 1) {
@@ -1255,8 +1231,8 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
         (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, h,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, h, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(err, cap, "cannot listen on %s:%lld (is the port in use?)", s->host,
@@ -1278,7 +1254,10 @@ fail:
     return NULL;
 }
 
-int gp_http_port(gp_http_t *h) { return h->port; }
+int gp_http_port(gp_http_t *h)
+{
+    return h->port;
+}
 
 void gp_http_quiesce(gp_http_t *h)
 {

@@ -8,7 +8,7 @@
 #ifndef GP_API_SERVER_H
 #define GP_API_SERVER_H
 
-#include "core/runtime.h"
+#include "runtime/runtime.h"
 
 typedef struct gp_http gp_http_t;
 

@@ -95,8 +95,8 @@ static void list_for(int priority, char *out, size_t cap)
         snprintf(out, cap, "%s", QUEUE);
 }
 
-static int send_task(gp_client_t *c, const char *task_type, const char *params_json,
-                     int priority, const char *id)
+static int send_task(gp_client_t *c, const char *task_type, const char *params_json, int priority,
+                     const char *id)
 {
     if (!task_type || !*task_type || strlen(task_type) > 64 || priority < 0 || priority > 9)
         return GP_CLIENT_EINVAL;
@@ -151,8 +151,8 @@ static int send_task(gp_client_t *c, const char *task_type, const char *params_j
     return rc;
 }
 
-int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_json,
-                     int priority, char id_out[37])
+int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_json, int priority,
+                     char id_out[37])
 {
     gp_uuid7(id_out);
     return send_task(c, task_type, params_json, priority, id_out);
@@ -174,20 +174,24 @@ static bool apply_state(const char *text, size_t len, gp_client_progress_cb prog
         ready = true;
     } else if (!strcmp(state, "FAILURE") || !strcmp(state, "REVOKED")) {
         out->status = !strcmp(state, "REVOKED") ? GP_CLIENT_CANCELED : GP_CLIENT_FAILED;
-        const char *msg = json_string_value(json_array_get(json_object_get(result, "exc_message"), 0));
+        const char *msg =
+            json_string_value(json_array_get(json_object_get(result, "exc_message"), 0));
         out->error = gp_xstrdup(msg ? msg : state);
         ready = true;
     } else if (!strcmp(state, "PROGRESS") && progress) {
         json_t *pct = json_object_get(result, "pct");
         const char *step = json_string_value(json_object_get(result, "step"));
-        progress(out->id, json_is_integer(pct) ? (int)json_integer_value(pct) : 0,
-                 step ? step : "", arg);
+        progress(out->id, json_is_integer(pct) ? (int)json_integer_value(pct) : 0, step ? step : "",
+                 arg);
     }
     json_decref(m);
     return ready;
 }
 
-static int64_t now_ms(void) { return gp_mono_ms(); }
+static int64_t now_ms(void)
+{
+    return gp_mono_ms();
+}
 
 static int wait_subscribed(gp_client_t *c, const char *key, int64_t deadline,
                            gp_client_progress_cb progress, void *arg, gp_client_result_t *out)

@@ -18,6 +18,15 @@ static int index_of(int err)
     return err < GP_E__COUNT ? err : GP_E_INTERNAL;
 }
 
-const char *gp_err_code(int err) { return error_table[index_of(err)].code; }
-int gp_err_http_status(int err) { return error_table[index_of(err)].status; }
-const char *gp_err_message(int err) { return error_table[index_of(err)].message; }
+const char *gp_err_code(int err)
+{
+    return error_table[index_of(err)].code;
+}
+int gp_err_http_status(int err)
+{
+    return error_table[index_of(err)].status;
+}
+const char *gp_err_message(int err)
+{
+    return error_table[index_of(err)].message;
+}

@@ -5,29 +5,29 @@
 #ifndef GP_ERRORS_H
 #define GP_ERRORS_H
 
-#define GP_ERROR_LIST(X)                                                                       \
-    X(OK, "ok", 200, "ok")                                                                     \
-    X(INVALID_JSON, "invalid_json", 400, "the request body is not valid JSON")                 \
-    X(BAD_REQUEST, "bad_request", 400, "the request is malformed")                             \
-    X(NOT_FOUND, "not_found", 404, "no such resource")                                         \
-    X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "method not allowed on this resource")    \
-    X(CONFLICT, "conflict", 409, "the resource is in a state that does not allow this")        \
-    X(PAYLOAD_TOO_LARGE, "payload_too_large", 413, "the request body is too large")            \
-    X(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415, "the body must be application/json") \
-    X(VALIDATION, "validation_error", 422, "the request has invalid fields")                   \
-    X(INTERNAL, "internal_error", 500, "internal error")                                       \
-    X(UNAVAILABLE, "unavailable", 503, "a backend is unavailable; try again")                  \
-    X(SHUTTING_DOWN, "shutting_down", 503, "the server is shutting down")                      \
-    X(NOMEM, "out_of_memory", 500, "out of memory")                                            \
-    X(IO, "io_error", 500, "input/output error")                                               \
-    X(TIMEOUT, "timeout", 504, "the operation timed out")                                      \
+#define GP_ERROR_LIST(X)                                                                           \
+    X(OK, "ok", 200, "ok")                                                                         \
+    X(INVALID_JSON, "invalid_json", 400, "the request body is not valid JSON")                     \
+    X(BAD_REQUEST, "bad_request", 400, "the request is malformed")                                 \
+    X(NOT_FOUND, "not_found", 404, "no such resource")                                             \
+    X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "method not allowed on this resource")        \
+    X(CONFLICT, "conflict", 409, "the resource is in a state that does not allow this")            \
+    X(PAYLOAD_TOO_LARGE, "payload_too_large", 413, "the request body is too large")                \
+    X(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415, "the body must be application/json")  \
+    X(VALIDATION, "validation_error", 422, "the request has invalid fields")                       \
+    X(INTERNAL, "internal_error", 500, "internal error")                                           \
+    X(UNAVAILABLE, "unavailable", 503, "a backend is unavailable; try again")                      \
+    X(SHUTTING_DOWN, "shutting_down", 503, "the server is shutting down")                          \
+    X(NOMEM, "out_of_memory", 500, "out of memory")                                                \
+    X(IO, "io_error", 500, "input/output error")                                                   \
+    X(TIMEOUT, "timeout", 504, "the operation timed out")                                          \
     X(CANCELED, "canceled", 409, "the task was canceled")
 
 typedef enum gp_err {
 #define GP__ERR_ENUM(name, code, status, msg) GP_E_##name,
     GP_ERROR_LIST(GP__ERR_ENUM)
 #undef GP__ERR_ENUM
-        GP_E__COUNT
+    GP_E__COUNT
 } gp_err_t;
 
 /* Stable machine code ("validation_error"); never NULL. */

@@ -26,7 +26,10 @@ int gp_log_level_parse(const char *s)
     return -1;
 }
 
-bool gp_log_enabled(gp_log_level_t level) { return level >= g_min_level; }
+bool gp_log_enabled(gp_log_level_t level)
+{
+    return level >= g_min_level;
+}
 
 void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list ap)
 {
@@ -47,7 +50,8 @@ void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list
         free(s);
         json_decref(o);
     } else if (task_id) {
-        n = snprintf(line, sizeof line, "%s %-5s task=%s %s\n", ts, level_names[level], task_id, msg);
+        n = snprintf(line, sizeof line, "%s %-5s task=%s %s\n", ts, level_names[level], task_id,
+                     msg);
     } else {
         n = snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[level], msg);
     }

@@ -143,10 +143,8 @@ static const char *check_value(const gp_param_spec_t *sp, const json_t *v, json_
         }
         return NULL;
     }
-    case GP_PARAM_BOOLEAN:
-        return json_is_boolean(v) ? NULL : "must be a boolean";
-    case GP_PARAM_OBJECT:
-        return json_is_object(v) ? NULL : "must be an object";
+    case GP_PARAM_BOOLEAN: return json_is_boolean(v) ? NULL : "must be a boolean";
+    case GP_PARAM_OBJECT: return json_is_object(v) ? NULL : "must be an object";
     }
     return "has an unknown type";
 }
@@ -337,7 +335,7 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
     }
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)body, key, value) {
+    json_object_foreach ((json_t *)body, key, value) {
         if (strcmp(key, "task_type") && strcmp(key, "params") && strcmp(key, "priority") &&
             strcmp(key, "max_retries")) {
             snprintf(buf, sizeof buf, "%.*s", utf8_clip(key, 100), key);
@@ -403,8 +401,8 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
             pname = type->default_provider;
         }
         if (pname && !(provider = gp_registry_provider(type, pname))) {
-            size_t o = (size_t)snprintf(buf, sizeof buf, "unknown provider for %s; known:",
-                                        type->name);
+            size_t o =
+                (size_t)snprintf(buf, sizeof buf, "unknown provider for %s; known:", type->name);
             int k = 0;
             for (size_t i = 0; i < g_n_providers && o < sizeof buf; i++)
                 if (serves(g_providers[i], type->name))
@@ -416,7 +414,7 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
         validate_spec_list(type->params, params, normalized, details);
         if (provider)
             validate_spec_list(provider->params, params, normalized, details);
-        json_object_foreach(params, key, value) {
+        json_object_foreach (params, key, value) {
             if (!strcmp(key, "provider") || find_spec(type->params, key) ||
                 (provider && find_spec(provider->params, key)))
                 continue;
@@ -462,16 +460,18 @@ static json_t *param_schema(const gp_param_spec_t *sp)
                              "[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$)",
     };
     json_t *o = json_object();
-    static const char *const json_types[] = {"", "string", "integer", "number", "boolean", "object"};
+    static const char *const json_types[] = {"",       "string",  "integer",
+                                             "number", "boolean", "object"};
     json_object_set_new(o, "type", json_string(json_types[sp->type]));
     if (sp->description)
         json_object_set_new(o, "description", json_string(sp->description));
     if (sp->type == GP_PARAM_STRING) {
         if (sp->min_length)
             json_object_set_new(o, "minLength", json_integer((json_int_t)sp->min_length));
-        json_object_set_new(o, "maxLength",
-                            json_integer((json_int_t)(sp->max_length ? sp->max_length
-                                                                     : GP_PARAM_DEFAULT_MAX_LENGTH)));
+        json_object_set_new(
+            o, "maxLength",
+            json_integer(
+                (json_int_t)(sp->max_length ? sp->max_length : GP_PARAM_DEFAULT_MAX_LENGTH)));
         if (sp->format == GP_FMT_URL || sp->format == GP_FMT_MEDIA_REF)
             json_object_set_new(o, "pattern", json_string(patterns[sp->format]));
         if (sp->choices) {
@@ -484,11 +484,13 @@ static json_t *param_schema(const gp_param_spec_t *sp)
     if (sp->type == GP_PARAM_INTEGER || sp->type == GP_PARAM_NUMBER) {
         bool integer = sp->type == GP_PARAM_INTEGER;
         if (sp->has_minimum)
-            json_object_set_new(o, "minimum", integer ? json_integer((json_int_t)sp->minimum)
-                                                      : json_real(sp->minimum));
+            json_object_set_new(o, "minimum",
+                                integer ? json_integer((json_int_t)sp->minimum)
+                                        : json_real(sp->minimum));
         if (sp->has_maximum)
-            json_object_set_new(o, "maximum", integer ? json_integer((json_int_t)sp->maximum)
-                                                      : json_real(sp->maximum));
+            json_object_set_new(o, "maximum",
+                                integer ? json_integer((json_int_t)sp->maximum)
+                                        : json_real(sp->maximum));
     }
     if (sp->default_json)
         json_object_set_new(o, "default", json_loads(sp->default_json, JSON_DECODE_ANY, NULL));
@@ -516,10 +518,10 @@ json_t *gp_params_schema(const gp_task_type_t *type, const gp_provider_t *provid
         json_array_append_new(required, json_string("provider"));
     json_object_set_new(props, "provider", prov);
     char *title = gp_xasprintf("%s / %s", type->name, provider->name);
-    json_t *schema = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "$schema",
-                               "https://json-schema.org/draft/2020-12/schema", "title", title,
-                               "type", "object", "properties", props, "required", required,
-                               "additionalProperties", 0);
+    json_t *schema =
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "$schema",
+                  "https://json-schema.org/draft/2020-12/schema", "title", title, "type", "object",
+                  "properties", props, "required", required, "additionalProperties", 0);
     free(title);
     return schema;
 }

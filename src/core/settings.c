@@ -9,15 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { SET_INT, SET_STRING } setting_kind_t;
+typedef enum {
+    SET_INT,
+    SET_STRING
+} setting_kind_t;
 
 typedef struct setting {
     const char *name; /* flag name; env var is GENPULSE_ + upper(name) with '-' → '_' */
     setting_kind_t kind;
     size_t offset;
     const char *default_value;
-    int64_t min, max;            /* SET_INT */
-    const char *const *choices;  /* SET_STRING enum; NULL = free text */
+    int64_t min, max;           /* SET_INT */
+    const char *const *choices; /* SET_STRING enum; NULL = free text */
     unsigned commands;
     const char *doc;
 } setting_t;
@@ -54,8 +57,8 @@ static const setting_t settings_table[] = {
      "HTTP event-loop threads (at least 2)."},
     {"max-body-bytes", SET_INT, OFF(max_body_bytes), "1048576", 1024, 1073741824, NULL, HTTP,
      "Largest accepted request body in bytes; larger bodies get 413."},
-    {"max-upload-bytes", SET_INT, OFF(max_upload_bytes), "52428800", 1024, 4294967296LL, NULL,
-     HTTP, "Largest file accepted by POST /v1/assets in bytes; larger uploads get 413."},
+    {"max-upload-bytes", SET_INT, OFF(max_upload_bytes), "52428800", 1024, 4294967296LL, NULL, HTTP,
+     "Largest file accepted by POST /v1/assets in bytes; larger uploads get 413."},
     {"max-connections", SET_INT, OFF(max_connections), "20000", 16, 1000000, NULL, HTTP,
      "Most simultaneous HTTP connections (event streams included)."},
     {"log-level", SET_STRING, OFF(log_level), "info", 0, 0, log_levels, ALL,
@@ -149,8 +152,10 @@ static const char *const provider_cmds = "serve, worker";
 
 void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const char *cmd_doc)
 {
-    fprintf(out, "Usage: genpulse %s [options]\n\n%s\n\nOptions (each also read from the "
-                 "environment variable shown):\n", cmd_name, cmd_doc);
+    fprintf(out,
+            "Usage: genpulse %s [options]\n\n%s\n\nOptions (each also read from the "
+            "environment variable shown):\n",
+            cmd_name, cmd_doc);
     for (size_t i = 0; i < N_SETTINGS; i++) {
         const setting_t *st = &settings_table[i];
         if (!(st->commands & cmd))
@@ -167,8 +172,8 @@ void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const
             for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
                 char flag[128], env[128];
                 provider_names(pr->name, ps->name, flag, env, sizeof flag);
-                fprintf(out, "  --%-20s %s\n  %-22s [%s; default: \"%s\"%s]\n", flag, ps->doc,
-                        "", env, ps->default_value, ps->secret ? "; secret" : "");
+                fprintf(out, "  --%-20s %s\n  %-22s [%s; default: \"%s\"%s]\n", flag, ps->doc, "",
+                        env, ps->default_value, ps->secret ? "; secret" : "");
             }
         }
     }
@@ -284,7 +289,8 @@ int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const
             return 1;
         }
         if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "genpulse %s: unexpected argument \"%s\" (see --help)\n", cmd_name, arg);
+            fprintf(stderr, "genpulse %s: unexpected argument \"%s\" (see --help)\n", cmd_name,
+                    arg);
             return -1;
         }
         const char *name = arg + 2, *eq = strchr(name, '=');

@@ -44,7 +44,12 @@ typedef struct gp_settings {
 const char *gp_settings_provider(const gp_settings_t *s, const char *provider, const char *name);
 
 /* Which commands a setting applies to (bit flags). */
-enum { GP_CMD_SERVE = 1, GP_CMD_API = 2, GP_CMD_WORKER = 4, GP_CMD_MIGRATE = 8 };
+enum {
+    GP_CMD_SERVE = 1,
+    GP_CMD_API = 2,
+    GP_CMD_WORKER = 4,
+    GP_CMD_MIGRATE = 8
+};
 
 /*
  * Fills s from defaults, then the environment, then argv[first..argc) for command `cmd`.

@@ -21,7 +21,10 @@ int gp_task_status_parse(const char *s)
     return -1;
 }
 
-bool gp_task_status_terminal(gp_task_status_t s) { return s >= GP_TASK_SUCCEEDED; }
+bool gp_task_status_terminal(gp_task_status_t s)
+{
+    return s >= GP_TASK_SUCCEEDED;
+}
 
 void gp_task_clear(gp_task_t *t)
 {
@@ -35,7 +38,10 @@ void gp_task_clear(gp_task_t *t)
     memset(t, 0, sizeof *t);
 }
 
-static char *dup_or_null(const char *s) { return s ? gp_xstrdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+    return s ? gp_xstrdup(s) : NULL;
+}
 
 void gp_task_copy(gp_task_t *dst, const gp_task_t *src)
 {
@@ -126,8 +132,8 @@ json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const cha
     json_object_set_new(o, "completed_at", time_or_null(t->completed_at));
     char *get = gp_xasprintf("%s/v1/tasks/%s", public_url, t->id);
     char *cancel = gp_xasprintf("%s/cancel", get), *events = gp_xasprintf("%s/events", get);
-    json_object_set_new(o, "urls", json_pack("{s:s, s:s, s:s}", "get", get, "cancel", cancel,
-                                             "events", events));
+    json_object_set_new(
+        o, "urls", json_pack("{s:s, s:s, s:s}", "get", get, "cancel", cancel, "events", events));
     free(get);
     free(cancel);
     free(events);

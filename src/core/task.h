@@ -25,19 +25,19 @@ bool gp_task_status_terminal(gp_task_status_t s);
 
 typedef struct gp_task {
     char id[37];
-    int64_t seq;            /* store-assigned, orders the list endpoint */
+    int64_t seq; /* store-assigned, orders the list endpoint */
     char *task_type;
     char *provider;
     gp_task_status_t status;
-    json_t *params;         /* owned */
-    json_t *result;         /* owned; NULL = none */
-    char *error_code;       /* NULL = no error */
+    json_t *params;   /* owned */
+    json_t *result;   /* owned; NULL = none */
+    char *error_code; /* NULL = no error */
     char *error_message;
-    int attempts;           /* runs started so far */
+    int attempts; /* runs started so far */
     int max_retries;
     int priority;
     bool cancel_requested;
-    char *idempotency_key;  /* NULL = none */
+    char *idempotency_key;                                    /* NULL = none */
     int64_t created_at, started_at, completed_at, not_before; /* ms since epoch; 0 = unset */
 } gp_task_t;
 
@@ -47,9 +47,9 @@ void gp_task_copy(gp_task_t *dst, const gp_task_t *src);
 
 /* Fast-changing state kept outside the database (seed 003's split state). */
 typedef struct gp_hot_state {
-    int progress;       /* -1 = unknown */
-    char step[256];     /* "" = none */
-    uint64_t seq;       /* last event id published for the task */
+    int progress;   /* -1 = unknown */
+    char step[256]; /* "" = none */
+    uint64_t seq;   /* last event id published for the task */
 } gp_hot_state_t;
 
 /* The client-facing task object (GET /v1/tasks/{id}). hot may be NULL. New reference. */

@@ -252,7 +252,7 @@ int gp_write_file_atomic(const char *path, const void *data, size_t len)
 /* ---- string map: open addressing with linear probing and tombstones ---- */
 
 struct gp_strmap {
-    char **keys;   /* NULL = empty, TOMBSTONE = deleted */
+    char **keys; /* NULL = empty, TOMBSTONE = deleted */
     void **values;
     size_t cap, count, used;
 };
@@ -373,7 +373,10 @@ void *gp_strmap_del(gp_strmap_t *m, const char *key)
     return old;
 }
 
-size_t gp_strmap_count(const gp_strmap_t *m) { return m->count; }
+size_t gp_strmap_count(const gp_strmap_t *m)
+{
+    return m->count;
+}
 
 void gp_strmap_each(const gp_strmap_t *m, void (*fn)(const char *, void *, void *), void *arg)
 {

@@ -49,14 +49,17 @@ static const gp_param_spec_t command_params[] = {
 };
 
 static const gp_provider_setting_t command_settings[] = {
-    {"program", "", false, "Executable to run (absolute path). Empty: the provider refuses "
-                           "tasks."},
+    {"program", "", false,
+     "Executable to run (absolute path). Empty: the provider refuses "
+     "tasks."},
     {"args", "", false, "Arguments before the program's stdin JSON, separated by spaces."},
     {"workdir", "", false, "Working directory. Empty: the task's private scratch directory."},
-    {"env", "", false, "Extra environment, NAME=VALUE pairs separated by spaces (the rest of "
-                       "the environment is cleared except PATH, HOME, LANG, TZ)."},
-    {"concurrency", "0", false, "Programs running at once across all workers (0: no limit "
-                                "beyond the worker slots)."},
+    {"env", "", false,
+     "Extra environment, NAME=VALUE pairs separated by spaces (the rest of "
+     "the environment is cleared except PATH, HOME, LANG, TZ)."},
+    {"concurrency", "0", false,
+     "Programs running at once across all workers (0: no limit "
+     "beyond the worker slots)."},
     {NULL, NULL, false, NULL},
 };
 
@@ -134,8 +137,7 @@ static void store_output(run_state_t *st, const char *path_arg, const char *cont
     const char *name = strrchr(path, '/') + 1;
     if (st->store_rc == 0)
         st->store_rc = gp_ctx_store_file(st->ctx, name, path,
-                                         content_type && *content_type ? content_type : NULL,
-                                         NULL);
+                                         content_type && *content_type ? content_type : NULL, NULL);
     st->outputs++;
 }
 
@@ -149,7 +151,10 @@ static void handle_line(run_state_t *st, char *line)
         long pct = strtol(line + 9, &end, 10);
         while (end && *end == ' ')
             end++;
-        (void)gp_ctx_progress(st->ctx, (int)(pct < 0 ? 0 : pct > 100 ? 100 : pct),
+        (void)gp_ctx_progress(st->ctx,
+                              (int)(pct < 0     ? 0
+                                    : pct > 100 ? 100
+                                                : pct),
                               end && *end ? end : NULL);
     } else if (!strncmp(line, "output ", 7)) {
         char *path = line + 7, *ct = strchr(path, ' ');
@@ -230,23 +235,23 @@ static int command_run(gp_ctx_t *ctx)
 {
     const char *program = gp_ctx_setting(ctx, "program");
     if (!program[0])
-        return gp_ctx_fail(ctx, false, "not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_NOT_CONFIGURED,
                            "the command provider has no program: set --command-program");
     const char *scratch = gp_ctx_scratch_dir(ctx);
     if (!scratch)
-        return gp_ctx_fail(ctx, true, "engine_error", "no scratch directory");
+        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "no scratch directory");
     char output_dir[4096];
     snprintf(output_dir, sizeof output_dir, "%s/out", scratch);
     if (mkdir(output_dir, 0700) != 0 && errno != EEXIST)
-        return gp_ctx_fail(ctx, true, "engine_error", "cannot create %s", output_dir);
+        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "cannot create %s", output_dir);
     int rc = 0;
     json_t *inputs = fetch_inputs(ctx, &rc);
     if (!inputs)
         return rc;
 
-    json_t *job = json_pack("{s:s, s:i, s:O, s:o, s:s}", "task_id", gp_ctx_task_id(ctx),
-                            "attempt", gp_ctx_attempt(ctx), "params", gp_ctx_params(ctx),
-                            "inputs", inputs, "output_dir", output_dir);
+    json_t *job = json_pack("{s:s, s:i, s:O, s:o, s:s}", "task_id", gp_ctx_task_id(ctx), "attempt",
+                            gp_ctx_attempt(ctx), "params", gp_ctx_params(ctx), "inputs", inputs,
+                            "output_dir", output_dir);
     char *job_text = json_dumps(job, JSON_COMPACT);
     json_decref(job);
 
@@ -263,7 +268,7 @@ static int command_run(gp_ctx_t *ctx)
     int in_pipe[2], out_pipe[2], err_pipe[2];
     if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
         free(job_text);
-        return gp_ctx_fail(ctx, true, "engine_error", "pipe: %s", strerror(errno));
+        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "pipe: %s", strerror(errno));
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -290,7 +295,7 @@ static int command_run(gp_ctx_t *ctx)
         close(out_pipe[0]);
         close(err_pipe[0]);
         free(job_text);
-        return gp_ctx_fail(ctx, false, "engine_error", "cannot start %s: %s", program,
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR, "cannot start %s: %s", program,
                            strerror(sp));
     }
     gp_ctx_log(ctx, GP_LOG_INFO, "command: started %s (pid %d)", program, (int)pid);
@@ -406,10 +411,10 @@ static int command_run(gp_ctx_t *ctx)
         return st.store_rc;
     }
     if (WIFEXITED(status))
-        return gp_ctx_fail(ctx, WEXITSTATUS(status) == 75, "engine_error",
+        return gp_ctx_fail(ctx, WEXITSTATUS(status) == 75, GP_TE_ENGINE_ERROR,
                            "%s exited with status %d%s%.500s", program, WEXITSTATUS(status),
                            st.err_len ? ": " : "", last ? last + 1 : msg);
-    return gp_ctx_fail(ctx, true, "engine_error", "%s was killed by signal %d", program,
+    return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "%s was killed by signal %d", program,
                        WTERMSIG(status));
 }
 

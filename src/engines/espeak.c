@@ -118,7 +118,7 @@ static int lock_engine(gp_ctx_t *ctx)
     if (rc == 0)
         return 0;
     if (rc != EBUSY)
-        return gp_ctx_fail(ctx, true, "engine_error", "cannot lock espeak-ng (error %d)", rc);
+        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "cannot lock espeak-ng (error %d)", rc);
 
     rc = gp_ctx_progress(ctx, 1, "waiting for engine");
     if (rc != 0)
@@ -126,7 +126,7 @@ static int lock_engine(gp_ctx_t *ctx)
     for (;;) {
         struct timespec deadline;
         if (clock_gettime(CLOCK_REALTIME, &deadline) != 0)
-            return gp_ctx_fail(ctx, true, "engine_error", "clock_gettime failed (errno %d)",
+            return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "clock_gettime failed (errno %d)",
                                errno);
         deadline.tv_nsec += (long)ESPEAK_LOCK_POLL_MS * 1000000L;
         if (deadline.tv_nsec >= 1000000000L) {
@@ -137,7 +137,7 @@ static int lock_engine(gp_ctx_t *ctx)
         if (rc == 0)
             return 0;
         if (rc != ETIMEDOUT)
-            return gp_ctx_fail(ctx, true, "engine_error", "cannot lock espeak-ng (error %d)",
+            return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "cannot lock espeak-ng (error %d)",
                                rc);
         if (gp_ctx_is_canceled(ctx))
             return gp_ctx_canceled_error(ctx);
@@ -251,9 +251,9 @@ static int on_synth_chunk(short *wav, int sample_count, espeak_EVENT *events)
         size_t done = (size_t)text_position;
         if (done > capture->text_chars)
             done = capture->text_chars;
-        int percent = PROGRESS_SYNTH_START +
-                      (int)((size_t)(PROGRESS_SYNTH_END - PROGRESS_SYNTH_START) * done /
-                            capture->text_chars);
+        int percent =
+            PROGRESS_SYNTH_START +
+            (int)((size_t)(PROGRESS_SYNTH_END - PROGRESS_SYNTH_START) * done / capture->text_chars);
         if (percent > capture->last_percent) {
             capture->last_percent = percent;
             if (gp_ctx_progress(capture->ctx, percent, NULL) != 0) {
@@ -274,15 +274,15 @@ static int synthesize_locked(gp_ctx_t *ctx, speech_capture_t *capture, const cha
 {
     espeak_ERROR err = espeak_SetVoiceByName(voice);
     if (err == EE_NOT_FOUND)
-        return gp_ctx_fail(ctx, false, "invalid_voice", "espeak-ng has no voice named \"%s\"",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_VOICE, "espeak-ng has no voice named \"%s\"",
                            voice);
     if (err != EE_OK)
-        return gp_ctx_fail(ctx, false, "invalid_voice", "espeak-ng could not load voice \"%s\"",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_VOICE, "espeak-ng could not load voice \"%s\"",
                            voice);
     /* Set after the voice: these settings are global and outlive the previous task. */
     if (espeak_SetParameter(espeakRATE, rate, 0) != EE_OK ||
         espeak_SetParameter(espeakPITCH, pitch, 0) != EE_OK)
-        return gp_ctx_fail(ctx, false, "engine_error", "espeak-ng rejected rate %d / pitch %d",
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR, "espeak-ng rejected rate %d / pitch %d",
                            rate, pitch);
 
     int rc = gp_ctx_progress(ctx, PROGRESS_SYNTH_START, "synthesizing");
@@ -291,27 +291,23 @@ static int synthesize_locked(gp_ctx_t *ctx, speech_capture_t *capture, const cha
 
     active_capture = capture;
     /* Plain UTF-8 only: no SSML or [[phoneme]] input from clients. */
-    err = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL,
-                       NULL);
+    err = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
     active_capture = NULL;
 
     /* espeak_Synth returns EE_OK even when the callback stopped it, so check ours first. */
     switch (capture->stop) {
-    case CAPTURE_RUNNING:
-        break;
-    case CAPTURE_CANCELED:
-        return gp_ctx_canceled_error(ctx);
+    case CAPTURE_RUNNING: break;
+    case CAPTURE_CANCELED: return gp_ctx_canceled_error(ctx);
     case CAPTURE_TOO_LONG:
-        return gp_ctx_fail(ctx, false, "output_too_long",
+        return gp_ctx_fail(ctx, false, GP_TE_OUTPUT_TOO_LONG,
                            "the speech would last more than %d seconds; shorten the text or "
                            "raise the rate",
                            ESPEAK_MAX_AUDIO_SECONDS);
     case CAPTURE_OUT_OF_MEMORY:
-    default:
-        return gp_ctx_fail(ctx, true, "out_of_memory", "out of memory collecting audio");
+    default: return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "out of memory collecting audio");
     }
     if (err != EE_OK)
-        return gp_ctx_fail(ctx, false, "engine_error", "espeak-ng synthesis failed (%d)",
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR, "espeak-ng synthesis failed (%d)",
                            (int)err);
     return 0;
 }
@@ -359,7 +355,7 @@ static int store_speech(gp_ctx_t *ctx, const speech_capture_t *capture, int samp
     double duration = (double)capture->sample_count / (double)sample_rate;
     json_t *extra = json_pack("{s:f, s:i}", "duration", duration, "sample_rate", sample_rate);
     if (extra == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the asset metadata");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the asset metadata");
     return gp_ctx_store_bytes(ctx, "speech.wav", capture->wav,
                               WAV_HEADER_BYTES + 2 * capture->sample_count, "audio/wav", extra);
 }
@@ -371,13 +367,13 @@ static int espeak_run(gp_ctx_t *ctx)
 
     const char *text = gp_ctx_param_str(ctx, "text", NULL);
     if (text == NULL || text[0] == '\0')
-        return gp_ctx_fail(ctx, false, "invalid_params", "text is required");
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "text is required");
     if (strlen(text) > ESPEAK_MAX_TEXT_BYTES)
-        return gp_ctx_fail(ctx, false, "invalid_params", "text is longer than %d bytes",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "text is longer than %d bytes",
                            ESPEAK_MAX_TEXT_BYTES);
     const char *voice = gp_ctx_param_str(ctx, "voice", "en");
     if (!voice_name_is_valid(voice))
-        return gp_ctx_fail(ctx, false, "invalid_voice",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_VOICE,
                            "voice must be 1 to %d letters, digits, '-' or '+' (e.g. \"en-us\", "
                            "\"en+f3\")",
                            ESPEAK_MAX_VOICE_LENGTH);
@@ -393,8 +389,8 @@ static int espeak_run(gp_ctx_t *ctx)
     if (once_rc != 0 || sample_rate <= 0) {
         unlock_engine();
         if (once_rc != 0)
-            return gp_ctx_fail(ctx, true, "engine_error", "pthread_once failed (%d)", once_rc);
-        return gp_ctx_fail(ctx, false, "engine_unavailable", "%s", engine_init_error);
+            return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "pthread_once failed (%d)", once_rc);
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_UNAVAILABLE, "%s", engine_init_error);
     }
 
     speech_capture_t capture = {
@@ -407,7 +403,7 @@ static int espeak_run(gp_ctx_t *ctx)
     unlock_engine();
 
     if (rc == 0 && capture.sample_count == 0)
-        rc = gp_ctx_fail(ctx, false, "empty_output",
+        rc = gp_ctx_fail(ctx, false, GP_TE_EMPTY_OUTPUT,
                          "espeak-ng produced no audio; the text may contain nothing speakable");
     if (rc == 0)
         rc = store_speech(ctx, &capture, sample_rate);

@@ -101,7 +101,9 @@ static void draw_scene(uint8_t *rgb, int width, int height, uint64_t seed, const
     kb_hsv(hue, 0.55, 0.25, top);
     kb_hsv(hue + 0.1, 0.5, 0.9, bottom);
 
-    enum { DISCS = 9 };
+    enum {
+        DISCS = 9
+    };
     struct {
         double x, y, r, alpha, ring, color[3];
     } discs[DISCS];
@@ -162,8 +164,8 @@ static void plan_camera(camera_t *cam, int src_w, int src_h, double zoom, uint64
 }
 
 /* Bilinear resample of the framing at time t (0..1, eased) into an out_w x out_h frame. */
-static void render_frame(const uint8_t *src, int src_w, int src_h, const camera_t *cam,
-                         double t, uint8_t *out, int out_w, int out_h)
+static void render_frame(const uint8_t *src, int src_w, int src_h, const camera_t *cam, double t,
+                         uint8_t *out, int out_w, int out_h)
 {
     double e = t * t * (3 - 2 * t);
     double fw = cam->w0 + (cam->w1 - cam->w0) * e, fh = cam->h0 + (cam->h1 - cam->h0) * e;
@@ -210,7 +212,7 @@ static int av_failure(gp_ctx_t *ctx, const char *what, int code)
 {
     char detail[AV_ERROR_MAX_STRING_SIZE] = "";
     (void)av_strerror(code, detail, sizeof detail);
-    return gp_ctx_fail(ctx, false, "engine_error", "%s: %s", what, detail);
+    return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR, "%s: %s", what, detail);
 }
 
 static void encoder_close(encoder_t *enc)
@@ -233,7 +235,7 @@ static int encoder_open(gp_ctx_t *ctx, encoder_t *enc, const char *path, int wid
     if (codec == NULL)
         codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
     if (codec == NULL)
-        return gp_ctx_fail(ctx, false, "engine_unavailable",
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_UNAVAILABLE,
                            "libavcodec has neither libx264 nor an MPEG-4 encoder");
     enc->codec_name = codec->name;
     int code = avformat_alloc_output_context2(&enc->format, NULL, "mp4", path);
@@ -244,7 +246,7 @@ static int encoder_open(gp_ctx_t *ctx, encoder_t *enc, const char *path, int wid
     enc->frame = av_frame_alloc();
     enc->packet = av_packet_alloc();
     if (enc->stream == NULL || enc->codec == NULL || enc->frame == NULL || enc->packet == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "cannot allocate the encoder");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "cannot allocate the encoder");
 
     AVCodecContext *c = enc->codec;
     c->width = width;
@@ -280,10 +282,10 @@ static int encoder_open(gp_ctx_t *ctx, encoder_t *enc, const char *path, int wid
     code = av_frame_get_buffer(enc->frame, 0);
     if (code < 0)
         return av_failure(ctx, "cannot allocate a video frame", code);
-    enc->sws = sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height,
-                              AV_PIX_FMT_YUV420P, SWS_BILINEAR, NULL, NULL, NULL);
+    enc->sws = sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P,
+                              SWS_BILINEAR, NULL, NULL, NULL);
     if (enc->sws == NULL)
-        return gp_ctx_fail(ctx, false, "engine_error", "cannot set up RGB to YUV conversion");
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR, "cannot set up RGB to YUV conversion");
 
     code = avio_open(&enc->format->pb, path, AVIO_FLAG_WRITE);
     if (code < 0)
@@ -386,7 +388,7 @@ static int choose_size(gp_ctx_t *ctx, double aspect_w, double aspect_h, int *wid
     *height = even_down(fh);
     if (*width < 16 || *height < 16 || *width > KB_MAX_SIDE || *height > KB_MAX_SIDE ||
         (int64_t)*width * *height > KB_MAX_PIXELS)
-        return gp_ctx_fail(ctx, false, "invalid_params",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
                            "video size %dx%d is outside 16..%d per side and %d pixels per "
                            "frame",
                            *width, *height, KB_MAX_SIDE, KB_MAX_PIXELS);
@@ -394,48 +396,47 @@ static int choose_size(gp_ctx_t *ctx, double aspect_w, double aspect_h, int *wid
 }
 
 /* The input image, cover-cropped to exactly src_w x src_h, as packed RGB8. */
-static int load_source_image(gp_ctx_t *ctx, const char *path, int src_w, int src_h,
-                             uint8_t **rgb)
+static int load_source_image(gp_ctx_t *ctx, const char *path, int src_w, int src_h, uint8_t **rgb)
 {
     *rgb = NULL;
     VipsImage *fitted = NULL, *flat = NULL;
     if (vips_thumbnail(path, &fitted, src_w, "height", src_h, "size", VIPS_SIZE_BOTH, "crop",
                        VIPS_INTERESTING_CENTRE, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL) != 0)
-        return engine_vips_fail(ctx, false, "invalid_input", "cannot decode the input image");
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the input image");
     int rc = engine_to_srgb8(fitted, &flat, 255.0);
     g_object_unref(fitted);
     if (rc != 0)
-        return engine_vips_fail(ctx, false, "invalid_input", "cannot convert the input image");
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot convert the input image");
     size_t size = 0;
     void *pixels = vips_image_write_to_memory(flat, &size);
     int got_w = vips_image_get_width(flat), got_h = vips_image_get_height(flat);
     g_object_unref(flat);
     if (pixels == NULL)
-        return engine_vips_fail(ctx, false, "invalid_input", "cannot decode the input image");
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the input image");
     if (got_w != src_w || got_h != src_h || size != (size_t)src_w * (size_t)src_h * 3) {
         g_free(pixels);
-        return gp_ctx_fail(ctx, false, "engine_error", "the input image came out %dx%d, not %dx%d",
-                           got_w, got_h, src_w, src_h);
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR,
+                           "the input image came out %dx%d, not %dx%d", got_w, got_h, src_w, src_h);
     }
     /* Copy into malloc'd memory so one free() releases every source. */
     *rgb = malloc(size);
     if (*rgb != NULL)
         memcpy(*rgb, pixels, size);
     g_free(pixels);
-    return *rgb != NULL ? 0 : gp_ctx_fail(ctx, true, "out_of_memory", "no memory for the source");
+    return *rgb != NULL ? 0
+                        : gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for the source");
 }
 
-static int write_preview(gp_ctx_t *ctx, const uint8_t *rgb, int width, int height,
-                         const char *path)
+static int write_preview(gp_ctx_t *ctx, const uint8_t *rgb, int width, int height, const char *path)
 {
     VipsImage *image = vips_image_new_from_memory(rgb, (size_t)width * (size_t)height * 3, width,
                                                   height, 3, VIPS_FORMAT_UCHAR);
     if (image == NULL)
-        return engine_vips_fail(ctx, true, "engine_error", "cannot wrap the preview frame");
+        return engine_vips_fail(ctx, true, GP_TE_ENGINE_ERROR, "cannot wrap the preview frame");
     int rc = vips_jpegsave(image, path, "Q", 85, "strip", TRUE, NULL);
     g_object_unref(image);
     if (rc != 0)
-        return engine_vips_fail(ctx, true, "engine_error", "cannot write the preview");
+        return engine_vips_fail(ctx, true, GP_TE_ENGINE_ERROR, "cannot write the preview");
     return gp_ctx_publish_preview(ctx, "preview.jpg", path, "image/jpeg");
 }
 
@@ -450,14 +451,14 @@ static int kenburns_run(gp_ctx_t *ctx)
         return rc;
     const char *dir = gp_ctx_scratch_dir(ctx);
     if (dir == NULL)
-        return gp_ctx_fail(ctx, true, "storage_error", "no scratch directory");
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "no scratch directory");
 
     int fps = (int)gp_ctx_param_int(ctx, "fps", 24);
     int64_t duration = gp_ctx_param_int(ctx, "duration", 5);
     double zoom = gp_ctx_param_num(ctx, "zoom", 1.3);
     uint64_t seed = (uint64_t)gp_ctx_param_int(ctx, "seed", 0);
     if (fps < 1 || fps > 60 || duration < 1 || duration > 30 || !(zoom >= 1.0 && zoom <= 3.0))
-        return gp_ctx_fail(ctx, false, "invalid_params", "fps, duration or zoom out of range");
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "fps, duration or zoom out of range");
     bool from_image = json_object_get(gp_ctx_params(ctx), "image") != NULL;
 
     char input[4096];
@@ -491,7 +492,7 @@ static int kenburns_run(gp_ctx_t *ctx)
     } else {
         source = malloc((size_t)src_w * (size_t)src_h * 3);
         if (source == NULL)
-            return gp_ctx_fail(ctx, true, "out_of_memory", "no memory for the scene");
+            return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for the scene");
         draw_scene(source, src_w, src_h, seed, gp_ctx_param_str(ctx, "prompt", ""));
     }
     camera_t camera;
@@ -504,7 +505,7 @@ static int kenburns_run(gp_ctx_t *ctx)
     encoder_t enc;
     memset(&enc, 0, sizeof enc);
     if (frame == NULL) {
-        rc = gp_ctx_fail(ctx, true, "out_of_memory", "no memory for a frame");
+        rc = gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for a frame");
         goto done;
     }
     if ((rc = encoder_open(ctx, &enc, video_path, width, height, fps)) != 0)
@@ -528,9 +529,9 @@ static int kenburns_run(gp_ctx_t *ctx)
         if (i == 0 && (rc = write_preview(ctx, frame, width, height, preview_path)) != 0)
             goto done;
         if ((i + 1) % report_every == 0 || i + 1 == frames) {
-            int percent = KB_PROGRESS_FRAMES_START +
-                          (int)((KB_PROGRESS_FRAMES_END - KB_PROGRESS_FRAMES_START) * (i + 1) /
-                                frames);
+            int percent =
+                KB_PROGRESS_FRAMES_START +
+                (int)((KB_PROGRESS_FRAMES_END - KB_PROGRESS_FRAMES_START) * (i + 1) / frames);
             if (gp_ctx_progress(ctx, percent, "encoding") != 0) {
                 rc = gp_ctx_canceled_error(ctx);
                 goto done;

@@ -123,9 +123,9 @@ static void scene_init(scene_t *scene, uint32_t width, uint32_t height, uint64_t
     double base_hue = splitmix64_unit(&rng);
     scene->gradient_from = hsv_to_rgb(base_hue, splitmix64_range(&rng, 0.45, 0.75),
                                       splitmix64_range(&rng, 0.15, 0.35));
-    scene->gradient_to = hsv_to_rgb(base_hue + splitmix64_range(&rng, 0.06, 0.18),
-                                    splitmix64_range(&rng, 0.40, 0.70),
-                                    splitmix64_range(&rng, 0.65, 0.92));
+    scene->gradient_to =
+        hsv_to_rgb(base_hue + splitmix64_range(&rng, 0.06, 0.18),
+                   splitmix64_range(&rng, 0.40, 0.70), splitmix64_range(&rng, 0.65, 0.92));
     double angle = splitmix64_range(&rng, 0.0, 2.0 * SIM_PI);
     scene->gradient_cos = cos(angle);
     scene->gradient_sin = sin(angle);
@@ -136,10 +136,11 @@ static void scene_init(scene_t *scene, uint32_t width, uint32_t height, uint64_t
     scene->circle_count = 3 + (size_t)(splitmix64_next(&rng) % (SIM_MAX_CIRCLES - 2));
     for (size_t i = 0; i < scene->circle_count; i++) {
         soft_circle_t *circle = &scene->circles[i];
-        size_t offset_index = (size_t)(splitmix64_next(&rng) % (sizeof hue_offsets / sizeof hue_offsets[0]));
+        size_t offset_index =
+            (size_t)(splitmix64_next(&rng) % (sizeof hue_offsets / sizeof hue_offsets[0]));
         double hue = base_hue + hue_offsets[offset_index] + splitmix64_range(&rng, -0.03, 0.03);
-        circle->color = hsv_to_rgb(hue, splitmix64_range(&rng, 0.35, 0.75),
-                                   splitmix64_range(&rng, 0.80, 1.0));
+        circle->color =
+            hsv_to_rgb(hue, splitmix64_range(&rng, 0.35, 0.75), splitmix64_range(&rng, 0.80, 1.0));
         circle->center_x = splitmix64_range(&rng, -0.1, 1.1) * (double)width;
         circle->center_y = splitmix64_range(&rng, -0.1, 1.1) * (double)height;
         circle->radius = splitmix64_range(&rng, 0.10, 0.45) * short_side;
@@ -302,8 +303,8 @@ static encode_status_t encode_scene_png(gp_ctx_t *ctx, const scene_t *scene, png
     }
 
     png_set_write_fn(png, out, png_memory_write, png_memory_flush);
-    png_set_IHDR(png, info, scene->width, scene->height, 8, PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, scene->width, scene->height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     /* Say what made it, so nobody mistakes the picture for model output. */
     png_text software = {
         .compression = PNG_TEXT_COMPRESSION_NONE,
@@ -364,13 +365,13 @@ static int simulator_run(gp_ctx_t *ctx)
 
     const char *fail_message = gp_ctx_param_str(ctx, "fail", NULL);
     if (fail_message != NULL)
-        return gp_ctx_fail(ctx, false, "simulated_failure", "%s",
+        return gp_ctx_fail(ctx, false, GP_TE_SIMULATED_FAILURE, "%s",
                            fail_message[0] != '\0' ? fail_message : "simulated failure");
 
     int64_t fail_times = clamp_i64(gp_ctx_param_int(ctx, "fail_times", 0), 0, 100);
     int attempt = gp_ctx_attempt(ctx);
     if (attempt <= fail_times)
-        return gp_ctx_fail(ctx, true, "simulated_transient",
+        return gp_ctx_fail(ctx, true, GP_TE_SIMULATED_TRANSIENT,
                            "simulated transient failure (attempt %d of %lld)", attempt,
                            (long long)fail_times);
 
@@ -398,28 +399,25 @@ static int simulator_run(gp_ctx_t *ctx)
     png_memory_t out = {.limit = raw_bytes + raw_bytes / 8 + 1024 * 1024};
     png_byte *row = malloc(3 * (size_t)width);
     if (row == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not allocate a %u-pixel row",
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not allocate a %u-pixel row",
                            (unsigned)width);
 
     encode_status_t status = encode_scene_png(ctx, &scene, row, &out);
     free(row);
     switch (status) {
-    case ENCODE_OK:
-        break;
-    case ENCODE_CANCELED:
-        free(out.data);
-        return gp_ctx_canceled_error(ctx);
+    case ENCODE_OK: break;
+    case ENCODE_CANCELED: free(out.data); return gp_ctx_canceled_error(ctx);
     case ENCODE_OUT_OF_MEMORY:
         free(out.data);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "out of memory encoding the PNG");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "out of memory encoding the PNG");
     case ENCODE_TOO_LARGE:
         free(out.data);
-        return gp_ctx_fail(ctx, false, "output_too_large",
-                           "encoded PNG would exceed %zu bytes", out.limit);
+        return gp_ctx_fail(ctx, false, GP_TE_OUTPUT_TOO_LARGE, "encoded PNG would exceed %zu bytes",
+                           out.limit);
     case ENCODE_LIBPNG_ERROR:
     default:
         free(out.data);
-        return gp_ctx_fail(ctx, false, "engine_error", "libpng: %s", out.error);
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR, "libpng: %s", out.error);
     }
 
     rc = gp_ctx_progress(ctx, 96, "storing");
@@ -432,7 +430,7 @@ static int simulator_run(gp_ctx_t *ctx)
                               (json_int_t)height, "seed", (json_int_t)seed);
     if (extra == NULL) {
         free(out.data);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the asset metadata");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the asset metadata");
     }
     rc = gp_ctx_store_bytes(ctx, "image.png", out.data, out.length, "image/png", extra);
     free(out.data);
@@ -441,7 +439,7 @@ static int simulator_run(gp_ctx_t *ctx)
 
     json_t *result = json_pack("{s:I}", "seed", (json_int_t)seed);
     if (result == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the result");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the result");
     gp_ctx_set_result(ctx, result);
 
     return gp_ctx_progress(ctx, 100, "done");

@@ -18,8 +18,8 @@
 
 #define VIPS_MAX_OUTPUT_SIDE 8192
 
-static const char *const vips_operations[] = {"resize",    "crop",      "rotate", "blur",
-                                              "sharpen",   "grayscale", "flip",   NULL};
+static const char *const vips_operations[] = {"resize",  "crop",      "rotate", "blur",
+                                              "sharpen", "grayscale", "flip",   NULL};
 static const char *const vips_formats[] = {"png", "jpeg", "webp", NULL};
 static const char *const vips_directions[] = {"horizontal", "vertical", NULL};
 
@@ -76,7 +76,7 @@ static void on_eval(VipsImage *image, VipsProgress *progress, void *data)
 /* Keep a param-range error a client error: 422-like, permanent. */
 static int bad_params(gp_ctx_t *ctx, const char *message, int width, int height)
 {
-    return gp_ctx_fail(ctx, false, "invalid_params", "%s (the input is %dx%d)", message, width,
+    return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "%s (the input is %dx%d)", message, width,
                        height);
 }
 
@@ -99,27 +99,26 @@ static int apply_operation(vips_job_t *job, const char *path, int width, int hei
         double scale = fmin((double)box_w / width, (double)box_h / height);
         if ((double)width * scale > VIPS_MAX_OUTPUT_SIDE + 0.5 ||
             (double)height * scale > VIPS_MAX_OUTPUT_SIDE + 0.5)
-            return bad_params(ctx, "the resized image would exceed 8192 pixels on a side",
-                              width, height);
+            return bad_params(ctx, "the resized image would exceed 8192 pixels on a side", width,
+                              height);
         /* The output obeys the same pixel ceiling as the input. */
         if ((double)width * scale * (double)height * scale > engine_max_pixels(ctx))
-            return bad_params(ctx, "the resized image would exceed max-megapixels", width,
-                              height);
-        if (vips_thumbnail(path, out, box_w, "height", box_h, "size", VIPS_SIZE_BOTH,
-                           "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL) != 0)
-            return engine_vips_fail(ctx, false, "invalid_input", "cannot decode the image");
+            return bad_params(ctx, "the resized image would exceed max-megapixels", width, height);
+        if (vips_thumbnail(path, out, box_w, "height", box_h, "size", VIPS_SIZE_BOTH, "fail_on",
+                           VIPS_FAIL_ON_TRUNCATED, NULL) != 0)
+            return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
         return 0;
     }
 
     VipsImage *loaded = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
     if (loaded == NULL)
-        return engine_vips_fail(ctx, false, "invalid_input", "cannot decode the image");
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
     /* Edits apply to the picture as viewers show it, so rotate by EXIF first. */
     VipsImage *in = NULL;
     int rc = vips_autorot(loaded, &in, NULL);
     g_object_unref(loaded);
     if (rc != 0)
-        return engine_vips_fail(ctx, false, "invalid_input", "cannot decode the image");
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
 
     rc = 0;
     int vips_rc = 0;
@@ -134,16 +133,16 @@ static int apply_operation(vips_job_t *job, const char *path, int width, int hei
             if (left + want_w > width || top + want_h > height)
                 rc = bad_params(ctx, "the crop region reaches outside the image", width, height);
             else
-                vips_rc = vips_extract_area(in, out, (int)left, (int)top, (int)want_w,
-                                            (int)want_h, NULL);
+                vips_rc =
+                    vips_extract_area(in, out, (int)left, (int)top, (int)want_w, (int)want_h, NULL);
         }
     } else if (strcmp(op, "rotate") == 0) {
         double angle = fmod(gp_ctx_param_num(ctx, "angle", 90.0), 360.0);
         if (angle < 0)
             angle += 360.0;
         if (fabs(angle - round(angle / 90.0) * 90.0) < 1e-9) {
-            static const VipsAngle right_angles[] = {VIPS_ANGLE_D0, VIPS_ANGLE_D90,
-                                                     VIPS_ANGLE_D180, VIPS_ANGLE_D270};
+            static const VipsAngle right_angles[] = {VIPS_ANGLE_D0, VIPS_ANGLE_D90, VIPS_ANGLE_D180,
+                                                     VIPS_ANGLE_D270};
             vips_rc = vips_rot(in, out, right_angles[(int)round(angle / 90.0) % 4], NULL);
         } else {
             VipsImage *source = in, *with_alpha = NULL;
@@ -178,11 +177,11 @@ static int apply_operation(vips_job_t *job, const char *path, int width, int hei
                                                                : VIPS_DIRECTION_HORIZONTAL,
                             NULL);
     } else {
-        rc = gp_ctx_fail(ctx, false, "invalid_params", "unknown operation \"%s\"", op);
+        rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "unknown operation \"%s\"", op);
     }
     g_object_unref(in);
     if (rc == 0 && vips_rc != 0)
-        rc = engine_vips_fail(ctx, false, "engine_error", "the edit failed");
+        rc = engine_vips_fail(ctx, false, GP_TE_ENGINE_ERROR, "the edit failed");
     if (rc != 0 && *out != NULL) {
         g_object_unref(*out);
         *out = NULL;
@@ -247,7 +246,7 @@ static int vips_run(gp_ctx_t *ctx)
     (void)snprintf(name, sizeof name, "image.%s", ext);
     if (dir == NULL || snprintf(output, sizeof output, "%s/%s", dir, name) >= (int)sizeof output) {
         g_object_unref(edited);
-        return gp_ctx_fail(ctx, true, "storage_error", "no scratch directory");
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "no scratch directory");
     }
     /* Pixels are computed here, in one pass from decode to encode. */
     int saved = save_image(&job, edited, output);
@@ -258,7 +257,7 @@ static int vips_run(gp_ctx_t *ctx)
         return gp_ctx_canceled_error(ctx);
     }
     if (saved != 0)
-        return engine_vips_fail(ctx, false, "engine_error", "cannot process the image");
+        return engine_vips_fail(ctx, false, GP_TE_ENGINE_ERROR, "cannot process the image");
     if ((rc = gp_ctx_progress(ctx, 90, "storing")) != 0)
         return gp_ctx_canceled_error(ctx);
 

@@ -36,7 +36,7 @@ static inline int engine_vips_init(gp_ctx_t *ctx)
 {
     (void)pthread_once(&engine_vips_once, engine_vips_start);
     if (engine_vips_status != 0)
-        return gp_ctx_fail(ctx, false, "engine_unavailable", "libvips did not start");
+        return gp_ctx_fail(ctx, false, GP_TE_ENGINE_UNAVAILABLE, "libvips did not start");
     return 0;
 }
 
@@ -56,13 +56,12 @@ static inline void engine_vips_error(char *detail, size_t cap)
 }
 
 /* Fail the task with libvips' reason appended to `what`. */
-static inline int engine_vips_fail(gp_ctx_t *ctx, bool retryable, const char *code,
+static inline int engine_vips_fail(gp_ctx_t *ctx, bool retryable, gp_task_error_t code,
                                    const char *what)
 {
     char detail[200];
     engine_vips_error(detail, sizeof detail);
-    return gp_ctx_fail(ctx, retryable, code, "%s%s%s", what, detail[0] != '\0' ? ": " : "",
-                       detail);
+    return gp_ctx_fail(ctx, retryable, code, "%s%s%s", what, detail[0] != '\0' ? ": " : "", detail);
 }
 
 /* The pixel ceiling from the "max-megapixels" setting ("" or junk: the default). */
@@ -85,10 +84,10 @@ static inline double engine_max_pixels(const gp_ctx_t *ctx)
  */
 static inline int engine_check_input(gp_ctx_t *ctx, const char *path, int *width, int *height)
 {
-    VipsImage *header =
-        vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+    VipsImage *header = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
     if (header == NULL)
-        return engine_vips_fail(ctx, false, "invalid_input", "the input is not a readable image");
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT,
+                                "the input is not a readable image");
     *width = vips_image_get_width(header);
     *height = vips_image_get_height(header);
     if (vips_image_get_orientation_swap(header)) {
@@ -99,9 +98,9 @@ static inline int engine_check_input(gp_ctx_t *ctx, const char *path, int *width
     g_object_unref(header);
     double limit = engine_max_pixels(ctx);
     if ((double)*width * (double)*height > limit)
-        return gp_ctx_fail(ctx, false, "input_too_large",
-                           "the input image is %dx%d, more than the %.1f megapixel limit",
-                           *width, *height, limit / 1e6);
+        return gp_ctx_fail(ctx, false, GP_TE_INPUT_TOO_LARGE,
+                           "the input image is %dx%d, more than the %.1f megapixel limit", *width,
+                           *height, limit / 1e6);
     return 0;
 }
 

@@ -24,7 +24,7 @@ static int echo_run(gp_ctx_t *ctx)
 {
     json_t *copy = json_deep_copy(gp_ctx_params(ctx));
     if (copy == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not copy the params");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not copy the params");
     gp_ctx_set_result(ctx, copy);
     return 0;
 }

@@ -5,8 +5,9 @@
 #include "genpulse/handler.h"
 
 static const gp_param_spec_t image_to_image_params[] = {
-    GP_P_MEDIA("image", true, "The input image: an asset id from POST /v1/assets, or an "
-                              "http(s) or data: URL."),
+    GP_P_MEDIA("image", true,
+               "The input image: an asset id from POST /v1/assets, or an "
+               "http(s) or data: URL."),
     GP_P_STRING("prompt", false, 0, 4000, NULL,
                 "What to change; local transforms that take no prompt ignore it."),
     GP_P_STRING("negative_prompt", false, 0, 4000, NULL, "What to avoid, where supported."),

@@ -5,8 +5,9 @@
 #include "genpulse/handler.h"
 
 static const gp_param_spec_t image_to_video_params[] = {
-    GP_P_MEDIA("image", true, "The first frame: an asset id from POST /v1/assets, or an "
-                              "http(s) or data: URL."),
+    GP_P_MEDIA("image", true,
+               "The first frame: an asset id from POST /v1/assets, or an "
+               "http(s) or data: URL."),
     GP_P_STRING("prompt", false, 0, 4000, NULL, "How the scene should move."),
     GP_P_STRING("negative_prompt", false, 0, 4000, NULL, "What to avoid, where supported."),
     GP_P_INT("duration", false, 1, 30, "5", "Length of the video in seconds."),

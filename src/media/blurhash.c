@@ -62,8 +62,7 @@ int gp_blurhash_encode(int x_comp, int y_comp, int width, int height, const uint
     if (out != NULL)
         out[0] = '\0';
     if (out == NULL || rgb == NULL || x_comp < 1 || x_comp > BH_MAX_COMPONENTS || y_comp < 1 ||
-        y_comp > BH_MAX_COMPONENTS || width < 1 || height < 1 ||
-        bytes_per_row / 3 < (size_t)width)
+        y_comp > BH_MAX_COMPONENTS || width < 1 || height < 1 || bytes_per_row / 3 < (size_t)width)
         return -1;
     size_t components = (size_t)x_comp * (size_t)y_comp;
     if (4 + 2 * components >= GP_BLURHASH_MAX) /* must fit with its NUL */
@@ -142,7 +141,8 @@ int gp_blurhash_encode(int x_comp, int y_comp, int width, int height, const uint
     p = put_base83(p, dc, 4);
     for (size_t k = 1; k < components; k++) {
         unsigned ac = quantise_ac(factors[k][0], maximum) * 19 * 19 +
-                      quantise_ac(factors[k][1], maximum) * 19 + quantise_ac(factors[k][2], maximum);
+                      quantise_ac(factors[k][1], maximum) * 19 +
+                      quantise_ac(factors[k][2], maximum);
         p = put_base83(p, ac, 2);
     }
     *p = '\0';

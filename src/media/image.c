@@ -109,9 +109,8 @@ int gp_media_open_image(const char *path, VipsImage **out, char *err, size_t cap
         return gp_media_vips_fail(err, cap, "not an image libvips can decode");
     int width = vips_image_get_width(image), height = vips_image_get_height(image);
     if ((int64_t)width * height > GP_MEDIA_MAX_PIXELS) {
-        gp_media_set_error(err, cap,
-                           "image is %dx%d: more than the %d megapixel limit", width, height,
-                           GP_MEDIA_MAX_PIXELS / 1000000);
+        gp_media_set_error(err, cap, "image is %dx%d: more than the %d megapixel limit", width,
+                           height, GP_MEDIA_MAX_PIXELS / 1000000);
         g_object_unref(image);
         return -1;
     }
@@ -192,8 +191,8 @@ static int hash_small_image(VipsImage *small, char out[GP_BLURHASH_MAX], char *e
         return gp_media_vips_fail(err, cap, "cannot decode the image");
     int rc = 0;
     if (size != (size_t)width * (size_t)height * 3 ||
-        gp_blurhash_encode(GP_BLURHASH_X, GP_BLURHASH_Y, width, height, pixels,
-                           (size_t)width * 3, out) != 0) {
+        gp_blurhash_encode(GP_BLURHASH_X, GP_BLURHASH_Y, width, height, pixels, (size_t)width * 3,
+                           out) != 0) {
         gp_media_set_error(err, cap, "cannot compute the BlurHash");
         rc = -1;
     }

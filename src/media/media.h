@@ -46,7 +46,7 @@ int gp_media_probe_image(const char *path, gp_image_info_t *info, const char *th
  * Reads the video at path: fills info and, when frame_path is not NULL, writes its first
  * frame there as a JPEG. Returns 0, or -1 when the file is not a decodable video.
  */
-int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *frame_path,
-                         char *err, size_t cap);
+int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *frame_path, char *err,
+                         size_t cap);
 
 #endif

@@ -49,11 +49,11 @@ static void av_fail(char *err, size_t cap, const char *what, int code)
 }
 
 /* Write an RGB24 frame as JPEG via libvips (the pixels are borrowed, not copied). */
-static int write_rgb_jpeg(const uint8_t *rgb, int width, int height, const char *path,
-                          char *err, size_t cap)
+static int write_rgb_jpeg(const uint8_t *rgb, int width, int height, const char *path, char *err,
+                          size_t cap)
 {
-    VipsImage *image = vips_image_new_from_memory(rgb, (size_t)width * (size_t)height * 3,
-                                                  width, height, 3, VIPS_FORMAT_UCHAR);
+    VipsImage *image = vips_image_new_from_memory(rgb, (size_t)width * (size_t)height * 3, width,
+                                                  height, 3, VIPS_FORMAT_UCHAR);
     if (image == NULL)
         return gp_media_vips_fail(err, cap, "cannot wrap the frame");
     int rc = gp_media_write_jpeg(image, path, err, cap);
@@ -82,8 +82,8 @@ static int save_frame(const AVFrame *frame, const char *path, char *err, size_t 
     } else {
         uint8_t *planes[4] = {rgb, NULL, NULL, NULL};
         int strides[4] = {(int)stride, 0, 0, 0};
-        if (sws_scale(sws, (const uint8_t *const *)frame->data, frame->linesize, 0, height,
-                      planes, strides) != height)
+        if (sws_scale(sws, (const uint8_t *const *)frame->data, frame->linesize, 0, height, planes,
+                      strides) != height)
             gp_media_set_error(err, cap, "cannot convert the first frame to RGB");
         else
             rc = write_rgb_jpeg(rgb, width, height, path, err, cap);
@@ -150,8 +150,8 @@ static int decode_first_frame(AVFormatContext *format, AVCodecContext *decoder, 
     return rc;
 }
 
-int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *frame_path,
-                         char *err, size_t cap)
+int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *frame_path, char *err,
+                         size_t cap)
 {
     if (err != NULL && cap > 0)
         err[0] = '\0';
@@ -203,9 +203,9 @@ int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *fr
     const AVCodec *codec = NULL;
     int index = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (index < 0 || codec == NULL) {
-        gp_media_set_error(err, cap, index == AVERROR_DECODER_NOT_FOUND
-                                         ? "no decoder for the video stream"
-                                         : "the file has no video stream");
+        gp_media_set_error(err, cap,
+                           index == AVERROR_DECODER_NOT_FOUND ? "no decoder for the video stream"
+                                                              : "the file has no video stream");
         goto done;
     }
     AVStream *stream = format->streams[index];
@@ -242,8 +242,8 @@ int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *fr
         goto done;
     if (frame->width < 1 || frame->height < 1 || frame->width > VIDEO_MAX_SIDE ||
         frame->height > VIDEO_MAX_SIDE) {
-        gp_media_set_error(err, cap, "decoded frame has an unsupported size %dx%d",
-                           frame->width, frame->height);
+        gp_media_set_error(err, cap, "decoded frame has an unsupported size %dx%d", frame->width,
+                           frame->height);
         goto done;
     }
     if (frame_path != NULL && save_frame(frame, frame_path, err, cap) != 0)

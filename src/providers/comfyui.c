@@ -60,8 +60,8 @@
 
 typedef struct comfy {
     gp_ctx_t *ctx;
-    char base[512];  /* base URL without trailing slash */
-    char *auth;      /* "Authorization: Bearer ..." or NULL; never logged */
+    char base[512]; /* base URL without trailing slash */
+    char *auth;     /* "Authorization: Bearer ..." or NULL; never logged */
     const char *auth_headers[2];
     int silence_ms;
 
@@ -109,8 +109,8 @@ static char *url_encode(const char *s)
 
 static const char *node_class(const json_t *wf, const char *node_id)
 {
-    const char *cls = json_string_value(json_object_get(json_object_get(wf, node_id),
-                                                        "class_type"));
+    const char *cls =
+        json_string_value(json_object_get(json_object_get(wf, node_id), "class_type"));
     return cls != NULL ? cls : "?";
 }
 
@@ -121,8 +121,8 @@ static json_t *node_inputs(json_t *wf, const char *node_id)
 
 static bool is_link(const json_t *v)
 {
-    return json_is_array(v) && json_array_size(v) == 2 &&
-           json_is_string(json_array_get(v, 0)) && json_is_integer(json_array_get(v, 1));
+    return json_is_array(v) && json_array_size(v) == 2 && json_is_string(json_array_get(v, 0)) &&
+           json_is_integer(json_array_get(v, 1));
 }
 
 static void set_input(comfy_t *c, const char *node_id, const char *name, json_t *value)
@@ -148,10 +148,9 @@ static void derive_prompt_id(const char *task_id, int attempt, char out[37])
     free(seed);
     d[6] = (uint8_t)((d[6] & 0x0Fu) | 0x80u);
     d[8] = (uint8_t)((d[8] & 0x3Fu) | 0x80u);
-    (void)snprintf(out, 37,
-                   "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", d[0],
-                   d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13],
-                   d[14], d[15]);
+    (void)snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                   d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12],
+                   d[13], d[14], d[15]);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -196,8 +195,8 @@ static int comfy_post_json(comfy_t *c, const char *path, json_t *body, bool idem
         memset(resp, 0, sizeof *resp);
         return GP_HTTP_E_INVALID;
     }
-    int rc = comfy_request(c, "POST", path, text, strlen(text), "application/json", idempotent,
-                           resp);
+    int rc =
+        comfy_request(c, "POST", path, text, strlen(text), "application/json", idempotent, resp);
     free(text);
     return rc;
 }
@@ -285,15 +284,15 @@ static int http_failure(comfy_t *c, const char *what, int rc, const gp_http_resp
     if (rc == GP_HTTP_E_CANCELED || gp_ctx_is_canceled(c->ctx))
         return GP_CTX_CANCELED;
     if (rc != GP_HTTP_OK)
-        return gp_ctx_fail(c->ctx, rc != GP_HTTP_E_INVALID, "provider_unavailable",
+        return gp_ctx_fail(c->ctx, rc != GP_HTTP_E_INVALID, GP_TE_PROVIDER_UNAVAILABLE,
                            "ComfyUI %s failed: %s%s%s", what, gp_http_strerror(rc),
                            resp->error[0] != '\0' ? ": " : "", resp->error);
     if (resp->status == 401 || resp->status == 403)
-        return gp_ctx_fail(c->ctx, false, "provider_auth",
+        return gp_ctx_fail(c->ctx, false, GP_TE_PROVIDER_AUTH,
                            "ComfyUI refused %s with HTTP %ld; check the comfyui api-key setting "
                            "and the server's access rules",
                            what, resp->status);
-    return gp_ctx_fail(c->ctx, gp_http_status_retryable(resp->status), "provider_error",
+    return gp_ctx_fail(c->ctx, gp_http_status_retryable(resp->status), GP_TE_PROVIDER_ERROR,
                        "ComfyUI %s answered HTTP %ld", what, resp->status);
 }
 
@@ -305,56 +304,56 @@ static int check_workflow(comfy_t *c, const json_t *wf)
 {
     gp_ctx_t *ctx = c->ctx;
     if (!json_is_object(wf))
-        return gp_ctx_fail(ctx, false, "invalid_workflow",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                            "workflow must be a JSON object in ComfyUI's API format: "
                            "{\"<node id>\": {\"class_type\": ..., \"inputs\": {...}}}");
     if (json_is_array(json_object_get(wf, "nodes")) || json_object_get(wf, "links") != NULL ||
         json_object_get(wf, "last_node_id") != NULL)
-        return gp_ctx_fail(ctx, false, "invalid_workflow",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                            "workflow is in ComfyUI's UI (editor) format, which the /prompt API "
                            "does not accept; in ComfyUI use Workflow > Export (API) (or \"Save "
                            "(API Format)\" with dev mode on) and send that file");
     if (json_is_object(json_object_get(wf, "prompt")) &&
         json_object_get(json_object_get(wf, "prompt"), "class_type") == NULL)
-        return gp_ctx_fail(ctx, false, "invalid_workflow",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                            "workflow looks like a whole /prompt request body; send only the "
                            "graph (the value of its \"prompt\" key)");
     size_t n = json_object_size(wf);
     if (n == 0)
-        return gp_ctx_fail(ctx, false, "invalid_workflow", "workflow has no nodes");
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW, "workflow has no nodes");
     if (n > COMFY_MAX_NODES)
-        return gp_ctx_fail(ctx, false, "invalid_workflow", "workflow has more than %d nodes",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW, "workflow has more than %d nodes",
                            COMFY_MAX_NODES);
     const char *id;
     const json_t *node;
-    json_object_foreach((json_t *)wf, id, node) {
+    json_object_foreach ((json_t *)wf, id, node) {
         if (!json_is_object(node))
-            return gp_ctx_fail(ctx, false, "invalid_workflow",
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                                "workflow node \"%.64s\" is not an object", id);
         const char *cls = json_string_value(json_object_get(node, "class_type"));
         if (cls == NULL || cls[0] == '\0')
-            return gp_ctx_fail(ctx, false, "invalid_workflow",
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                                "workflow node \"%.64s\" has no class_type string; is this an "
                                "API-format workflow?",
                                id);
         const json_t *inputs = json_object_get(node, "inputs");
         if (!json_is_object(inputs))
-            return gp_ctx_fail(ctx, false, "invalid_workflow",
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                                "workflow node \"%.64s\" (%.64s) has no inputs object", id, cls);
         const char *name;
         const json_t *value;
-        json_object_foreach((json_t *)inputs, name, value) {
+        json_object_foreach ((json_t *)inputs, name, value) {
             if (!json_is_array(value))
                 continue;
             /* In API format every list input is a link [source node id, output index]. */
             if (!is_link(value))
-                return gp_ctx_fail(ctx, false, "invalid_workflow",
+                return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                                    "node \"%.64s\" input \"%.64s\" is a list but not a link "
                                    "[\"<node id>\", <output index>]",
                                    id, name);
             const char *src = json_string_value(json_array_get(value, 0));
             if (json_object_get(wf, src) == NULL)
-                return gp_ctx_fail(ctx, false, "invalid_workflow",
+                return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                                    "node \"%.64s\" input \"%.64s\" links to node \"%.64s\", "
                                    "which is not in the workflow",
                                    id, name, src);
@@ -388,12 +387,11 @@ static bool patch_text(comfy_t *c, const json_t *link, const char *role, const c
         const char *owner = json_string_value(json_object_get(claimed, id));
         if (owner != NULL && strcmp(owner, role) != 0) {
             gp_ctx_log(c->ctx, GP_LOG_WARN,
-                       "comfyui: node %s feeds both positive and negative; not patched twice",
-                       id);
+                       "comfyui: node %s feeds both positive and negative; not patched twice", id);
             return false;
         }
-        static const char *const fields[] = {"text", "text_g", "text_l", "clip_l", "clip_g",
-                                             "t5xxl", "prompt", NULL};
+        static const char *const fields[] = {"text",   "text_g", "text_l", "clip_l",
+                                             "clip_g", "t5xxl",  "prompt", NULL};
         bool any = false;
         for (size_t i = 0; fields[i] != NULL; i++) {
             if (json_is_string(json_object_get(inputs, fields[i]))) {
@@ -409,8 +407,7 @@ static bool patch_text(comfy_t *c, const json_t *link, const char *role, const c
         return false;
     if (patch_text(c, json_object_get(inputs, role), role, text, claimed, depth + 1))
         return true;
-    return patch_text(c, json_object_get(inputs, "conditioning"), role, text, claimed,
-                      depth + 1);
+    return patch_text(c, json_object_get(inputs, "conditioning"), role, text, claimed, depth + 1);
 }
 
 static bool is_sampler(const char *cls)
@@ -434,13 +431,13 @@ static void patch_common(comfy_t *c)
 
     const char *id;
     json_t *node;
-    json_object_foreach(c->workflow, id, node) {
+    json_object_foreach (c->workflow, id, node) {
         const char *cls = node_class(c->workflow, id);
         json_t *inputs = node_inputs(c->workflow, id);
         if (is_sampler(cls)) {
             if (prompt != NULL)
-                prompt_set |= patch_text(c, json_object_get(inputs, "positive"), "positive",
-                                         prompt, claimed, 0);
+                prompt_set |= patch_text(c, json_object_get(inputs, "positive"), "positive", prompt,
+                                         claimed, 0);
             if (negative != NULL)
                 negative_set |= patch_text(c, json_object_get(inputs, "negative"), "negative",
                                            negative, claimed, 0);
@@ -481,14 +478,14 @@ static int patch_explicit(comfy_t *c)
     if (patch == NULL || json_is_null(patch))
         return 0;
     if (!json_is_object(patch))
-        return gp_ctx_fail(c->ctx, false, "invalid_params",
+        return gp_ctx_fail(c->ctx, false, GP_TE_INVALID_PARAMS,
                            "patch must be an object {\"<node id>.<input name>\": value}");
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)patch, key, value) {
+    json_object_foreach ((json_t *)patch, key, value) {
         const char *dot = strrchr(key, '.');
         if (dot == NULL || dot == key || dot[1] == '\0')
-            return gp_ctx_fail(c->ctx, false, "invalid_params",
+            return gp_ctx_fail(c->ctx, false, GP_TE_INVALID_PARAMS,
                                "patch key \"%.100s\" is not \"<node id>.<input name>\"", key);
         char *node_id = gp_xasprintf("%.*s", (int)(dot - key), key);
         bool exists = node_inputs(c->workflow, node_id) != NULL;
@@ -496,7 +493,7 @@ static int patch_explicit(comfy_t *c)
             set_input(c, node_id, dot + 1, json_deep_copy(value));
         free(node_id);
         if (!exists)
-            return gp_ctx_fail(c->ctx, false, "invalid_params",
+            return gp_ctx_fail(c->ctx, false, GP_TE_INVALID_PARAMS,
                                "patch key \"%.100s\": the workflow has no node \"%.*s\"", key,
                                (int)(dot - key), key);
     }
@@ -564,24 +561,23 @@ static int upload_image(comfy_t *c)
     const char *id;
     json_t *node;
     size_t loaders = 0;
-    json_object_foreach(c->workflow, id, node) {
+    json_object_foreach (c->workflow, id, node) {
         if (strcmp(node_class(c->workflow, id), "LoadImage") == 0)
             loaders++;
     }
     if (loaders == 0)
-        return gp_ctx_fail(ctx, false, "invalid_workflow",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_WORKFLOW,
                            "this task has an input image but the workflow has no LoadImage "
                            "node to receive it");
 
     char path[4096], content_type[128] = "";
-    int rc = gp_ctx_input_file(ctx, "image", path, sizeof path, content_type,
-                               sizeof content_type);
+    int rc = gp_ctx_input_file(ctx, "image", path, sizeof path, content_type, sizeof content_type);
     if (rc != 0)
         return rc;
     size_t len = 0;
     unsigned char *data = read_file(path, COMFY_MAX_UPLOAD_BYTES, &len);
     if (data == NULL)
-        return gp_ctx_fail(ctx, false, "invalid_input",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT,
                            "the input image could not be read or is larger than %u MiB",
                            COMFY_MAX_UPLOAD_BYTES >> 20);
 
@@ -607,7 +603,7 @@ static int upload_image(comfy_t *c)
         free(filename);
         free(head);
         free(tail);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "out of memory building the upload");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "out of memory building the upload");
     }
     memcpy(body, head, hl);
     memcpy(body + hl, data, len);
@@ -635,14 +631,13 @@ static int upload_image(comfy_t *c)
     const char *subfolder = json_string_value(json_object_get(answer, "subfolder"));
     if (name == NULL || name[0] == '\0') {
         json_decref(answer);
-        return gp_ctx_fail(ctx, true, "provider_error",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_ERROR,
                            "ComfyUI's /upload/image answer has no file name");
     }
-    char *value = subfolder != NULL && subfolder[0] != '\0'
-                      ? gp_xasprintf("%s/%s", subfolder, name)
-                      : gp_xstrdup(name);
+    char *value = subfolder != NULL && subfolder[0] != '\0' ? gp_xasprintf("%s/%s", subfolder, name)
+                                                            : gp_xstrdup(name);
     json_decref(answer);
-    json_object_foreach(c->workflow, id, node) {
+    json_object_foreach (c->workflow, id, node) {
         if (strcmp(node_class(c->workflow, id), "LoadImage") == 0)
             set_input(c, id, "image", json_string(value));
     }
@@ -655,7 +650,8 @@ static int upload_image(comfy_t *c)
  * ------------------------------------------------------------------------------------- */
 
 /* "a; b" appender bounded by the buffer. */
-static void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void append(char *buf, size_t cap, const char *fmt, ...)
 {
     size_t used = strlen(buf);
@@ -673,8 +669,9 @@ static void describe_prompt_error(const json_t *body, char *out, size_t cap)
     out[0] = '\0';
     const json_t *error = json_object_get(body, "error");
     const char *type = json_string_value(json_object_get(error, "type"));
-    const char *message = json_is_string(error) ? json_string_value(error)
-                                                : json_string_value(json_object_get(error, "message"));
+    const char *message = json_is_string(error)
+                              ? json_string_value(error)
+                              : json_string_value(json_object_get(error, "message"));
     const char *details = json_string_value(json_object_get(error, "details"));
     append(out, cap, "%.300s", message != NULL ? message : "invalid prompt");
     if (details != NULL && details[0] != '\0')
@@ -685,12 +682,12 @@ static void describe_prompt_error(const json_t *body, char *out, size_t cap)
     const json_t *node_errors = json_object_get(body, "node_errors");
     const char *node_id;
     const json_t *ne;
-    json_object_foreach((json_t *)node_errors, node_id, ne) {
+    json_object_foreach ((json_t *)node_errors, node_id, ne) {
         const char *cls = json_string_value(json_object_get(ne, "class_type"));
         const json_t *errors = json_object_get(ne, "errors");
         size_t i;
         const json_t *e;
-        json_array_foreach(errors, i, e) {
+        json_array_foreach (errors, i, e) {
             const char *m = json_string_value(json_object_get(e, "message"));
             const char *d = json_string_value(json_object_get(e, "details"));
             append(out, cap, "; node %.32s (%.64s): %.200s", node_id, cls ? cls : "?",
@@ -706,7 +703,7 @@ static int submit(comfy_t *c)
     json_t *body = json_pack("{s:O, s:s, s:s}", "prompt", c->workflow, "client_id", c->client_id,
                              "prompt_id", c->prompt_id);
     if (body == NULL)
-        return gp_ctx_fail(c->ctx, true, "out_of_memory", "out of memory building the prompt");
+        return gp_ctx_fail(c->ctx, true, GP_TE_OUT_OF_MEMORY, "out of memory building the prompt");
     gp_http_response_t resp;
     /* Safe to retry: the prompt_id is fixed, so ComfyUI sees the same prompt again. */
     int rc = comfy_post_json(c, "/prompt", body, true, &resp);
@@ -727,13 +724,13 @@ static int submit(comfy_t *c)
         char text[1500];
         describe_prompt_error(answer, text, sizeof text);
         json_decref(answer);
-        return gp_ctx_fail(c->ctx, false, "invalid_workflow", "ComfyUI rejected the workflow: %s",
-                           text);
+        return gp_ctx_fail(c->ctx, false, GP_TE_INVALID_WORKFLOW,
+                           "ComfyUI rejected the workflow: %s", text);
     }
     const char *pid = json_string_value(json_object_get(answer, "prompt_id"));
     if (pid == NULL || pid[0] == '\0' || strlen(pid) >= sizeof c->prompt_id) {
         json_decref(answer);
-        return gp_ctx_fail(c->ctx, true, "provider_error",
+        return gp_ctx_fail(c->ctx, true, GP_TE_PROVIDER_ERROR,
                            "ComfyUI's POST /prompt answer has no usable prompt_id");
     }
     /* Servers older than client-chosen ids pick their own; theirs is the one to follow. */
@@ -816,8 +813,7 @@ static int on_event(comfy_t *c, const unsigned char *text, size_t len)
             c->finished = true;
         } else if (json_is_string(node)) {
             char step[160];
-            (void)snprintf(step, sizeof step, "running node %.32s (%.64s)",
-                           json_string_value(node),
+            (void)snprintf(step, sizeof step, "running node %.32s (%.64s)", json_string_value(node),
                            node_class(c->workflow, json_string_value(node)));
             rc = report(c, 0, step);
         }
@@ -830,7 +826,7 @@ static int on_event(comfy_t *c, const unsigned char *text, size_t len)
         double sum_value = 0, sum_max = 0, value, max;
         const char *key;
         const json_t *node;
-        json_object_foreach(json_object_get(data, "nodes"), key, node) {
+        json_object_foreach (json_object_get(data, "nodes"), key, node) {
             if (number_pair(node, &value, &max)) {
                 sum_value += value;
                 sum_max += max;
@@ -925,7 +921,7 @@ static int prompt_in_queue(comfy_t *c)
         size_t i;
         const json_t *item;
         /* Items are [number, prompt_id, prompt, extra_data, outputs_to_execute]. */
-        json_array_foreach(json_object_get(q, lists[l]), i, item) {
+        json_array_foreach (json_object_get(q, lists[l]), i, item) {
             const char *pid = json_string_value(json_array_get(item, 1));
             if (pid != NULL && strcmp(pid, c->prompt_id) == 0) {
                 found = 1;
@@ -956,7 +952,8 @@ static int wait_for_history(comfy_t *c, gp_ws_t **wsp, json_t **entry)
         if (c->finished && !confirming) {
             /* ComfyUI records the history just after its last event: poll it quickly. */
             confirming = true;
-            poller = (gp_poller_t){.first_ms = 50, .max_ms = 1000,
+            poller = (gp_poller_t){.first_ms = 50,
+                                   .max_ms = 1000,
                                    .deadline_ms = gp_http_now_ms() + COMFY_CONFIRM_WAIT_MS};
             gp_ws_close(*wsp);
             *wsp = NULL;
@@ -997,9 +994,9 @@ static int wait_for_history(comfy_t *c, gp_ws_t **wsp, json_t **entry)
                 return GP_CTX_CANCELED;
             if (rc == GP_HTTP_E_TIMEOUT) {
                 if (c->ws_error[0] != '\0')
-                    return gp_ctx_fail(c->ctx, false, "generation_failed", "ComfyUI: %s",
+                    return gp_ctx_fail(c->ctx, false, GP_TE_GENERATION_FAILED, "ComfyUI: %s",
                                        c->ws_error);
-                return gp_ctx_fail(c->ctx, true, "provider_error",
+                return gp_ctx_fail(c->ctx, true, GP_TE_PROVIDER_ERROR,
                                    "ComfyUI reported prompt %s finished, but /history did not "
                                    "show it within %d s",
                                    c->prompt_id, COMFY_CONFIRM_WAIT_MS / 1000);
@@ -1009,7 +1006,7 @@ static int wait_for_history(comfy_t *c, gp_ws_t **wsp, json_t **entry)
         int rc = get_history(c, entry);
         if (rc == 1) {
             if (++transient >= COMFY_MAX_TRANSIENT_ERRORS)
-                return gp_ctx_fail(c->ctx, true, "provider_unavailable",
+                return gp_ctx_fail(c->ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
                                    "ComfyUI's /history failed %d times in a row",
                                    COMFY_MAX_TRANSIENT_ERRORS);
             continue;
@@ -1027,7 +1024,7 @@ static int wait_for_history(comfy_t *c, gp_ws_t **wsp, json_t **entry)
             if (rc == GP_CTX_CANCELED)
                 return rc;
             if (rc == 0)
-                return gp_ctx_fail(c->ctx, true, "provider_error",
+                return gp_ctx_fail(c->ctx, true, GP_TE_PROVIDER_ERROR,
                                    "ComfyUI no longer knows prompt %s (neither queued nor in "
                                    "history; was the server restarted?)",
                                    c->prompt_id);
@@ -1042,7 +1039,7 @@ static int history_failure(comfy_t *c, const json_t *entry)
     const char *status_str = json_string_value(json_object_get(status, "status_str"));
     size_t i;
     const json_t *m;
-    json_array_foreach(json_object_get(status, "messages"), i, m) {
+    json_array_foreach (json_object_get(status, "messages"), i, m) {
         const char *event = json_string_value(json_array_get(m, 0));
         const json_t *data = json_array_get(m, 1);
         if (event == NULL)
@@ -1051,7 +1048,7 @@ static int history_failure(comfy_t *c, const json_t *entry)
             if (gp_ctx_is_canceled(c->ctx))
                 return GP_CTX_CANCELED;
             /* Someone else stopped it (a global interrupt): worth another try. */
-            return gp_ctx_fail(c->ctx, true, "interrupted",
+            return gp_ctx_fail(c->ctx, true, GP_TE_INTERRUPTED,
                                "the prompt was interrupted on the ComfyUI server");
         }
         if (strcmp(event, "execution_error") == 0) {
@@ -1062,7 +1059,7 @@ static int history_failure(comfy_t *c, const json_t *entry)
             /* Running out of GPU memory can pass once other work has finished. */
             bool oom = (type != NULL && strstr(type, "OutOfMemory") != NULL) ||
                        (msg != NULL && strstr(msg, "out of memory") != NULL);
-            return gp_ctx_fail(c->ctx, oom, "generation_failed",
+            return gp_ctx_fail(c->ctx, oom, GP_TE_GENERATION_FAILED,
                                "ComfyUI node %.32s (%.64s) failed: %.1000s", nid ? nid : "?",
                                nt ? nt : "?", msg ? msg : (type ? type : "unknown error"));
         }
@@ -1071,8 +1068,8 @@ static int history_failure(comfy_t *c, const json_t *entry)
         return GP_CTX_CANCELED;
     if (status_str != NULL && strcmp(status_str, "error") == 0) {
         if (c->ws_error[0] != '\0')
-            return gp_ctx_fail(c->ctx, false, "generation_failed", "ComfyUI %s", c->ws_error);
-        return gp_ctx_fail(c->ctx, false, "generation_failed",
+            return gp_ctx_fail(c->ctx, false, GP_TE_GENERATION_FAILED, "ComfyUI %s", c->ws_error);
+        return gp_ctx_fail(c->ctx, false, GP_TE_GENERATION_FAILED,
                            "ComfyUI reports the prompt failed without details");
     }
     return 0;
@@ -1104,14 +1101,14 @@ static int cmp_node_ids(const void *a, const void *b)
     return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
 }
 
-static int store_node_files(comfy_t *c, const char *node_id, const json_t *node_out,
-                            json_t *names, int *stored)
+static int store_node_files(comfy_t *c, const char *node_id, const json_t *node_out, json_t *names,
+                            int *stored)
 {
     static const char *const kinds[] = {"images", "gifs", "videos", "audio", NULL};
     for (size_t k = 0; kinds[k] != NULL; k++) {
         size_t i;
         const json_t *item;
-        json_array_foreach(json_object_get(node_out, kinds[k]), i, item) {
+        json_array_foreach (json_object_get(node_out, kinds[k]), i, item) {
             const char *filename = json_string_value(json_object_get(item, "filename"));
             const char *subfolder = json_string_value(json_object_get(item, "subfolder"));
             const char *type = json_string_value(json_object_get(item, "type"));
@@ -1120,9 +1117,8 @@ static int store_node_files(comfy_t *c, const char *node_id, const json_t *node_
                 strcmp(type, "output") != 0)
                 continue;
             if (*stored >= COMFY_MAX_OUTPUT_FILES)
-                return gp_ctx_fail(c->ctx, false, "too_many_outputs",
-                                   "the workflow saved more than %d files",
-                                   COMFY_MAX_OUTPUT_FILES);
+                return gp_ctx_fail(c->ctx, false, GP_TE_TOO_MANY_OUTPUTS,
+                                   "the workflow saved more than %d files", COMFY_MAX_OUTPUT_FILES);
             char name[128], unique[160];
             safe_name(filename, name, sizeof name);
             (void)snprintf(unique, sizeof unique, "%s", name);
@@ -1131,8 +1127,8 @@ static int store_node_files(comfy_t *c, const char *node_id, const json_t *node_
             json_object_set_new(names, unique, json_true());
 
             char *fn = url_encode(filename), *sf = url_encode(subfolder ? subfolder : "");
-            char *url = gp_xasprintf("%s/view?filename=%s&subfolder=%s&type=output", c->base, fn,
-                                     sf);
+            char *url =
+                gp_xasprintf("%s/view?filename=%s&subfolder=%s&type=output", c->base, fn, sf);
             free(fn);
             free(sf);
             json_t *extra = json_pack("{s:s}", "comfyui_node", node_id);
@@ -1150,7 +1146,7 @@ static int store_outputs(comfy_t *c, const json_t *entry)
 {
     const json_t *outputs = json_object_get(entry, "outputs");
     if (!json_is_object(outputs))
-        return gp_ctx_fail(c->ctx, true, "provider_error",
+        return gp_ctx_fail(c->ctx, true, GP_TE_PROVIDER_ERROR,
                            "ComfyUI's history entry has no outputs object");
     int rc = gp_ctx_progress(c->ctx, PROGRESS_STORE, "downloading outputs");
     if (rc != 0)
@@ -1160,7 +1156,7 @@ static int store_outputs(comfy_t *c, const json_t *entry)
     const char **ids = gp_xcalloc(n + 1, sizeof *ids);
     const char *key;
     const json_t *value;
-    json_object_foreach((json_t *)outputs, key, value) {
+    json_object_foreach ((json_t *)outputs, key, value) {
         if (c->output_node == NULL || strcmp(key, c->output_node) == 0)
             ids[k++] = key;
     }
@@ -1176,9 +1172,9 @@ static int store_outputs(comfy_t *c, const json_t *entry)
         return rc;
     if (stored == 0) {
         if (c->output_node != NULL)
-            return gp_ctx_fail(c->ctx, false, "no_output",
+            return gp_ctx_fail(c->ctx, false, GP_TE_EMPTY_OUTPUT,
                                "output node \"%.64s\" saved no files", c->output_node);
-        return gp_ctx_fail(c->ctx, false, "no_output",
+        return gp_ctx_fail(c->ctx, false, GP_TE_EMPTY_OUTPUT,
                            "the workflow finished without saving any file; it needs a save "
                            "node such as SaveImage (PreviewImage only writes temp files)");
     }
@@ -1200,7 +1196,7 @@ static int setup(comfy_t *c, gp_ctx_t *ctx)
         bl--;
     if ((!starts_with(base, "http://") && !starts_with(base, "https://")) ||
         bl >= sizeof c->base - 64)
-        return gp_ctx_fail(ctx, false, "provider_misconfigured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_MISCONFIGURED,
                            "the comfyui base-url setting must be an http:// or https:// URL");
     memcpy(c->base, base, bl);
     c->base[bl] = '\0';
@@ -1208,7 +1204,7 @@ static int setup(comfy_t *c, gp_ctx_t *ctx)
     const char *key = gp_ctx_setting(ctx, "api-key");
     if (key[0] != '\0') {
         if (strpbrk(key, "\r\n") != NULL)
-            return gp_ctx_fail(ctx, false, "provider_misconfigured",
+            return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_MISCONFIGURED,
                                "the comfyui api-key setting contains a line break");
         c->auth = gp_xasprintf("Authorization: Bearer %s", key);
     }
@@ -1226,12 +1222,11 @@ static int setup(comfy_t *c, gp_ctx_t *ctx)
     c->workflow = json_deep_copy(wf);
     c->patched = json_array();
     if (c->workflow == NULL || c->patched == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "out of memory copying the workflow");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "out of memory copying the workflow");
     c->output_node = json_string_value(json_object_get(params, "output_node"));
     if (c->output_node != NULL && json_object_get(c->workflow, c->output_node) == NULL)
-        return gp_ctx_fail(ctx, false, "invalid_params",
-                           "output_node \"%.64s\" is not a node of the workflow",
-                           c->output_node);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
+                           "output_node \"%.64s\" is not a node of the workflow", c->output_node);
     patch_common(c);
     rc = patch_explicit(c);
     if (rc != 0)
@@ -1303,8 +1298,8 @@ static int comfyui_run(gp_ctx_t *ctx)
         comfy_control(&c, "/history", json_pack("{s:[s]}", "delete", c.prompt_id));
     }
     if (rc == 0) {
-        json_t *result = json_pack("{s:{s:s, s:O}}", "comfyui", "prompt_id", c.prompt_id,
-                                   "patched", c.patched);
+        json_t *result =
+            json_pack("{s:{s:s, s:O}}", "comfyui", "prompt_id", c.prompt_id, "patched", c.patched);
         if (result != NULL)
             gp_ctx_set_result(ctx, result);
         rc = gp_ctx_progress(ctx, 100, "done");
@@ -1344,16 +1339,26 @@ static const gp_param_spec_t comfyui_params[] = {
 };
 
 static const gp_provider_setting_t comfyui_settings[] = {
-    {.name = "base-url", .default_value = COMFY_DEFAULT_BASE_URL, .secret = false,
+    {.name = "base-url",
+     .default_value = COMFY_DEFAULT_BASE_URL,
+     .secret = false,
      .doc = "ComfyUI server URL (http:// or https://); the WebSocket URL is derived from it."},
-    {.name = "api-key", .default_value = "", .secret = true,
+    {.name = "api-key",
+     .default_value = "",
+     .secret = true,
      .doc = "Sent as \"Authorization: Bearer <key>\" when set (for ComfyUI behind an "
             "authenticating proxy)."},
-    {.name = "concurrency", .default_value = "1", .secret = false,
+    {.name = "concurrency",
+     .default_value = "1",
+     .secret = false,
      .doc = "Tasks running on the server at once; ComfyUI executes one prompt at a time."},
-    {.name = "rate-per-minute", .default_value = "0", .secret = false,
+    {.name = "rate-per-minute",
+     .default_value = "0",
+     .secret = false,
      .doc = "HTTP requests per minute to the server (0: unlimited)."},
-    {.name = "ws-silence-ms", .default_value = "15000", .secret = false,
+    {.name = "ws-silence-ms",
+     .default_value = "15000",
+     .secret = false,
      .doc = "After this long without a progress message, /history is also polled (every 2 s) "
             "in case the socket silently died."},
     {.name = NULL},

@@ -53,17 +53,17 @@ long gp_kling_jwt(const char *access_key, const char *secret_key, int64_t now, c
                   size_t cap)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    json_t *claims = json_pack("{s:s, s:I, s:I}", "iss", access_key, "exp",
-                               (json_int_t)(now + KLING_JWT_TTL_S), "nbf",
-                               (json_int_t)(now - KLING_JWT_SKEW_S));
-    char *claims_json = claims != NULL ? json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER)
-                                       : NULL;
+    json_t *claims =
+        json_pack("{s:s, s:I, s:I}", "iss", access_key, "exp", (json_int_t)(now + KLING_JWT_TTL_S),
+                  "nbf", (json_int_t)(now - KLING_JWT_SKEW_S));
+    char *claims_json =
+        claims != NULL ? json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(claims);
     if (claims_json == NULL)
         return -1;
     size_t header_len = sizeof header - 1, claims_len = strlen(claims_json);
-    size_t need = b64url_cap(header_len) + 1 + b64url_cap(claims_len) + 1 +
-                  b64url_cap(GP_SHA256_LEN);
+    size_t need =
+        b64url_cap(header_len) + 1 + b64url_cap(claims_len) + 1 + b64url_cap(GP_SHA256_LEN);
     if (cap < need) {
         free(claims_json);
         return -1;
@@ -226,7 +226,7 @@ static int fail_reply(kling_t *k, const kling_reply_t *r, const char *what)
     if (r->rc == GP_HTTP_E_CANCELED)
         return gp_ctx_canceled_error(ctx);
     if (r->rc != GP_HTTP_OK)
-        return gp_ctx_fail(ctx, reply_retryable(r), "provider_unavailable",
+        return gp_ctx_fail(ctx, reply_retryable(r), GP_TE_PROVIDER_UNAVAILABLE,
                            "Kling %s failed: %s%s%s", what, gp_http_strerror(r->rc),
                            r->message[0] ? ": " : "", r->message);
     const char *detail = r->message[0] ? r->message : "no message given";
@@ -234,32 +234,33 @@ static int fail_reply(kling_t *k, const kling_reply_t *r, const char *what)
     if (r->has_code)
         (void)snprintf(code_text, sizeof code_text, ", code %lld", r->code);
     if (r->status == 401 || (r->has_code && code_is_auth(r->code)))
-        return gp_ctx_fail(ctx, false, "provider_auth",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_AUTH,
                            "Kling refused the credentials for the %s (HTTP %ld%s): %s", what,
                            r->status, code_text, detail);
     if (r->root == NULL) {
         bool retry = r->status < 300 || gp_http_status_retryable(r->status);
-        const char *code = r->status < 300 ? "provider_bad_response"
-                           : retry         ? "provider_unavailable"
-                                           : "provider_rejected";
+        gp_task_error_t code = r->status < 300 ? GP_TE_PROVIDER_BAD_RESPONSE
+                               : retry         ? GP_TE_PROVIDER_UNAVAILABLE
+                                               : GP_TE_PROVIDER_REJECTED;
         return gp_ctx_fail(ctx, retry, code,
                            "Kling %s: HTTP %ld with a body that is not a JSON object", what,
                            r->status);
     }
     if (r->has_code && code_is_throttle(r->code))
-        return gp_ctx_fail(ctx, true, "provider_rate_limited",
-                           "Kling rate limited the %s (HTTP %ld%s): %s", what, r->status,
-                           code_text, detail);
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
+                           "Kling rate limited the %s (HTTP %ld%s): %s", what, r->status, code_text,
+                           detail);
     if (reply_retryable(r))
-        return gp_ctx_fail(ctx, true, "provider_unavailable", "Kling %s failed (HTTP %ld%s): %s",
-                           what, r->status, code_text, detail);
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
+                           "Kling %s failed (HTTP %ld%s): %s", what, r->status, code_text, detail);
     if (r->status >= 200 && r->status <= 299 && (!r->has_code || r->code == 0))
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
-                           "Kling %s reply lacks %s", what, r->has_code ? "data" : "code");
-    const char *code = r->status == 404 || (r->has_code && r->code == 1203) ? "provider_not_found"
-                                                                            : "provider_rejected";
-    return gp_ctx_fail(ctx, false, code, "Kling rejected the %s (HTTP %ld%s): %s", what,
-                       r->status, code_text, detail);
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE, "Kling %s reply lacks %s", what,
+                           r->has_code ? "data" : "code");
+    gp_task_error_t code = r->status == 404 || (r->has_code && r->code == 1203)
+                               ? GP_TE_PROVIDER_NOT_FOUND
+                               : GP_TE_PROVIDER_REJECTED;
+    return gp_ctx_fail(ctx, false, code, "Kling rejected the %s (HTTP %ld%s): %s", what, r->status,
+                       code_text, detail);
 }
 
 /* Kling ids are long digit strings; anything outside a safe path alphabet is refused
@@ -307,7 +308,7 @@ static int find_existing(kling_t *k, bool *found)
     const char *mine = gp_ctx_task_id(k->ctx);
     size_t i;
     json_t *item;
-    json_array_foreach(list, i, item) {
+    json_array_foreach (list, i, item) {
         json_t *info = json_object_get(item, "task_info");
         const char *ext = json_string_value(json_object_get(info, "external_task_id"));
         const char *id = json_string_value(json_object_get(item, "task_id"));
@@ -325,7 +326,7 @@ static int read_file_base64(gp_ctx_t *ctx, const char *path, char **out)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return gp_ctx_fail(ctx, true, "storage_error", "cannot open the input image (errno %d)",
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot open the input image (errno %d)",
                            errno);
     unsigned char *buf = malloc(KLING_MAX_IMAGE_BYTES + 1);
     size_t n = buf != NULL ? fread(buf, 1, KLING_MAX_IMAGE_BYTES + 1, f) : 0;
@@ -333,14 +334,14 @@ static int read_file_base64(gp_ctx_t *ctx, const char *path, char **out)
     (void)fclose(f);
     int rc = 0;
     if (buf == NULL)
-        rc = gp_ctx_fail(ctx, true, "out_of_memory", "no memory for the input image");
+        rc = gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for the input image");
     else if (read_error)
-        rc = gp_ctx_fail(ctx, true, "storage_error", "cannot read the input image");
+        rc = gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot read the input image");
     else if (n > KLING_MAX_IMAGE_BYTES)
-        rc = gp_ctx_fail(ctx, false, "invalid_params",
+        rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
                          "the input image is larger than Kling's 10 MB limit");
     else if (n == 0)
-        rc = gp_ctx_fail(ctx, false, "invalid_params", "the input image is empty");
+        rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "the input image is empty");
     else
         *out = gp_base64_encode(buf, n);
     free(buf);
@@ -364,7 +365,7 @@ static int image_field(kling_t *k, json_t *body)
         if (rc == 0 && strncmp(value, "data:", 5) == 0) {
             const char *comma = strchr(value, ',');
             if (comma == NULL || comma - value < 12 || strncmp(comma - 7, ";base64", 7) != 0)
-                rc = gp_ctx_fail(ctx, false, "invalid_params",
+                rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
                                  "a data: URL image must be base64-encoded");
             else
                 memmove(value, comma + 1, strlen(comma + 1) + 1);
@@ -384,10 +385,9 @@ static int build_create_body(kling_t *k, json_t **out)
     json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "model_name",
                              gp_ctx_param_str(ctx, "model_name", "kling-v1"), "mode",
                              gp_ctx_param_str(ctx, "mode", "std"), "duration",
-                             seconds <= 5 ? "5" : "10", "external_task_id",
-                             gp_ctx_task_id(ctx));
+                             seconds <= 5 ? "5" : "10", "external_task_id", gp_ctx_task_id(ctx));
     if (body == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the request");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the request");
     const char *prompt = gp_ctx_param_str(ctx, "prompt", "");
     if (prompt[0] != '\0')
         json_object_set_new(body, "prompt", json_string(prompt));
@@ -404,7 +404,7 @@ static int build_create_body(kling_t *k, json_t **out)
         json_object_set_new(body, "aspect_ratio",
                             json_string(gp_ctx_param_str(ctx, "aspect_ratio", "16:9")));
         if (prompt[0] == '\0')
-            rc = gp_ctx_fail(ctx, false, "invalid_params", "prompt is required");
+            rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "prompt is required");
     }
     if (rc != 0) {
         json_decref(body);
@@ -432,7 +432,7 @@ static int create_task(kling_t *k)
     }
     const char *id = json_string_value(json_object_get(r.data, "task_id"));
     if (!task_id_is_valid(id))
-        rc = gp_ctx_fail(k->ctx, true, "provider_bad_response",
+        rc = gp_ctx_fail(k->ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                          "Kling's create reply has no usable data.task_id");
     else
         (void)snprintf(k->task_id, sizeof k->task_id, "%s", id);
@@ -463,16 +463,16 @@ static int store_videos(kling_t *k, const json_t *data)
     json_t *videos = json_object_get(json_object_get(data, "task_result"), "videos");
     size_t count = json_array_size(videos);
     if (!json_is_array(videos) || count == 0)
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "Kling reports success but task_result.videos is empty");
     if (count > KLING_MAX_VIDEOS)
-        return gp_ctx_fail(ctx, false, "provider_bad_response",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_BAD_RESPONSE,
                            "Kling returned %zu videos, more than the %d expected", count,
                            KLING_MAX_VIDEOS);
     for (size_t i = 0; i < count; i++) {
         const char *url = json_string_value(json_object_get(json_array_get(videos, i), "url"));
         if (url == NULL || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
-            return gp_ctx_fail(ctx, true, "provider_bad_response",
+            return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                "Kling task_result.videos[%zu].url is not an http(s) URL", i);
     }
     double first_duration = -1;
@@ -483,7 +483,7 @@ static int store_videos(kling_t *k, const json_t *data)
             first_duration = duration;
         json_t *extra = json_object();
         if (extra == NULL)
-            return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the asset");
+            return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the asset");
         if (duration >= 0)
             json_object_set_new(extra, "duration", json_real(duration));
         const char *vid = json_string_value(json_object_get(video, "id"));
@@ -499,16 +499,15 @@ static int store_videos(kling_t *k, const json_t *data)
             json_decref(extra);
             return rc;
         }
-        rc = gp_ctx_store_url(ctx, name,
-                              json_string_value(json_object_get(video, "url")), "video/mp4",
-                              NULL, extra);
+        rc = gp_ctx_store_url(ctx, name, json_string_value(json_object_get(video, "url")),
+                              "video/mp4", NULL, extra);
         if (rc != 0)
             return rc;
     }
     json_t *result = json_pack("{s:s, s:s}", "provider_task_id", k->task_id, "model_name",
                                gp_ctx_param_str(ctx, "model_name", "kling-v1"));
     if (result == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the result");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the result");
     if (first_duration >= 0)
         json_object_set_new(result, "duration", json_real(first_duration));
     gp_ctx_set_result(ctx, result);
@@ -534,7 +533,7 @@ static int poll_task(kling_t *k)
         if (w == GP_HTTP_E_CANCELED)
             return gp_ctx_canceled_error(ctx);
         if (w != 0)
-            return gp_ctx_fail(ctx, true, "timeout", "Kling task %s did not finish in time",
+            return gp_ctx_fail(ctx, true, GP_TE_TIMEOUT, "Kling task %s did not finish in time",
                                k->task_id);
         kling_reply_t r;
         (void)kling_call(k, "GET", path, NULL, &r);
@@ -553,7 +552,7 @@ static int poll_task(kling_t *k)
         const char *status = json_string_value(json_object_get(r.data, "task_status"));
         int rc = 0;
         if (status == NULL) {
-            rc = gp_ctx_fail(ctx, true, "provider_bad_response",
+            rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                              "Kling status reply has no data.task_status");
         } else if (strcmp(status, "succeed") == 0) {
             rc = store_videos(k, r.data);
@@ -563,7 +562,7 @@ static int poll_task(kling_t *k)
             char msg[KLING_MAX_MESSAGE];
             copy_message(msg, sizeof msg,
                          json_string_value(json_object_get(r.data, "task_status_msg")));
-            rc = gp_ctx_fail(ctx, false, "provider_failed", "Kling task %s failed: %s",
+            rc = gp_ctx_fail(ctx, false, GP_TE_PROVIDER_FAILED, "Kling task %s failed: %s",
                              k->task_id, msg[0] ? msg : "no reason given");
         } else if (strcmp(status, "submitted") == 0) {
             rc = gp_ctx_progress(ctx, 10, "queued at Kling");
@@ -590,7 +589,7 @@ static int kling_run(gp_ctx_t *ctx)
     k.access_key = gp_ctx_setting(ctx, "access-key");
     k.secret_key = gp_ctx_setting(ctx, "secret-key");
     if (k.access_key[0] == '\0' || k.secret_key[0] == '\0')
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "the kling provider needs --kling-access-key and --kling-secret-key "
                            "(or GENPULSE_KLING_ACCESS_KEY / GENPULSE_KLING_SECRET_KEY)");
     const char *base = gp_ctx_setting(ctx, "base-url");
@@ -601,7 +600,7 @@ static int kling_run(gp_ctx_t *ctx)
         base_len--;
     if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
         base_len >= sizeof k.base)
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "kling base-url must be an http(s) URL of at most %zu bytes",
                            sizeof k.base - 1);
     memcpy(k.base, base, base_len);

@@ -105,7 +105,7 @@ static void asset_name(char *out, size_t cap, size_t index, size_t count, const 
 typedef struct openai_request {
     char url[OPENAI_MAX_URL];
     json_t *body;
-    const char *model; /* may be "" */
+    const char *model;         /* may be "" */
     const char *output_format; /* may be NULL */
     int n;
 } openai_request_t;
@@ -123,18 +123,19 @@ static int build_request(gp_ctx_t *ctx, openai_request_t *req)
     if (base[0] == '\0')
         base = OPENAI_DEFAULT_BASE_URL;
     if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "openai base-url must start with http:// or https://");
     size_t base_len = strlen(base);
     while (base_len > 0 && base[base_len - 1] == '/')
         base_len--;
     int w = snprintf(req->url, sizeof req->url, "%.*s/images/generations", (int)base_len, base);
     if (w < 0 || (size_t)w >= sizeof req->url)
-        return gp_ctx_fail(ctx, false, "provider_not_configured", "openai base-url is too long");
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
+                           "openai base-url is too long");
 
     const char *prompt = gp_ctx_param_str(ctx, "prompt", "");
     if (prompt[0] == '\0')
-        return gp_ctx_fail(ctx, false, "invalid_params", "prompt is required");
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "prompt is required");
 
     req->model = gp_ctx_param_str(ctx, "model", NULL);
     if (req->model == NULL || req->model[0] == '\0')
@@ -148,17 +149,18 @@ static int build_request(gp_ctx_t *ctx, openai_request_t *req)
                        (long long)gp_ctx_param_int(ctx, "height", 1024));
         size = derived;
     } else if (!size_is_valid(size)) {
-        return gp_ctx_fail(ctx, false, "invalid_params",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
                            "size must be WIDTHxHEIGHT (e.g. \"1024x1024\") or \"auto\"");
     }
     int64_t n = gp_ctx_param_int(ctx, "n", 1);
     if (n < 1 || n > OPENAI_MAX_IMAGES)
-        return gp_ctx_fail(ctx, false, "invalid_params", "n must be 1 to %d", OPENAI_MAX_IMAGES);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "n must be 1 to %d",
+                           OPENAI_MAX_IMAGES);
     req->n = (int)n;
 
     req->body = json_pack("{s:s, s:s, s:i}", "prompt", prompt, "size", size, "n", req->n);
     if (req->body == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the request");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the request");
     if (req->model[0] != '\0')
         json_object_set_new(req->body, "model", json_string(req->model));
 
@@ -186,8 +188,8 @@ static int build_request(gp_ctx_t *ctx, openai_request_t *req)
  * ------------------------------------------------------------------------------------- */
 
 /* {"error": {"message", "type", "param", "code"}}; some compatible servers send a string. */
-static void error_details(const gp_http_response_t *resp, char *message, size_t cap,
-                          char *code, size_t code_cap)
+static void error_details(const gp_http_response_t *resp, char *message, size_t cap, char *code,
+                          size_t code_cap)
 {
     message[0] = '\0';
     code[0] = '\0';
@@ -213,7 +215,7 @@ static int fail_http(gp_ctx_t *ctx, int rc, const gp_http_response_t *resp)
         return gp_ctx_canceled_error(ctx);
     if (rc != GP_HTTP_OK)
         return gp_ctx_fail(ctx, rc != GP_HTTP_E_INVALID && rc != GP_HTTP_E_TOO_LARGE,
-                           "provider_unavailable", "OpenAI images request failed: %s%s%s",
+                           GP_TE_PROVIDER_UNAVAILABLE, "OpenAI images request failed: %s%s%s",
                            gp_http_strerror(rc), resp->error[0] ? ": " : "", resp->error);
 
     char message[OPENAI_MAX_MESSAGE], code[64];
@@ -221,40 +223,39 @@ static int fail_http(gp_ctx_t *ctx, int rc, const gp_http_response_t *resp)
     const char *detail = message[0] ? message : "no error message given";
     long status = resp->status;
     /* A 429 for an exhausted quota or budget does not clear up by waiting. */
-    bool out_of_money = strcmp(code, "insufficient_quota") == 0 ||
-                        strcmp(code, "billing_hard_limit_reached") == 0;
+    bool out_of_money =
+        strcmp(code, "insufficient_quota") == 0 || strcmp(code, "billing_hard_limit_reached") == 0;
     if (status == 429 && !out_of_money)
-        return gp_ctx_fail(ctx, true, "provider_rate_limited",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
                            "OpenAI rate limited the request (HTTP 429): %s", detail);
     if (gp_http_status_retryable(status) && !out_of_money)
-        return gp_ctx_fail(ctx, true, "provider_unavailable",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
                            "OpenAI images request failed with HTTP %ld: %s", status, detail);
-    const char *gp_code = status == 401 || status == 403 ? "provider_auth"
-                          : status == 404                 ? "provider_not_found"
-                                                          : "provider_rejected";
-    return gp_ctx_fail(ctx, false, gp_code, "OpenAI rejected the request (HTTP %ld): %s",
-                       status, detail);
+    gp_task_error_t gp_code = status == 401 || status == 403 ? GP_TE_PROVIDER_AUTH
+                              : status == 404                ? GP_TE_PROVIDER_NOT_FOUND
+                                                             : GP_TE_PROVIDER_REJECTED;
+    return gp_ctx_fail(ctx, false, gp_code, "OpenAI rejected the request (HTTP %ld): %s", status,
+                       detail);
 }
 
 /* ---------------------------------------------------------------------------------------
  * Outputs
  * ------------------------------------------------------------------------------------- */
 
-static int store_b64(gp_ctx_t *ctx, const char *b64, size_t index, size_t count,
-                     json_t *extra)
+static int store_b64(gp_ctx_t *ctx, const char *b64, size_t index, size_t count, json_t *extra)
 {
     size_t len = 0;
     unsigned char *bytes = gp_base64_decode(b64, strlen(b64), &len);
     if (bytes == NULL) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "OpenAI returned data[%zu].b64_json that is not base64", index);
     }
     image_kind_t kind;
     if (!sniff_image(bytes, len, &kind)) {
         free(bytes);
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "OpenAI returned data[%zu] that is not a PNG, JPEG, WebP or GIF image "
                            "(%zu bytes)",
                            index, len);
@@ -273,23 +274,23 @@ static int store_outputs(gp_ctx_t *ctx, const openai_request_t *req, json_t *roo
     json_t *data = json_object_get(root, "data");
     size_t count = json_array_size(data);
     if (!json_is_array(data) || count == 0)
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "OpenAI reply has no data[] with images");
     if (count > OPENAI_MAX_IMAGES)
-        return gp_ctx_fail(ctx, false, "provider_bad_response",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_BAD_RESPONSE,
                            "OpenAI returned %zu images, more than the %d allowed", count,
                            OPENAI_MAX_IMAGES);
     for (size_t i = 0; i < count; i++) {
         json_t *item = json_array_get(data, i);
         const char *url = json_string_value(json_object_get(item, "url"));
         const char *b64 = json_string_value(json_object_get(item, "b64_json"));
-        if (!json_is_object(item) || ((b64 == NULL || b64[0] == '\0') &&
-                                      (url == NULL || url[0] == '\0')))
-            return gp_ctx_fail(ctx, true, "provider_bad_response",
+        if (!json_is_object(item) ||
+            ((b64 == NULL || b64[0] == '\0') && (url == NULL || url[0] == '\0')))
+            return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                "OpenAI reply data[%zu] has neither url nor b64_json", i);
         if ((b64 == NULL || b64[0] == '\0') && strncmp(url, "http://", 7) != 0 &&
             strncmp(url, "https://", 8) != 0)
-            return gp_ctx_fail(ctx, false, "provider_bad_response",
+            return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_BAD_RESPONSE,
                                "OpenAI reply data[%zu].url is not an http(s) URL", i);
     }
 
@@ -300,7 +301,7 @@ static int store_outputs(gp_ctx_t *ctx, const openai_request_t *req, json_t *roo
 
     json_t *revised = json_array();
     if (revised == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the result");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the result");
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         json_t *item = json_array_get(data, i);
@@ -309,7 +310,7 @@ static int store_outputs(gp_ctx_t *ctx, const openai_request_t *req, json_t *roo
         json_t *rp = json_object_get(item, "revised_prompt");
         json_t *extra = json_object();
         if (extra == NULL) {
-            rc = gp_ctx_fail(ctx, true, "out_of_memory", "could not build the asset");
+            rc = gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the asset");
             break;
         }
         if (json_is_string(rp)) {
@@ -338,7 +339,7 @@ static int store_outputs(gp_ctx_t *ctx, const openai_request_t *req, json_t *roo
     json_t *result = json_object();
     if (result == NULL) {
         json_decref(revised);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the result");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the result");
     }
     if (json_array_size(revised) > 0)
         json_object_set(result, "revised_prompt", json_array_get(revised, 0));
@@ -364,7 +365,7 @@ static int openai_run(gp_ctx_t *ctx)
         return gp_ctx_canceled_error(ctx);
     const char *key = gp_ctx_setting(ctx, "api-key");
     if (key[0] == '\0')
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "the openai provider has no API key: set --openai-api-key or "
                            "GENPULSE_OPENAI_API_KEY");
     long timeout_s = strtol(gp_ctx_setting(ctx, "timeout-s"), NULL, 10);
@@ -384,11 +385,11 @@ static int openai_run(gp_ctx_t *ctx)
         free(body);
         free(auth);
         json_decref(req.body);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the request");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the request");
     }
     (void)snprintf(auth, auth_len, "Authorization: Bearer %s", key);
-    const char *headers[] = {auth, "Content-Type: application/json",
-                             "Accept: application/json", NULL};
+    const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
+                             NULL};
 
     rc = gp_ctx_progress(ctx, 5, "generating");
     gp_http_response_t resp = {0};
@@ -414,7 +415,7 @@ static int openai_run(gp_ctx_t *ctx)
         json_error_t jerr;
         json_t *root = json_loadb(resp.body, resp.body_len, 0, &jerr);
         if (!json_is_object(root))
-            rc = gp_ctx_fail(ctx, true, "provider_bad_response",
+            rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                              "OpenAI reply is not a JSON object (%s)", jerr.text);
         else
             rc = store_outputs(ctx, &req, root);
@@ -466,8 +467,7 @@ static const gp_provider_setting_t openai_settings[] = {
     {"model", "", false, "Model used when a task names none (\"\": the server's default)."},
     {"timeout-s", "300", false, "Longest wait for one generation request, in seconds."},
     {"concurrency", "0", false, "OpenAI tasks running at once across all workers (0: any)."},
-    {"rate-per-minute", "0", false,
-     "Requests per minute to base-url across all workers (0: any)."},
+    {"rate-per-minute", "0", false, "Requests per minute to base-url across all workers (0: any)."},
     {NULL, NULL, false, NULL},
 };
 

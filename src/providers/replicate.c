@@ -29,8 +29,8 @@
 #define RP_DEFAULT_POLL_MS 1000
 #define RP_MIN_POLL_MS 20
 #define RP_MAX_POLL_MS 60000
-#define RP_POLL_BACKOFF 4          /* polls slow down to this many times the first interval */
-#define RP_POLL_CEILING_MS 10000   /* ...but never to more than this */
+#define RP_POLL_BACKOFF 4        /* polls slow down to this many times the first interval */
+#define RP_POLL_CEILING_MS 10000 /* ...but never to more than this */
 #define RP_MAX_BASE_URL 1024
 #define RP_MAX_URL 4096
 #define RP_MAX_TOKEN 512
@@ -45,8 +45,8 @@
 #define RP_CANCEL_TIMEOUT_MS 5000
 #define RP_CANCEL_BUDGET_MS 8000
 #define RP_MAX_OUTPUT_FILES 16
-#define RP_MAX_POLL_FAILURES 3     /* consecutive failed polls before the task gives up */
-#define RP_LOG_SCAN_BYTES 65536    /* tail of `logs` searched for a progress bar */
+#define RP_MAX_POLL_FAILURES 3  /* consecutive failed polls before the task gives up */
+#define RP_LOG_SCAN_BYTES 65536 /* tail of `logs` searched for a progress bar */
 #define RP_MAX_DETAIL 600
 
 /* Progress bands: waiting for a worker, the model's own progress bar, copying outputs. */
@@ -57,8 +57,8 @@
 #define PROGRESS_OUTPUTS_END 99
 
 typedef struct rp_conf {
-    char base[RP_MAX_BASE_URL];  /* no trailing '/' */
-    size_t origin_len;           /* "scheme://host[:port]" prefix of base */
+    char base[RP_MAX_BASE_URL];   /* no trailing '/' */
+    size_t origin_len;            /* "scheme://host[:port]" prefix of base */
     char auth[RP_MAX_TOKEN + 32]; /* the whole Authorization header line */
     int poll_ms;
     int request_timeout_ms;
@@ -72,10 +72,10 @@ typedef struct rp_model {
 
 /* One API exchange, reduced to what the caller decides on. */
 typedef struct rp_reply {
-    int rc;                    /* GP_HTTP_OK or a GP_HTTP_E_* transport code */
-    long status;               /* HTTP status when rc == GP_HTTP_OK */
-    json_t *body;              /* the JSON object of a 2xx answer; NULL otherwise */
-    bool bad_json;             /* a 2xx answer that was not a JSON object */
+    int rc;                     /* GP_HTTP_OK or a GP_HTTP_E_* transport code */
+    long status;                /* HTTP status when rc == GP_HTTP_OK */
+    json_t *body;               /* the JSON object of a 2xx answer; NULL otherwise */
+    bool bad_json;              /* a 2xx answer that was not a JSON object */
     char detail[RP_MAX_DETAIL]; /* Replicate's explanation (problem+json detail) or ours */
 } rp_reply_t;
 
@@ -173,7 +173,7 @@ static int int_setting(gp_ctx_t *ctx, const char *name, int fallback, int lo, in
     errno = 0;
     long value = strtol(text, &end, 10);
     if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "replicate %s must be %d..%d, got \"%.40s\"", name, lo, hi, text);
     *out = (int)value;
     return 0;
@@ -184,14 +184,14 @@ static int load_conf(gp_ctx_t *ctx, rp_conf_t *conf)
     const char *token = gp_ctx_setting(ctx, "api-token");
     size_t token_len = strlen(token);
     if (token_len == 0)
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "the Replicate API token is not set (--replicate-api-token or "
                            "GENPULSE_REPLICATE_API_TOKEN)");
     bool token_ok = token_len <= RP_MAX_TOKEN;
     for (size_t i = 0; token_ok && i < token_len; i++)
         token_ok = token[i] > 0x20 && token[i] < 0x7f; /* anything else could split the header */
     if (!token_ok)
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "the Replicate API token is malformed (expected at most %d "
                            "printable characters without spaces)",
                            RP_MAX_TOKEN);
@@ -210,7 +210,7 @@ static int load_conf(gp_ctx_t *ctx, rp_conf_t *conf)
     for (size_t i = 0; base_ok && i < base_len; i++)
         base_ok = base[i] > 0x20 && base[i] < 0x7f && base[i] != '?' && base[i] != '#';
     if (!base_ok)
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "replicate base-url must be an http(s) URL without query, e.g. %s",
                            RP_DEFAULT_BASE_URL);
     memcpy(conf->base, base, base_len);
@@ -274,8 +274,7 @@ static bool parse_model(const char *ref, rp_model_t *m, const char **why)
 
 static bool is_provider_own_param(const char *key)
 {
-    return strcmp(key, "provider") == 0 || strcmp(key, "model") == 0 ||
-           strcmp(key, "input") == 0;
+    return strcmp(key, "provider") == 0 || strcmp(key, "model") == 0 || strcmp(key, "input") == 0;
 }
 
 /*
@@ -288,10 +287,10 @@ static int build_input(gp_ctx_t *ctx, json_t **out)
     const json_t *params = gp_ctx_params(ctx);
     json_t *input = json_object();
     if (input == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the model input");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the model input");
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)params, key, value) {
+    json_object_foreach ((json_t *)params, key, value) {
         if (is_provider_own_param(key))
             continue;
         if (strcmp(key, "image") == 0 && json_is_string(value)) {
@@ -309,7 +308,7 @@ static int build_input(gp_ctx_t *ctx, json_t **out)
     }
     json_t *extra = json_object_get(params, "input");
     if (json_is_object(extra)) {
-        json_object_foreach(extra, key, value) {
+        json_object_foreach (extra, key, value) {
             if (json_is_null(value))
                 json_object_del(input, key);
             else
@@ -435,26 +434,26 @@ static int fail_reply(gp_ctx_t *ctx, const rp_reply_t *reply, const char *what)
     if (reply->rc == GP_HTTP_E_CANCELED)
         return gp_ctx_canceled_error(ctx);
     if (reply->rc != GP_HTTP_OK)
-        return gp_ctx_fail(ctx, reply->rc != GP_HTTP_E_INVALID, "provider_unavailable",
+        return gp_ctx_fail(ctx, reply->rc != GP_HTTP_E_INVALID, GP_TE_PROVIDER_UNAVAILABLE,
                            "Replicate %s failed: %s%s%s", what, gp_http_strerror(reply->rc),
                            reply->detail[0] ? ": " : "", reply->detail);
     if (reply->bad_json)
-        return gp_ctx_fail(ctx, true, "provider_bad_response", "Replicate %s: %s", what,
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE, "Replicate %s: %s", what,
                            reply->detail);
     const char *detail = reply->detail[0] ? reply->detail : "no detail given";
     long status = reply->status;
     if (status == 429)
-        return gp_ctx_fail(ctx, true, "provider_rate_limited",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
                            "Replicate %s was rate limited (HTTP 429): %s", what, detail);
     if (gp_http_status_retryable(status))
-        return gp_ctx_fail(ctx, true, "provider_unavailable",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
                            "Replicate %s failed with HTTP %ld: %s", what, status, detail);
-    const char *code = status == 401 || status == 403 ? "provider_auth"
-                       : status == 404                 ? "provider_not_found"
-                       : status == 422                 ? "provider_invalid_input"
-                                                       : "provider_rejected";
-    return gp_ctx_fail(ctx, false, code, "Replicate rejected the %s (HTTP %ld): %s", what,
-                       status, detail);
+    gp_task_error_t code = status == 401 || status == 403 ? GP_TE_PROVIDER_AUTH
+                           : status == 404                ? GP_TE_PROVIDER_NOT_FOUND
+                           : status == 422                ? GP_TE_PROVIDER_INVALID_INPUT
+                                                          : GP_TE_PROVIDER_REJECTED;
+    return gp_ctx_fail(ctx, false, code, "Replicate rejected the %s (HTTP %ld): %s", what, status,
+                       detail);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -470,8 +469,8 @@ static rp_state_t parse_state(const json_t *prediction)
         const char *name;
         rp_state_t state;
     } names[] = {
-        {"starting", RP_STARTING},   {"processing", RP_PROCESSING}, {"succeeded", RP_SUCCEEDED},
-        {"failed", RP_FAILED},       {"canceled", RP_CANCELED},     {"aborted", RP_ABORTED},
+        {"starting", RP_STARTING}, {"processing", RP_PROCESSING}, {"succeeded", RP_SUCCEEDED},
+        {"failed", RP_FAILED},     {"canceled", RP_CANCELED},     {"aborted", RP_ABORTED},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0)
@@ -486,8 +485,8 @@ static rp_state_t parse_state(const json_t *prediction)
 static bool prediction_url(const rp_conf_t *conf, const json_t *prediction, const char *id,
                            const char *key, char *out, size_t cap)
 {
-    const char *given = json_string_value(json_object_get(json_object_get(prediction, "urls"),
-                                                          key));
+    const char *given =
+        json_string_value(json_object_get(json_object_get(prediction, "urls"), key));
     if (given != NULL && same_origin(conf, given) && strlen(given) < cap) {
         bool clean = true;
         for (const char *p = given; clean && *p; p++)
@@ -605,10 +604,10 @@ static bool is_file_url(const char *s)
 static const char *extension_for_type(const char *type)
 {
     static const char *const map[][2] = {
-        {"image/png", "png"},   {"image/jpeg", "jpg"},  {"image/webp", "webp"},
-        {"image/gif", "gif"},   {"audio/wav", "wav"},   {"audio/x-wav", "wav"},
-        {"audio/wave", "wav"},  {"audio/mpeg", "mp3"},  {"audio/ogg", "ogg"},
-        {"audio/flac", "flac"}, {"video/mp4", "mp4"},   {"video/webm", "webm"},
+        {"image/png", "png"},   {"image/jpeg", "jpg"},        {"image/webp", "webp"},
+        {"image/gif", "gif"},   {"audio/wav", "wav"},         {"audio/x-wav", "wav"},
+        {"audio/wave", "wav"},  {"audio/mpeg", "mp3"},        {"audio/ogg", "ogg"},
+        {"audio/flac", "flac"}, {"video/mp4", "mp4"},         {"video/webm", "webm"},
         {"text/plain", "txt"},  {"application/json", "json"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -658,7 +657,7 @@ static int store_data_url(gp_ctx_t *ctx, const char *url, size_t index)
     const char *meta = url + 5;
     const char *comma = strchr(meta, ',');
     if (comma == NULL)
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "Replicate output %zu is a data: URL without ','", index);
     size_t meta_len = (size_t)(comma - meta);
     bool base64 = meta_len >= 7 && strncasecmp(comma - 7, ";base64", 7) == 0;
@@ -682,17 +681,17 @@ static int store_data_url(gp_ctx_t *ctx, const char *url, size_t index)
     if (base64) {
         bytes = gp_base64_decode(payload, payload_len, &len);
         if (bytes == NULL)
-            return gp_ctx_fail(ctx, true, "provider_bad_response",
+            return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                "Replicate output %zu is a data: URL with invalid base64", index);
     } else {
         bytes = malloc(payload_len + 1);
         if (bytes == NULL)
-            return gp_ctx_fail(ctx, true, "out_of_memory", "could not decode output %zu",
+            return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not decode output %zu",
                                index);
         for (size_t i = 0; i < payload_len; i++) {
             int hi, lo;
-            if (payload[i] == '%' && i + 2 < payload_len &&
-                (hi = hex_value(payload[i + 1])) >= 0 && (lo = hex_value(payload[i + 2])) >= 0) {
+            if (payload[i] == '%' && i + 2 < payload_len && (hi = hex_value(payload[i + 1])) >= 0 &&
+                (lo = hex_value(payload[i + 2])) >= 0) {
                 bytes[len++] = (unsigned char)(hi * 16 + lo);
                 i += 2;
             } else {
@@ -712,15 +711,14 @@ static int store_one(gp_ctx_t *ctx, const rp_conf_t *conf, const char *url, size
     if (strncmp(url, "data:", 5) == 0)
         return store_data_url(ctx, url, index);
     if (strlen(url) >= RP_MAX_URL)
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "Replicate output %zu has a URL longer than %d bytes", index,
                            RP_MAX_URL);
     char name[64];
     name_from_url(url, index, name, sizeof name);
     const char *with_auth[] = {conf->auth, NULL};
     /* Delivery hosts (replicate.delivery) need no token, and must not get one. */
-    return gp_ctx_store_url(ctx, name, url, NULL, same_origin(conf, url) ? with_auth : NULL,
-                            NULL);
+    return gp_ctx_store_url(ctx, name, url, NULL, same_origin(conf, url) ? with_auth : NULL, NULL);
 }
 
 /*
@@ -747,14 +745,15 @@ static int collect_files(json_t *output, const char **urls, int cap, bool *has_o
         items = json_array();
         const char *key;
         json_t *value;
-        json_object_foreach(output, key, value) json_array_append(items, value);
+        json_object_foreach (output, key, value)
+            json_array_append(items, value);
     } else {
         *has_other = !json_is_null(output);
         return 0;
     }
     size_t i;
     json_t *item;
-    json_array_foreach(items, i, item) {
+    json_array_foreach (items, i, item) {
         if (json_is_string(item) && is_file_url(json_string_value(item))) {
             if (count == cap) {
                 count = -1;
@@ -770,12 +769,11 @@ static int collect_files(json_t *output, const char **urls, int cap, bool *has_o
     return count;
 }
 
-static int store_outputs(gp_ctx_t *ctx, const rp_conf_t *conf, json_t *prediction,
-                         json_t *result)
+static int store_outputs(gp_ctx_t *ctx, const rp_conf_t *conf, json_t *prediction, json_t *result)
 {
     json_t *output = json_object_get(prediction, "output");
     if (output == NULL || json_is_null(output))
-        return gp_ctx_fail(ctx, false, "empty_output",
+        return gp_ctx_fail(ctx, false, GP_TE_EMPTY_OUTPUT,
                            "the Replicate prediction succeeded without output%s",
                            json_is_true(json_object_get(prediction, "data_removed"))
                                ? " (Replicate already removed its data)"
@@ -784,14 +782,13 @@ static int store_outputs(gp_ctx_t *ctx, const rp_conf_t *conf, json_t *predictio
     bool has_other = false;
     int count = collect_files(output, urls, RP_MAX_OUTPUT_FILES, &has_other);
     if (count < 0)
-        return gp_ctx_fail(ctx, false, "too_many_outputs",
+        return gp_ctx_fail(ctx, false, GP_TE_TOO_MANY_OUTPUTS,
                            "the Replicate prediction returned more than %d files",
                            RP_MAX_OUTPUT_FILES);
     for (int i = 0; i < count; i++) {
-        int rc = gp_ctx_progress(ctx,
-                                 PROGRESS_RUN_END +
-                                     (PROGRESS_OUTPUTS_END - PROGRESS_RUN_END) * i / count,
-                                 "copying outputs");
+        int rc = gp_ctx_progress(
+            ctx, PROGRESS_RUN_END + (PROGRESS_OUTPUTS_END - PROGRESS_RUN_END) * i / count,
+            "copying outputs");
         if (rc == 0)
             rc = store_one(ctx, conf, urls[i], (size_t)i);
         if (rc != 0)
@@ -839,8 +836,8 @@ static int create_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const rp_mode
     json_decref(body);
     if (!url_ok || text == NULL) {
         free(text);
-        return gp_ctx_fail(ctx, !url_ok ? false : true, !url_ok ? "provider_not_configured"
-                                                                : "out_of_memory",
+        return gp_ctx_fail(ctx, !url_ok ? false : true,
+                           !url_ok ? GP_TE_PROVIDER_NOT_CONFIGURED : GP_TE_OUT_OF_MEMORY,
                            "could not build the Replicate create request");
     }
     rp_reply_t reply;
@@ -878,7 +875,7 @@ static int wait_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const char *id,
     char get_url[RP_MAX_URL], cancel_url[RP_MAX_URL];
     if (!prediction_url(conf, *prediction, id, "get", get_url, sizeof get_url) ||
         !prediction_url(conf, *prediction, id, "cancel", cancel_url, sizeof cancel_url))
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "replicate base-url is too long");
 
     int max_ms = conf->poll_ms * RP_POLL_BACKOFF;
@@ -894,7 +891,7 @@ static int wait_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const char *id,
             state == RP_ABORTED)
             return 0;
         if (state == RP_UNKNOWN) {
-            rc = gp_ctx_fail(ctx, true, "provider_bad_response",
+            rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                              "Replicate prediction %s has an unknown status", id);
             break;
         }
@@ -907,8 +904,8 @@ static int wait_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const char *id,
             break;
         }
         if (wait != 0) {
-            rc = gp_ctx_fail(ctx, true, "timeout", "gave up waiting for Replicate prediction %s",
-                             id);
+            rc = gp_ctx_fail(ctx, true, GP_TE_TIMEOUT,
+                             "gave up waiting for Replicate prediction %s", id);
             break;
         }
         rp_reply_t reply;
@@ -917,7 +914,7 @@ static int wait_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const char *id,
             const char *got = json_string_value(json_object_get(reply.body, "id"));
             if (got != NULL && strcmp(got, id) != 0) {
                 json_decref(reply.body);
-                rc = gp_ctx_fail(ctx, true, "provider_bad_response",
+                rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                  "Replicate answered a poll of prediction %s with another "
                                  "prediction",
                                  id);
@@ -960,7 +957,7 @@ static int replicate_run(gp_ctx_t *ctx)
     const char *why = "is empty";
     if (model_ref[0] == '\0' || !parse_model(model_ref, &model, &why)) {
         explicit_bzero(conf.auth, sizeof conf.auth);
-        return gp_ctx_fail(ctx, false, "invalid_params",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
                            "model \"%.200s\" %s; use \"owner/name\", \"owner/name:<version>\" "
                            "or a 64-hex version id",
                            model_ref, why);
@@ -979,7 +976,7 @@ static int replicate_run(gp_ctx_t *ctx)
 
     const char *id = json_string_value(json_object_get(prediction, "id"));
     if (id == NULL || !prediction_id_ok(id)) {
-        rc = gp_ctx_fail(ctx, true, "provider_bad_response",
+        rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                          "Replicate created a prediction without a usable id");
         goto done;
     }
@@ -995,27 +992,26 @@ static int replicate_run(gp_ctx_t *ctx)
 
     char error[RP_MAX_DETAIL];
     switch (parse_state(prediction)) {
-    case RP_SUCCEEDED:
-        break;
+    case RP_SUCCEEDED: break;
     case RP_FAILED:
         prediction_error(prediction, error, sizeof error);
-        rc = gp_ctx_fail(ctx, false, "provider_failed", "Replicate prediction %s failed: %s",
+        rc = gp_ctx_fail(ctx, false, GP_TE_PROVIDER_FAILED, "Replicate prediction %s failed: %s",
                          pred_id, error);
         goto done;
     case RP_ABORTED:
-        rc = gp_ctx_fail(ctx, true, "provider_aborted",
+        rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_ABORTED,
                          "Replicate aborted prediction %s before it started", pred_id);
         goto done;
     case RP_CANCELED:
     default:
-        rc = gp_ctx_fail(ctx, false, "provider_canceled",
+        rc = gp_ctx_fail(ctx, false, GP_TE_PROVIDER_CANCELED,
                          "Replicate prediction %s was canceled on Replicate's side", pred_id);
         goto done;
     }
 
     result = json_object();
     if (result == NULL) {
-        rc = gp_ctx_fail(ctx, true, "out_of_memory", "could not build the result");
+        rc = gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the result");
         goto done;
     }
     rc = store_outputs(ctx, &conf, prediction, result);

@@ -36,7 +36,11 @@
 #define VOLC_DEFAULT_POLL_MS 2000
 #define VOLC_MAX_POLL_MS 20000
 
-typedef enum volc_kind { VOLC_T2I, VOLC_I2I, VOLC_T2V } volc_kind_t;
+typedef enum volc_kind {
+    VOLC_T2I,
+    VOLC_I2I,
+    VOLC_T2V
+} volc_kind_t;
 
 typedef struct volc {
     gp_ctx_t *ctx;
@@ -154,8 +158,7 @@ static int volc_call(volc_t *v, const char *action, const json_t *body, bool ide
     (void)snprintf(host_h, sizeof host_h, "Host: %s", v->host);
     (void)snprintf(date_h, sizeof date_h, "X-Date: %s", stamp);
     (void)snprintf(hash_h, sizeof hash_h, "X-Content-Sha256: %s", hash);
-    const char *signed_headers[] = {"Content-Type: application/json", host_h, date_h, hash_h,
-                                    NULL};
+    const char *signed_headers[] = {"Content-Type: application/json", host_h, date_h, hash_h, NULL};
     gp_sigv4_request_t sreq = {
         .method = "POST",
         .path = v->path,
@@ -182,8 +185,8 @@ static int volc_call(volc_t *v, const char *action, const json_t *body, bool ide
     }
     (void)snprintf(auth_h, auth_len, "Authorization: %s", sig.authorization);
     gp_sigv4_result_free(&sig);
-    const char *headers[] = {signed_headers[0], host_h,   date_h, hash_h,
-                             auth_h,            "Accept: application/json", NULL};
+    const char *headers[] = {signed_headers[0],          host_h, date_h, hash_h, auth_h,
+                             "Accept: application/json", NULL};
     gp_http_request_t req = {
         .method = "POST",
         .url = url,
@@ -259,7 +262,7 @@ static int fail_reply(volc_t *v, const volc_reply_t *r, const char *what, bool t
     if (r->rc == GP_HTTP_E_CANCELED)
         return gp_ctx_canceled_error(ctx);
     if (r->rc != GP_HTTP_OK)
-        return gp_ctx_fail(ctx, reply_retryable(r), "provider_unavailable",
+        return gp_ctx_fail(ctx, reply_retryable(r), GP_TE_PROVIDER_UNAVAILABLE,
                            "VolcEngine %s failed: %s%s%s", what, gp_http_strerror(r->rc),
                            r->message[0] ? ": " : "", r->message);
     const char *detail = r->message[0] ? r->message : "no message given";
@@ -269,34 +272,34 @@ static int fail_reply(volc_t *v, const volc_reply_t *r, const char *what, bool t
     else if (r->has_code)
         (void)snprintf(code_text, sizeof code_text, ", code %lld", r->code);
     if (r->status == 401 || r->status == 403)
-        return gp_ctx_fail(ctx, false, "provider_auth",
-                           "VolcEngine refused the credentials for the %s (HTTP %ld%s): %s",
-                           what, r->status, code_text, detail);
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_AUTH,
+                           "VolcEngine refused the credentials for the %s (HTTP %ld%s): %s", what,
+                           r->status, code_text, detail);
     if (r->root == NULL) {
         bool retry = r->status < 300 || gp_http_status_retryable(r->status);
-        const char *code = r->status < 300 ? "provider_bad_response"
-                           : retry         ? "provider_unavailable"
-                                           : "provider_rejected";
+        gp_task_error_t code = r->status < 300 ? GP_TE_PROVIDER_BAD_RESPONSE
+                               : retry         ? GP_TE_PROVIDER_UNAVAILABLE
+                                               : GP_TE_PROVIDER_REJECTED;
         return gp_ctx_fail(ctx, retry, code,
                            "VolcEngine %s: HTTP %ld with a body that is not a JSON object", what,
                            r->status);
     }
     if (r->status == 429 || (r->has_code && (r->code == 50429 || r->code == 50430)))
-        return gp_ctx_fail(ctx, true, "provider_rate_limited",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
                            "VolcEngine rate limited the %s (HTTP %ld%s): %s", what, r->status,
                            code_text, detail);
     if (reply_retryable(r))
-        return gp_ctx_fail(ctx, true, "provider_unavailable",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
                            "VolcEngine %s failed (HTTP %ld%s): %s", what, r->status, code_text,
                            detail);
     if (r->status >= 200 && r->status <= 299 && (!r->has_code || r->code == VOLC_OK))
-        return gp_ctx_fail(ctx, true, "provider_bad_response", "VolcEngine %s reply lacks %s",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE, "VolcEngine %s reply lacks %s",
                            what, r->has_code ? "data" : "an integer code");
     if (task_failure)
-        return gp_ctx_fail(ctx, false, "provider_failed",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_FAILED,
                            "VolcEngine task %s failed (HTTP %ld%s): %s", v->task_id, r->status,
                            code_text, detail);
-    return gp_ctx_fail(ctx, false, "provider_rejected",
+    return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_REJECTED,
                        "VolcEngine rejected the %s (HTTP %ld%s): %s", what, r->status, code_text,
                        detail);
 }
@@ -323,8 +326,8 @@ static int image_input(volc_t *v, json_t *body)
         if (bad || n == 0 || n > VOLC_MAX_IMAGE_BYTES) {
             free(buf);
             if (bad)
-                return gp_ctx_fail(ctx, true, "storage_error", "cannot read the input image");
-            return gp_ctx_fail(ctx, false, "invalid_params",
+                return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot read the input image");
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
                                "the input image must be 1 byte to 10 MB");
         }
         char *b64 = gp_base64_encode(buf, n);
@@ -342,7 +345,7 @@ static int image_input(volc_t *v, json_t *body)
         const char *comma = strchr(url, ',');
         if (comma == NULL || comma - url < 12 || strncmp(comma - 7, ";base64", 7) != 0) {
             free(url);
-            return gp_ctx_fail(ctx, false, "invalid_params",
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
                                "a data: URL image must be base64-encoded");
         }
         json_object_set_new(body, "binary_data_base64", json_pack("[s]", comma + 1));
@@ -358,7 +361,7 @@ static int build_submit_body(volc_t *v, json_t **out)
     gp_ctx_t *ctx = v->ctx;
     json_t *body = json_pack("{s:s}", "req_key", v->req_key);
     if (body == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the request");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the request");
     const char *prompt = gp_ctx_param_str(ctx, "prompt", "");
     if (prompt[0] != '\0')
         json_object_set_new(body, "prompt", json_string(prompt));
@@ -371,11 +374,9 @@ static int build_submit_body(volc_t *v, json_t **out)
         json_object_set_new(body, "width", json_integer(gp_ctx_param_int(ctx, "width", 1328)));
         json_object_set_new(body, "height", json_integer(gp_ctx_param_int(ctx, "height", 1328)));
         if (prompt[0] == '\0')
-            rc = gp_ctx_fail(ctx, false, "invalid_params", "prompt is required");
+            rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "prompt is required");
         break;
-    case VOLC_I2I:
-        rc = image_input(v, body);
-        break;
+    case VOLC_I2I: rc = image_input(v, body); break;
     case VOLC_T2V:
         /* Jimeng video renders at 24 fps: 121 frames is 5 s, 241 is 10 s. */
         json_object_set_new(body, "frames",
@@ -383,7 +384,7 @@ static int build_submit_body(volc_t *v, json_t **out)
         json_object_set_new(body, "aspect_ratio",
                             json_string(gp_ctx_param_str(ctx, "aspect_ratio", "16:9")));
         if (prompt[0] == '\0')
-            rc = gp_ctx_fail(ctx, false, "invalid_params", "prompt is required");
+            rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "prompt is required");
         break;
     }
     if (rc == 0 && v->kind != VOLC_T2V && json_object_get(gp_ctx_params(ctx), "scale") != NULL)
@@ -426,7 +427,7 @@ static int submit(volc_t *v)
     }
     const char *id = json_string_value(json_object_get(r.data, "task_id"));
     if (!task_id_is_valid(id))
-        rc = gp_ctx_fail(v->ctx, true, "provider_bad_response",
+        rc = gp_ctx_fail(v->ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                          "VolcEngine submit reply has no usable data.task_id");
     else
         (void)snprintf(v->task_id, sizeof v->task_id, "%s", id);
@@ -494,7 +495,7 @@ static int store_outputs(volc_t *v, const json_t *data)
 
     if (video != NULL && video[0] != '\0') {
         if (!is_http_url(video))
-            return gp_ctx_fail(ctx, true, "provider_bad_response",
+            return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                "VolcEngine data.video_url is not an http(s) URL");
         rc = gp_ctx_progress(ctx, 92, "downloading video");
         if (rc == 0)
@@ -502,12 +503,12 @@ static int store_outputs(volc_t *v, const json_t *data)
     } else if (nb > 0) {
         /* Inline bytes win when both are given: no second download. */
         if (nb > VOLC_MAX_OUTPUTS)
-            return gp_ctx_fail(ctx, false, "provider_bad_response",
+            return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_BAD_RESPONSE,
                                "VolcEngine returned %zu images, more than %d", nb,
                                VOLC_MAX_OUTPUTS);
         for (size_t i = 0; i < nb; i++)
             if (!json_is_string(json_array_get(b64s, i)))
-                return gp_ctx_fail(ctx, true, "provider_bad_response",
+                return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                    "VolcEngine binary_data_base64[%zu] is not a string", i);
         for (size_t i = 0; i < nb && rc == 0; i++) {
             const char *s = json_string_value(json_array_get(b64s, i));
@@ -516,7 +517,7 @@ static int store_outputs(volc_t *v, const json_t *data)
             image_kind_t kind;
             if (bytes == NULL || !sniff_image(bytes, len, &kind)) {
                 free(bytes);
-                return gp_ctx_fail(ctx, true, "provider_bad_response",
+                return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                    "VolcEngine binary_data_base64[%zu] is not a base64 PNG, "
                                    "JPEG or WebP image",
                                    i);
@@ -528,12 +529,12 @@ static int store_outputs(volc_t *v, const json_t *data)
         }
     } else if (nu > 0) {
         if (nu > VOLC_MAX_OUTPUTS)
-            return gp_ctx_fail(ctx, false, "provider_bad_response",
+            return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_BAD_RESPONSE,
                                "VolcEngine returned %zu images, more than %d", nu,
                                VOLC_MAX_OUTPUTS);
         for (size_t i = 0; i < nu; i++)
             if (!is_http_url(json_string_value(json_array_get(urls, i))))
-                return gp_ctx_fail(ctx, true, "provider_bad_response",
+                return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                    "VolcEngine image_urls[%zu] is not an http(s) URL", i);
         for (size_t i = 0; i < nu && rc == 0; i++) {
             const char *url = json_string_value(json_array_get(urls, i));
@@ -544,15 +545,14 @@ static int store_outputs(volc_t *v, const json_t *data)
                 rc = gp_ctx_store_url(ctx, name, url, NULL, NULL, NULL);
         }
     } else {
-        return gp_ctx_fail(ctx, true, "provider_bad_response",
+        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "VolcEngine reports the task done but returned no image or video");
     }
     if (rc != 0)
         return rc;
-    json_t *result = json_pack("{s:s, s:s}", "provider_task_id", v->task_id, "req_key",
-                               v->req_key);
+    json_t *result = json_pack("{s:s, s:s}", "provider_task_id", v->task_id, "req_key", v->req_key);
     if (result == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the result");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the result");
     gp_ctx_set_result(ctx, result);
     return 0;
 }
@@ -569,7 +569,7 @@ static int poll_result(volc_t *v)
     json_t *body = json_pack("{s:s, s:s, s:s}", "req_key", v->req_key, "task_id", v->task_id,
                              "req_json", req_json);
     if (body == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "could not build the request");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the request");
     int max_ms = v->poll_ms * 8;
     if (max_ms > VOLC_MAX_POLL_MS)
         max_ms = VOLC_MAX_POLL_MS > v->poll_ms ? VOLC_MAX_POLL_MS : v->poll_ms;
@@ -582,7 +582,7 @@ static int poll_result(volc_t *v)
             break;
         }
         if (w != 0) {
-            rc = gp_ctx_fail(ctx, true, "timeout", "VolcEngine task %s did not finish in time",
+            rc = gp_ctx_fail(ctx, true, GP_TE_TIMEOUT, "VolcEngine task %s did not finish in time",
                              v->task_id);
             break;
         }
@@ -605,17 +605,17 @@ static int poll_result(volc_t *v)
         const char *status = json_string_value(json_object_get(r.data, "status"));
         bool finished = true;
         if (status == NULL)
-            rc = gp_ctx_fail(ctx, true, "provider_bad_response",
+            rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                              "VolcEngine result reply has no data.status");
         else if (strcmp(status, "done") == 0)
             rc = store_outputs(v, r.data);
         else if (strcmp(status, "not_found") == 0)
-            rc = gp_ctx_fail(ctx, false, "provider_not_found",
+            rc = gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_FOUND,
                              "VolcEngine does not know task %s (not_found)", v->task_id);
         else if (strcmp(status, "expired") == 0)
-            rc = gp_ctx_fail(ctx, false, "provider_failed",
-                             "VolcEngine task %s expired before its result was fetched",
-                             v->task_id);
+            rc =
+                gp_ctx_fail(ctx, false, GP_TE_PROVIDER_FAILED,
+                            "VolcEngine task %s expired before its result was fetched", v->task_id);
         else {
             finished = false;
             if (strcmp(status, "in_queue") == 0) {
@@ -645,7 +645,7 @@ static int volc_run(gp_ctx_t *ctx)
     v.creds.access_key = gp_ctx_setting(ctx, "access-key");
     v.creds.secret_key = gp_ctx_setting(ctx, "secret-key");
     if (v.creds.access_key[0] == '\0' || v.creds.secret_key[0] == '\0')
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "the volcengine provider needs --volcengine-access-key and "
                            "--volcengine-secret-key (or GENPULSE_VOLCENGINE_ACCESS_KEY / "
                            "GENPULSE_VOLCENGINE_SECRET_KEY)");
@@ -657,7 +657,7 @@ static int volc_run(gp_ctx_t *ctx)
         v.creds.service = "cv";
     const char *base = gp_ctx_setting(ctx, "base-url");
     if (!parse_base(&v, base[0] != '\0' ? base : VOLC_DEFAULT_BASE_URL))
-        return gp_ctx_fail(ctx, false, "provider_not_configured",
+        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "volcengine base-url must be an http(s) URL without query or "
                            "user info");
     long poll_ms = strtol(gp_ctx_setting(ctx, "poll-interval-ms"), NULL, 10);
@@ -667,8 +667,9 @@ static int volc_run(gp_ctx_t *ctx)
     v.kind = !strcmp(type, "image-to-image")  ? VOLC_I2I
              : !strcmp(type, "text-to-video") ? VOLC_T2V
                                               : VOLC_T2I;
-    static const char *const default_keys[] = {
-        [VOLC_T2I] = "jimeng_t2i_v31", [VOLC_I2I] = "jimeng_i2i_v30", [VOLC_T2V] = "jimeng_t2v_v30"};
+    static const char *const default_keys[] = {[VOLC_T2I] = "jimeng_t2i_v31",
+                                               [VOLC_I2I] = "jimeng_i2i_v30",
+                                               [VOLC_T2V] = "jimeng_t2v_v30"};
     v.req_key = gp_ctx_param_str(ctx, "req_key", NULL);
     if (v.req_key == NULL || v.req_key[0] == '\0')
         v.req_key = default_keys[v.kind];
@@ -719,8 +720,7 @@ static const gp_provider_setting_t volc_settings[] = {
     {"service", "cv", false, "Service in the signing scope."},
     {"poll-interval-ms", "2000", false,
      "First wait between two result checks; later waits grow up to 8x (at most 20 s)."},
-    {"concurrency", "0", false,
-     "VolcEngine tasks running at once across all workers (0: any)."},
+    {"concurrency", "0", false, "VolcEngine tasks running at once across all workers (0: any)."},
     {"rate-per-minute", "0", false,
      "Requests per minute to VolcEngine across all workers (0: any)."},
     {NULL, NULL, false, NULL},

@@ -2,6 +2,7 @@
 #include "worker/ctx.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/media_type.h"
 #include "core/util.h"
 #include "media/media.h"
 
@@ -35,11 +36,26 @@ void gp_ctx_destroy(gp_ctx_t *ctx)
     memset(ctx, 0, sizeof *ctx);
 }
 
-const char *gp_ctx_task_id(const gp_ctx_t *ctx) { return ctx->task.id; }
-int gp_ctx_attempt(const gp_ctx_t *ctx) { return ctx->task.attempts; }
-const char *gp_ctx_task_type(const gp_ctx_t *ctx) { return ctx->task.task_type; }
-int64_t gp_ctx_deadline_ms(const gp_ctx_t *ctx) { return ctx->deadline_ms; }
-const json_t *gp_ctx_params(const gp_ctx_t *ctx) { return ctx->task.params; }
+const char *gp_ctx_task_id(const gp_ctx_t *ctx)
+{
+    return ctx->task.id;
+}
+int gp_ctx_attempt(const gp_ctx_t *ctx)
+{
+    return ctx->task.attempts;
+}
+const char *gp_ctx_task_type(const gp_ctx_t *ctx)
+{
+    return ctx->task.task_type;
+}
+int64_t gp_ctx_deadline_ms(const gp_ctx_t *ctx)
+{
+    return ctx->deadline_ms;
+}
+const json_t *gp_ctx_params(const gp_ctx_t *ctx)
+{
+    return ctx->task.params;
+}
 
 const char *gp_ctx_param_str(const gp_ctx_t *ctx, const char *name, const char *fallback)
 {
@@ -173,9 +189,9 @@ static json_t *analyze(gp_ctx_t *ctx, const char *name, const char *path, const 
             json_object_set_new(extra, "width", json_integer(info.width));
             json_object_set_new(extra, "height", json_integer(info.height));
             if (info.duration_s > 0)
-                json_object_set_new(extra, "duration",
-                                    json_real((double)(int64_t)(info.duration_s * 1000.0 + 0.5) /
-                                              1000.0));
+                json_object_set_new(
+                    extra, "duration",
+                    json_real((double)(int64_t)(info.duration_s * 1000.0 + 0.5) / 1000.0));
             thumb_url = store_derived(ctx, thumb_name, thumb_path);
             if (thumb_url)
                 gp_ctx_announce_preview(ctx, thumb_name);
@@ -197,30 +213,29 @@ int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t
 {
     if (!gp_storage_name_ok(name)) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, false, "invalid_output", "bad output name \"%s\"", name);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_OUTPUT, "bad output name \"%s\"", name);
     }
     if (!content_type || !*content_type)
-        content_type = gp_storage_content_type(name);
-    if ((!strncmp(content_type, "image/", 6) ||
-                         !strncmp(content_type, "video/", 6))) {
+        content_type = gp_media_type_of_name(name);
+    if ((!strncmp(content_type, "image/", 6) || !strncmp(content_type, "video/", 6))) {
         /* media is analysed from a file: go through one */
         const char *dir = gp_ctx_scratch_dir(ctx);
         if (dir) {
             char *path = gp_xasprintf("%s/bytes-%s", dir, name);
             int rc = gp_write_file_atomic(path, data, len) == 0
                          ? gp_ctx_store_file(ctx, name, path, content_type, extra)
-                         : gp_ctx_fail(ctx, true, "storage_error", "cannot write %s", name);
+                         : gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot write %s", name);
             remove(path);
             free(path);
             return rc;
         }
     }
     char *url = NULL;
-    int rc = gp_storage_put_bytes(ctx->rt->storage, ctx->task.id, name, data, len, content_type,
-                                  &url);
+    int rc =
+        gp_storage_put_bytes(ctx->rt->storage, ctx->task.id, name, data, len, content_type, &url);
     if (rc != 0) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "storage_error", "storing %s failed: %s", name,
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "storing %s failed: %s", name,
                            gp_err_message(rc));
     }
     add_asset(ctx, name, url, len, content_type, extra);
@@ -234,15 +249,16 @@ int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path, const c
     struct stat st;
     if (!gp_storage_name_ok(name) || stat(path, &st) != 0) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, false, "invalid_output", "output %s (%s) is missing", name, path);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_OUTPUT, "output %s (%s) is missing", name,
+                           path);
     }
     if (!content_type || !*content_type)
-        content_type = gp_storage_content_type(name);
+        content_type = gp_media_type_of_name(name);
     char *url = NULL;
     int rc = gp_storage_put_file(ctx->rt->storage, ctx->task.id, name, path, content_type, &url);
     if (rc != 0) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "storage_error", "storing %s failed: %s", name,
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "storing %s failed: %s", name,
                            gp_err_message(rc));
     }
     json_t *media = analyze(ctx, name, path, content_type);
@@ -269,7 +285,7 @@ void gp_ctx_set_result(gp_ctx_t *ctx, json_t *fields)
     json_decref(fields);
 }
 
-int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, const char *code, const char *fmt, ...)
+int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, gp_task_error_t code, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -278,9 +294,10 @@ int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, const char *code, const char *fmt
     va_end(ap);
     free(ctx->fail_code);
     free(ctx->fail_message);
-    ctx->fail_code = gp_xstrdup(code && *code ? code : "provider_error");
+    ctx->fail_code = gp_xstrdup(gp_task_error_code(code));
     ctx->fail_message = gp_xstrdup(msg);
-    return retryable ? GP_CTX_FAILED_RETRYABLE : GP_CTX_FAILED_PERMANENT;
+    return gp_task_error_retryable(code, retryable) ? GP_CTX_FAILED_RETRYABLE
+                                                    : GP_CTX_FAILED_PERMANENT;
 }
 
 const char *gp_ctx_scratch_dir(gp_ctx_t *ctx)

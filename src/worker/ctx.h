@@ -4,24 +4,24 @@
 #ifndef GP_CTX_INTERNAL_H
 #define GP_CTX_INTERNAL_H
 
-#include "core/runtime.h"
+#include "runtime/runtime.h"
 
 #include <genpulse/handler.h>
 #include <stdatomic.h>
 
 struct gp_ctx {
     gp_runtime_t *rt;
-    gp_task_t task;          /* owned copy, status/attempts as of the claim */
+    gp_task_t task;                /* owned copy, status/attempts as of the claim */
     const gp_provider_t *provider; /* NULL when this worker lacks it */
-    int64_t deadline_ms;     /* hard timeout, gp_mono_ms clock */
-    atomic_bool cancel;      /* cancel requested (by a client or by shutdown) */
-    atomic_bool timed_out;   /* the hard timeout passed */
-    json_t *result;          /* result object; "assets" array inside */
+    int64_t deadline_ms;           /* hard timeout, gp_mono_ms clock */
+    atomic_bool cancel;            /* cancel requested (by a client or by shutdown) */
+    atomic_bool timed_out;         /* the hard timeout passed */
+    json_t *result;                /* result object; "assets" array inside */
     char *fail_code, *fail_message;
     char *scratch_dir;
     int last_percent;
     char last_step[256];
-    int download_seq;        /* names scratch downloads */
+    int download_seq; /* names scratch downloads */
 };
 
 /* Sends the progress event that carries the link of preview object `name` (already stored). */

@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/media_type.h"
 #include "worker/ctx.h"
 
 #include <genpulse/http.h>
@@ -25,7 +26,10 @@ const char *gp_ctx_setting(const gp_ctx_t *ctx, const char *name)
     return gp_settings_provider(ctx->rt->settings, ctx->provider->name, name);
 }
 
-static bool ctx_cancel_cb(void *arg) { return gp_ctx_is_canceled(arg); }
+static bool ctx_cancel_cb(void *arg)
+{
+    return gp_ctx_is_canceled(arg);
+}
 
 int gp_ctx_http(gp_ctx_t *ctx, gp_http_request_t *req, gp_http_response_t *resp)
 {
@@ -68,27 +72,13 @@ int gp_ctx_poll_wait(gp_ctx_t *ctx, gp_poller_t *p)
 
 /* ---- names and types ------------------------------------------------------------------ */
 
-static const char *ext_for_type(const char *ct)
+/* "<stem>.<ext>" with the usual extension of ct, or just "<stem>" for an unknown type. */
+static void name_with_ext(char *out, size_t cap, const char *stem, const char *ct)
 {
-    static const struct { const char *type, *ext; } map[] = {
-        {"image/png", ".png"},   {"image/jpeg", ".jpg"}, {"image/webp", ".webp"},
-        {"image/gif", ".gif"},   {"video/mp4", ".mp4"},  {"video/webm", ".webm"},
-        {"audio/wav", ".wav"},   {"audio/x-wav", ".wav"}, {"audio/mpeg", ".mp3"},
-        {"application/json", ".json"}, {"text/plain", ".txt"},
-    };
-    for (size_t i = 0; ct && i < sizeof map / sizeof map[0]; i++)
-        if (!strncasecmp(ct, map[i].type, strlen(map[i].type)))
-            return map[i].ext;
-    return "";
-}
-
-/* The media type without parameters, lower-cased, into out. */
-static void bare_type(const char *ct, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (; ct && ct[n] && ct[n] != ';' && ct[n] != ' ' && n + 1 < cap; n++)
-        out[n] = (char)(ct[n] >= 'A' && ct[n] <= 'Z' ? ct[n] + 32 : ct[n]);
-    out[n] = '\0';
+    const char *ext = gp_media_ext_of_type(ct);
+    int n = snprintf(out, cap, "%s%s%s", stem, ext ? "." : "", ext ? ext : "");
+    if (n < 0 || (size_t)n >= cap) /* cannot happen for our stems and extensions */
+        snprintf(out, cap, "%s", stem);
 }
 
 /* A safe output name from the last segment of a URL path, or "output<ext>". */
@@ -109,9 +99,13 @@ static void name_from_url(const char *url, const char *ct, char *out, size_t cap
     while (out[0] == '.')
         memmove(out, out + 1, strlen(out));
     if (!out[0] || !gp_storage_name_ok(out))
-        snprintf(out, cap, "output%s", ext_for_type(ct));
-    else if (!strchr(out, '.') && *ext_for_type(ct) && strlen(out) + 6 < cap)
-        strcat(out, ext_for_type(ct));
+        name_with_ext(out, cap, "output", ct);
+    else if (!strchr(out, '.') && gp_media_ext_of_type(ct) && strlen(out) + 6 < cap) {
+        size_t len = strlen(out);
+        int w = snprintf(out + len, cap - len, ".%s", gp_media_ext_of_type(ct));
+        if (w < 0 || (size_t)w >= cap - len)
+            out[len] = '\0';
+    }
 }
 
 /* Decodes a data: URL into a malloc'd buffer; its media type into ct. NULL if malformed. */
@@ -123,7 +117,7 @@ static unsigned char *decode_data_url(const char *url, size_t *len, char *ct, si
     const char *meta = url + 5;
     size_t meta_len = (size_t)(comma - meta);
     bool b64 = meta_len >= 7 && !strncasecmp(comma - 7, ";base64", 7);
-    bare_type(meta_len ? meta : "text/plain", ct, ct_cap);
+    gp_media_bare_type(meta_len ? meta : "text/plain", ct, ct_cap);
     if (!ct[0] || ct[0] == ',')
         snprintf(ct, ct_cap, "text/plain");
     const char *data = comma + 1;
@@ -158,13 +152,14 @@ int gp_ctx_store_url(gp_ctx_t *ctx, const char *name, const char *url, const cha
         unsigned char *data = decode_data_url(url, &len, ct, sizeof ct);
         if (!data) {
             json_decref(extra);
-            return gp_ctx_fail(ctx, false, "invalid_output", "the provider returned a malformed "
-                                                             "data: URL");
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_OUTPUT,
+                               "the provider returned a malformed "
+                               "data: URL");
         }
         if (content_type)
-            bare_type(content_type, ct, sizeof ct);
+            gp_media_bare_type(content_type, ct, sizeof ct);
         if (!name) {
-            snprintf(auto_name, sizeof auto_name, "output%s", ext_for_type(ct));
+            name_with_ext(auto_name, sizeof auto_name, "output", ct);
             name = auto_name;
         }
         int rc = gp_ctx_store_bytes(ctx, name, data, len, ct, extra);
@@ -174,11 +169,14 @@ int gp_ctx_store_url(gp_ctx_t *ctx, const char *name, const char *url, const cha
     const char *dir = gp_ctx_scratch_dir(ctx);
     if (!dir) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "storage_error", "no scratch directory");
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "no scratch directory");
     }
     char *path = gp_xasprintf("%s/download-%d", dir, ctx->download_seq++);
-    gp_http_request_t req = {.url = url, .headers = headers, .download_path = path,
-                             .timeout_ms = 600000, .max_attempts = 4};
+    gp_http_request_t req = {.url = url,
+                             .headers = headers,
+                             .download_path = path,
+                             .timeout_ms = 600000,
+                             .max_attempts = 4};
     gp_http_response_t resp;
     int rc = gp_ctx_http(ctx, &req, &resp);
     int ret = 0;
@@ -186,18 +184,18 @@ int gp_ctx_store_url(gp_ctx_t *ctx, const char *name, const char *url, const cha
         ret = GP_CTX_CANCELED;
     } else if (rc != GP_HTTP_OK) {
         ret = gp_ctx_fail(ctx, rc != GP_HTTP_E_INVALID && rc != GP_HTTP_E_TOO_LARGE,
-                          "download_failed", "fetching the output failed: %s", resp.error);
+                          GP_TE_DOWNLOAD_FAILED, "fetching the output failed: %s", resp.error);
     } else if (resp.status < 200 || resp.status >= 300) {
-        ret = gp_ctx_fail(ctx, gp_http_status_retryable(resp.status), "download_failed",
+        ret = gp_ctx_fail(ctx, gp_http_status_retryable(resp.status), GP_TE_DOWNLOAD_FAILED,
                           "fetching the output failed: HTTP %ld", resp.status);
     } else {
-        bare_type(content_type ? content_type : resp.content_type, ct, sizeof ct);
+        gp_media_bare_type(content_type ? content_type : resp.content_type, ct, sizeof ct);
         if (!name) {
             name_from_url(url, ct, auto_name, sizeof auto_name);
             name = auto_name;
         }
         if (!ct[0] || !strcmp(ct, "application/octet-stream") || !strcmp(ct, "binary/octet-stream"))
-            snprintf(ct, sizeof ct, "%s", gp_storage_content_type(name));
+            snprintf(ct, sizeof ct, "%s", gp_media_type_of_name(name));
         ret = gp_ctx_store_file(ctx, name, path, ct, extra);
         extra = NULL;
     }
@@ -234,39 +232,42 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
 {
     const char *ref = gp_ctx_param_str(ctx, param, NULL);
     if (!ref || !*ref)
-        return gp_ctx_fail(ctx, false, "invalid_input", "params.%s is missing", param);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "params.%s is missing", param);
     const char *dir = gp_ctx_scratch_dir(ctx);
     if (!dir)
-        return gp_ctx_fail(ctx, true, "storage_error", "no scratch directory");
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "no scratch directory");
     char ct[128] = "";
     int n = snprintf(path_out, path_cap, "%s/input-%s", dir, param);
     if (n < 0 || (size_t)n >= path_cap)
-        return gp_ctx_fail(ctx, false, "invalid_input", "input path too long");
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "input path too long");
     if (gp_is_uuid(ref)) {
         json_t *meta = asset_meta(ctx, ref);
         if (!meta)
-            return gp_ctx_fail(ctx, false, "invalid_input", "params.%s: no asset %s", param, ref);
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "params.%s: no asset %s", param,
+                               ref);
         const char *name = json_string_value(json_object_get(meta, "name"));
-        bare_type(json_string_value(json_object_get(meta, "content_type")), ct, sizeof ct);
+        gp_media_bare_type(json_string_value(json_object_get(meta, "content_type")), ct, sizeof ct);
         int rc = gp_storage_get_file(ctx->rt->storage, ref, name, path_out);
         json_decref(meta);
         if (rc != 0)
-            return gp_ctx_fail(ctx, rc != -GP_E_NOT_FOUND, "invalid_input",
+            return gp_ctx_fail(ctx, rc != -GP_E_NOT_FOUND, GP_TE_INVALID_INPUT,
                                "params.%s: asset %s could not be read: %s", param, ref,
                                gp_err_message(rc));
     } else if (!strncasecmp(ref, "data:", 5)) {
         size_t len = 0;
         unsigned char *data = decode_data_url(ref, &len, ct, sizeof ct);
         if (!data)
-            return gp_ctx_fail(ctx, false, "invalid_input", "params.%s: malformed data: URL",
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "params.%s: malformed data: URL",
                                param);
         int rc = gp_write_file_atomic(path_out, data, len);
         free(data);
         if (rc != 0)
-            return gp_ctx_fail(ctx, true, "storage_error", "cannot write the input");
+            return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot write the input");
     } else {
-        gp_http_request_t req = {.url = ref, .download_path = path_out,
-                                 .max_response_bytes = MAX_INPUT_BYTES, .timeout_ms = 300000,
+        gp_http_request_t req = {.url = ref,
+                                 .download_path = path_out,
+                                 .max_response_bytes = MAX_INPUT_BYTES,
+                                 .timeout_ms = 300000,
                                  .public_only = !ctx->rt->settings->allow_private_inputs};
         gp_http_response_t resp;
         int rc = gp_ctx_http(ctx, &req, &resp);
@@ -277,12 +278,13 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
         if (rc != GP_HTTP_OK || resp.status < 200 || resp.status >= 300) {
             bool retry = rc == GP_HTTP_E_CONNECT || rc == GP_HTTP_E_TIMEOUT ||
                          (rc == GP_HTTP_OK && gp_http_status_retryable(resp.status));
-            int r = gp_ctx_fail(ctx, retry, "invalid_input", "params.%s: fetching %s failed: %s",
-                                param, ref, rc != GP_HTTP_OK ? resp.error : "HTTP error status");
+            int r =
+                gp_ctx_fail(ctx, retry, GP_TE_INVALID_INPUT, "params.%s: fetching %s failed: %s",
+                            param, ref, rc != GP_HTTP_OK ? resp.error : "HTTP error status");
             gp_http_response_free(&resp);
             return r;
         }
-        bare_type(resp.content_type, ct, sizeof ct);
+        gp_media_bare_type(resp.content_type, ct, sizeof ct);
         gp_http_response_free(&resp);
     }
     if (content_type_out && ct_cap)
@@ -295,14 +297,14 @@ int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
     const char *ref = gp_ctx_param_str(ctx, param, NULL);
     *url_out = NULL;
     if (!ref || !*ref)
-        return gp_ctx_fail(ctx, false, "invalid_input", "params.%s is missing", param);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "params.%s is missing", param);
     if (!gp_is_uuid(ref)) {
         *url_out = gp_xstrdup(ref);
         return 0;
     }
     json_t *meta = asset_meta(ctx, ref);
     if (!meta)
-        return gp_ctx_fail(ctx, false, "invalid_input", "params.%s: no asset %s", param, ref);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "params.%s: no asset %s", param, ref);
     const char *name = json_string_value(json_object_get(meta, "name"));
     gp_storage_t *st = ctx->rt->storage;
     int rc = 0;
@@ -313,7 +315,7 @@ int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
                                 ref, name);
     json_decref(meta);
     if (rc != 0)
-        return gp_ctx_fail(ctx, true, "storage_error", "cannot link asset %s: %s", ref,
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot link asset %s: %s", ref,
                            gp_err_message(rc));
     return 0;
 }
@@ -324,11 +326,11 @@ int gp_ctx_publish_preview(gp_ctx_t *ctx, const char *name, const char *path,
                            const char *content_type)
 {
     if (!gp_storage_name_ok(name))
-        return gp_ctx_fail(ctx, false, "invalid_output", "bad preview name \"%s\"", name);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_OUTPUT, "bad preview name \"%s\"", name);
     char *url = NULL;
     int rc = gp_storage_put_file(ctx->rt->storage, ctx->task.id, name, path, content_type, &url);
     if (rc != 0)
-        return gp_ctx_fail(ctx, true, "storage_error", "storing the preview failed: %s",
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "storing the preview failed: %s",
                            gp_err_message(rc));
     free(url);
     gp_ctx_announce_preview(ctx, name);

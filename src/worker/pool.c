@@ -26,16 +26,17 @@
 #define POP_TIMEOUT_MS 500
 #define WATCHDOG_TICK_MS 100
 #define CANCEL_GRACE_MS 10000
-#define COMMIT_RETRY_MS 500 /* an outcome the store refused is offered again this often */ /* a canceled provider that ignores us this long is cut loose */
+#define COMMIT_RETRY_MS                                                                            \
+    500 /* an outcome the store refused is offered again this often */ /* a canceled provider that ignores us this long is cut loose */
 
 typedef struct slot {
     /* Guarded by pool->lock: */
     bool busy;
     char task_id[37];
     gp_queue_item_t item;
-    gp_ctx_t *ctx;      /* NULL until the claim commits */
-    int64_t deadline;   /* mono ms */
-    int64_t cancel_at;  /* mono ms; 0 = no cancel */
+    gp_ctx_t *ctx;     /* NULL until the claim commits */
+    int64_t deadline;  /* mono ms */
+    int64_t cancel_at; /* mono ms; 0 = no cancel */
     atomic_bool finalized;
 } slot_t;
 
@@ -48,8 +49,8 @@ struct gp_worker_pool {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     pthread_cond_t watchdog_wake; /* ticks, and thread exits; not every task */
-    atomic_bool stopping;   /* take no new tasks */
-    atomic_bool draining;   /* grace expired: hand running tasks back */
+    atomic_bool stopping;         /* take no new tasks */
+    atomic_bool draining;         /* grace expired: hand running tasks back */
     atomic_int busy;
     int threads_alive;
     struct finish_job *commit_retries; /* outcomes waiting for the store to come back */
@@ -72,30 +73,30 @@ gp_outcome_t gp_decide_outcome(const gp_attempt_report_t *r, int64_t base_ms, in
     }
     if (r->cancel_requested) {
         o.status = GP_TASK_CANCELED;
-        o.error_code = "canceled";
+        o.error_code = gp_task_error_code(GP_TE_CANCELED);
         o.error_message = "canceled by request";
         return o;
     }
     bool retryable;
     if (r->timed_out) {
         retryable = true;
-        o.error_code = "timeout";
+        o.error_code = gp_task_error_code(GP_TE_TIMEOUT);
         o.error_message = "the task exceeded its time limit";
     } else if (r->rc == 0) {
         o.status = GP_TASK_SUCCEEDED;
         return o;
     } else if (r->rc == GP_CTX_FAILED_RETRYABLE || r->rc == GP_CTX_FAILED_PERMANENT) {
         retryable = r->rc == GP_CTX_FAILED_RETRYABLE;
-        o.error_code = r->fail_code ? r->fail_code : "provider_error";
+        o.error_code = r->fail_code ? r->fail_code : gp_task_error_code(GP_TE_PROVIDER_ERROR);
         o.error_message = r->fail_message ? r->fail_message : "the provider failed";
     } else if (r->rc == GP_CTX_CANCELED) {
         /* Stopped without a cancel request or timeout: treat as a transient failure. */
         retryable = true;
-        o.error_code = "interrupted";
+        o.error_code = gp_task_error_code(GP_TE_INTERRUPTED);
         o.error_message = "the provider stopped early";
     } else {
         retryable = false;
-        o.error_code = "internal_error";
+        o.error_code = gp_task_error_code(GP_TE_INTERNAL_ERROR);
         o.error_message = "the provider returned an unexpected value";
     }
     if (retryable && r->attempts <= r->max_retries) {
@@ -115,10 +116,10 @@ typedef struct finish_job {
     struct gp_worker_pool *pool;
     struct finish_job *next_retry; /* on pool->commit_retries while the store is down */
     int64_t retry_at;              /* mono ms */
-    gp_task_t task;          /* copy, updated to the outcome */
+    gp_task_t task;                /* copy, updated to the outcome */
     int64_t retry_delay_ms;
     bool handed_back;
-    gp_queue_item_t item;    /* the delivery, acknowledged once the outcome is committed */
+    gp_queue_item_t item; /* the delivery, acknowledged once the outcome is committed */
 } finish_job_t;
 
 static void finish_committed(gp_store_op_t *op, void *arg)
@@ -144,7 +145,7 @@ static void finish_committed(gp_store_op_t *op, void *arg)
             t->status = op->tr.applied_status;
             free(t->error_code);
             free(t->error_message);
-            t->error_code = gp_xstrdup("canceled");
+            t->error_code = gp_xstrdup(gp_task_error_code(GP_TE_CANCELED));
             t->error_message = gp_xstrdup("canceled by request");
             json_decref(t->result);
             t->result = NULL;
@@ -261,7 +262,9 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     /* The claim reads the row as it commits it: no separate read, and a task canceled or
      * already taken while queued simply loses the compare-and-set. */
     gp_task_t t = {0};
-    gp_store_op_t op = {.kind = GP_OP_CLAIM, .task = &t, .claim_started_at = gp_now_ms(),
+    gp_store_op_t op = {.kind = GP_OP_CLAIM,
+                        .task = &t,
+                        .claim_started_at = gp_now_ms(),
                         .claim_takeover = item->redelivered};
     memcpy(op.cancel_id, item->id, sizeof op.cancel_id);
     int rc = gp_committer_run_sync(rt->committer, &op);
@@ -290,7 +293,7 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
                t.provider);
         int run_rc;
         if (!provider)
-            run_rc = gp_ctx_fail(ctx, false, "unknown_provider",
+            run_rc = gp_ctx_fail(ctx, false, GP_TE_UNKNOWN_PROVIDER,
                                  "this worker has no provider %s for %s", t.provider, t.task_type);
         else if (gp_ctx_is_canceled(ctx))
             run_rc = GP_CTX_CANCELED;
@@ -313,7 +316,10 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     gp_task_clear(&t);
 }
 
-static bool ctx_canceled(void *arg) { return gp_ctx_is_canceled(arg); }
+static bool ctx_canceled(void *arg)
+{
+    return gp_ctx_is_canceled(arg);
+}
 
 /* Runs the provider inside its concurrency limit ("concurrency" setting, shared by every
  * worker through the limiter). The wait counts against the task's hard timeout. */
@@ -330,7 +336,7 @@ static int run_limited(gp_ctx_t *ctx, const gp_provider_t *provider)
     if (rc == -GP_E_CANCELED || gp_ctx_is_canceled(ctx))
         return GP_CTX_CANCELED;
     if (rc == -GP_E_TIMEOUT)
-        return gp_ctx_fail(ctx, true, "timeout", "waited too long for a free %s slot",
+        return gp_ctx_fail(ctx, true, GP_TE_TIMEOUT, "waited too long for a free %s slot",
                            provider->name);
     if (rc != 0)
         gp_log(GP_LOG_WARN, ctx->task.id, "%s concurrency limit unavailable; running without it",
@@ -361,8 +367,8 @@ static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
                              params ? params : json_object());
     gp_submission_t sub;
     json_t *details = NULL;
-    int valid = gp_validate_submission(body, (int)rt->settings->default_max_retries, &sub,
-                                       &details);
+    int valid =
+        gp_validate_submission(body, (int)rt->settings->default_max_retries, &sub, &details);
     json_decref(body);
     gp_task_t t = {0};
     memcpy(t.id, item->id, sizeof t.id);
@@ -387,7 +393,7 @@ static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
         fail.tr.from_status = fail.tr.to_status = GP_TASK_PENDING;
         fail.tr.to_status = GP_TASK_FAILED;
         fail.tr.completed_at = gp_now_ms();
-        fail.tr.error_code = "validation_error";
+        fail.tr.error_code = gp_task_error_code(GP_TE_VALIDATION_ERROR);
         fail.tr.error_message = why ? why : "invalid params";
         if (gp_committer_run_sync(rt->committer, &fail) == 0) {
             t.status = GP_TASK_FAILED;
@@ -653,8 +659,14 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     free(pool);
 }
 
-int gp_worker_pool_busy(gp_worker_pool_t *pool) { return pool ? atomic_load(&pool->busy) : 0; }
-int gp_worker_pool_size(gp_worker_pool_t *pool) { return pool ? pool->n : 0; }
+int gp_worker_pool_busy(gp_worker_pool_t *pool)
+{
+    return pool ? atomic_load(&pool->busy) : 0;
+}
+int gp_worker_pool_size(gp_worker_pool_t *pool)
+{
+    return pool ? pool->n : 0;
+}
 
 typedef struct recover_state {
     gp_runtime_t *rt;
@@ -680,12 +692,12 @@ static void recover_one(const gp_task_t *t, void *arg)
     if (t->cancel_requested) {
         tr->to_status = GP_TASK_CANCELED;
         tr->completed_at = gp_now_ms();
-        tr->error_code = "canceled";
+        tr->error_code = gp_task_error_code(GP_TE_CANCELED);
         tr->error_message = "canceled by request";
     } else if (t->attempts > t->max_retries) {
         tr->to_status = GP_TASK_FAILED;
         tr->completed_at = gp_now_ms();
-        tr->error_code = "interrupted";
+        tr->error_code = gp_task_error_code(GP_TE_INTERRUPTED);
         tr->error_message = "the process running the task stopped, and no retries are left";
     } else {
         tr->to_status = GP_TASK_PENDING;

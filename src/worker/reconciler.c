@@ -65,13 +65,15 @@ static void visit(const gp_task_t *t, void *arg)
         c->not_before = t->not_before;
     } else if (t->status == GP_TASK_PROCESSING && t->started_at &&
                t->started_at < sc->stale_before) {
-        gp_queue_item_t item = {.priority = t->priority, .enqueued_at = t->created_at,
-                                .redelivered = true};
+        gp_queue_item_t item = {
+            .priority = t->priority, .enqueued_at = t->created_at, .redelivered = true};
         memcpy(item.id, t->id, sizeof item.id);
         if (gp_queue_push(sc->rt->queue, &item) == 0) {
             sc->orphans++;
-            gp_log(GP_LOG_WARN, t->id, "processing since %lld s with no live holder; "
-                   "dispatched again", (long long)((sc->now - t->started_at) / 1000));
+            gp_log(GP_LOG_WARN, t->id,
+                   "processing since %lld s with no live holder; "
+                   "dispatched again",
+                   (long long)((sc->now - t->started_at) / 1000));
         }
     }
 }
@@ -91,7 +93,8 @@ static void reconcile_once(gp_runtime_t *rt)
         depth = depth_before; /* orphans pushed during the scan are not queue backlog */
     if (sc.n_pending > depth) {
         GP_WARN("reconciler: %zu pending task(s) in the store, %zu in the queue; "
-                "dispatching them again", sc.n_pending, depth);
+                "dispatching them again",
+                sc.n_pending, depth);
         for (size_t i = 0; i < sc.n_pending; i++)
             gp_runtime_dispatch(rt, &sc.pending[i]);
     }

@@ -8,7 +8,7 @@
 #ifndef GP_WORKER_H
 #define GP_WORKER_H
 
-#include "core/runtime.h"
+#include "runtime/runtime.h"
 
 #include <genpulse/handler.h>
 
@@ -40,20 +40,20 @@ void gp_reconciler_stop(gp_reconciler_t *r);
 
 /* What a finished attempt turns into. Pure function, unit-tested. */
 typedef struct gp_outcome {
-    gp_task_status_t status;   /* SUCCEEDED, FAILED, CANCELED, or PENDING (retry) */
-    int64_t retry_delay_ms;    /* PENDING only */
-    const char *error_code;    /* NULL on success */
+    gp_task_status_t status; /* SUCCEEDED, FAILED, CANCELED, or PENDING (retry) */
+    int64_t retry_delay_ms;  /* PENDING only */
+    const char *error_code;  /* NULL on success */
     const char *error_message;
 } gp_outcome_t;
 
 typedef struct gp_attempt_report {
-    int rc;                    /* provider return value */
+    int rc; /* provider return value */
     bool cancel_requested;
     bool timed_out;
-    bool shutting_down;        /* drain: hand back without counting a failure */
-    const char *fail_code;     /* from gp_ctx_fail, may be NULL */
+    bool shutting_down;    /* drain: hand back without counting a failure */
+    const char *fail_code; /* from gp_ctx_fail, may be NULL */
     const char *fail_message;
-    int attempts;              /* including this one */
+    int attempts; /* including this one */
     int max_retries;
 } gp_attempt_report_t;
 

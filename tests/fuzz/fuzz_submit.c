@@ -74,14 +74,14 @@ static void check_details(json_t *details)
     check(json_array_size(details) > 0, "a failure has at least one detail");
     size_t i;
     json_t *d;
-    json_array_foreach(details, i, d) {
+    json_array_foreach (details, i, d) {
         check(json_is_object(d), "detail is an object");
         check(json_is_string(json_object_get(d, "field")), "detail.field is a string");
         check(json_is_string(json_object_get(d, "message")), "detail.message is a string");
     }
     /* the 422 body the server sends */
-    json_t *body = json_pack("{s:{s:s, s:s, s:O}}", "error", "code", "validation_error",
-                             "message", "the request has invalid fields", "details", details);
+    json_t *body = json_pack("{s:{s:s, s:s, s:O}}", "error", "code", "validation_error", "message",
+                             "the request has invalid fields", "details", details);
     check(body != NULL, "422 body builds");
     char *text = json_dumps(body, JSON_COMPACT);
     check(text != NULL, "422 body serializes");
@@ -105,12 +105,12 @@ static void check_accepted(const json_t *body, const gp_submission_t *sub)
     /* Nothing unknown slipped through, however long or multibyte its name. */
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)body, key, value) {
+    json_object_foreach ((json_t *)body, key, value) {
         check(known_top_level(key), "unknown top-level field accepted");
     }
     json_t *params = json_object_get(body, "params");
     if (json_is_object(params)) {
-        json_object_foreach(params, key, value) {
+        json_object_foreach (params, key, value) {
             if (!json_is_null(value))
                 check(json_object_get(sub->params, key) != NULL, "unknown param accepted");
         }
@@ -120,9 +120,9 @@ static void check_accepted(const json_t *body, const gp_submission_t *sub)
 /* The normalized submission, sent again, must be accepted unchanged. */
 static void check_revalidates(const gp_submission_t *sub)
 {
-    json_t *again = json_pack("{s:s, s:O, s:i, s:i}", "task_type", sub->task_type->name,
-                              "params", sub->params, "priority", sub->priority, "max_retries",
-                              sub->max_retries);
+    json_t *again =
+        json_pack("{s:s, s:O, s:i, s:i}", "task_type", sub->task_type->name, "params", sub->params,
+                  "priority", sub->priority, "max_retries", sub->max_retries);
     check(again != NULL, "resubmission builds");
     gp_submission_t sub2;
     json_t *details = NULL;

@@ -190,7 +190,7 @@ const json_t *stub_ctx_asset(const gp_ctx_t *ctx, const char *name)
     const json_t *assets = json_object_get(ctx->result, "assets");
     size_t index;
     const json_t *asset;
-    json_array_foreach(assets, index, asset) {
+    json_array_foreach (assets, index, asset) {
         const char *asset_name = json_string_value(json_object_get(asset, "name"));
         if (asset_name != NULL && strcmp(asset_name, name) == 0)
             return asset;
@@ -323,18 +323,18 @@ int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t
 {
     if (!output_name_is_valid(name)) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, false, "invalid_output_name", "bad output name \"%s\"",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_OUTPUT, "bad output name \"%s\"",
                            name != NULL ? name : "(null)");
     }
     if (stub_ctx_output(ctx, name, NULL) != NULL) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, false, "duplicate_output", "output \"%s\" stored twice", name);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_OUTPUT, "output \"%s\" stored twice", name);
     }
 
     stub_output_t *grown = realloc(ctx->outputs, (ctx->output_count + 1) * sizeof *grown);
     if (grown == NULL) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for output");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "stub: no memory for output");
     }
     ctx->outputs = grown;
     stub_output_t *output = &ctx->outputs[ctx->output_count];
@@ -347,7 +347,7 @@ int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t
         free(output->content_type);
         free(output->data);
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for output");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "stub: no memory for output");
     }
     if (len > 0)
         memcpy(output->data, data, len);
@@ -368,20 +368,20 @@ int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t
         json_array_append(assets, asset) != 0) {
         json_decref(asset);
         json_decref(extra);
-        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for asset");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "stub: no memory for asset");
     }
     json_decref(asset);
     json_decref(extra);
     return 0;
 }
 
-int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path,
-                      const char *content_type, json_t *extra)
+int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path, const char *content_type,
+                      json_t *extra)
 {
     FILE *file = fopen(path, "rb");
     if (file == NULL) {
         json_decref(extra);
-        return gp_ctx_fail(ctx, false, "storage_error", "cannot open %s: %s", path,
+        return gp_ctx_fail(ctx, false, GP_TE_STORAGE_ERROR, "cannot open %s: %s", path,
                            strerror(errno));
     }
     unsigned char *data = NULL;
@@ -394,7 +394,7 @@ int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path,
                 free(data);
                 fclose(file);
                 json_decref(extra);
-                return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for %s", path);
+                return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "stub: no memory for %s", path);
             }
             data = grown;
         }
@@ -408,7 +408,7 @@ int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path,
     if (read_failed) {
         free(data);
         json_decref(extra);
-        return gp_ctx_fail(ctx, false, "storage_error", "cannot read %s", path);
+        return gp_ctx_fail(ctx, false, GP_TE_STORAGE_ERROR, "cannot read %s", path);
     }
     int rc = gp_ctx_store_bytes(ctx, name, data, length, content_type, extra);
     free(data);
@@ -422,7 +422,7 @@ void gp_ctx_set_result(gp_ctx_t *ctx, json_t *fields)
     json_decref(fields);
 }
 
-int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, const char *code, const char *fmt, ...)
+int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, gp_task_error_t code, const char *fmt, ...)
 {
     char message[1024];
     va_list args;
@@ -432,7 +432,8 @@ int gp_ctx_fail(gp_ctx_t *ctx, bool retryable, const char *code, const char *fmt
 
     free(ctx->failure_code);
     free(ctx->failure_message);
-    ctx->failure_code = strdup(code != NULL ? code : "");
+    retryable = gp_task_error_retryable(code, retryable);
+    ctx->failure_code = strdup(gp_task_error_code(code));
     ctx->failure_message = strdup(message);
     ctx->failed = true;
     ctx->failure_retryable = retryable;
@@ -517,8 +518,7 @@ static void stub_media_free(gp_ctx_t *ctx)
 }
 
 /* The file that media param `param` refers to (content_type may be NULL). 0 or -1. */
-int stub_ctx_set_input(gp_ctx_t *ctx, const char *param, const char *path,
-                       const char *content_type)
+int stub_ctx_set_input(gp_ctx_t *ctx, const char *param, const char *path, const char *content_type)
 {
     struct stub_media *media = stub_media(ctx);
     if (media == NULL)
@@ -617,7 +617,7 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
         unsigned char *data = stub_read_whole_file(media->inputs[i].path, &length);
         if (dir == NULL || data == NULL) {
             free(data);
-            return gp_ctx_fail(ctx, false, "invalid_input", "cannot read input %s", param);
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot read input %s", param);
         }
         int written = snprintf(path_out, path_cap, "%s/input-%s", dir, param);
         FILE *copy = written > 0 && (size_t)written < path_cap ? fopen(path_out, "wb") : NULL;
@@ -626,14 +626,14 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
             ok = false;
         free(data);
         if (!ok)
-            return gp_ctx_fail(ctx, true, "storage_error", "cannot copy input %s", param);
+            return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot copy input %s", param);
         if (content_type_out != NULL && ct_cap > 0)
             (void)snprintf(content_type_out, ct_cap, "%s",
                            media->inputs[i].content_type != NULL ? media->inputs[i].content_type
                                                                  : "application/octet-stream");
         return 0;
     }
-    return gp_ctx_fail(ctx, false, "invalid_input", "no input for param %s", param);
+    return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "no input for param %s", param);
 }
 
 int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
@@ -644,12 +644,12 @@ int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
             size_t length = strlen(media->inputs[i].path) + sizeof "file://";
             *url_out = malloc(length);
             if (*url_out == NULL)
-                return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for URL");
+                return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "stub: no memory for URL");
             (void)snprintf(*url_out, length, "file://%s", media->inputs[i].path);
             return 0;
         }
     }
-    return gp_ctx_fail(ctx, false, "invalid_input", "no input for param %s", param);
+    return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "no input for param %s", param);
 }
 
 int gp_ctx_publish_preview(gp_ctx_t *ctx, const char *name, const char *path,
@@ -657,14 +657,14 @@ int gp_ctx_publish_preview(gp_ctx_t *ctx, const char *name, const char *path,
 {
     struct stub_media *media = stub_media(ctx);
     if (media == NULL)
-        return gp_ctx_fail(ctx, true, "out_of_memory", "stub: no memory for preview");
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "stub: no memory for preview");
     if (!output_name_is_valid(name))
-        return gp_ctx_fail(ctx, false, "invalid_output_name", "bad preview name \"%s\"",
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_OUTPUT, "bad preview name \"%s\"",
                            name != NULL ? name : "(null)");
     size_t length = 0;
     unsigned char *data = stub_read_whole_file(path, &length);
     if (data == NULL)
-        return gp_ctx_fail(ctx, false, "storage_error", "cannot read preview %s", path);
+        return gp_ctx_fail(ctx, false, GP_TE_STORAGE_ERROR, "cannot read preview %s", path);
     free(media->preview.name);
     free(media->preview.content_type);
     free(media->preview.data);

@@ -72,8 +72,7 @@ static void fill_defaults(json_t *params, const gp_param_spec_t *specs)
 }
 
 /* Params as the core would pass them. given (stolen) may be NULL; pack it with json_pack. */
-static gp_ctx_t *make_ctx(const gp_task_type_t *type, const gp_provider_t *provider,
-                          json_t *given)
+static gp_ctx_t *make_ctx(const gp_task_type_t *type, const gp_provider_t *provider, json_t *given)
 {
     json_t *params = given != NULL ? given : json_object();
     assert_non_null(params);
@@ -120,8 +119,8 @@ static uint16_t read_u16le(const unsigned char *p)
 /* Run the simulator with a fixed prompt and size; returns the ctx, run's value in *rc. */
 static gp_ctx_t *run_simulator_image(const char *prompt, json_int_t seed, int *rc)
 {
-    gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:I, s:i, s:i}", "prompt", prompt, "seed",
-                                            seed, "width", 96, "height", 80));
+    gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:I, s:i, s:i}", "prompt", prompt, "seed", seed,
+                                            "width", 96, "height", 80));
     *rc = gp_provider_simulator.run(ctx);
     return ctx;
 }
@@ -167,14 +166,9 @@ static void check_param_table(const gp_param_spec_t *specs)
             assert_true(!spec->has_maximum || number <= spec->maximum);
             break;
         }
-        case GP_PARAM_BOOLEAN:
-            assert_true(json_is_boolean(value));
-            break;
-        case GP_PARAM_OBJECT:
-            assert_true(json_is_object(value));
-            break;
-        default:
-            fail_msg("param %s has an unknown type", spec->name);
+        case GP_PARAM_BOOLEAN: assert_true(json_is_boolean(value)); break;
+        case GP_PARAM_OBJECT: assert_true(json_is_object(value)); break;
+        default: fail_msg("param %s has an unknown type", spec->name);
         }
         json_decref(value);
     }
@@ -230,8 +224,8 @@ static void test_echo_returns_params(void **state)
 static void test_simulator_writes_png_of_requested_size(void **state)
 {
     (void)state;
-    gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:i, s:i, s:I}", "prompt", "a red fox",
-                                            "width", 123, "height", 77, "seed", (json_int_t)7));
+    gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:i, s:i, s:I}", "prompt", "a red fox", "width",
+                                            123, "height", 77, "seed", (json_int_t)7));
     assert_int_equal(gp_provider_simulator.run(ctx), 0);
 
     size_t length = 0;
@@ -321,16 +315,16 @@ static void test_simulator_fail_times_then_succeeds(void **state)
 {
     (void)state;
     for (int attempt = 1; attempt <= 3; attempt++) {
-        gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:i, s:i, s:i}", "prompt", "p",
-                                                "fail_times", 2, "width", 64, "height", 64));
+        gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:i, s:i, s:i}", "prompt", "p", "fail_times",
+                                                2, "width", 64, "height", 64));
         stub_ctx_set_attempt(ctx, attempt);
         int rc = gp_provider_simulator.run(ctx);
         if (attempt <= 2) {
             assert_int_equal(rc, GP_CTX_FAILED_RETRYABLE);
             assert_string_equal(stub_ctx_error_code(ctx), "simulated_transient");
             char expected[80];
-            snprintf(expected, sizeof expected,
-                     "simulated transient failure (attempt %d of 2)", attempt);
+            snprintf(expected, sizeof expected, "simulated transient failure (attempt %d of 2)",
+                     attempt);
             assert_string_equal(stub_ctx_error_message(ctx), expected);
             assert_true(stub_ctx_error_retryable(ctx));
         } else {
@@ -345,8 +339,8 @@ static void test_simulator_fail_times_then_succeeds(void **state)
 static void test_simulator_reports_each_step(void **state)
 {
     (void)state;
-    gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:i, s:i, s:i, s:i}", "prompt", "p", "steps",
-                                            5, "delay_ms", 100, "width", 64, "height", 64));
+    gp_ctx_t *ctx = simulator_ctx(json_pack("{s:s, s:i, s:i, s:i, s:i}", "prompt", "p", "steps", 5,
+                                            "delay_ms", 100, "width", 64, "height", 64));
     struct timespec start;
     assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &start), 0);
     assert_int_equal(gp_provider_simulator.run(ctx), 0);
@@ -400,8 +394,8 @@ static void test_simulator_cancel_wakes_sleep(void **state)
 {
     (void)state;
     /* One step of 60 s: only a cancel from another thread can end it quickly. */
-    gp_ctx_t *ctx = simulator_ctx(
-        json_pack("{s:s, s:i, s:i}", "prompt", "p", "delay_ms", 60000, "steps", 1));
+    gp_ctx_t *ctx =
+        simulator_ctx(json_pack("{s:s, s:i, s:i}", "prompt", "p", "delay_ms", 60000, "steps", 1));
     delayed_cancel_t job = {.ctx = ctx, .delay_ms = 100};
     pthread_t canceler;
     assert_int_equal(pthread_create(&canceler, NULL, cancel_later, &job), 0);
@@ -479,8 +473,8 @@ static double wav_check_and_duration(const gp_ctx_t *ctx)
     assert_memory_equal(wav + 8, "WAVE", 4);
     assert_memory_equal(wav + 12, "fmt ", 4);
     assert_int_equal(read_u32le(wav + 16), 16);
-    assert_int_equal(read_u16le(wav + 20), 1);  /* PCM */
-    assert_int_equal(read_u16le(wav + 22), 1);  /* mono */
+    assert_int_equal(read_u16le(wav + 20), 1); /* PCM */
+    assert_int_equal(read_u16le(wav + 22), 1); /* mono */
     uint32_t sample_rate = read_u32le(wav + 24);
     assert_true(sample_rate >= 8000);
     assert_int_equal(read_u32le(wav + 28), sample_rate * 2);
@@ -519,8 +513,8 @@ static void test_espeak_rate_changes_duration(void **state)
 {
     (void)state;
     gp_ctx_t *slow = espeak_ctx(json_pack("{s:s, s:i}", "text", long_text, "rate", 80));
-    gp_ctx_t *fast = espeak_ctx(json_pack("{s:s, s:i, s:i, s:s}", "text", long_text, "rate",
-                                          450, "pitch", 90, "voice", "en-us"));
+    gp_ctx_t *fast = espeak_ctx(json_pack("{s:s, s:i, s:i, s:s}", "text", long_text, "rate", 450,
+                                          "pitch", 90, "voice", "en-us"));
     assert_int_equal(gp_provider_espeak.run(slow), 0);
     assert_int_equal(gp_provider_espeak.run(fast), 0);
     assert_true(wav_check_and_duration(slow) > 2.0 * wav_check_and_duration(fast));
@@ -615,7 +609,9 @@ static void *speak_in_thread(void *arg)
 static void test_espeak_concurrent_tasks(void **state)
 {
     (void)state;
-    enum { JOBS = 4 };
+    enum {
+        JOBS = 4
+    };
     speak_job_t jobs[JOBS];
     pthread_t threads[JOBS];
     for (int i = 0; i < JOBS; i++) {
@@ -684,8 +680,7 @@ static void decode_output(const gp_ctx_t *ctx, const char *name, int *width, int
     g_object_unref(image);
 }
 
-static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *message,
-                     gpointer data)
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
 {
     (void)domain, (void)level, (void)message, (void)data;
 }
@@ -730,8 +725,8 @@ static void test_vips_operations(void **state)
         {json_pack("{s:s, s:i, s:i, s:i, s:i}", "operation", "crop", "width", 10, "height", 12,
                    "left", 50, "top", 30),
          "image.png", 10, 12, 3},
-        {json_pack("{s:s, s:i, s:i}", "operation", "crop", "width", 20, "height", 20),
-         "image.png", 20, 20, 3},
+        {json_pack("{s:s, s:i, s:i}", "operation", "crop", "width", 20, "height", 20), "image.png",
+         20, 20, 3},
         {json_pack("{s:s, s:f}", "operation", "rotate", "angle", -90.0), "image.png", 48, 64, 3},
         {json_pack("{s:s, s:f}", "operation", "rotate", "angle", 180.0), "image.png", 64, 48, 3},
         {json_pack("{s:s, s:f, s:s}", "operation", "rotate", "angle", 30.0, "format", "webp"),
@@ -742,8 +737,8 @@ static void test_vips_operations(void **state)
         {json_pack("{s:s, s:s}", "operation", "sharpen", "format", "webp"), "image.webp", 64, 48,
          3},
         {json_pack("{s:s}", "operation", "grayscale"), "image.png", 64, 48, 1},
-        {json_pack("{s:s, s:s}", "operation", "flip", "direction", "vertical"), "image.png", 64,
-         48, 3},
+        {json_pack("{s:s, s:s}", "operation", "flip", "direction", "vertical"), "image.png", 64, 48,
+         3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         gp_ctx_t *ctx = vips_ctx(cases[i].params, MEDIA_FIXTURE);
@@ -820,11 +815,10 @@ static void expect_vips_failure(json_t *params, const char *input, const char *c
 static void test_vips_rejects_bad_requests_and_inputs(void **state)
 {
     (void)state;
-    expect_vips_failure(json_pack("{s:s}", "operation", "resize"), MEDIA_FIXTURE,
-                        "invalid_params");
-    expect_vips_failure(json_pack("{s:s, s:i, s:i}", "operation", "crop", "width", 65, "height",
-                                  10),
-                        MEDIA_FIXTURE, "invalid_params");
+    expect_vips_failure(json_pack("{s:s}", "operation", "resize"), MEDIA_FIXTURE, "invalid_params");
+    expect_vips_failure(
+        json_pack("{s:s, s:i, s:i}", "operation", "crop", "width", 65, "height", 10), MEDIA_FIXTURE,
+        "invalid_params");
     expect_vips_failure(json_pack("{s:s, s:i, s:i, s:i}", "operation", "crop", "width", 10,
                                   "height", 10, "left", 60),
                         MEDIA_FIXTURE, "invalid_params");
@@ -979,8 +973,8 @@ static void test_kenburns_text_to_video(void **state)
 {
     (void)state;
     gp_ctx_t *ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i, s:I}", "prompt",
-                                                "a lighthouse at dusk", "duration", 2, "width",
-                                                320, "height", 240, "seed", (json_int_t)3));
+                                                "a lighthouse at dusk", "duration", 2, "width", 320,
+                                                "height", 240, "seed", (json_int_t)3));
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     int rc = gp_provider_kenburns.run(ctx);
@@ -1032,9 +1026,9 @@ static void test_kenburns_is_deterministic(void **state)
     gp_ctx_t *runs[3];
     json_int_t seeds[3] = {11, 11, 12};
     for (int i = 0; i < 3; i++) {
-        runs[i] = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:s, s:I}", "prompt", "waves",
-                                              "duration", 1, "fps", 8, "aspect_ratio", "9:16",
-                                              "seed", seeds[i]));
+        runs[i] =
+            kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:s, s:I}", "prompt", "waves", "duration",
+                                        1, "fps", 8, "aspect_ratio", "9:16", "seed", seeds[i]));
         assert_int_equal(gp_provider_kenburns.run(runs[i]), 0);
     }
     assert_true(same_output(runs[0], runs[1], "video.mp4"));
@@ -1054,8 +1048,8 @@ static void test_kenburns_image_to_video(void **state)
 {
     (void)state;
     gp_ctx_t *ctx = make_ctx(&gp_task_type_image_to_video, &gp_provider_kenburns,
-                             json_pack("{s:s, s:i, s:i, s:i, s:f}", "image", "asset-1",
-                                       "duration", 1, "fps", 12, "width", 200, "zoom", 1.6));
+                             json_pack("{s:s, s:i, s:i, s:i, s:f}", "image", "asset-1", "duration",
+                                       1, "fps", 12, "width", 200, "zoom", 1.6));
     assert_int_equal(stub_ctx_set_input(ctx, "image", MEDIA_FIXTURE, "image/png"), 0);
     int rc = gp_provider_kenburns.run(ctx);
     if (rc != 0)
@@ -1090,8 +1084,8 @@ static void test_kenburns_image_to_video(void **state)
 static void test_kenburns_cancel_and_limits(void **state)
 {
     (void)state;
-    gp_ctx_t *ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i}", "prompt", "x",
-                                                "duration", 30, "width", 320, "height", 240));
+    gp_ctx_t *ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i}", "prompt", "x", "duration",
+                                                30, "width", 320, "height", 240));
     stub_ctx_cancel_after_progress(ctx, 5);
     assert_int_equal(gp_provider_kenburns.run(ctx), GP_CTX_CANCELED);
     assert_true(stub_ctx_canceled_error_returned(ctx));
@@ -1100,8 +1094,8 @@ static void test_kenburns_cancel_and_limits(void **state)
     stub_ctx_free(ctx);
 
     /* 1920x1920 passes the per-side limit but not the per-frame pixel budget. */
-    ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i}", "prompt", "x", "width", 1920, "height",
-                                      1920));
+    ctx = kenburns_text_ctx(
+        json_pack("{s:s, s:i, s:i}", "prompt", "x", "width", 1920, "height", 1920));
     assert_int_equal(gp_provider_kenburns.run(ctx), GP_CTX_FAILED_PERMANENT);
     assert_string_equal(stub_ctx_error_code(ctx), "invalid_params");
     stub_ctx_free(ctx);
@@ -1136,15 +1130,17 @@ static void *run_media_job(void *arg)
 static void test_media_engines_concurrently(void **state)
 {
     (void)state;
-    enum { JOBS = 6 };
+    enum {
+        JOBS = 6
+    };
     media_job_t jobs[JOBS];
     pthread_t threads[JOBS];
     for (int i = 0; i < JOBS; i++) {
         if (i % 2 == 0) {
             jobs[i].provider = &gp_provider_kenburns;
-            jobs[i].ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i, s:I}", "prompt",
-                                                      "same", "duration", 1, "fps", 10, "width",
-                                                      160, "seed", (json_int_t)4));
+            jobs[i].ctx = kenburns_text_ctx(json_pack("{s:s, s:i, s:i, s:i, s:I}", "prompt", "same",
+                                                      "duration", 1, "fps", 10, "width", 160,
+                                                      "seed", (json_int_t)4));
         } else {
             jobs[i].provider = &gp_provider_vips;
             jobs[i].ctx = vips_ctx(json_pack("{s:s, s:f}", "operation", "rotate", "angle", 33.0),

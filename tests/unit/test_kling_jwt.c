@@ -58,8 +58,7 @@ static void test_jwt_refuses_a_small_buffer(void **state)
     long n = gp_kling_jwt("AKexample123", "SKexample456", 1700000000, token, sizeof token);
     assert_true(n > 0);
     char small[512];
-    assert_int_equal(gp_kling_jwt("AKexample123", "SKexample456", 1700000000, small,
-                                  (size_t)n),
+    assert_int_equal(gp_kling_jwt("AKexample123", "SKexample456", 1700000000, small, (size_t)n),
                      -1);
 }
 
@@ -67,8 +66,9 @@ static void test_jwt_refuses_a_small_buffer(void **state)
 static void test_hs256_primitives_match_jwt_io(void **state)
 {
     (void)state;
-    const char *input = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-                        "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ";
+    const char *input =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ";
     const char *secret = "your-256-bit-secret";
     uint8_t mac[GP_SHA256_LEN];
     gp_hmac_sha256(secret, strlen(secret), input, strlen(input), mac);

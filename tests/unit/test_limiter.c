@@ -143,10 +143,13 @@ static fixture_t *fixture(void **state)
     return f;
 }
 
-static bool cancel_flag(void *arg) { return atomic_load((atomic_bool *)arg); }
+static bool cancel_flag(void *arg)
+{
+    return atomic_load((atomic_bool *)arg);
+}
 
-static int acquire(gp_limiter_t *l, const char *key, int max, int64_t lifetime_ms,
-                   int64_t wait_ms, atomic_bool *cancel, gp_limit_slot_t *slot)
+static int acquire(gp_limiter_t *l, const char *key, int max, int64_t lifetime_ms, int64_t wait_ms,
+                   atomic_bool *cancel, gp_limit_slot_t *slot)
 {
     return l->vt->acquire_slot(l, key, max, lifetime_ms, gp_mono_ms() + wait_ms,
                                cancel ? cancel_flag : NULL, cancel, slot);
@@ -159,7 +162,10 @@ static int take(gp_limiter_t *l, const char *key, int per_minute, int64_t wait_m
                              cancel ? cancel_flag : NULL, cancel);
 }
 
-static void release(gp_limiter_t *l, gp_limit_slot_t *slot) { l->vt->release_slot(l, slot); }
+static void release(gp_limiter_t *l, gp_limit_slot_t *slot)
+{
+    l->vt->release_slot(l, slot);
+}
 
 /* ---- concurrency slots ------------------------------------------------------------------- */
 
@@ -478,7 +484,10 @@ static void test_round_trip_latency(void **state)
 }
 
 /* Each test once per backend, named after it ("memory/test_rate"). */
-#define ON(backend, fn) {#backend "/" #fn, fn, setup, teardown, &g_##backend}
+#define ON(backend, fn)                                                                            \
+    {                                                                                              \
+#backend "/" #fn, fn, setup, teardown, &g_##backend                                        \
+    }
 #define BOTH(fn) ON(memory, fn), ON(redis, fn)
 
 int main(void)

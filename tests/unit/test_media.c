@@ -111,8 +111,8 @@ static void image_size(const char *path, int *width, int *height)
 /* A smooth, photo-like test picture written by libvips in the requested format. */
 static void make_test_image(const char *path, int width, int height, int bands)
 {
-    VipsImage *xyz = NULL, *x = NULL, *y = NULL, *r = NULL, *g = NULL, *b = NULL,
-              *joined = NULL, *out = NULL;
+    VipsImage *xyz = NULL, *x = NULL, *y = NULL, *r = NULL, *g = NULL, *b = NULL, *joined = NULL,
+              *out = NULL;
     assert_int_equal(vips_xyz(&xyz, width, height, NULL), 0);
     assert_int_equal(vips_extract_band(xyz, &x, 0, NULL), 0);
     assert_int_equal(vips_extract_band(xyz, &y, 1, NULL), 0);
@@ -250,9 +250,8 @@ static void test_blurhash_uses_absolute_maximum(void **state)
     char hash[GP_BLURHASH_MAX], naive[200];
     for (int nx = 1; nx <= 5; nx++)
         for (int ny = 1; ny <= 5; ny++) {
-            assert_int_equal(gp_blurhash_encode(nx, ny, width, height, rgb, (size_t)width * 3,
-                                                hash),
-                             0);
+            assert_int_equal(
+                gp_blurhash_encode(nx, ny, width, height, rgb, (size_t)width * 3, hash), 0);
             naive_blurhash(nx, ny, width, height, rgb, naive);
             assert_string_equal(hash, naive);
             assert_int_equal(strlen(hash), (size_t)(4 + 2 * nx * ny));
@@ -264,7 +263,11 @@ static void test_blurhash_uses_absolute_maximum(void **state)
 static void test_blurhash_honours_row_stride(void **state)
 {
     (void)state;
-    enum { W = 13, H = 7, PAD = 5 };
+    enum {
+        W = 13,
+        H = 7,
+        PAD = 5
+    };
     uint8_t packed[W * H * 3], padded[(W * 3 + PAD) * H];
     memset(padded, 0xEE, sizeof padded);
     for (int y = 0; y < H; y++)
@@ -311,9 +314,8 @@ static void test_probe_png_fixture(void **state)
     gp_image_info_t info;
     char err[256] = "";
     /* Small enough that the hash is computed from the unscaled pixels: oracle applies. */
-    assert_int_equal(gp_media_probe_image(FIXTURES "/diag_odd_33x19.png", &info, thumb, 16,
-                                          err, sizeof err),
-                     0);
+    assert_int_equal(
+        gp_media_probe_image(FIXTURES "/diag_odd_33x19.png", &info, thumb, 16, err, sizeof err), 0);
     assert_int_equal(info.width, 33);
     assert_int_equal(info.height, 19);
     assert_string_equal(info.blurhash, "L?Hx_0FrN^xDlzOUwxSyX$oKfQW:");
@@ -414,7 +416,7 @@ static uint32_t crc32_png(const unsigned char *data, size_t length)
     for (size_t i = 0; i < length; i++) {
         crc ^= data[i];
         for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (uint32_t)-(int32_t)(crc & 1));
+            crc = (crc >> 1) ^ (0xEDB88320u & (uint32_t) - (int32_t)(crc & 1));
     }
     return ~crc;
 }
@@ -648,10 +650,9 @@ static void test_probe_video_survives_corruption(void **state)
     char src[256], path[256], frame[256];
     scratch_path(frame, sizeof frame, "fuzz-frame.jpg");
     const char *sources[] = {"fuzz-fast.mp4", "fuzz.mkv"};
-    const char *args[] = {
-        "-f lavfi -i testsrc=duration=1:size=160x120:rate=24 -pix_fmt yuv420p "
-        "-movflags +faststart",
-        "-f lavfi -i testsrc=duration=1:size=160x120:rate=24 -c:v mpeg4"};
+    const char *args[] = {"-f lavfi -i testsrc=duration=1:size=160x120:rate=24 -pix_fmt yuv420p "
+                          "-movflags +faststart",
+                          "-f lavfi -i testsrc=duration=1:size=160x120:rate=24 -c:v mpeg4"};
     unsigned seed = 99;
     for (size_t s = 0; s < 2; s++) {
         run_ffmpeg(args[s], scratch_path(src, sizeof src, sources[s]));

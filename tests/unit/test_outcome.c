@@ -43,8 +43,10 @@ static void test_success(void **state)
 static void test_permanent_fails_at_once(void **state)
 {
     (void)state;
-    gp_attempt_report_t r = {.rc = GP_CTX_FAILED_PERMANENT, .fail_code = "bad_prompt",
-                             .fail_message = "the prompt is unusable", .attempts = 1,
+    gp_attempt_report_t r = {.rc = GP_CTX_FAILED_PERMANENT,
+                             .fail_code = "bad_prompt",
+                             .fail_message = "the prompt is unusable",
+                             .attempts = 1,
                              .max_retries = 5};
     gp_outcome_t o = decide(&r, UINT64_MAX);
     assert_int_equal(o.status, GP_TASK_FAILED);
@@ -64,8 +66,10 @@ static void test_permanent_fails_at_once(void **state)
 static void test_retryable_then_exhausted(void **state)
 {
     (void)state;
-    gp_attempt_report_t r = {.rc = GP_CTX_FAILED_RETRYABLE, .fail_code = "engine_busy",
-                             .fail_message = "try later", .max_retries = 2};
+    gp_attempt_report_t r = {.rc = GP_CTX_FAILED_RETRYABLE,
+                             .fail_code = "engine_busy",
+                             .fail_message = "try later",
+                             .max_retries = 2};
     /* attempts 1 and 2 (<= max_retries) are retried with a backoff delay */
     for (int attempt = 1; attempt <= 2; attempt++) {
         r.attempts = attempt;
@@ -105,8 +109,8 @@ static void test_retry_delay_uses_rnd(void **state)
 static void test_timeout_retry_then_failed(void **state)
 {
     (void)state;
-    gp_attempt_report_t r = {.rc = GP_CTX_CANCELED, .timed_out = true, .attempts = 1,
-                             .max_retries = 1};
+    gp_attempt_report_t r = {
+        .rc = GP_CTX_CANCELED, .timed_out = true, .attempts = 1, .max_retries = 1};
     gp_outcome_t o = decide(&r, UINT64_MAX);
     assert_int_equal(o.status, GP_TASK_PENDING);
     assert_string_equal(o.error_code, "timeout");
@@ -124,8 +128,12 @@ static void test_cancel_wins(void **state)
     (void)state;
     const int rcs[] = {0, GP_CTX_CANCELED, GP_CTX_FAILED_RETRYABLE, GP_CTX_FAILED_PERMANENT, 17};
     for (size_t i = 0; i < sizeof rcs / sizeof rcs[0]; i++) {
-        gp_attempt_report_t r = {.rc = rcs[i], .cancel_requested = true, .attempts = 1,
-                                 .max_retries = 3, .fail_code = "x", .fail_message = "y"};
+        gp_attempt_report_t r = {.rc = rcs[i],
+                                 .cancel_requested = true,
+                                 .attempts = 1,
+                                 .max_retries = 3,
+                                 .fail_code = "x",
+                                 .fail_message = "y"};
         gp_outcome_t o = decide(&r, UINT64_MAX);
         assert_int_equal(o.status, GP_TASK_CANCELED);
         assert_string_equal(o.error_code, "canceled");
@@ -143,8 +151,12 @@ static void test_shutting_down_hands_back(void **state)
     const int rcs[] = {GP_CTX_CANCELED, 0, GP_CTX_FAILED_RETRYABLE, GP_CTX_FAILED_PERMANENT};
     for (size_t i = 0; i < sizeof rcs / sizeof rcs[0]; i++) {
         /* even with no retries left: a hand-back is not the task's failure */
-        gp_attempt_report_t r = {.rc = rcs[i], .shutting_down = true, .attempts = 5,
-                                 .max_retries = 0, .fail_code = "x", .fail_message = "y"};
+        gp_attempt_report_t r = {.rc = rcs[i],
+                                 .shutting_down = true,
+                                 .attempts = 5,
+                                 .max_retries = 0,
+                                 .fail_code = "x",
+                                 .fail_message = "y"};
         gp_outcome_t o = decide(&r, UINT64_MAX);
         assert_int_equal(o.status, GP_TASK_PENDING);
         assert_null(o.error_code);

@@ -126,10 +126,10 @@ static int teardown(void **state)
     return 0;
 }
 
-#define SKIP_IF_NO_REDIS()                                                                     \
-    do {                                                                                       \
-        if (!g_url)                                                                            \
-            skip();                                                                            \
+#define SKIP_IF_NO_REDIS()                                                                         \
+    do {                                                                                           \
+        if (!g_url)                                                                                \
+            skip();                                                                                \
     } while (0)
 
 static void push(gp_queue_t *q, const char *id, int priority, int64_t enqueued_at, int64_t ready_at)
@@ -183,7 +183,8 @@ static char *b64decode(const char *s)
             free(out);
             return NULL;
         }
-        unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        unsigned w =
+            (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
         out[o++] = (char)(w >> 16);
         if (s[i + 2] != '=')
             out[o++] = (char)(w >> 8 & 255);
@@ -515,7 +516,10 @@ static void test_celery_v2_message(void **state)
     redisReply *r = cmd(f->rc, "LRANGE celery 0 -1");
     assert_int_equal(r->elements, 1);
     freeReplyObject(r);
-    r = cmd(f->rc, "LRANGE %b 0 -1", "celery\x06\x16" "3", (size_t)9);
+    r = cmd(f->rc, "LRANGE %b 0 -1",
+            "celery\x06\x16"
+            "3",
+            (size_t)9);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 1);
     json_error_t e;
@@ -568,7 +572,10 @@ static void test_celery_v2_message(void **state)
         snprintf(small, sizeof small, "%.*s", n, "abc");
         push(f->q, small, 0, 1, 0);
     }
-    r = cmd(f->rc, "LRANGE %b 0 -1", "celery\x06\x16" "9", (size_t)9);
+    r = cmd(f->rc, "LRANGE %b 0 -1",
+            "celery\x06\x16"
+            "9",
+            (size_t)9);
     assert_int_equal(r->elements, 3);
     for (size_t i = 0; i < 3; i++) {
         json_t *mm = json_loads(r->element[i]->str, 0, NULL);
@@ -577,7 +584,8 @@ static void test_celery_v2_message(void **state)
         json_t *bj = json_loads(bb, 0, NULL);
         assert_true(json_is_array(bj));
         const char *tid = json_string_value(json_object_get(json_array_get(bj, 1), "task_id"));
-        assert_string_equal(tid, json_string_value(json_object_get(json_object_get(mm, "headers"), "id")));
+        assert_string_equal(
+            tid, json_string_value(json_object_get(json_object_get(mm, "headers"), "id")));
         json_decref(bj);
         free(bb);
         json_decref(mm);

@@ -55,12 +55,12 @@ static const gp_task_type_t tt_beta = {
     .name = "beta", .description = "b", .default_provider = "pb", .params = NULL};
 static const gp_task_type_t tt_bad_default = {
     .name = "gamma", .description = "g", .default_provider = NULL, .params = bad_int_default};
-static const gp_task_type_t tt_string_default = {
-    .name = "delta", .description = "d", .default_provider = NULL,
-    .params = string_default_for_int};
+static const gp_task_type_t tt_string_default = {.name = "delta",
+                                                 .description = "d",
+                                                 .default_provider = NULL,
+                                                 .params = string_default_for_int};
 static const gp_task_type_t tt_unparsable_default = {
-    .name = "epsilon", .description = "e", .default_provider = NULL,
-    .params = unparsable_default};
+    .name = "epsilon", .description = "e", .default_provider = NULL, .params = unparsable_default};
 static const gp_task_type_t tt_alpha_default_pb = {
     .name = "alpha", .description = "a", .default_provider = "pb", .params = good_params};
 
@@ -76,9 +76,11 @@ static const gp_provider_t pv_b = {
     .name = "pb", .description = "b", .task_types = serves_beta, .run = dummy_run};
 static const gp_provider_t pv_unknown_type = {
     .name = "pu", .description = "u", .task_types = serves_unknown, .run = dummy_run};
-static const gp_provider_t pv_bad_default = {
-    .name = "pq", .description = "q", .task_types = serves_alpha,
-    .params = bad_provider_default, .run = dummy_run};
+static const gp_provider_t pv_bad_default = {.name = "pq",
+                                             .description = "q",
+                                             .task_types = serves_alpha,
+                                             .params = bad_provider_default,
+                                             .run = dummy_run};
 
 static void assert_contains(const char *haystack, const char *needle)
 {
@@ -232,7 +234,7 @@ static const char *detail_for(const json_t *details, const char *field)
 {
     size_t i;
     json_t *d;
-    json_array_foreach(details, i, d) {
+    json_array_foreach (details, i, d) {
         const char *f = json_string_value(json_object_get(d, "field"));
         if (f && !strcmp(f, field))
             return json_string_value(json_object_get(d, "message"));
@@ -245,7 +247,7 @@ static void assert_details_valid_shape(const json_t *details)
     assert_true(json_is_array(details));
     size_t i;
     json_t *d;
-    json_array_foreach(details, i, d) {
+    json_array_foreach (details, i, d) {
         assert_true(json_is_object(d));
         assert_int_equal(json_object_size(d), 2);
         assert_true(json_is_string(json_object_get(d, "field")));
@@ -361,10 +363,10 @@ static void test_valid_text_to_audio_defaults(void **state)
 static void test_every_bad_field_reported(void **state)
 {
     (void)state;
-    json_t *details = expect_invalid(
-        "{\"task_type\": \"text-to-image\", \"priority\": 12, \"max_retries\": -1,"
-        " \"colour\": \"blue\","
-        " \"params\": {\"width\": \"wide\", \"height\": 5000, \"bogus\": 1}}");
+    json_t *details =
+        expect_invalid("{\"task_type\": \"text-to-image\", \"priority\": 12, \"max_retries\": -1,"
+                       " \"colour\": \"blue\","
+                       " \"params\": {\"width\": \"wide\", \"height\": 5000, \"bogus\": 1}}");
     const char *m;
     assert_non_null(m = detail_for(details, "params.prompt"));
     assert_string_equal(m, "is required");
@@ -396,8 +398,8 @@ static void test_envelope_bounds(void **state)
         "{\"task_type\": \"echo\", \"max_retries\": 101}",
         "{\"task_type\": \"echo\", \"max_retries\": true}",
     };
-    const char *field[] = {"priority", "priority", "priority", "priority",
-                           "max_retries", "max_retries"};
+    const char *field[] = {"priority", "priority",    "priority",
+                           "priority", "max_retries", "max_retries"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *details = expect_invalid(bad[i]);
         assert_non_null(detail_for(details, field[i]));
@@ -516,8 +518,8 @@ static char *repeat(const char *ch, size_t n)
 
 static int validate_prompt(const char *prompt, json_t **details)
 {
-    json_t *body = json_pack("{s:s, s:{s:s}}", "task_type", "text-to-image", "params", "prompt",
-                             prompt);
+    json_t *body =
+        json_pack("{s:s, s:{s:s}}", "task_type", "text-to-image", "params", "prompt", prompt);
     assert_non_null(body);
     gp_submission_t sub;
     int rc = gp_validate_submission(body, 3, &sub, details);
@@ -574,8 +576,8 @@ static void test_string_with_nul_rejected(void **state)
 static void test_wrong_types(void **state)
 {
     (void)state;
-    json_t *details = expect_invalid(
-        "{\"task_type\": \"echo\", \"params\": {\"message\": 5, \"data\": [1]}}");
+    json_t *details =
+        expect_invalid("{\"task_type\": \"echo\", \"params\": {\"message\": 5, \"data\": [1]}}");
     assert_string_equal(detail_for(details, "params.message"), "must be a string");
     assert_string_equal(detail_for(details, "params.data"), "must be an object");
     assert_int_equal(json_array_size(details), 2);
@@ -622,8 +624,8 @@ static void test_long_multibyte_unknown_field_reported(void **state)
     char *key = repeat("\xe2\x82\xac", 40); /* 120 bytes: cut at 100 falls inside a char */
     json_t *body = json_pack("{s:s, s:i}", "task_type", "echo", key, 1);
     assert_non_null(body);
-    json_t *pbody = json_pack("{s:s, s:{s:s, s:i}}", "task_type", "echo", "params", "message",
-                              "hi", key, 1);
+    json_t *pbody =
+        json_pack("{s:s, s:{s:s, s:i}}", "task_type", "echo", "params", "message", "hi", key, 1);
     assert_non_null(pbody);
     free(key);
     gp_submission_t sub;
@@ -662,7 +664,7 @@ static void test_params_schema(void **state)
     bool has_prompt = false, has_provider = false;
     size_t i;
     json_t *r;
-    json_array_foreach(req, i, r) {
+    json_array_foreach (req, i, r) {
         if (!strcmp(json_string_value(r), "prompt"))
             has_prompt = true;
         if (!strcmp(json_string_value(r), "provider"))

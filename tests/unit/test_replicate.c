@@ -32,7 +32,7 @@ static void test_tqdm_lines(void **state)
     assert_int_equal(tqdm("7%|a|b| 1/9"), 7);
     /* what the clients' regex rejects */
     assert_int_equal(tqdm("45% done"), -1);
-    assert_int_equal(tqdm("45%|| 9/20"), -1);  /* .+? needs one character */
+    assert_int_equal(tqdm("45%|| 9/20"), -1); /* .+? needs one character */
     assert_int_equal(tqdm("x 45%|ab| 9/20"), -1);
     assert_int_equal(tqdm("45%|ab| /20"), -1);
     assert_int_equal(tqdm("45%|ab| 9/"), -1);
@@ -92,8 +92,9 @@ static void test_model_refs(void **state)
 
     assert_true(parse_model("black-forest-labs/flux-1.1-pro_ultra", &m, &why));
 
-    const char *bad[] = {"sdxl", "/sdxl", "owner/", "a/b/c", "../x/y", "a/..", "a/b:", "a/b:123",
-                         "a/b c", "a/b?x=1", "a/b#x", "a\nb/c", "a/b:zz", "", "a:b/c"};
+    const char *bad[] = {"sdxl",  "/sdxl",  "owner/",  "a/b/c", "../x/y",
+                         "a/..",  "a/b:",   "a/b:123", "a/b c", "a/b?x=1",
+                         "a/b#x", "a\nb/c", "a/b:zz",  "",      "a:b/c"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
         assert_false(parse_model(bad[i], &m, &why));
@@ -188,9 +189,9 @@ static void test_copy_printable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tqdm_lines),     cmocka_unit_test(test_logs_last_bar_wins),
-        cmocka_unit_test(test_model_refs),     cmocka_unit_test(test_output_names),
-        cmocka_unit_test(test_collect_files),  cmocka_unit_test(test_copy_printable),
+        cmocka_unit_test(test_tqdm_lines),    cmocka_unit_test(test_logs_last_bar_wins),
+        cmocka_unit_test(test_model_refs),    cmocka_unit_test(test_output_names),
+        cmocka_unit_test(test_collect_files), cmocka_unit_test(test_copy_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,13 +28,13 @@ static const char *s3_url(void)
     return u && *u ? u : NULL;
 }
 
-#define NEED_S3()                                                                              \
-    do {                                                                                       \
-        if (!s3_url()) {                                                                       \
-            print_message("GENPULSE_TEST_S3_URL is not set (sh tools/test-services.sh start "  \
-                          "DIR): skipped\n");                                                  \
-            skip();                                                                            \
-        }                                                                                      \
+#define NEED_S3()                                                                                  \
+    do {                                                                                           \
+        if (!s3_url()) {                                                                           \
+            print_message("GENPULSE_TEST_S3_URL is not set (sh tools/test-services.sh start "      \
+                          "DIR): skipped\n");                                                      \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static gp_storage_t *open_with(const char *extra)
@@ -302,10 +302,8 @@ static void test_missing_object_and_bad_names(void **state)
     assert_int_equal(access(part, F_OK), -1);
     free(part);
     char *url = NULL;
-    assert_int_equal(gp_storage_put_bytes(st, owner, "a/b", "x", 1, NULL, &url),
-                     -GP_E_BAD_REQUEST);
-    assert_int_equal(gp_storage_put_bytes(st, "x", "a.txt", "x", 1, NULL, &url),
-                     -GP_E_BAD_REQUEST);
+    assert_int_equal(gp_storage_put_bytes(st, owner, "a/b", "x", 1, NULL, &url), -GP_E_BAD_REQUEST);
+    assert_int_equal(gp_storage_put_bytes(st, "x", "a.txt", "x", 1, NULL, &url), -GP_E_BAD_REQUEST);
     assert_int_equal(gp_storage_put_file(st, owner, "a.txt", "/nonexistent/file", NULL, &url),
                      -GP_E_IO);
     assert_null(url);
@@ -462,7 +460,10 @@ static void test_virtual_host_style(void **state)
     free(url);
 }
 
-static double now_s(void) { return (double)gp_mono_ms() / 1000.0; }
+static double now_s(void)
+{
+    return (double)gp_mono_ms() / 1000.0;
+}
 
 static void test_bench_50mib(void **state)
 {

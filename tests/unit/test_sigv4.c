@@ -39,10 +39,9 @@ static const gp_sigv4_creds_t s3_creds = {
 };
 
 /* Header-signs a suite request and checks the whole Authorization value. */
-static void suite_header(const gp_sigv4_profile_t *p, const gp_sigv4_creds_t *c,
-                         const char *method, const char *path, const char *query,
-                         const char *const *headers, const char *signed_headers,
-                         const char *signature)
+static void suite_header(const gp_sigv4_profile_t *p, const gp_sigv4_creds_t *c, const char *method,
+                         const char *path, const char *query, const char *const *headers,
+                         const char *signed_headers, const char *signature)
 {
     gp_sigv4_request_t req = {
         .method = method, .path = path, .query = query, .headers = headers, .when = SUITE_TIME};
@@ -117,8 +116,8 @@ static void test_suite_paths(void **state)
     /* normalised: get-slash-dot-slash-normalized and get-relative-relative-normalized sign
      * as "/" (the get-vanilla signature); get-slashes-normalized */
     const char *vanilla = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
-    suite_header(&gp_sigv4_aws, &suite_creds, "GET", "/./", NULL, H(HOST, XDATE),
-                 "host;x-amz-date", vanilla);
+    suite_header(&gp_sigv4_aws, &suite_creds, "GET", "/./", NULL, H(HOST, XDATE), "host;x-amz-date",
+                 vanilla);
     suite_header(&gp_sigv4_aws, &suite_creds, "GET", "/example1/example2/../..", NULL,
                  H(HOST, XDATE), "host;x-amz-date", vanilla);
     suite_header(&gp_sigv4_aws, &suite_creds, "GET", "//example//", NULL, H(HOST, XDATE),
@@ -126,8 +125,7 @@ static void test_suite_paths(void **state)
                  "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84");
     /* unnormalised (the S3 profile keeps the path as it is): get-slash-dot-slash-unnormalized,
      * get-slashes-unnormalized */
-    suite_header(&gp_sigv4_s3, &suite_creds, "GET", "/./", NULL, H(HOST, XDATE),
-                 "host;x-amz-date",
+    suite_header(&gp_sigv4_s3, &suite_creds, "GET", "/./", NULL, H(HOST, XDATE), "host;x-amz-date",
                  "68714168e6557f8f2de0ef956fc24dc2593a4bd2961f8df51898d8a134695145");
     suite_header(&gp_sigv4_s3, &suite_creds, "GET", "//example//", NULL, H(HOST, XDATE),
                  "host;x-amz-date",
@@ -237,13 +235,13 @@ static void test_s3_presigned_get(void **state)
 static void test_s3_get_range(void **state)
 {
     (void)state;
-    gp_sigv4_request_t req = {
-        .method = "GET",
-        .path = "/test.txt",
-        .headers = H("Host: examplebucket.s3.amazonaws.com", "Range: bytes=0-9",
-                     "x-amz-content-sha256: " EMPTY_SHA, "x-amz-date: 20130524T000000Z"),
-        .payload_sha256 = EMPTY_SHA,
-        .when = S3_TIME};
+    gp_sigv4_request_t req = {.method = "GET",
+                              .path = "/test.txt",
+                              .headers = H("Host: examplebucket.s3.amazonaws.com",
+                                           "Range: bytes=0-9", "x-amz-content-sha256: " EMPTY_SHA,
+                                           "x-amz-date: 20130524T000000Z"),
+                              .payload_sha256 = EMPTY_SHA,
+                              .when = S3_TIME};
     gp_sigv4_result_t r;
     assert_int_equal(gp_sigv4_sign_headers(&gp_sigv4_s3, &s3_creds, &req, &r), 0);
     assert_string_equal(
@@ -328,8 +326,10 @@ static void test_helpers_and_errors(void **state)
     assert_string_equal(st, "20150830T123600Z");
 
     gp_sigv4_result_t r;
-    gp_sigv4_request_t req = {.method = "GET", .path = "/", .headers = H(XDATE), .when = SUITE_TIME};
-    assert_int_equal(gp_sigv4_sign_headers(&gp_sigv4_aws, &suite_creds, &req, &r), -1); /* no host */
+    gp_sigv4_request_t req = {
+        .method = "GET", .path = "/", .headers = H(XDATE), .when = SUITE_TIME};
+    assert_int_equal(gp_sigv4_sign_headers(&gp_sigv4_aws, &suite_creds, &req, &r),
+                     -1); /* no host */
     req.headers = H(HOST, "no colon here");
     assert_int_equal(gp_sigv4_sign_headers(&gp_sigv4_aws, &suite_creds, &req, &r), -1);
     req.headers = H(HOST, ": empty name");

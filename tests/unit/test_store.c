@@ -9,7 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "core/committer.h"
+#include "runtime/committer.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -140,8 +140,8 @@ static int cancel(fixture_t *f, const char *id, gp_cancel_outcome_t *outcome)
 static size_t list(fixture_t *f, int status, const char *task_type, int64_t before_seq,
                    size_t limit, gp_task_t *out)
 {
-    gp_task_filter_t filt = {.status = status, .task_type = task_type, .before_seq = before_seq,
-                             .limit = limit};
+    gp_task_filter_t filt = {
+        .status = status, .task_type = task_type, .before_seq = before_seq, .limit = limit};
     size_t n = 99999;
     assert_int_equal(gp_store_list(f->store, &filt, out, &n), 0);
     assert_true(n <= limit);
@@ -164,8 +164,8 @@ static int migration_rows(fixture_t *f, int *max_version)
     int rows = -1;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1,
-                               &st, NULL) == SQLITE_OK &&
+        if (sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st,
+                               NULL) == SQLITE_OK &&
             sqlite3_step(st) == SQLITE_ROW) {
             rows = sqlite3_column_int(st, 0);
             *max_version = sqlite3_column_int(st, 1);
@@ -759,8 +759,8 @@ static void test_concurrent_group_commit(void **state)
     gp_store_op_t ops[20];
     for (int i = 0; i < 20; i++) {
         make_task(&t[i], "echo", NULL, 0);
-        ops[i] = (gp_store_op_t){.kind = GP_OP_CREATE, .task = &t[i], .done = async_done,
-                                 .done_arg = &a};
+        ops[i] = (gp_store_op_t){
+            .kind = GP_OP_CREATE, .task = &t[i], .done = async_done, .done_arg = &a};
         gp_committer_submit(f->committer, &ops[i]);
     }
     pthread_mutex_lock(&a.lock);

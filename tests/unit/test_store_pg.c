@@ -14,7 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "core/committer.h"
+#include "runtime/committer.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -162,9 +162,9 @@ static int teardown(void **state)
     return 0;
 }
 
-#define FIXTURE(state)                                                                         \
-    fixture_t *f = *(state);                                                                   \
-    if (!f)                                                                                    \
+#define FIXTURE(state)                                                                             \
+    fixture_t *f = *(state);                                                                       \
+    if (!f)                                                                                        \
         skip();
 
 /* ---- helpers (as in test_store.c) ---- */
@@ -222,8 +222,8 @@ static int cancel(fixture_t *f, const char *id, gp_cancel_outcome_t *outcome)
 static size_t list(fixture_t *f, int status, const char *task_type, int64_t before_seq,
                    size_t limit, gp_task_t *out)
 {
-    gp_task_filter_t filt = {.status = status, .task_type = task_type, .before_seq = before_seq,
-                             .limit = limit};
+    gp_task_filter_t filt = {
+        .status = status, .task_type = task_type, .before_seq = before_seq, .limit = limit};
     size_t n = 99999;
     assert_int_equal(gp_store_list(f->store, &filt, out, &n), 0);
     assert_true(n <= limit);
@@ -424,8 +424,8 @@ static void test_create_and_get(void **state)
     make_task(&j, "echo", NULL, 0);
     json_decref(j.params);
     j.params = json_pack("{s:s, s:I, s:f, s:b, s:n, s:[i,s], s:{s:s}}", "text", "héllo \"q\" \\ ✓",
-                         "big", (json_int_t)9007199254740993LL, "r", 0.1, "yes", 1, "none",
-                         "arr", 1, "x", "obj", "k", "v");
+                         "big", (json_int_t)9007199254740993LL, "r", 0.1, "yes", 1, "none", "arr",
+                         1, "x", "obj", "k", "v");
     assert_int_equal(create(f, &j, NULL), 0);
     assert_int_equal(gp_store_get(f->store, j.id, &got), 0);
     assert_true(json_equal(got.params, j.params));
@@ -887,7 +887,9 @@ static void test_scan_unfinished_many(void **state)
 {
     FIXTURE(state);
     /* more rows than one page of the scan: every unfinished one once, oldest first */
-    enum { N = 1100 };
+    enum {
+        N = 1100
+    };
     static gp_task_t t[N];
     static gp_store_op_t ops[N];
     static gp_store_op_t *batch[N];
@@ -1247,8 +1249,8 @@ static void test_concurrent_group_commit(void **state)
     gp_store_op_t ops[20];
     for (int i = 0; i < 20; i++) {
         make_task(&t[i], "echo", NULL, 0);
-        ops[i] = (gp_store_op_t){.kind = GP_OP_CREATE, .task = &t[i], .done = async_done,
-                                 .done_arg = &a};
+        ops[i] = (gp_store_op_t){
+            .kind = GP_OP_CREATE, .task = &t[i], .done = async_done, .done_arg = &a};
         gp_committer_submit(f->committer, &ops[i]);
     }
     pthread_mutex_lock(&a.lock);

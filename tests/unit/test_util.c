@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include "core/base64.h"
+#include "core/media_type.h"
+#include <genpulse/task_errors.h>
 #include "core/util.h"
 #include "infra/storage/storage.h"
 
@@ -78,7 +80,10 @@ static void count_entries(const char *key, void *value, void *arg)
 
 #define N_KEYS 10000
 
-static void *val(size_t i) { return (void *)(uintptr_t)(i + 1); }
+static void *val(size_t i)
+{
+    return (void *)(uintptr_t)(i + 1);
+}
 
 static void test_strmap_many(void **state)
 {
@@ -153,7 +158,10 @@ static void test_strmap_churn(void **state)
 
 /* ---- ids ---- */
 
-static int hexval(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+static int hexval(char c)
+{
+    return c <= '9' ? c - '0' : c - 'a' + 10;
+}
 
 static void test_uuid7(void **state)
 {
@@ -171,8 +179,8 @@ static void test_uuid7(void **state)
         assert_int_equal(u[13], '-');
         assert_int_equal(u[18], '-');
         assert_int_equal(u[23], '-');
-        assert_int_equal(u[14], '7');              /* version */
-        assert_non_null(strchr("89ab", u[19]));    /* RFC 9562 variant */
+        assert_int_equal(u[14], '7');           /* version */
+        assert_non_null(strchr("89ab", u[19])); /* RFC 9562 variant */
         /* the first 48 bits are the Unix time in ms */
         int64_t ms = 0;
         for (int i = 0; i < 13; i++)
@@ -194,8 +202,8 @@ static void test_is_uuid(void **state)
     assert_true(gp_is_uuid("00000000-0000-0000-0000-000000000000"));
     assert_false(gp_is_uuid(NULL));
     assert_false(gp_is_uuid(""));
-    assert_false(gp_is_uuid("0190A5B2-7C3D-7E4F-8A1B-2C3D4E5F6A7B")); /* not canonical */
-    assert_false(gp_is_uuid("0190a5b2-7c3d-7e4f-8a1b-2c3d4e5f6a7"));  /* 35 */
+    assert_false(gp_is_uuid("0190A5B2-7C3D-7E4F-8A1B-2C3D4E5F6A7B"));  /* not canonical */
+    assert_false(gp_is_uuid("0190a5b2-7c3d-7e4f-8a1b-2c3d4e5f6a7"));   /* 35 */
     assert_false(gp_is_uuid("0190a5b2-7c3d-7e4f-8a1b-2c3d4e5f6a7bc")); /* 37 */
     assert_false(gp_is_uuid("0190a5b2x7c3d-7e4f-8a1b-2c3d4e5f6a7b"));
     assert_false(gp_is_uuid("0190a5b27c3d7e4f8a1b2c3d4e5f6a7b0000"));
@@ -337,33 +345,41 @@ static void test_storage_name_ok(void **state)
 static void test_storage_content_type(void **state)
 {
     (void)state;
-    assert_string_equal(gp_storage_content_type("a.png"), "image/png");
-    assert_string_equal(gp_storage_content_type("A.PNG"), "image/png");
-    assert_string_equal(gp_storage_content_type("photo.jpg"), "image/jpeg");
-    assert_string_equal(gp_storage_content_type("photo.jpeg"), "image/jpeg");
-    assert_string_equal(gp_storage_content_type("speech.wav"), "audio/wav");
-    assert_string_equal(gp_storage_content_type("song.mp3"), "audio/mpeg");
-    assert_string_equal(gp_storage_content_type("clip.mp4"), "video/mp4");
-    assert_string_equal(gp_storage_content_type("r.json"), "application/json");
-    assert_string_equal(gp_storage_content_type("notes.txt"), "text/plain; charset=utf-8");
+    assert_string_equal(gp_media_type_of_name("a.png"), "image/png");
+    assert_string_equal(gp_media_type_of_name("A.PNG"), "image/png");
+    assert_string_equal(gp_media_type_of_name("photo.jpg"), "image/jpeg");
+    assert_string_equal(gp_media_type_of_name("photo.jpeg"), "image/jpeg");
+    assert_string_equal(gp_media_type_of_name("speech.wav"), "audio/wav");
+    assert_string_equal(gp_media_type_of_name("song.mp3"), "audio/mpeg");
+    assert_string_equal(gp_media_type_of_name("clip.mp4"), "video/mp4");
+    assert_string_equal(gp_media_type_of_name("r.json"), "application/json");
+    assert_string_equal(gp_media_type_of_name("notes.txt"), "text/plain; charset=utf-8");
     /* the last extension counts */
-    assert_string_equal(gp_storage_content_type("a.png.txt"), "text/plain; charset=utf-8");
-    assert_string_equal(gp_storage_content_type("a.txt.png"), "image/png");
+    assert_string_equal(gp_media_type_of_name("a.png.txt"), "text/plain; charset=utf-8");
+    assert_string_equal(gp_media_type_of_name("a.txt.png"), "image/png");
     /* unknown */
-    assert_string_equal(gp_storage_content_type("archive.tar.gz"), "application/octet-stream");
-    assert_string_equal(gp_storage_content_type("png"), "application/octet-stream");
-    assert_string_equal(gp_storage_content_type("a.pngx"), "application/octet-stream");
-    assert_string_equal(gp_storage_content_type("noext"), "application/octet-stream");
-    assert_string_equal(gp_storage_content_type(""), "application/octet-stream");
-    assert_string_equal(gp_storage_content_type(NULL), "application/octet-stream");
+    assert_string_equal(gp_media_type_of_name("archive.tar.gz"), "application/octet-stream");
+    assert_string_equal(gp_media_type_of_name("png"), "application/octet-stream");
+    assert_string_equal(gp_media_type_of_name("a.pngx"), "application/octet-stream");
+    assert_string_equal(gp_media_type_of_name("noext"), "application/octet-stream");
+    assert_string_equal(gp_media_type_of_name(""), "application/octet-stream");
+    assert_string_equal(gp_media_type_of_name(NULL), "application/octet-stream");
 }
 
 static void test_base64_round_trip(void **state)
 {
     (void)state;
-    static const struct { const char *plain, *coded; } vectors[] = { /* RFC 4648 §10 */
-        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="},
-        {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    static const struct {
+        const char *plain, *coded;
+    } vectors[] = {
+        /* RFC 4648 §10 */
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
         char *e = gp_base64_encode(vectors[i].plain, strlen(vectors[i].plain));
@@ -392,6 +408,49 @@ static void test_uuid4_format(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* The task error list: codes unique, lower snake case, every meaning written. */
+static void test_task_error_list(void **state)
+{
+    (void)state;
+    for (int i = 0; i < GP_TE__COUNT; i++) {
+        const char *code = gp_task_error_code((gp_task_error_t)i);
+        assert_true(strlen(code) > 0 && strlen(gp_task_error_meaning((gp_task_error_t)i)) > 10);
+        for (const char *p = code; *p; p++)
+            assert_true((*p >= 'a' && *p <= 'z') || *p == '_');
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(code, gp_task_error_code((gp_task_error_t)j));
+    }
+    assert_string_equal(gp_task_error_code((gp_task_error_t)-1), "provider_error");
+    assert_true(gp_task_error_retryable(GP_TE_OUT_OF_MEMORY, 0));
+    assert_false(gp_task_error_retryable(GP_TE_PROVIDER_AUTH, 1));
+    assert_true(gp_task_error_retryable(GP_TE_ENGINE_ERROR, 1));
+    assert_false(gp_task_error_retryable(GP_TE_ENGINE_ERROR, 0));
+}
+
+/* One table of media types: by name, by type, by bytes. */
+static void test_media_types(void **state)
+{
+    (void)state;
+    assert_string_equal(gp_media_ext_of_type("image/JPEG; q=1"), "jpg");
+    assert_string_equal(gp_media_ext_of_type("audio/x-wav"), "wav");
+    assert_string_equal(gp_media_ext_of_type("text/plain"), "txt");
+    assert_null(gp_media_ext_of_type("application/x-unknown"));
+    assert_null(gp_media_ext_of_type(NULL));
+    assert_string_equal(gp_media_sniff("\x89PNG\r\n\x1a\n", 8), "image/png");
+    assert_string_equal(gp_media_sniff("\xff\xd8\xff\xe0", 4), "image/jpeg");
+    assert_string_equal(gp_media_sniff("RIFF\0\0\0\0WAVE", 12), "audio/wav");
+    assert_string_equal(gp_media_sniff("RIFF\0\0\0\0WEBP", 12), "image/webp");
+    assert_string_equal(gp_media_sniff("\0\0\0\x18"
+                                       "ftypmp42",
+                                       12),
+                        "video/mp4");
+    assert_null(gp_media_sniff("hello", 5));
+    assert_null(gp_media_sniff(NULL, 0));
+    assert_true(gp_media_is("image/png", "image"));
+    assert_false(gp_media_is("imagex/png", "image"));
+    assert_false(gp_media_is(NULL, "image"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +467,8 @@ int main(void)
         cmocka_unit_test(test_storage_content_type),
         cmocka_unit_test(test_base64_round_trip),
         cmocka_unit_test(test_uuid4_format),
+        cmocka_unit_test(test_task_error_list),
+        cmocka_unit_test(test_media_types),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

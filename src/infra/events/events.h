@@ -28,7 +28,7 @@ typedef struct gp_event {
     uint64_t seq;
     const char *data; /* JSON snapshot text (gp_task_snapshot) */
     size_t data_len;
-    bool terminal;    /* the task reached a terminal status with this event */
+    bool terminal; /* the task reached a terminal status with this event */
 } gp_event_t;
 
 typedef void (*gp_event_cb)(const gp_event_t *ev, void *arg);
@@ -60,22 +60,40 @@ struct gp_events {
 extern const gp_events_vt_t *const gp_generated_events_backends[];
 int gp_events_open(gp_events_t **out, const gp_settings_t *s, char *err, size_t cap);
 
-static inline void gp_events_close(gp_events_t *e) { if (e) e->vt->close(e); }
+static inline void gp_events_close(gp_events_t *e)
+{
+    if (e)
+        e->vt->close(e);
+}
 static inline int gp_events_publish_status(gp_events_t *e, const gp_task_t *t, bool reset)
-{ return e->vt->publish_status(e, t, reset); }
+{
+    return e->vt->publish_status(e, t, reset);
+}
 static inline int gp_events_publish_progress(gp_events_t *e, const gp_task_t *t, int pct,
                                              const char *step)
-{ return e->vt->publish_progress(e, t, pct, step); }
+{
+    return e->vt->publish_progress(e, t, pct, step);
+}
 static inline int gp_events_get_hot(gp_events_t *e, const char *id, gp_hot_state_t *out)
-{ return e->vt->get_hot(e, id, out); }
+{
+    return e->vt->get_hot(e, id, out);
+}
 static inline int gp_events_subscribe(gp_events_t *e, const char *id, gp_event_cb cb, void *arg,
                                       gp_subscription_t **out)
-{ return e->vt->subscribe(e, id, cb, arg, out); }
+{
+    return e->vt->subscribe(e, id, cb, arg, out);
+}
 static inline void gp_events_unsubscribe(gp_events_t *e, gp_subscription_t *s)
-{ e->vt->unsubscribe(e, s); }
+{
+    e->vt->unsubscribe(e, s);
+}
 static inline int gp_events_publish_cancel(gp_events_t *e, const char *id)
-{ return e->vt->publish_cancel(e, id); }
+{
+    return e->vt->publish_cancel(e, id);
+}
 static inline int gp_events_on_cancel(gp_events_t *e, gp_cancel_cb cb, void *arg)
-{ return e->vt->on_cancel(e, cb, arg); }
+{
+    return e->vt->on_cancel(e, cb, arg);
+}
 
 #endif

@@ -33,7 +33,8 @@ typedef struct memory_events {
     void *cancel_arg;
 } memory_events_t;
 
-static int me_open(gp_events_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap)
+static int me_open(gp_events_t **out, const char *url, const gp_settings_t *s, char *err,
+                   size_t cap)
 {
     (void)url, (void)s, (void)err, (void)cap;
     memory_events_t *e = gp_xcalloc(1, sizeof *e);
@@ -128,8 +129,12 @@ static int publish(memory_events_t *e, const gp_task_t *t, const char *type, boo
     json_decref(snap);
     if (!data)
         return -GP_E_NOMEM;
-    gp_event_t ev = {.task_id = t->id, .type = type, .seq = hot.seq, .data = data,
-                     .data_len = strlen(data), .terminal = terminal};
+    gp_event_t ev = {.task_id = t->id,
+                     .type = type,
+                     .seq = hot.seq,
+                     .data = data,
+                     .data_len = strlen(data),
+                     .terminal = terminal};
     gp_fanout_deliver(e->fanout, &ev);
     free(data);
     return 0;

@@ -78,8 +78,8 @@ static int take(redis_events_t *e, redisContext **out)
     pthread_mutex_unlock(&e->pool_lock);
     if (!e->pool[slot]) {
         char err[256];
-        e->pool[slot] = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, CMD_TIMEOUT_MS, "genpulse-events", err,
-                                         sizeof err);
+        e->pool[slot] = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, CMD_TIMEOUT_MS, "genpulse-events",
+                                         err, sizeof err);
         if (!e->pool[slot])
             GP_WARN("events: %s", err);
     }
@@ -127,8 +127,12 @@ static void handle_message(redis_events_t *e, const char *channel, const char *m
     int terminal;
     if (sscanf(head, "%36s %llu %15s %d", id, &seq, type, &terminal) != 4)
         return;
-    gp_event_t ev = {.task_id = id, .type = type, .seq = seq, .data = nl + 1,
-                     .data_len = len - hl - 1, .terminal = terminal != 0};
+    gp_event_t ev = {.task_id = id,
+                     .type = type,
+                     .seq = seq,
+                     .data = nl + 1,
+                     .data_len = len - hl - 1,
+                     .terminal = terminal != 0};
     gp_fanout_deliver(e->fanout, &ev);
 }
 
@@ -140,8 +144,8 @@ static void *subscriber_main(void *arg)
     while (!atomic_load(&e->stop)) {
         char err[256];
         /* No I/O timeout: it blocks between messages; keepalive finds dead peers. */
-        redisContext *c = gp_redis_connect(&e->url, CMD_TIMEOUT_MS, 0, "genpulse-events-sub",
-                                           err, sizeof err);
+        redisContext *c =
+            gp_redis_connect(&e->url, CMD_TIMEOUT_MS, 0, "genpulse-events-sub", err, sizeof err);
         if (!c) {
             GP_WARN("events: subscriber: %s; retrying in %d ms", err, backoff_ms);
             for (int waited = 0; waited < backoff_ms && !atomic_load(&e->stop); waited += 50)
@@ -164,8 +168,7 @@ static void *subscriber_main(void *arg)
             redisReply *m = reply;
             if (m && m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
                 m->element[0]->type == REDIS_REPLY_STRING &&
-                !strcmp(m->element[0]->str, "message") &&
-                m->element[2]->type == REDIS_REPLY_STRING)
+                !strcmp(m->element[0]->str, "message") && m->element[2]->type == REDIS_REPLY_STRING)
                 handle_message(e, m->element[1]->str, m->element[2]->str,
                                (size_t)m->element[2]->len);
             freeReplyObject(reply);
@@ -235,8 +238,8 @@ static void re_close(gp_events_t *base)
 static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_state_t *hot);
 
 /* Updates hot state, then publishes the event. */
-static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool reset,
-                   int percent, const char *step)
+static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool reset, int percent,
+                   const char *step)
 {
     redisContext *c;
     int slot = take(e, &c);

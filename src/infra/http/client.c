@@ -19,9 +19,15 @@
 #include <time.h>
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
-int64_t gp_http_now_ms(void) { return gp_mono_ms(); }
+int64_t gp_http_now_ms(void)
+{
+    return gp_mono_ms();
+}
 
 const char *gp_http_strerror(int rc)
 {
@@ -189,15 +195,13 @@ static bool address_private(const struct sockaddr *sa)
             memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
             return address_private((const struct sockaddr *)&v4);
         }
-        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) ||
-               IN6_IS_ADDR_LINKLOCAL(a) || (a->s6_addr[0] & 0xFE) == 0xFC ||
-               IN6_IS_ADDR_MULTICAST(a);
+        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
+               (a->s6_addr[0] & 0xFE) == 0xFC || IN6_IS_ADDR_MULTICAST(a);
     }
     return true;
 }
 
-static curl_socket_t open_public_socket(void *arg, curlsocktype purpose,
-                                        struct curl_sockaddr *addr)
+static curl_socket_t open_public_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     transfer_t *t = arg;
     (void)purpose;
@@ -275,9 +279,9 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms
-                                                        : GP_HTTP_DEFAULT_CONNECT_MS));
+    curl_easy_setopt(
+        h, CURLOPT_CONNECTTIMEOUT_MS,
+        (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : GP_HTTP_DEFAULT_CONNECT_MS));
     long timeout = req->timeout_ms > 0 ? req->timeout_ms : GP_HTTP_DEFAULT_TIMEOUT_MS;
     if (req->deadline_ms > 0) {
         int64_t left = req->deadline_ms - gp_mono_ms();
@@ -339,8 +343,8 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
     if (t.file && fclose(t.file) != 0)
         t.file_error = true;
     t.file = NULL;
-    if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && status > 0 && !t.too_large &&
-                           !t.file_error)) {
+    if (cc == CURLE_OK ||
+        (cc == CURLE_WRITE_ERROR && status > 0 && !t.too_large && !t.file_error)) {
         resp->status = status;
     } else if (cc == CURLE_ABORTED_BY_CALLBACK) {
         bool canceled = req->cancel && req->cancel(req->cancel_arg);
@@ -410,8 +414,10 @@ out:
 
 static gp_limiter_t *g_limiter; /* set once at start, before any worker thread */
 
-
-void gp_http_set_limiter(gp_limiter_t *l) { g_limiter = l; }
+void gp_http_set_limiter(gp_limiter_t *l)
+{
+    g_limiter = l;
+}
 
 /* Sleeps ms in short slices; false when canceled or the deadline passed. */
 static bool sleep_ms(const gp_http_request_t *req, int64_t ms)

@@ -420,8 +420,7 @@ static int on_data(gp_ws_t *ws, const frame_t *f)
  * Public API: receive, send, close
  * ------------------------------------------------------------------------------------- */
 
-int gp_ws_recv(gp_ws_t *ws, int timeout_ms, int *opcode, const unsigned char **data,
-               size_t *len)
+int gp_ws_recv(gp_ws_t *ws, int timeout_ms, int *opcode, const unsigned char **data, size_t *len)
 {
     if (ws->failed)
         return GP_WS_ERROR;
@@ -803,8 +802,7 @@ int gp_ws_connect(const char *url, const char *const *headers, int connect_timeo
         goto fail;
     }
     curl_socket_t sock = CURL_SOCKET_BAD;
-    if (curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
-        sock == CURL_SOCKET_BAD) {
+    if (curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK || sock == CURL_SOCKET_BAD) {
         set_error(ws, "no socket after connect");
         goto fail;
     }

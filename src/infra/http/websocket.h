@@ -28,14 +28,17 @@
 
 /* gp_ws_recv() results. */
 enum {
-    GP_WS_OK = 0,       /* a message was received */
-    GP_WS_TIMEOUT = 1,  /* nothing complete arrived within timeout_ms */
-    GP_WS_CLOSED = 2,   /* the server closed (close frame or EOF); see gp_ws_close_code() */
-    GP_WS_ERROR = -1,   /* transport or protocol error; see gp_ws_error() */
+    GP_WS_OK = 0,      /* a message was received */
+    GP_WS_TIMEOUT = 1, /* nothing complete arrived within timeout_ms */
+    GP_WS_CLOSED = 2,  /* the server closed (close frame or EOF); see gp_ws_close_code() */
+    GP_WS_ERROR = -1,  /* transport or protocol error; see gp_ws_error() */
 };
 
 /* Message opcodes as reported by gp_ws_recv(). */
-enum { GP_WS_TEXT = 1, GP_WS_BINARY = 2 };
+enum {
+    GP_WS_TEXT = 1,
+    GP_WS_BINARY = 2
+};
 
 typedef struct gp_ws gp_ws_t;
 
@@ -55,8 +58,7 @@ void gp_ws_set_max_message(gp_ws_t *ws, size_t max_message);
  * On GP_WS_OK, *opcode is GP_WS_TEXT or GP_WS_BINARY and *data and *len describe the payload,
  * NUL-terminated (not counted), owned by ws and valid until the next call on ws.
  */
-int gp_ws_recv(gp_ws_t *ws, int timeout_ms, int *opcode, const unsigned char **data,
-               size_t *len);
+int gp_ws_recv(gp_ws_t *ws, int timeout_ms, int *opcode, const unsigned char **data, size_t *len);
 
 /* Sends one unfragmented text message. Returns 0 or -1 (connection unusable). */
 int gp_ws_send_text(gp_ws_t *ws, const char *text, size_t len);

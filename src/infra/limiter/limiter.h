@@ -33,8 +33,7 @@ typedef struct gp_limit_slot {
 
 typedef struct gp_limiter_vt {
     const char *scheme;
-    int (*open)(gp_limiter_t **out, const char *url, const gp_settings_t *s, char *err,
-                size_t cap);
+    int (*open)(gp_limiter_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap);
     void (*close)(gp_limiter_t *l);
     /* 0 with slot->held, -GP_E_TIMEOUT when deadline_ms passed first, -GP_E_CANCELED when
      * cancel() turned true, -GP_E_UNAVAILABLE when the backend cannot be reached (callers
@@ -56,6 +55,10 @@ struct gp_limiter {
 extern const gp_limiter_vt_t *const gp_generated_limiter_backends[];
 /* Opens the backend for s->queue_url's scheme ("memory" when empty). */
 int gp_limiter_open(gp_limiter_t **out, const gp_settings_t *s, char *err, size_t cap);
-static inline void gp_limiter_close(gp_limiter_t *l) { if (l) l->vt->close(l); }
+static inline void gp_limiter_close(gp_limiter_t *l)
+{
+    if (l)
+        l->vt->close(l);
+}
 
 #endif

@@ -79,8 +79,7 @@ static entry_t *entry_for(mem_limiter_t *l, const char *key, bool create)
     }
     pthread_mutex_unlock(&l->lock);
     if (warn)
-        GP_WARN("limiter: more than %d keys; \"%s\" and later keys run unlimited", MAX_KEYS,
-                key);
+        GP_WARN("limiter: more than %d keys; \"%s\" and later keys run unlimited", MAX_KEYS, key);
     return e;
 }
 
@@ -212,8 +211,8 @@ static void mem_release_slot(gp_limiter_t *base, gp_limit_slot_t *slot)
  * further; a request may start once now >= TAT - tau, where tau = (burst - 1) * T lets a
  * burst through after a quiet spell. Microseconds keep high rates (T < 1 ms) exact.
  */
-static int mem_take_token(gp_limiter_t *base, const char *key, int per_minute,
-                          int64_t deadline_ms, bool (*cancel)(void *), void *cancel_arg)
+static int mem_take_token(gp_limiter_t *base, const char *key, int per_minute, int64_t deadline_ms,
+                          bool (*cancel)(void *), void *cancel_arg)
 {
     if (per_minute <= 0)
         return 0;

@@ -47,15 +47,14 @@
 
 /* KEYS[1] slots; ARGV token, max, lifetime ms. 1 = taken, 0 = all max slots are held. */
 static const char SLOT_LUA[] =
-    EFFECTS
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end\n"
-    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])\n"
-    "local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')\n"
-    "redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + 1000)\n"
-    "return 1\n";
+    EFFECTS "local t = redis.call('TIME')\n"
+            "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+            "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+            "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end\n"
+            "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])\n"
+            "local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')\n"
+            "redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + 1000)\n"
+            "return 1\n";
 
 /* KEYS[1] slots; ARGV token. */
 static const char RELEASE_LUA[] = "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
@@ -63,19 +62,23 @@ static const char RELEASE_LUA[] = "return redis.call('ZREM', KEYS[1], ARGV[1])\n
 /* KEYS[1] rate; ARGV emission interval T µs, tolerance tau µs. 0 = go, else ms to wait.
  * '%.0f' because Lua would print a 16-digit TAT in exponent form and lose digits. */
 static const char RATE_LUA[] =
-    EFFECTS
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0\n"
-    "if tat < now then tat = now end\n"
-    "local wait = tat - tonumber(ARGV[2]) - now\n"
-    "if wait > 0 then return math.ceil(wait / 1000) end\n"
-    "tat = tat + tonumber(ARGV[1])\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
-    "           math.ceil((tat - now) / 1000) + 1000)\n"
-    "return 0\n";
+    EFFECTS "local t = redis.call('TIME')\n"
+            "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+            "local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0\n"
+            "if tat < now then tat = now end\n"
+            "local wait = tat - tonumber(ARGV[2]) - now\n"
+            "if wait > 0 then return math.ceil(wait / 1000) end\n"
+            "tat = tat + tonumber(ARGV[1])\n"
+            "redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
+            "           math.ceil((tat - now) / 1000) + 1000)\n"
+            "return 0\n";
 
-enum { S_SLOT, S_RELEASE, S_RATE, S__COUNT };
+enum {
+    S_SLOT,
+    S_RELEASE,
+    S_RATE,
+    S__COUNT
+};
 static const char *const SCRIPTS[S__COUNT] = {SLOT_LUA, RELEASE_LUA, RATE_LUA};
 static const char *const SCRIPT_NAMES[S__COUNT] = {"slot", "release", "rate"};
 
@@ -329,12 +332,13 @@ static void rl_release_slot(gp_limiter_t *base, gp_limit_slot_t *slot)
     long long removed;
     if (run((redis_limiter_t *)base, S_RELEASE, rkey, 1, args, &removed) != 0)
         GP_WARN("limiter: could not release a slot of \"%s\"; it frees itself when its "
-                "lifetime ends", slot->key);
+                "lifetime ends",
+                slot->key);
 }
 
 /* GCRA (see memory.c for the arithmetic); the script keeps the TAT, this loop waits. */
-static int rl_take_token(gp_limiter_t *base, const char *key, int per_minute,
-                         int64_t deadline_ms, bool (*cancel)(void *), void *cancel_arg)
+static int rl_take_token(gp_limiter_t *base, const char *key, int per_minute, int64_t deadline_ms,
+                         bool (*cancel)(void *), void *cancel_arg)
 {
     if (per_minute <= 0)
         return 0;

@@ -21,8 +21,8 @@ typedef struct gp_queue gp_queue_t;
 typedef struct gp_queue_item {
     char id[37];
     int priority;
-    int64_t enqueued_at; /* ms; older first within a priority */
-    int64_t ready_at;    /* ms; 0 = now */
+    int64_t enqueued_at;   /* ms; older first within a priority */
+    int64_t ready_at;      /* ms; 0 = now */
     char delivery_tag[64]; /* set by pop() for backends that need ack(); "" otherwise */
     bool redelivered;      /* set by pop(): the previous holder's lease expired unacked */
     /* A task sent by another client (e.g. Celery's send_task) that may have no row yet:
@@ -60,22 +60,43 @@ struct gp_queue {
 extern const gp_queue_vt_t *const gp_generated_queue_backends[];
 int gp_queue_open(gp_queue_t **out, const gp_settings_t *s, char *err, size_t cap);
 
-static inline void gp_queue_close(gp_queue_t *q) { if (q) q->vt->close(q); }
-static inline int gp_queue_push(gp_queue_t *q, const gp_queue_item_t *it) { return q->vt->push(q, it); }
+static inline void gp_queue_close(gp_queue_t *q)
+{
+    if (q)
+        q->vt->close(q);
+}
+static inline int gp_queue_push(gp_queue_t *q, const gp_queue_item_t *it)
+{
+    return q->vt->push(q, it);
+}
 static inline int gp_queue_pop(gp_queue_t *q, gp_queue_item_t *out, int timeout_ms)
-{ return q->vt->pop(q, out, timeout_ms); }
+{
+    return q->vt->pop(q, out, timeout_ms);
+}
 static inline int gp_queue_ack(gp_queue_t *q, const gp_queue_item_t *it)
-{ return q->vt->ack ? q->vt->ack(q, it) : 0; }
+{
+    return q->vt->ack ? q->vt->ack(q, it) : 0;
+}
 static inline int gp_queue_renew(gp_queue_t *q, const gp_queue_item_t *it)
-{ return q->vt->renew ? q->vt->renew(q, it) : 0; }
+{
+    return q->vt->renew ? q->vt->renew(q, it) : 0;
+}
 static inline int gp_queue_restore_expired(gp_queue_t *q, int64_t lease_ms)
-{ return q->vt->restore_expired ? q->vt->restore_expired(q, lease_ms) : 0; }
+{
+    return q->vt->restore_expired ? q->vt->restore_expired(q, lease_ms) : 0;
+}
 static inline void gp_queue_item_release(gp_queue_item_t *it)
 {
     free(it->foreign_params);
     it->foreign_params = NULL;
 }
-static inline void gp_queue_shutdown(gp_queue_t *q) { q->vt->shutdown(q); }
-static inline size_t gp_queue_depth(gp_queue_t *q) { return q->vt->depth(q); }
+static inline void gp_queue_shutdown(gp_queue_t *q)
+{
+    q->vt->shutdown(q);
+}
+static inline size_t gp_queue_depth(gp_queue_t *q)
+{
+    return q->vt->depth(q);
+}
 
 #endif

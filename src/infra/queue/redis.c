@@ -72,8 +72,8 @@
 #define SEP "\x06\x16"
 #define TASK_NAME "genpulse.run"
 #define CONNECT_TIMEOUT_MS 1000
-#define IO_TIMEOUT_MS 3000     /* any command, including a BLPOP of at most POP_BLOCK_MAX_MS */
-#define POP_BLOCK_MAX_MS 1000  /* shutdown and Python-pushed messages are seen within this */
+#define IO_TIMEOUT_MS 3000    /* any command, including a BLPOP of at most POP_BLOCK_MAX_MS */
+#define POP_BLOCK_MAX_MS 1000 /* shutdown and Python-pushed messages are seen within this */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define MAX_IDLE_CONNS 16
@@ -81,7 +81,17 @@
 #define PROMOTE_BATCH 100
 #define RESTORE_BATCH 200
 
-enum { K_L0, K_L3, K_L6, K_L9, K_DELAYED, K_UNACKED, K_INDEX, K_WAKE, K__COUNT };
+enum {
+    K_L0,
+    K_L3,
+    K_L6,
+    K_L9,
+    K_DELAYED,
+    K_UNACKED,
+    K_INDEX,
+    K_WAKE,
+    K__COUNT
+};
 
 /* ---- Lua scripts (loaded per connection with SCRIPT LOAD, run with EVALSHA) ------------ */
 
@@ -135,50 +145,53 @@ static const char POP_LUA[] =
     "return {0, -1}\n";
 
 /* KEYS: list, delayed, wake. ARGV: message, ready_at ms (0 = now), wake cap. */
-static const char PUSH_LUA[] =
-    "if tonumber(ARGV[2]) > 0 then\n"
-    "  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
-    "else\n"
-    "  redis.call('LPUSH', KEYS[1], ARGV[1])\n"
-    "end\n"
-    "redis.call('LPUSH', KEYS[3], '1')\n"
-    "redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)\n"
-    "return 1\n";
+static const char PUSH_LUA[] = "if tonumber(ARGV[2]) > 0 then\n"
+                               "  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
+                               "else\n"
+                               "  redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+                               "end\n"
+                               "redis.call('LPUSH', KEYS[3], '1')\n"
+                               "redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)\n"
+                               "return 1\n";
 
 /* KEYS: unacked, unacked_index. ARGV: delivery tag. */
-static const char ACK_LUA[] =
-    "redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "return redis.call('ZREM', KEYS[2], ARGV[1])\n";
+static const char ACK_LUA[] = "redis.call('HDEL', KEYS[1], ARGV[1])\n"
+                              "return redis.call('ZREM', KEYS[2], ARGV[1])\n";
 
 /* KEYS: unacked_index. ARGV: now s, delivery tag. 1 = renewed, 0 = no longer held. */
-static const char RENEW_LUA[] =
-    "if redis.call('ZSCORE', KEYS[1], ARGV[2]) then\n"
-    "  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
+static const char RENEW_LUA[] = "if redis.call('ZSCORE', KEYS[1], ARGV[2]) then\n"
+                                "  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])\n"
+                                "  return 1\n"
+                                "end\n"
+                                "return 0\n";
 
 /* KEYS: unacked, unacked_index, list, wake. ARGV: tag, mode, cutoff s, old value, new message.
  * Re-checks under atomicity that the lease is still expired and the entry unchanged (a renew
  * or ack in between wins). mode "missing": index entry without hash entry, drop it.
  * Returns 1 restored, 2 dropped, 0 nothing done. */
-static const char RESTORE_LUA[] =
-    "local s = redis.call('ZSCORE', KEYS[2], ARGV[1])\n"
-    "if not s or tonumber(s) > tonumber(ARGV[3]) then return 0 end\n"
-    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if ARGV[2] == 'missing' then\n"
-    "  if cur then return 0 end\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "  return 2\n"
-    "end\n"
-    "if cur ~= ARGV[4] then return 0 end\n"
-    "redis.call('RPUSH', KEYS[3], ARGV[5])\n"
-    "redis.call('HDEL', KEYS[1], ARGV[1])\n"
-    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "redis.call('LPUSH', KEYS[4], '1')\n"
-    "return 1\n";
+static const char RESTORE_LUA[] = "local s = redis.call('ZSCORE', KEYS[2], ARGV[1])\n"
+                                  "if not s or tonumber(s) > tonumber(ARGV[3]) then return 0 end\n"
+                                  "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+                                  "if ARGV[2] == 'missing' then\n"
+                                  "  if cur then return 0 end\n"
+                                  "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+                                  "  return 2\n"
+                                  "end\n"
+                                  "if cur ~= ARGV[4] then return 0 end\n"
+                                  "redis.call('RPUSH', KEYS[3], ARGV[5])\n"
+                                  "redis.call('HDEL', KEYS[1], ARGV[1])\n"
+                                  "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+                                  "redis.call('LPUSH', KEYS[4], '1')\n"
+                                  "return 1\n";
 
-enum { S_POP, S_PUSH, S_ACK, S_RENEW, S_RESTORE, S__COUNT };
+enum {
+    S_POP,
+    S_PUSH,
+    S_ACK,
+    S_RENEW,
+    S_RESTORE,
+    S__COUNT
+};
 static const char *const SCRIPTS[S__COUNT] = {POP_LUA, PUSH_LUA, ACK_LUA, RENEW_LUA, RESTORE_LUA};
 
 /* ---- state -------------------------------------------------------------------------------- */
@@ -211,8 +224,8 @@ typedef struct redis_queue {
 extern const gp_queue_vt_t gp_queue_backend_redis;
 
 static const char *const KEY_NAMES[K__COUNT] = {
-    QUEUE_NAME, QUEUE_NAME SEP "3", QUEUE_NAME SEP "6", QUEUE_NAME SEP "9",
-    QUEUE_NAME ".delayed", "unacked", "unacked_index", QUEUE_NAME ".wake",
+    QUEUE_NAME, QUEUE_NAME SEP "3", QUEUE_NAME SEP "6", QUEUE_NAME SEP "9", QUEUE_NAME ".delayed",
+    "unacked",  "unacked_index",    QUEUE_NAME ".wake",
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -233,7 +246,10 @@ static void seconds_str(int64_t ms, char *buf, size_t cap)
     snprintf(buf, cap, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
-static int clamp_priority(int p) { return p < 0 ? 0 : p > 9 ? 9 : p; }
+static int clamp_priority(int p)
+{
+    return p < 0 ? 0 : p > 9 ? 9 : p;
+}
 
 /* List index (K_L0..K_L9) for a kombu priority (0 = first). */
 static int list_for_kombu_priority(int kp)
@@ -293,8 +309,8 @@ static bool setup_command(redisContext *rc, int argc, const char **argv, char *o
 
 static conn_t *conn_open(redis_queue_t *q, char *err, size_t cap)
 {
-    redisContext *rc = gp_redis_connect(&q->url, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS,
-                                        "genpulse-queue", err, cap);
+    redisContext *rc =
+        gp_redis_connect(&q->url, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, "genpulse-queue", err, cap);
     if (!rc)
         return NULL;
     conn_t *c = gp_xcalloc(1, sizeof *c);
@@ -337,8 +353,9 @@ static int acquire(redis_queue_t *q, conn_t **out)
             q->down = true;
             pthread_mutex_unlock(&q->lock);
             if (log)
-                gp_log(GP_LOG_WARN, NULL, "redis queue %s:%d unavailable: %s; retrying with backoff",
-                       q->url.host, q->url.port, err);
+                gp_log(GP_LOG_WARN, NULL,
+                       "redis queue %s:%d unavailable: %s; retrying with backoff", q->url.host,
+                       q->url.port, err);
             return -GP_E_UNAVAILABLE;
         }
         bool was_down = q->down;
@@ -399,7 +416,8 @@ static void release(redis_queue_t *q, conn_t *c)
     }
     pthread_mutex_unlock(&q->lock);
     if (report)
-        gp_log(GP_LOG_WARN, NULL, "redis queue %s:%d connection lost: %s", q->url.host, q->url.port, why);
+        gp_log(GP_LOG_WARN, NULL, "redis queue %s:%d connection lost: %s", q->url.host, q->url.port,
+               why);
     while (drop) {
         conn_t *n = drop->next;
         conn_free(drop);
@@ -501,8 +519,7 @@ static void rq_close(gp_queue_t *base)
 
 /* A Celery protocol v2 message for the item (queues.md §1.1). Returns its JSON; *list_key
  * is the kombu list it belongs to. */
-static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool delayed,
-                           int *list_key)
+static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool delayed, int *list_key)
 {
     int kp = 9 - clamp_priority(it->priority);
     *list_key = list_for_kombu_priority(kp);
@@ -578,8 +595,8 @@ static void parse_foreign(json_t *m, const char *task, gp_queue_item_t *out)
     if (!task || strlen(task) >= sizeof out->task_type)
         return;
     json_t *body = json_object_get(m, "body");
-    const char *enc = json_string_value(
-        json_object_get(json_object_get(m, "properties"), "body_encoding"));
+    const char *enc =
+        json_string_value(json_object_get(json_object_get(m, "properties"), "body_encoding"));
     if (!json_is_string(body))
         return;
     size_t n = 0;
@@ -929,7 +946,8 @@ static int restore_one(redis_queue_t *q, conn_t *c, const redisReply *tag, const
             }
             json_object_set_new(di, "redelivered", json_true());
             json_t *pr = json_object_get(p, "priority");
-            lk = list_for_kombu_priority(json_is_integer(pr) ? clamp_priority((int)json_integer_value(pr)) : 0);
+            lk = list_for_kombu_priority(
+                json_is_integer(pr) ? clamp_priority((int)json_integer_value(pr)) : 0);
             new_msg = json_dumps(m, JSON_PRESERVE_ORDER);
             mode = "restore";
         }
@@ -975,8 +993,8 @@ int gp_redis_queue_restore_expired(gp_queue_t *base, int64_t lease_ms)
         snprintf(off, sizeof off, "%ld", skipped);
         snprintf(cnt, sizeof cnt, "%d", RESTORE_BATCH);
         /* Newest first, each RPUSHed to the consuming end: the oldest runs first (kombu). */
-        const char *argv[7] = {"ZREVRANGEBYSCORE", q->keys[K_INDEX], cutoff, "-inf", "LIMIT",
-                               off, cnt};
+        const char *argv[7] = {
+            "ZREVRANGEBYSCORE", q->keys[K_INDEX], cutoff, "-inf", "LIMIT", off, cnt};
         redisReply *r = redisCommandArgv(c->c, 7, argv, NULL);
         rc = reply_status(r, "restore");
         if (rc != 0 || r->type != REDIS_REPLY_ARRAY) {

@@ -122,8 +122,8 @@ static bool setup(redisContext *c, int argc, const char **argv, char *err, size_
     return ok;
 }
 
-redisContext *gp_redis_connect(const gp_redis_url_t *u, int connect_ms, int io_ms,
-                               const char *name, char *err, size_t cap)
+redisContext *gp_redis_connect(const gp_redis_url_t *u, int connect_ms, int io_ms, const char *name,
+                               char *err, size_t cap)
 {
     redisContext *c = redisConnectWithTimeout(u->host, u->port, tv_ms(connect_ms));
     if (!c || c->err) {

@@ -10,7 +10,7 @@
 #include <hiredis/hiredis.h>
 
 typedef struct gp_redis_url {
-    char host[256];     /* IPv4/IPv6 literal or name (resolved by a blocking lookup) */
+    char host[256]; /* IPv4/IPv6 literal or name (resolved by a blocking lookup) */
     int port;
     int db;
     char user[128];     /* "" = none (AUTH with the password only) */
@@ -25,7 +25,7 @@ int gp_redis_url_parse(const char *url, gp_redis_url_t *out, char *err, size_t c
 /* Connects (connect timeout connect_ms), sets the I/O timeout io_ms (0 = block), then AUTH,
  * SELECT and CLIENT SETNAME name (NULL = none). Returns a context (redisFree it) or NULL
  * with a message in err. */
-redisContext *gp_redis_connect(const gp_redis_url_t *u, int connect_ms, int io_ms,
-                               const char *name, char *err, size_t cap);
+redisContext *gp_redis_connect(const gp_redis_url_t *u, int connect_ms, int io_ms, const char *name,
+                               char *err, size_t cap);
 
 #endif

@@ -84,8 +84,14 @@ static void sb_addn(sb_t *b, const char *s, size_t n)
     b->s[b->len] = '\0';
 }
 
-static void sb_add(sb_t *b, const char *s) { sb_addn(b, s, strlen(s)); }
-static void sb_addc(sb_t *b, char c) { sb_addn(b, &c, 1); }
+static void sb_add(sb_t *b, const char *s)
+{
+    sb_addn(b, s, strlen(s));
+}
+static void sb_addc(sb_t *b, char c)
+{
+    sb_addn(b, &c, 1);
+}
 
 static char *sb_take(sb_t *b)
 {
@@ -101,8 +107,8 @@ static char *sb_take(sb_t *b)
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 static void encode_into(sb_t *b, const char *s, size_t n, bool keep_slash)
@@ -433,8 +439,8 @@ static bool creds_ok(const gp_sigv4_creds_t *c)
            *c->region && *c->service;
 }
 
-static void signing_key(const gp_sigv4_profile_t *p, const gp_sigv4_creds_t *c,
-                        const char *date8, uint8_t key[GP_SHA256_LEN])
+static void signing_key(const gp_sigv4_profile_t *p, const gp_sigv4_creds_t *c, const char *date8,
+                        uint8_t key[GP_SHA256_LEN])
 {
     char *k0 = gp_xasprintf("%s%s", p->key_prefix, c->secret_key);
     uint8_t a[GP_SHA256_LEN], b[GP_SHA256_LEN];
@@ -519,12 +525,10 @@ int gp_sigv4_sign_headers(const gp_sigv4_profile_t *p, const gp_sigv4_creds_t *c
     sb_add(&canon, req->payload_sha256 ? req->payload_sha256 : EMPTY_SHA256);
     free(hblock.s);
 
-    char *scope = gp_xasprintf("%.8s/%s/%s/%s", stamp, c->region, c->service,
-                               p->scope_terminator);
+    char *scope = gp_xasprintf("%.8s/%s/%s/%s", stamp, c->region, c->service, p->scope_terminator);
     finish(p, c, stamp, scope, sb_take(&canon), out);
     out->authorization = gp_xasprintf("%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-                                      p->algorithm, c->access_key, scope, slist.s,
-                                      out->signature);
+                                      p->algorithm, c->access_key, scope, slist.s, out->signature);
     free(scope);
     free(slist.s);
     return 0;
@@ -548,8 +552,7 @@ char *gp_sigv4_presign_query(const gp_sigv4_profile_t *p, const gp_sigv4_creds_t
         free(slist.s);
         return NULL;
     }
-    char *scope = gp_xasprintf("%.8s/%s/%s/%s", stamp, c->region, c->service,
-                               p->scope_terminator);
+    char *scope = gp_xasprintf("%.8s/%s/%s/%s", stamp, c->region, c->service, p->scope_terminator);
     char *cred = gp_xasprintf("%s/%s", c->access_key, scope);
     char expires[24];
     snprintf(expires, sizeof expires, "%lld", (long long)expires_s);
@@ -560,8 +563,11 @@ char *gp_sigv4_presign_query(const gp_sigv4_profile_t *p, const gp_sigv4_creds_t
     struct {
         const char *suffix, *value;
     } add[] = {
-        {"Algorithm", p->algorithm},   {"Credential", cred},          {"Date", stamp},
-        {"Expires", expires},          {"SignedHeaders", slist.s},
+        {"Algorithm", p->algorithm},
+        {"Credential", cred},
+        {"Date", stamp},
+        {"Expires", expires},
+        {"SignedHeaders", slist.s},
         {"Security-Token", c->session_token},
     };
     for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {

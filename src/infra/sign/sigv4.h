@@ -37,7 +37,7 @@ typedef struct gp_sigv4_profile {
 } gp_sigv4_profile_t;
 
 extern const gp_sigv4_profile_t gp_sigv4_aws;
-extern const gp_sigv4_profile_t gp_sigv4_s3;   /* aws with normalize_path = false */
+extern const gp_sigv4_profile_t gp_sigv4_s3; /* aws with normalize_path = false */
 extern const gp_sigv4_profile_t gp_sigv4_volc;
 
 typedef struct gp_sigv4_creds {
@@ -49,12 +49,12 @@ typedef struct gp_sigv4_creds {
 } gp_sigv4_creds_t;
 
 typedef struct gp_sigv4_request {
-    const char *method;          /* "GET" */
-    const char *path;            /* raw (already URI-encoded as sent) path: "/bucket/key%20x" */
-    const char *query;           /* raw query without '?', may be NULL/"" */
-    const char *const *headers;  /* "Name: value" lines to sign; host must be among them */
-    const char *payload_sha256;  /* hex, or "UNSIGNED-PAYLOAD"; NULL: hash of empty body */
-    time_t when;                 /* signing time (UTC seconds) */
+    const char *method;         /* "GET" */
+    const char *path;           /* raw (already URI-encoded as sent) path: "/bucket/key%20x" */
+    const char *query;          /* raw query without '?', may be NULL/"" */
+    const char *const *headers; /* "Name: value" lines to sign; host must be among them */
+    const char *payload_sha256; /* hex, or "UNSIGNED-PAYLOAD"; NULL: hash of empty body */
+    time_t when;                /* signing time (UTC seconds) */
 } gp_sigv4_request_t;
 
 typedef struct gp_sigv4_result {

@@ -21,7 +21,8 @@ typedef struct local_storage {
     char *public_url;
 } local_storage_t;
 
-static int ls_open(gp_storage_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap)
+static int ls_open(gp_storage_t **out, const char *url, const gp_settings_t *s, char *err,
+                   size_t cap)
 {
     local_storage_t *ls = gp_xcalloc(1, sizeof *ls);
     extern const gp_storage_vt_t gp_storage_backend_local;

@@ -32,6 +32,7 @@
 #include "core/crypto.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/media_type.h"
 #include "core/util.h"
 #include "infra/sign/sigv4.h"
 #include "infra/storage/storage.h"
@@ -63,7 +64,7 @@ typedef struct s3_storage {
     char *host;      /* Host header value: the origin's authority without a default port */
     char *base_path; /* "/bucket" (path style) or "" (virtual-host style) */
     char *bucket;
-    char *prefix;    /* "" or ending in '/' */
+    char *prefix; /* "" or ending in '/' */
     char *access_key, *secret_key, *session_token;
     char *region;
     int64_t presign_expires;
@@ -126,9 +127,18 @@ static long long parse_size(const char *v)
     unsigned long long mul = 1;
     switch (toupper((unsigned char)*end)) {
     case '\0': break;
-    case 'K': mul = 1024; end++; break;
-    case 'M': mul = MIB; end++; break;
-    case 'G': mul = 1024 * MIB; end++; break;
+    case 'K':
+        mul = 1024;
+        end++;
+        break;
+    case 'M':
+        mul = MIB;
+        end++;
+        break;
+    case 'G':
+        mul = 1024 * MIB;
+        end++;
+        break;
     default: return -1;
     }
     if (*end && strcasecmp(end, "iB") && strcasecmp(end, "B"))
@@ -201,10 +211,10 @@ static void s3_free(s3_storage_t *s)
     free(s);
 }
 
-#define FAIL(...)                                                                              \
-    do {                                                                                       \
-        snprintf(err, cap, "storage url: " __VA_ARGS__);                                       \
-        goto fail;                                                                             \
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(err, cap, "storage url: " __VA_ARGS__);                                           \
+        goto fail;                                                                                 \
     } while (0)
 
 static int parse_url(s3_storage_t *s, const char *url, char *err, size_t cap)
@@ -345,9 +355,8 @@ static int parse_url(s3_storage_t *s, const char *url, char *err, size_t cap)
     bool aws = !*hostport;
     if (aws) {
         free(hostport);
-        hostport = !strcmp(s->region, "us-east-1")
-                       ? gp_xstrdup("s3.amazonaws.com")
-                       : gp_xasprintf("s3.%s.amazonaws.com", s->region);
+        hostport = !strcmp(s->region, "us-east-1") ? gp_xstrdup("s3.amazonaws.com")
+                                                   : gp_xasprintf("s3.%s.amazonaws.com", s->region);
     }
     for (const char *c = hostport; *c; c++)
         if (!isalnum((unsigned char)*c) && !strchr(".-_:[]", *c))
@@ -445,8 +454,8 @@ static int s3_do(const s3_storage_t *s, const s3_req_t *r, gp_http_response_t *r
     char *h_host = gp_xasprintf("Host: %s", s->host);
     char *h_date = gp_xasprintf("X-Amz-Date: %s", stamp);
     char *h_hash = gp_xasprintf("x-amz-content-sha256: %s", hash);
-    char *h_tok = s->session_token ? gp_xasprintf("X-Amz-Security-Token: %s", s->session_token)
-                                   : NULL;
+    char *h_tok =
+        s->session_token ? gp_xasprintf("X-Amz-Security-Token: %s", s->session_token) : NULL;
     char *h_ct = r->content_type ? gp_xasprintf("Content-Type: %s", r->content_type) : NULL;
     const char *hdrs[8]; /* the five above at most, Authorization, NULL */
     size_t n = 0;
@@ -579,10 +588,10 @@ static int s3_result(int rc, const gp_http_response_t *resp, const char *what)
 static const char *content_type_for(const char *ct, const char *name)
 {
     if (!ct || !*ct || strlen(ct) > 255)
-        return gp_storage_content_type(name);
+        return gp_media_type_of_name(name);
     for (const char *c = ct; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return gp_storage_content_type(name);
+            return gp_media_type_of_name(name);
     return ct;
 }
 
@@ -631,8 +640,8 @@ static int finish_put(s3_storage_t *s, const char *key, char **url_out)
     return *url_out ? 0 : -GP_E_INTERNAL;
 }
 
-static int s3_put_bytes(gp_storage_t *base, const char *task_id, const char *name,
-                        const void *data, size_t len, const char *content_type, char **url_out)
+static int s3_put_bytes(gp_storage_t *base, const char *task_id, const char *name, const void *data,
+                        size_t len, const char *content_type, char **url_out)
 {
     s3_storage_t *s = (s3_storage_t *)base;
     char *key = NULL;
@@ -798,8 +807,8 @@ static int multipart_upload(s3_storage_t *s, const char *key, int fd, size_t siz
     return rc;
 }
 
-static int s3_put_file(gp_storage_t *base, const char *task_id, const char *name,
-                       const char *path, const char *content_type, char **url_out)
+static int s3_put_file(gp_storage_t *base, const char *task_id, const char *name, const char *path,
+                       const char *content_type, char **url_out)
 {
     s3_storage_t *s = (s3_storage_t *)base;
     char *key = NULL;
@@ -849,10 +858,8 @@ static int s3_get_file(gp_storage_t *base, const char *owner, const char *name,
         return -GP_E_NOT_FOUND;
     /* into dest.part and renamed, so a reader never sees half a file */
     char *tmp = gp_xasprintf("%s.part", dest_path);
-    s3_req_t r = {.method = "GET",
-                  .key = key,
-                  .download_path = tmp,
-                  .timeout_ms = S3_DOWNLOAD_TIMEOUT_MS};
+    s3_req_t r = {
+        .method = "GET", .key = key, .download_path = tmp, .timeout_ms = S3_DOWNLOAD_TIMEOUT_MS};
     gp_http_response_t resp;
     char *what = gp_xasprintf("GET %s", key);
     int rc = s3_result(s3_do(s, &r, &resp), &resp, what);
@@ -869,7 +876,10 @@ static int s3_get_file(gp_storage_t *base, const char *owner, const char *name,
     return rc;
 }
 
-static void s3_close(gp_storage_t *base) { s3_free((s3_storage_t *)base); }
+static void s3_close(gp_storage_t *base)
+{
+    s3_free((s3_storage_t *)base);
+}
 
 static int s3_open(gp_storage_t **out, const char *url, const gp_settings_t *settings, char *err,
                    size_t cap)
@@ -920,8 +930,7 @@ static int s3_open(gp_storage_t **out, const char *url, const gp_settings_t *set
         s3_free(s);
         return rc;
     }
-    GP_INFO("s3: storage in bucket %s at %s, key prefix \"%s\"", s->bucket, s->origin,
-            s->prefix);
+    GP_INFO("s3: storage in bucket %s at %s, key prefix \"%s\"", s->bucket, s->origin, s->prefix);
     *out = &s->base;
     return 0;
 }

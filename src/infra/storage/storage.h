@@ -36,8 +36,7 @@ typedef struct gp_storage_vt {
                    char **url_out);
     /* Copies a stored object into the local file dest_path: 0, -GP_E_NOT_FOUND, or another
      * negative GP_E_* code. */
-    int (*get_file)(gp_storage_t *st, const char *owner, const char *name,
-                    const char *dest_path);
+    int (*get_file)(gp_storage_t *st, const char *owner, const char *name, const char *dest_path);
 } gp_storage_vt_t;
 
 struct gp_storage {
@@ -52,18 +51,26 @@ bool gp_storage_name_ok(const char *name);
 /* Name of the JPEG derived from output `name`: "<name>.thumb.jpg" for images, "<name>.preview.jpg"
  * (first frame) for videos. The worker stores it, the gateway links it. Caller frees. */
 char *gp_storage_derived_name(const char *name, const char *content_type);
-/* Content type for a file name by its extension ("application/octet-stream" if unknown). */
-const char *gp_storage_content_type(const char *name);
 
-static inline void gp_storage_close(gp_storage_t *st) { if (st) st->vt->close(st); }
+static inline void gp_storage_close(gp_storage_t *st)
+{
+    if (st)
+        st->vt->close(st);
+}
 static inline int gp_storage_put_bytes(gp_storage_t *st, const char *task_id, const char *name,
                                        const void *data, size_t len, const char *ct, char **url)
-{ return st->vt->put_bytes(st, task_id, name, data, len, ct, url); }
+{
+    return st->vt->put_bytes(st, task_id, name, data, len, ct, url);
+}
 static inline int gp_storage_get_file(gp_storage_t *st, const char *owner, const char *name,
                                       const char *dest)
-{ return st->vt->get_file(st, owner, name, dest); }
+{
+    return st->vt->get_file(st, owner, name, dest);
+}
 static inline int gp_storage_put_file(gp_storage_t *st, const char *task_id, const char *name,
                                       const char *path, const char *ct, char **url)
-{ return st->vt->put_file(st, task_id, name, path, ct, url); }
+{
+    return st->vt->put_file(st, task_id, name, path, ct, url);
+}
 
 #endif

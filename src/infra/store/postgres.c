@@ -50,7 +50,7 @@ typedef struct pg_store {
     bool writer_prepared; /* the named statements exist on this session */
     bool writer_broken;   /* reset before next use */
     int backoff_ms;
-    int64_t retry_at_ms;  /* monotonic; no reset attempt before */
+    int64_t retry_at_ms; /* monotonic; no reset attempt before */
     /* readers */
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
@@ -88,9 +88,9 @@ static const char *const migrations[] = {
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
-#define TASK_COLUMNS                                                                           \
-    "seq, id, task_type, provider, status, params, result, error_code, error_message, "        \
-    "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "         \
+#define TASK_COLUMNS                                                                               \
+    "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
+    "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
     "started_at, completed_at, not_before"
 #define N_TASK_COLUMNS 18
 
@@ -100,7 +100,7 @@ static const struct {
     int nparams;
     const char *sql;
 } writer_stmts[] = {
-    /* CREATE: insert, or find the row holding the idempotency key. Exactly one row comes
+/* CREATE: insert, or find the row holding the idempotency key. Exactly one row comes
      * back: new_seq set = inserted; the task columns set = replay; both NULL = the id is
      * taken, or a concurrent transaction holds the key (its row is not in our snapshot). */
 #define ST_CREATE 0
@@ -114,7 +114,7 @@ static const struct {
      " AND NOT EXISTS (SELECT 1 FROM ins))"
      " SELECT (SELECT seq FROM ins) AS new_seq, old.* FROM (SELECT 1) AS one"
      " LEFT JOIN old ON true"},
-    /* TRANSITION: compare-and-set on (id, status, attempts). $12 = honor a requested
+/* TRANSITION: compare-and-set on (id, status, attempts). $12 = honor a requested
      * cancel: then the row ends 'canceled' (other fields kept) instead of $4. */
 #define ST_TRANSITION 1
     {"gp_transition", 13,
@@ -139,7 +139,7 @@ static const struct {
      " started_at = $2::bigint, not_before = 0, error_code = NULL, error_message = NULL"
      " WHERE id = $1::text AND (status = 'pending' OR ($3::bool AND status = 'processing'))"
      " RETURNING " TASK_COLUMNS},
-    /* CANCEL: pending → canceled, processing → cancel_requested. Returns the new status
+/* CANCEL: pending → canceled, processing → cancel_requested. Returns the new status
      * (NULL when nothing changed) and the status before (NULL = no such task). */
 #define ST_CANCEL 3
     {"gp_cancel", 2,
@@ -329,8 +329,9 @@ static const char *res_msg(const PGresult *r, char *buf, size_t cap)
     if (primary)
         snprintf(buf, cap, "%s (%s)", primary, state ? state : "?");
     else
-        snprintf(buf, cap, "%s", *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
-                                                          : PQresStatus(PQresultStatus(r)));
+        snprintf(buf, cap, "%s",
+                 *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
+                                          : PQresStatus(PQresultStatus(r)));
     return one_line(buf);
 }
 
@@ -350,12 +351,20 @@ static void on_notice(void *arg, const PGresult *r)
  * after because the UTF-8 checks above assume it. */
 static PGconn *connect_db(const char *url, char *err, size_t cap)
 {
-    const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
-                                "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                                "application_name", "options", "dbname", "client_encoding",
+    const char *const keys[] = {"connect_timeout",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "application_name",
+                                "options",
+                                "dbname",
+                                "client_encoding",
                                 NULL};
-    const char *const vals[] = {"5", "1", "10", "5", "3", "30000", "genpulse",
-                                "-c statement_timeout=10000", url, "UTF8", NULL};
+    const char *const vals[] = {"5", "1",     "10",       "5",
+                                "3", "30000", "genpulse", "-c statement_timeout=10000",
+                                url, "UTF8",  NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) {
         snprintf(err, cap, "postgres: out of memory");
@@ -429,7 +438,7 @@ static int writer_ready(pg_store_t *s)
     int64_t now = gp_mono_ms();
     if (now < s->retry_at_ms)
         return -GP_E_UNAVAILABLE; /* fail fast while backing off */
-    s->writer_prepared = false; /* a new session has no prepared statements */
+    s->writer_prepared = false;   /* a new session has no prepared statements */
     PQreset(s->writer);
     if (PQstatus(s->writer) == CONNECTION_OK) {
         GP_INFO("store: postgres writer reconnected");
@@ -508,8 +517,8 @@ static int pg_migrate(gp_store_t *base, char *err, size_t cap)
                      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
                      " applied_at BIGINT NOT NULL)",
                      PGRES_COMMAND_OK, NULL) ||
-        !writer_exec(s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                     PGRES_TUPLES_OK, &vr))
+        !writer_exec(s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", PGRES_TUPLES_OK,
+                     &vr))
         goto fail;
     int version = PQntuples(vr) == 1 ? (int)strtol(PQgetvalue(vr, 0, 0), NULL, 10) : 0;
     PQclear(vr);

@@ -24,8 +24,8 @@ typedef struct sqlite_store {
     gp_store_t base;
     char *path;
     sqlite3 *writer;
-    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_transition_canceled, *st_claim, *st_cancel_pending,
-        *st_cancel_processing, *st_status_of;
+    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_transition_canceled, *st_claim,
+        *st_cancel_pending, *st_cancel_processing, *st_status_of;
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
     sqlite3 *readers[READ_POOL_SIZE];
@@ -60,9 +60,9 @@ static const char *const migrations[] = {
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
-#define TASK_COLUMNS                                                                           \
-    "seq, id, task_type, provider, status, params, result, error_code, error_message, "        \
-    "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "         \
+#define TASK_COLUMNS                                                                               \
+    "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
+    "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
     "started_at, completed_at, not_before"
 
 static char *col_text(sqlite3_stmt *s, int i)
@@ -106,8 +106,8 @@ static void read_row(sqlite3_stmt *s, gp_task_t *t)
 static int open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err, size_t cap)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, cap, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
@@ -171,8 +171,8 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
                      NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->writer, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                           -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->writer, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
+                           &q, NULL) != SQLITE_OK)
         goto fail_db;
     int version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
     sqlite3_finalize(q);
@@ -194,9 +194,9 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
         GP_INFO("store: applied migration %zu", v + 1);
     }
     char perr[512];
-    sqlite3_stmt **stmts[] = {&s->st_insert, &s->st_find_key, &s->st_transition,
-                              &s->st_transition_canceled, &s->st_claim, &s->st_cancel_pending,
-                              &s->st_cancel_processing, &s->st_status_of};
+    sqlite3_stmt **stmts[] = {
+        &s->st_insert, &s->st_find_key,       &s->st_transition,        &s->st_transition_canceled,
+        &s->st_claim,  &s->st_cancel_pending, &s->st_cancel_processing, &s->st_status_of};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         sqlite3_finalize(*stmts[i]); /* migrate may run twice on one handle */
         *stmts[i] = NULL;
@@ -220,14 +220,15 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
                 &s->st_insert, perr, sizeof perr) ||
         prepare(s->writer, "SELECT " TASK_COLUMNS " FROM tasks WHERE idempotency_key = ?1",
                 &s->st_find_key, perr, sizeof perr) ||
-        prepare(s->writer,
-                "UPDATE tasks SET status = ?4, attempts = ?5,"
-                " started_at = CASE WHEN ?6 > 0 THEN ?6 ELSE started_at END,"
-                " completed_at = CASE WHEN ?7 > 0 THEN ?7 WHEN ?7 < 0 THEN NULL ELSE completed_at END,"
-                " not_before = ?8, result = COALESCE(?9, result), error_code = ?10,"
-                " error_message = ?11"
-                " WHERE id = ?1 AND status = ?2 AND attempts = ?3",
-                &s->st_transition, perr, sizeof perr) ||
+        prepare(
+            s->writer,
+            "UPDATE tasks SET status = ?4, attempts = ?5,"
+            " started_at = CASE WHEN ?6 > 0 THEN ?6 ELSE started_at END,"
+            " completed_at = CASE WHEN ?7 > 0 THEN ?7 WHEN ?7 < 0 THEN NULL ELSE completed_at END,"
+            " not_before = ?8, result = COALESCE(?9, result), error_code = ?10,"
+            " error_message = ?11"
+            " WHERE id = ?1 AND status = ?2 AND attempts = ?3",
+            &s->st_transition, perr, sizeof perr) ||
         prepare(s->writer,
                 "UPDATE tasks SET status = 'canceled', completed_at = ?2, cancel_requested = 1,"
                 " error_code = 'canceled', error_message = 'canceled by request'"
@@ -517,8 +518,8 @@ static int sq_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rc = -GP_E_IO;
     } else {
-        bind_text_or_null(st, 1, f->status >= 0 ? gp_task_status_name((gp_task_status_t)f->status)
-                                                : NULL);
+        bind_text_or_null(st, 1,
+                          f->status >= 0 ? gp_task_status_name((gp_task_status_t)f->status) : NULL);
         bind_text_or_null(st, 2, f->task_type);
         sqlite3_bind_int64(st, 3, f->before_seq);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);

@@ -6,7 +6,7 @@
  * scheme, so the core never names a backend. An instance's first member is its vtable.
  *
  * Writes are gp_store_op_t batches: apply_batch() runs all of them in ONE transaction
- * (group commit, see core/committer.h) and sets each op's result independently: a failed
+ * (group commit, see runtime/committer.h) and sets each op's result independently: a failed
  * compare-and-set in one op does not undo the others. Every transition is a compare-and-set
  * on (status, attempts), so a duplicate execution commits nothing twice.
  *
@@ -36,11 +36,11 @@ typedef struct gp_transition {
     int from_attempts;
     gp_task_status_t to_status;
     int to_attempts;
-    int64_t started_at;      /* 0 = keep */
-    int64_t completed_at;    /* 0 = keep, -1 = clear */
-    int64_t not_before;      /* written as is */
-    json_t *result;          /* borrowed; NULL = keep */
-    const char *error_code;  /* NULL = clear */
+    int64_t started_at;     /* 0 = keep */
+    int64_t completed_at;   /* 0 = keep, -1 = clear */
+    int64_t not_before;     /* written as is */
+    json_t *result;         /* borrowed; NULL = keep */
+    const char *error_code; /* NULL = clear */
     const char *error_message;
     /* From processing: if a cancel was requested meanwhile, end canceled instead (so a
      * cancel answered 202 never ends succeeded). The status written is reported back. */
@@ -64,11 +64,11 @@ struct gp_store_op {
     int64_t claim_started_at; /* CLAIM; op->task receives the claimed row */
     bool claim_takeover;      /* CLAIM: also take a processing task (its holder's lease expired) */
     gp_cancel_outcome_t cancel_outcome;
-    int result;               /* 0, -GP_E_CONFLICT (CAS lost), -GP_E_NOT_FOUND, other -GP_E_* */
+    int result; /* 0, -GP_E_CONFLICT (CAS lost), -GP_E_NOT_FOUND, other -GP_E_* */
     /* Completion, called on the committer thread after the transaction ends. */
     void (*done)(gp_store_op_t *op, void *arg);
     void *done_arg;
-    gp_store_op_t *next;      /* committer's queue link */
+    gp_store_op_t *next; /* committer's queue link */
 };
 
 typedef struct gp_task_filter {
@@ -103,17 +103,32 @@ extern const gp_store_vt_t *const gp_generated_store_backends[];
 /* Picks the backend by URL scheme (empty URL: "sqlite" in data_dir). */
 int gp_store_open(gp_store_t **out, const gp_settings_t *s, char *err, size_t cap);
 
-static inline void gp_store_close(gp_store_t *st) { if (st) st->vt->close(st); }
+static inline void gp_store_close(gp_store_t *st)
+{
+    if (st)
+        st->vt->close(st);
+}
 static inline int gp_store_migrate(gp_store_t *st, char *err, size_t cap)
-{ return st->vt->migrate(st, err, cap); }
+{
+    return st->vt->migrate(st, err, cap);
+}
 static inline int gp_store_apply_batch(gp_store_t *st, gp_store_op_t **ops, size_t n)
-{ return st->vt->apply_batch(st, ops, n); }
+{
+    return st->vt->apply_batch(st, ops, n);
+}
 static inline int gp_store_get(gp_store_t *st, const char *id, gp_task_t *out)
-{ return st->vt->get(st, id, out); }
-static inline int gp_store_list(gp_store_t *st, const gp_task_filter_t *f, gp_task_t *out, size_t *n)
-{ return st->vt->list(st, f, out, n); }
+{
+    return st->vt->get(st, id, out);
+}
+static inline int gp_store_list(gp_store_t *st, const gp_task_filter_t *f, gp_task_t *out,
+                                size_t *n)
+{
+    return st->vt->list(st, f, out, n);
+}
 static inline int gp_store_scan_unfinished(gp_store_t *st, void (*fn)(const gp_task_t *, void *),
                                            void *arg)
-{ return st->vt->scan_unfinished(st, fn, arg); }
+{
+    return st->vt->scan_unfinished(st, fn, arg);
+}
 
 #endif

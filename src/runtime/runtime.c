@@ -1,13 +1,13 @@
 /* runtime.c — helpers shared by the gateway and the workers. */
-#include "core/runtime.h"
+#include "runtime/runtime.h"
 
 #include <stdint.h>
 #include <string.h>
 
 int gp_runtime_dispatch(gp_runtime_t *rt, const gp_task_t *t)
 {
-    gp_queue_item_t item = {.priority = t->priority, .enqueued_at = t->created_at,
-                            .ready_at = t->not_before};
+    gp_queue_item_t item = {
+        .priority = t->priority, .enqueued_at = t->created_at, .ready_at = t->not_before};
     memcpy(item.id, t->id, sizeof item.id);
     return gp_queue_push(rt->queue, &item);
 }

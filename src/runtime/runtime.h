@@ -6,7 +6,7 @@
 #ifndef GP_RUNTIME_H
 #define GP_RUNTIME_H
 
-#include "core/committer.h"
+#include "runtime/committer.h"
 #include "core/settings.h"
 #include "infra/events/events.h"
 #include "infra/limiter/limiter.h"
@@ -21,7 +21,7 @@ typedef struct gp_runtime {
     gp_queue_t *queue;
     gp_events_t *events;
     gp_storage_t *storage;
-    gp_limiter_t *limiter;   /* provider limits; NULL in a gateway-only process */
+    gp_limiter_t *limiter; /* provider limits; NULL in a gateway-only process */
     gp_committer_t *committer;
     struct gp_worker_pool *workers; /* NULL in a gateway-only process */
     int64_t started_at;

@@ -1,5 +1,5 @@
 /* committer.c — the group-commit thread (see committer.h). */
-#include "core/committer.h"
+#include "runtime/committer.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
