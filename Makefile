@@ -73,7 +73,7 @@ unit-bins: $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 $(BUILD)/tests/test_engines: tests/unit/test_engines.c tests/unit/ctx_stub.c $(BUILD)/libgenpulse-core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ tests/unit/test_engines.c tests/unit/ctx_stub.c \
-	  src/engines/*.c src/handlers/*.c $(LDLIBS) $(shell pkg-config --libs cmocka) $(LDFLAGS)
+	  src/engines/*.c src/handlers/*.c src/core/task_errors.c src/core/media_type.c $(LDLIBS) $(shell pkg-config --libs cmocka) $(LDFLAGS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libgenpulse-core.a
 	@mkdir -p $(dir $@)
