@@ -1,5 +1,6 @@
 /*
- * main.c — the genpulse command line: serve | migrate | settings | version.
+ * main.c — the genpulse command line: serve | api | worker | run | migrate | settings | errors
+ * | version.
  *
  * `serve` is the embedded default: gateway, group committer and worker pool in one process
  * on SQLite, an in-process queue and event bus, and a local output folder. The pieces only
@@ -7,6 +8,7 @@
  * are the same code with parts left out.
  */
 #include "api/server.h"
+#include "cli/cli.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"
@@ -15,8 +17,6 @@
 #include "infra/http/http_internal.h"
 #include "media/media.h"
 #include "worker/worker.h"
-
-#include <genpulse/client.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -217,169 +217,6 @@ out:
     return exit_code;
 }
 
-static const char run_usage[] =
-    "Usage: genpulse run TASK_TYPE [key=value ...] [options]\n\n"
-    "Send a task straight to the workers over Redis (no HTTP, no polling) and, with --wait,\n"
-    "wait for it: progress goes to stderr, the result to stdout. A value is read as JSON\n"
-    "when it parses (42, true, {\"a\":1}), else as a string.\n\n"
-    "Options:\n"
-    "  --provider P      the provider (default: the task type's default)\n"
-    "  --priority N      0-9, higher runs first (default 0)\n"
-    "  --wait            wait for the task to finish\n"
-    "  --timeout S       give up waiting after S seconds (default 600)\n"
-    "  --json            print the whole result as JSON (default: one asset URL per line)\n"
-    "  --queue-url URL   redis://host:port/db [GENPULSE_QUEUE_URL]\n"
-    "  --help            show this help\n\n"
-    "Exit status: 0 succeeded (or sent, without --wait), 1 failed, 2 bad usage,\n"
-    "3 timed out, 4 canceled, 5 Redis unreachable.\n";
-
-static void print_progress(const char *id, int percent, const char *step, void *arg)
-{
-    (void)id, (void)arg;
-    fprintf(stderr, "[%3d%%] %s\n", percent, step);
-}
-
-static int cmd_run_task(int argc, char **argv)
-{
-    const char *task_type = NULL, *provider = NULL, *queue_url = getenv("GENPULSE_QUEUE_URL");
-    bool wait = false, as_json = false;
-    long priority = 0, timeout_s = 600;
-    json_t *params = json_object();
-    int exit_code = 2;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(run_usage, stdout);
-            exit_code = 0;
-            goto out;
-        } else if (!strcmp(a, "--wait")) {
-            wait = true;
-        } else if (!strcmp(a, "--json")) {
-            as_json = true;
-        } else if (!strcmp(a, "--provider") && next) {
-            provider = argv[++i];
-        } else if (!strcmp(a, "--queue-url") && next) {
-            queue_url = argv[++i];
-        } else if (!strcmp(a, "--priority") && next) {
-            priority = strtol(argv[++i], &end, 10);
-            if (*end || priority < 0 || priority > 9) {
-                fprintf(stderr, "genpulse run: --priority must be 0-9\n");
-                goto out;
-            }
-        } else if (!strcmp(a, "--timeout") && next) {
-            timeout_s = strtol(argv[++i], &end, 10);
-            if (*end || timeout_s < 1 || timeout_s > 86400 * 7) {
-                fprintf(stderr, "genpulse run: --timeout must be 1-604800 seconds\n");
-                goto out;
-            }
-        } else if (!strncmp(a, "--", 2)) {
-            fprintf(stderr, "genpulse run: unknown or incomplete option %s (see --help)\n", a);
-            goto out;
-        } else if (!task_type) {
-            task_type = a;
-        } else {
-            const char *eq = strchr(a, '=');
-            if (!eq || eq == a) {
-                fprintf(stderr, "genpulse run: expected key=value, got \"%s\"\n", a);
-                goto out;
-            }
-            char *key = strndup(a, (size_t)(eq - a));
-            json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
-            json_object_set_new(params, key, v ? v : json_string(eq + 1));
-            free(key);
-        }
-    }
-    if (!task_type) {
-        fputs(run_usage, stderr);
-        goto out;
-    }
-    if (!queue_url || !*queue_url) {
-        fprintf(stderr, "genpulse run: set --queue-url or GENPULSE_QUEUE_URL (redis://...)\n");
-        goto out;
-    }
-    if (provider)
-        json_object_set_new(params, "provider", json_string(provider));
-    /* Validate here, with the same declarations the workers use: mistakes fail at once. */
-    char err[512];
-    if (gp_registry_init(err, sizeof err) != 0) {
-        fprintf(stderr, "genpulse run: %s\n", err);
-        goto out;
-    }
-    json_t *body = json_pack("{s:s, s:O, s:i}", "task_type", task_type, "params", params,
-                             "priority", (int)priority);
-    gp_submission_t sub;
-    json_t *details = NULL;
-    int valid = gp_validate_submission(body, 0, &sub, &details);
-    json_decref(body);
-    if (valid != 0) {
-        size_t i;
-        json_t *d;
-        json_array_foreach (details, i, d)
-            fprintf(stderr, "genpulse run: %s: %s\n",
-                    json_string_value(json_object_get(d, "field")),
-                    json_string_value(json_object_get(d, "message")));
-        json_decref(details);
-        goto out;
-    }
-    char *params_text = json_dumps(sub.params, JSON_COMPACT);
-    gp_submission_clear(&sub);
-    gp_client_t *client = gp_client_connect(queue_url, 5000, err, sizeof err);
-    if (!client) {
-        fprintf(stderr, "genpulse run: %s\n", err);
-        free(params_text);
-        exit_code = 5;
-        goto out;
-    }
-    if (!wait) {
-        char id[37];
-        int rc = gp_client_submit(client, task_type, params_text, (int)priority, id);
-        if (rc == 0)
-            printf("%s\n", id);
-        exit_code = rc == 0 ? 0 : 5;
-    } else {
-        gp_client_result_t res;
-        int rc = gp_client_run(client, task_type, params_text, (int)priority,
-                               (int)(timeout_s * 1000), print_progress, NULL, &res);
-        if (rc != 0) {
-            fprintf(stderr, "genpulse run: Redis is unreachable\n");
-            exit_code = 5;
-        } else {
-            exit_code = (int)res.status;
-            if (res.status == GP_CLIENT_SUCCEEDED) {
-                json_t *result =
-                    json_loads(res.result_json ? res.result_json : "null", JSON_DECODE_ANY, NULL);
-                json_t *assets = json_object_get(result, "assets");
-                if (as_json || !json_array_size(assets)) {
-                    char *text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY);
-                    printf("%s\n", text ? text : "null");
-                    free(text);
-                } else {
-                    size_t i;
-                    json_t *asset;
-                    json_array_foreach (assets, i, asset)
-                        printf("%s\n", json_string_value(json_object_get(asset, "url")));
-                }
-                json_decref(result);
-            } else if (res.status == GP_CLIENT_TIMED_OUT) {
-                fprintf(stderr, "genpulse run: %s did not finish within %ld s\n", res.id,
-                        timeout_s);
-            } else {
-                fprintf(stderr, "genpulse run: %s %s: %s\n", res.id,
-                        res.status == GP_CLIENT_CANCELED ? "canceled" : "failed",
-                        res.error ? res.error : "");
-            }
-            gp_client_result_clear(&res);
-        }
-    }
-    gp_client_free(client);
-    free(params_text);
-out:
-    json_decref(params);
-    return exit_code;
-}
-
 /* The "Task error codes" section of docs/api.md, from the one list (make docs splices it). */
 static void write_task_errors_markdown(FILE *out)
 {
@@ -417,7 +254,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "migrate"))
         return cmd_migrate(argc, argv);
     if (!strcmp(cmd, "run"))
-        return cmd_run_task(argc, argv);
+        return gp_cmd_run_task(argc, argv);
     if (!strcmp(cmd, "settings")) {
         gp_settings_write_markdown(stdout);
         return 0;

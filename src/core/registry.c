@@ -322,17 +322,10 @@ static char *known_params(const gp_task_type_t *t, const gp_provider_t *p)
     return s;
 }
 
-int gp_validate_submission(const json_t *body, int default_max_retries, gp_submission_t *out,
-                           json_t **details_out)
+/* Envelope fields other than the four known ones. */
+static void check_envelope_keys(const json_t *body, json_t *details)
 {
-    memset(out, 0, sizeof *out);
-    json_t *details = json_array();
     char buf[512];
-    if (!json_is_object(body)) {
-        add_detail(details, "", "the body must be a JSON object");
-        *details_out = details;
-        return -1;
-    }
     const char *key;
     json_t *value;
     json_object_foreach ((json_t *)body, key, value) {
@@ -343,13 +336,19 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
                        "is not a known field (known: task_type, params, priority, max_retries)");
         }
     }
-    /* The envelope's integers follow the same rules as integer params (1.0 is 1). */
+}
+
+/* priority and max_retries: the same rules as integer params (1.0 is 1). */
+static void read_envelope_ints(const json_t *body, int default_max_retries, gp_submission_t *out,
+                               json_t *details)
+{
     static const gp_param_spec_t priority_spec =
         GP_P_INT("priority", false, GP_PRIORITY_MIN, GP_PRIORITY_MAX, "0", NULL);
     static const gp_param_spec_t retries_spec =
         GP_P_INT("max_retries", false, 0, GP_MAX_RETRIES_MAX, NULL, NULL);
     const gp_param_spec_t *envelope[2] = {&priority_spec, &retries_spec};
     int *targets[2] = {&out->priority, &out->max_retries};
+    char buf[512];
     out->priority = 0;
     out->max_retries = default_max_retries;
     for (int i = 0; i < 2; i++) {
@@ -364,17 +363,14 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
             *targets[i] = (int)json_integer_value(norm ? norm : v);
         json_decref(norm);
     }
-    json_t *params = json_object_get(body, "params");
-    if (params && !json_is_null(params) && !json_is_object(params)) {
-        add_detail(details, "params", "must be an object");
-        params = NULL;
-    }
-    json_t *empty = NULL;
-    if (!params || json_is_null(params))
-        params = empty = json_object();
+}
 
+/* The task type named by body.task_type, or NULL with a detail. */
+static const gp_task_type_t *resolve_task_type(const json_t *body, json_t *details)
+{
     json_t *tt = json_object_get(body, "task_type");
     const gp_task_type_t *type = NULL;
+    char buf[512];
     if (!tt) {
         add_detail(details, "task_type", "is required");
     } else if (!json_is_string(tt)) {
@@ -385,53 +381,103 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
             o += (size_t)snprintf(buf + o, sizeof buf - o, "%s %s", i ? "," : "", g_types[i]->name);
         add_detail(details, "task_type", buf);
     }
+    return type;
+}
 
-    const gp_provider_t *provider = NULL;
-    if (type) {
-        json_t *pv = json_object_get(params, "provider");
-        const char *pname = NULL;
-        if (pv && !json_is_null(pv)) {
-            if (!json_is_string(pv))
-                add_detail(details, "params.provider", "must be a string");
-            else
-                pname = json_string_value(pv);
-        } else if (!type->default_provider) {
-            add_detail(details, "params.provider", "is required for this task type");
-        } else {
-            pname = type->default_provider;
-        }
-        if (pname && !(provider = gp_registry_provider(type, pname))) {
-            size_t o =
-                (size_t)snprintf(buf, sizeof buf, "unknown provider for %s; known:", type->name);
-            int k = 0;
-            for (size_t i = 0; i < g_n_providers && o < sizeof buf; i++)
-                if (serves(g_providers[i], type->name))
-                    o += (size_t)snprintf(buf + o, sizeof buf - o, "%s %s", k++ ? "," : "",
-                                          g_providers[i]->name);
-            add_detail(details, "params.provider", buf);
-        }
-        json_t *normalized = json_object();
-        validate_spec_list(type->params, params, normalized, details);
-        if (provider)
-            validate_spec_list(provider->params, params, normalized, details);
-        json_object_foreach (params, key, value) {
-            if (!strcmp(key, "provider") || find_spec(type->params, key) ||
-                (provider && find_spec(provider->params, key)))
-                continue;
-            if (!provider && pname)
-                continue; /* unknown provider already reported; its params are unknowable */
-            char *known = known_params(type, provider);
-            char field[160];
-            snprintf(field, sizeof field, "params.%.*s", utf8_clip(key, 100), key);
-            snprintf(buf, sizeof buf, "is not a parameter of %s%s%s (known: %s)", type->name,
-                     provider ? " with provider " : "", provider ? provider->name : "", known);
-            free(known);
-            add_detail(details, field, buf);
-        }
-        if (provider)
-            json_object_set_new(normalized, "provider", json_string(provider->name));
-        out->params = normalized;
+/* The provider named by params.provider (or the type's default) into *provider; returns the
+ * name asked for (NULL when none could be read), details for what is wrong. */
+static const char *resolve_provider(const gp_task_type_t *type, const json_t *params,
+                                    const gp_provider_t **provider, json_t *details)
+{
+    json_t *pv = json_object_get(params, "provider");
+    const char *pname = NULL;
+    char buf[512];
+    *provider = NULL;
+    if (pv && !json_is_null(pv)) {
+        if (!json_is_string(pv))
+            add_detail(details, "params.provider", "must be a string");
+        else
+            pname = json_string_value(pv);
+    } else if (!type->default_provider) {
+        add_detail(details, "params.provider", "is required for this task type");
+    } else {
+        pname = type->default_provider;
     }
+    if (pname && !(*provider = gp_registry_provider(type, pname))) {
+        size_t o = (size_t)snprintf(buf, sizeof buf, "unknown provider for %s; known:", type->name);
+        int k = 0;
+        for (size_t i = 0; i < g_n_providers && o < sizeof buf; i++)
+            if (serves(g_providers[i], type->name))
+                o += (size_t)snprintf(buf + o, sizeof buf - o, "%s %s", k++ ? "," : "",
+                                      g_providers[i]->name);
+        add_detail(details, "params.provider", buf);
+    }
+    return pname;
+}
+
+/* Params that neither the type nor the provider declares. */
+static void reject_unknown_params(const gp_task_type_t *type, const gp_provider_t *provider,
+                                  const char *pname, const json_t *params, json_t *details)
+{
+    char buf[512];
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *)params, key, value) {
+        if (!strcmp(key, "provider") || find_spec(type->params, key) ||
+            (provider && find_spec(provider->params, key)))
+            continue;
+        if (!provider && pname)
+            continue; /* unknown provider already reported; its params are unknowable */
+        char *known = known_params(type, provider);
+        char field[160];
+        snprintf(field, sizeof field, "params.%.*s", utf8_clip(key, 100), key);
+        snprintf(buf, sizeof buf, "is not a parameter of %s%s%s (known: %s)", type->name,
+                 provider ? " with provider " : "", provider ? provider->name : "", known);
+        free(known);
+        add_detail(details, field, buf);
+    }
+}
+
+/* Validates params against the type's and the provider's specs; the normalized params
+ * (defaults filled in, provider named) are returned, new reference. */
+static json_t *validate_params(const gp_task_type_t *type, const json_t *params,
+                               const gp_provider_t **provider, json_t *details)
+{
+    const char *pname = resolve_provider(type, params, provider, details);
+    json_t *normalized = json_object();
+    validate_spec_list(type->params, params, normalized, details);
+    if (*provider)
+        validate_spec_list((*provider)->params, params, normalized, details);
+    reject_unknown_params(type, *provider, pname, params, details);
+    if (*provider)
+        json_object_set_new(normalized, "provider", json_string((*provider)->name));
+    return normalized;
+}
+
+int gp_validate_submission(const json_t *body, int default_max_retries, gp_submission_t *out,
+                           json_t **details_out)
+{
+    memset(out, 0, sizeof *out);
+    json_t *details = json_array();
+    if (!json_is_object(body)) {
+        add_detail(details, "", "the body must be a JSON object");
+        *details_out = details;
+        return -1;
+    }
+    check_envelope_keys(body, details);
+    read_envelope_ints(body, default_max_retries, out, details);
+    json_t *params = json_object_get(body, "params");
+    if (params && !json_is_null(params) && !json_is_object(params)) {
+        add_detail(details, "params", "must be an object");
+        params = NULL;
+    }
+    json_t *empty = NULL;
+    if (!params || json_is_null(params))
+        params = empty = json_object();
+    const gp_task_type_t *type = resolve_task_type(body, details);
+    const gp_provider_t *provider = NULL;
+    if (type)
+        out->params = validate_params(type, params, &provider, details);
     json_decref(empty);
     if (json_array_size(details) > 0) {
         json_decref(out->params);
