@@ -17,6 +17,7 @@
 #include "worker/ctx.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +56,53 @@ struct gp_worker_pool {
     int threads_alive;
     struct finish_job *commit_retries; /* outcomes waiting for the store to come back */
     atomic_bool stopped;               /* threads joined: retries are given up */
-    atomic_int jobs_in_flight;         /* outcomes submitted and not yet settled */
+    atomic_int jobs_in_flight;         /* commits submitted and not yet settled */
+    /* Committer callbacks only enqueue here; the finisher thread does what follows a commit
+     * (events, dispatch, acks: Redis I/O), so a slow Redis never holds up the commits. */
+    pthread_t finisher;
+    pthread_cond_t finisher_wake;
+    struct committed *settle_head, **settle_tail; /* under lock */
+    bool finisher_stop;                           /* under lock */
 };
+
+/* A commit whose aftermath the finisher thread runs. */
+typedef struct committed {
+    struct committed *next;
+    void (*settle)(struct committed *c);
+} committed_t;
+
+/* A committer done callback: hands c to the finisher and returns at once. */
+static void enqueue_settle(gp_worker_pool_t *pool, committed_t *c)
+{
+    c->next = NULL;
+    pthread_mutex_lock(&pool->lock);
+    *pool->settle_tail = c;
+    pool->settle_tail = &c->next;
+    pthread_cond_signal(&pool->finisher_wake);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+static void *finisher_main(void *arg)
+{
+    gp_worker_pool_t *pool = arg;
+    pthread_setname_np(pthread_self(), "gp-finisher");
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        while (!pool->settle_head && !pool->finisher_stop)
+            pthread_cond_wait(&pool->finisher_wake, &pool->lock);
+        committed_t *c = pool->settle_head;
+        if (!c)
+            break; /* stopping, and nothing left */
+        pool->settle_head = c->next;
+        if (!pool->settle_head)
+            pool->settle_tail = &pool->settle_head;
+        pthread_mutex_unlock(&pool->lock);
+        c->settle(c); /* may free c; must not touch pool after its jobs_in_flight drop */
+        pthread_mutex_lock(&pool->lock);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
 
 typedef struct worker_arg {
     gp_worker_pool_t *pool;
@@ -112,6 +158,7 @@ gp_outcome_t gp_decide_outcome(const gp_attempt_report_t *r, int64_t base_ms, in
  * worker can free its context and take the next task before the commit lands. */
 typedef struct finish_job {
     gp_store_op_t op;
+    committed_t settled;
     gp_runtime_t *rt;
     struct gp_worker_pool *pool;
     struct finish_job *next_retry; /* on pool->commit_retries while the store is down */
@@ -124,7 +171,16 @@ typedef struct finish_job {
 
 static void finish_committed(gp_store_op_t *op, void *arg)
 {
+    (void)op;
     finish_job_t *job = arg;
+    enqueue_settle(job->pool, &job->settled);
+}
+
+/* On the finisher thread: publish, dispatch a retry, ack — after the outcome committed. */
+static void settle_outcome(committed_t *c)
+{
+    finish_job_t *job = (finish_job_t *)((char *)c - offsetof(finish_job_t, settled));
+    gp_store_op_t *op = &job->op;
     gp_task_t *t = &job->task;
     if (op->result == -GP_E_UNAVAILABLE && !atomic_load(&job->pool->stopped)) {
         /* The store is down: keep the outcome (and the delivery's lease) and commit it again
@@ -239,6 +295,7 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     }
     job->op.done = finish_committed;
     job->op.done_arg = job;
+    job->settled.settle = settle_outcome;
     atomic_fetch_add(&pool->jobs_in_flight, 1);
     gp_committer_submit(rt->committer, &job->op);
 }
@@ -534,12 +591,24 @@ static void *watchdog_main(void *arg)
 
 typedef struct bus_cancel {
     gp_store_op_t op;
+    committed_t settled;
     gp_runtime_t *rt;
+    gp_worker_pool_t *pool;
 } bus_cancel_t;
 
 static void bus_cancel_done(gp_store_op_t *op, void *arg)
 {
+    (void)op;
     bus_cancel_t *bc = arg;
+    enqueue_settle(bc->pool, &bc->settled);
+}
+
+/* On the finisher thread: announce a cancel that the store applied to a queued task. */
+static void settle_bus_cancel(committed_t *c)
+{
+    bus_cancel_t *bc = (bus_cancel_t *)((char *)c - offsetof(bus_cancel_t, settled));
+    gp_store_op_t *op = &bc->op;
+    gp_worker_pool_t *pool = bc->pool;
     if (op->result == 0 && op->cancel_outcome == GP_CANCEL_DONE) {
         gp_task_t t;
         if (gp_store_get(bc->rt->store, op->cancel_id, &t) == 0) {
@@ -549,6 +618,7 @@ static void bus_cancel_done(gp_store_op_t *op, void *arg)
         }
     }
     free(bc);
+    atomic_fetch_sub(&pool->jobs_in_flight, 1); /* last touch of the pool */
 }
 
 static void on_cancel(const char *task_id, void *arg)
@@ -572,6 +642,9 @@ static void on_cancel(const char *task_id, void *arg)
      * Every worker process tries; the store's compare-and-set lets one of them win. */
     bus_cancel_t *bc = gp_xcalloc(1, sizeof *bc);
     bc->rt = pool->rt;
+    bc->pool = pool;
+    bc->settled.settle = settle_bus_cancel;
+    atomic_fetch_add(&pool->jobs_in_flight, 1);
     bc->op.kind = GP_OP_CANCEL;
     memcpy(bc->op.cancel_id, task_id, sizeof bc->op.cancel_id);
     bc->op.done = bus_cancel_done;
@@ -589,6 +662,10 @@ gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->changed, NULL);
     pthread_cond_init(&pool->watchdog_wake, NULL);
+    pthread_cond_init(&pool->finisher_wake, NULL);
+    pool->settle_tail = &pool->settle_head;
+    if (pthread_create(&pool->finisher, NULL, finisher_main, pool) != 0)
+        abort(); /* at start only */
     gp_events_on_cancel(rt->events, on_cancel, pool);
     pool->threads_alive = concurrency;
     for (int i = 0; i < concurrency; i++) {
@@ -649,8 +726,14 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     if (atomic_load(&pool->jobs_in_flight) > 0) {
         GP_WARN("workers: %d outcome(s) not settled at exit; their tasks are recovered later",
                 atomic_load(&pool->jobs_in_flight));
-        return; /* the pool stays allocated: the committer may still reach it */
+        return; /* the pool and its finisher stay: the committer may still reach them */
     }
+    pthread_mutex_lock(&pool->lock);
+    pool->finisher_stop = true;
+    pthread_cond_signal(&pool->finisher_wake);
+    pthread_mutex_unlock(&pool->lock);
+    pthread_join(pool->finisher, NULL);
+    pthread_cond_destroy(&pool->finisher_wake);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->changed);
     pthread_cond_destroy(&pool->watchdog_wake);
