@@ -42,10 +42,16 @@ $(BUILD)/obj/gen/registry_gen.o: $(BUILD)/gen/registry_gen.c
 $(BUILD)/libgenpulse-core.a: $(OBJS)
 	ar rcs $@ $^
 
-# The RPC client library: include/genpulse/client.h; link with -lhiredis -ljansson.
-$(BUILD)/libgenpulse.a: $(BUILD)/obj/client/client.o $(BUILD)/obj/infra/redis/conn.o \
-                        $(BUILD)/obj/core/util.o $(BUILD)/obj/core/base64.o
-	ar rcs $@ $^
+# The RPC client library: include/genpulse/client.h; link with -lhiredis -ljansson. Its objects
+# are linked into one relocatable object whose only global symbols are the gp_client_*
+# functions client.h declares, so a host program never meets our internals (gp_xmalloc, …).
+CLIENT_OBJS := $(BUILD)/obj/client/client.o $(BUILD)/obj/infra/redis/conn.o \
+               $(BUILD)/obj/core/util.o $(BUILD)/obj/core/base64.o
+$(BUILD)/libgenpulse.a: $(CLIENT_OBJS) include/genpulse/client.h
+	grep -oE '\bgp_client_[a-z_]+\(' include/genpulse/client.h | tr -d '(' | sort -u > $(BUILD)/client-exports.txt
+	ld -r -o $(BUILD)/obj/libgenpulse.o $(CLIENT_OBJS)
+	objcopy --keep-global-symbols=$(BUILD)/client-exports.txt $(BUILD)/obj/libgenpulse.o
+	rm -f $@ && ar rcs $@ $(BUILD)/obj/libgenpulse.o
 
 $(BUILD)/genpulse: $(BUILD)/obj/main.o $(BUILD)/libgenpulse-core.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -60,7 +66,8 @@ release:
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 test:
 	@sh tools/deps.sh test
-	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 build-asan/genpulse unit-bins
+	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 build-asan/genpulse build-asan/libgenpulse.a unit-bins
+	sh tools/check_client_lib.sh build-asan "$(ASAN)"
 	$(MAKE) fuzz
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 check-docs
 	@svc=/tmp/genpulse-test-services-$$$$; trap 'sh tools/test-services.sh stop '$$svc EXIT; \

@@ -37,12 +37,14 @@ typedef enum gp_client_status {
 /* Return codes of the functions below (besides 0). */
 #define GP_CLIENT_EINVAL (-1)       /* bad argument (message in the err buffer if any) */
 #define GP_CLIENT_EUNAVAILABLE (-2) /* Redis unreachable or timed out */
+#define GP_CLIENT_ENOMEM (-3)       /* out of memory: the library never aborts its host */
 
 typedef struct gp_client_result {
     char id[37];
     gp_client_status_t status;
     char *result_json; /* SUCCEEDED: the task's result object as JSON text; else NULL */
-    char *error;       /* FAILED/CANCELED: the error message; else NULL */
+    char *error;       /* FAILED/CANCELED: the error message (NULL if it could not be
+                          copied for want of memory); else NULL */
 } gp_client_result_t;
 
 /* Progress: percent 0-100 and the provider's step text ("" when none). */

@@ -110,24 +110,30 @@ static int send_task(gp_client_t *c, const char *task_type, const char *params_j
                              "chain", "chord");
     char *body_text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    char *b64 = body_text ? gp_base64_encode(body_text, strlen(body_text)) : NULL;
+    char *b64 = body_text ? gp_base64_encode_or_null(body_text, strlen(body_text)) : NULL;
+    if (!kwrepr || !b64) {
+        free(body_text);
+        free(kwrepr);
+        free(b64);
+        return GP_CLIENT_ENOMEM;
+    }
     free(body_text);
     char tag[37];
     gp_uuid7(tag);
-    json_t *msg = json_pack(
-        "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s, "
-        "s:i, s:{s:s, s:s}}}",
-        "body", b64 ? b64 : "", "content-encoding", "utf-8", "content-type", "application/json",
-        "headers", "lang", "py", "task", task_type, "id", id, "root_id", id, "argsrepr", "()",
-        "kwargsrepr", kwrepr ? kwrepr : "{}", "retries", 0, "properties", "correlation_id", id,
-        "reply_to", "", "body_encoding", "base64", "delivery_tag", tag, "priority", 9 - priority,
-        "delivery_info", "exchange", "", "routing_key", QUEUE);
+    json_t *msg =
+        json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s, "
+                  "s:i, s:{s:s, s:s}}}",
+                  "body", b64, "content-encoding", "utf-8", "content-type", "application/json",
+                  "headers", "lang", "py", "task", task_type, "id", id, "root_id", id, "argsrepr",
+                  "()", "kwargsrepr", kwrepr, "retries", 0, "properties", "correlation_id", id,
+                  "reply_to", "", "body_encoding", "base64", "delivery_tag", tag, "priority",
+                  9 - priority, "delivery_info", "exchange", "", "routing_key", QUEUE);
     free(b64);
     free(kwrepr);
-    char *text = json_dumps(msg, JSON_COMPACT);
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
     if (!text)
-        return GP_CLIENT_EINVAL;
+        return GP_CLIENT_ENOMEM;
     char list[32];
     list_for(priority, list, sizeof list);
     redisContext *r = ensure(c, &c->cmd);
@@ -176,7 +182,7 @@ static bool apply_state(const char *text, size_t len, gp_client_progress_cb prog
         out->status = !strcmp(state, "REVOKED") ? GP_CLIENT_CANCELED : GP_CLIENT_FAILED;
         const char *msg =
             json_string_value(json_array_get(json_object_get(result, "exc_message"), 0));
-        out->error = gp_xstrdup(msg ? msg : state);
+        out->error = strdup(msg ? msg : state); /* NULL on OOM, documented in client.h */
         ready = true;
     } else if (!strcmp(state, "PROGRESS") && progress) {
         json_t *pct = json_object_get(result, "pct");

@@ -6,9 +6,19 @@
 
 char *gp_base64_encode(const void *data, size_t n)
 {
+    char *out = gp_base64_encode_or_null(data, n);
+    if (!out)
+        abort();
+    return out;
+}
+
+char *gp_base64_encode_or_null(const void *data, size_t n)
+{
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *in = data;
-    char *out = gp_xmalloc((n + 2) / 3 * 4 + 1);
+    char *out = malloc((n + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
     size_t o = 0, i = 0;
     for (; i + 2 < n; i += 3) {
         unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
