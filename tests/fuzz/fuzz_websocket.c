@@ -57,7 +57,9 @@ static void check_event(const gp_ws_event_t *ev, size_t avail, size_t max_messag
         break;
     case GP_WS_EV_PING:
     case GP_WS_EV_PONG: check(ev->len <= 125, "control payload size"); break;
-    case GP_WS_EV_CLOSE: check(ev->close_code >= 0 && ev->close_code <= 0xFFFF, "close code"); break;
+    case GP_WS_EV_CLOSE:
+        check(ev->close_code >= 0 && ev->close_code <= 0xFFFF, "close code");
+        break;
     case GP_WS_EV_FRAGMENT: break;
     }
     if (ev->kind != GP_WS_EV_MORE && ev->kind != GP_WS_EV_ERROR)
