@@ -742,7 +742,7 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     pthread_join(pool->watchdog, NULL);
     gp_events_on_cancel(pool->rt->events, NULL, NULL);
     /* Settle the outcomes still on their way: offer the refused ones a last time, then wait
-     * for the committer to hand every job back (they point at this pool). */
+     * for the committer and the finisher to settle every job (they point at this pool). */
     pthread_mutex_lock(&pool->lock);
     atomic_store(&pool->stopped, true);
     finish_job_t *retry = pool->commit_retries;
