@@ -353,8 +353,8 @@ static void test_url_parse(void **state)
     } cases[] = {
         {"s3://k:s@127.0.0.1:9000/b", "https://127.0.0.1:9000", "127.0.0.1:9000", "/b", "",
          "us-east-1", 3600, 16u << 20},
-        {"s3://k:s@minio:443/b/out/x?tls=true&prefix=//p/q", "https://minio", "minio", "/b",
-         "p/q/", "us-east-1", 3600, 16u << 20},
+        {"s3://k:s@minio:443/b/out/x?tls=true&prefix=//p/q", "https://minio", "minio", "/b", "p/q/",
+         "us-east-1", 3600, 16u << 20},
         {"s3://k:s@h:80/b/out?tls=false&path_style=false&presign_expires=60", "http://b.h", "b.h",
          "", "out/", "us-east-1", 60, 16u << 20},
         {"s3://k:s@/b?region=eu-west-1&multipart_threshold=5MiB&&",
