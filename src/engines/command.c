@@ -17,6 +17,7 @@
  * On cancel or hard timeout the process group gets SIGTERM, then SIGKILL after 5 s.
  * The environment is cleared except PATH, HOME, LANG, TZ and the `env` setting's pairs.
  */
+#include "engines/command_lines.h"
 #include "genpulse/handler.h"
 
 #include <dirent.h>
@@ -143,36 +144,17 @@ static void store_output(run_state_t *st, const char *path_arg, const char *cont
 
 static void handle_line(run_state_t *st, char *line)
 {
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\r' || line[n - 1] == '\n'))
-        line[--n] = '\0';
-    if (!strncmp(line, "progress ", 9)) {
-        char *end = NULL;
-        long pct = strtol(line + 9, &end, 10);
-        while (end && *end == ' ')
-            end++;
-        (void)gp_ctx_progress(st->ctx,
-                              (int)(pct < 0     ? 0
-                                    : pct > 100 ? 100
-                                                : pct),
-                              end && *end ? end : NULL);
-    } else if (!strncmp(line, "output ", 7)) {
-        char *path = line + 7, *ct = strchr(path, ' ');
-        if (ct)
-            *ct++ = '\0';
-        if (*path)
-            store_output(st, path, ct);
-    } else if (!strncmp(line, "result ", 7)) {
-        json_error_t jerr;
-        json_t *fields = json_loads(line + 7, 0, &jerr);
-        if (json_is_object(fields))
-            gp_ctx_set_result(st->ctx, fields);
-        else {
-            json_decref(fields);
-            gp_ctx_log(st->ctx, GP_LOG_WARN, "command: bad result line: %s", jerr.text);
-        }
-    } else if (n) {
-        gp_ctx_log(st->ctx, GP_LOG_DEBUG, "command: %.200s", line);
+    gp_cmd_line_t l;
+    gp_cmd_line_parse(line, &l);
+    switch (l.kind) {
+    case GP_CMD_LINE_EMPTY: break;
+    case GP_CMD_LINE_PROGRESS: (void)gp_ctx_progress(st->ctx, l.progress, l.text); break;
+    case GP_CMD_LINE_OUTPUT: store_output(st, l.text, l.content_type); break;
+    case GP_CMD_LINE_RESULT: gp_ctx_set_result(st->ctx, l.result); break;
+    case GP_CMD_LINE_BAD_RESULT:
+        gp_ctx_log(st->ctx, GP_LOG_WARN, "command: bad result line: %s", l.error);
+        break;
+    case GP_CMD_LINE_OTHER: gp_ctx_log(st->ctx, GP_LOG_DEBUG, "command: %.200s", l.text); break;
     }
 }
 
@@ -231,51 +213,28 @@ static json_t *fetch_inputs(gp_ctx_t *ctx, int *rc)
     return inputs;
 }
 
-static int command_run(gp_ctx_t *ctx)
+/* The running program: our ends of its pipes, and how far a cancel got. */
+typedef struct child {
+    pid_t pid;
+    int in_fd, out_fd, err_fd; /* its stdin (-1 once closed), stdout, stderr */
+    bool out_open, err_open;
+    bool killed;
+    int64_t kill_at; /* SIGKILL when this passes after SIGTERM */
+} child_t;
+
+/* Starts program in dir with its stdio on pipes, in its own process group. */
+static int spawn_program(gp_ctx_t *ctx, const char *program, char *const argv[], char *const envp[],
+                         const char *dir, child_t *c)
 {
-    const char *program = gp_ctx_setting(ctx, "program");
-    if (!program[0])
-        return gp_ctx_fail(ctx, false, GP_TE_NOT_CONFIGURED,
-                           "the command provider has no program: set --command-program");
-    const char *scratch = gp_ctx_scratch_dir(ctx);
-    if (!scratch)
-        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "no scratch directory");
-    char output_dir[4096];
-    snprintf(output_dir, sizeof output_dir, "%s/out", scratch);
-    if (mkdir(output_dir, 0700) != 0 && errno != EEXIST)
-        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "cannot create %s", output_dir);
-    int rc = 0;
-    json_t *inputs = fetch_inputs(ctx, &rc);
-    if (!inputs)
-        return rc;
-
-    json_t *job = json_pack("{s:s, s:i, s:O, s:o, s:s}", "task_id", gp_ctx_task_id(ctx), "attempt",
-                            gp_ctx_attempt(ctx), "params", gp_ctx_params(ctx), "inputs", inputs,
-                            "output_dir", output_dir);
-    char *job_text = json_dumps(job, JSON_COMPACT);
-    json_decref(job);
-
-    char args_buf[4096], env_buf[4096];
-    snprintf(args_buf, sizeof args_buf, "%s", gp_ctx_setting(ctx, "args"));
-    char *argv[MAX_ARGS + 2];
-    argv[0] = (char *)program;
-    int argc = 1 + split_words(args_buf, argv + 1, MAX_ARGS);
-    argv[argc] = NULL;
-    char *envp[MAX_ENV + 8];
-    build_env(gp_ctx_setting(ctx, "env"), env_buf, sizeof env_buf, envp);
-    const char *workdir = gp_ctx_setting(ctx, "workdir");
-
     int in_pipe[2], out_pipe[2], err_pipe[2];
-    if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) {
-        free(job_text);
+    if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC))
         return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "pipe: %s", strerror(errno));
-    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-    posix_spawn_file_actions_addchdir_np(&fa, workdir[0] ? workdir : scratch);
+    posix_spawn_file_actions_addchdir_np(&fa, dir);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     posix_spawnattr_setpgroup(&attr, 0); /* its own group: a cancel kills its children too */
@@ -294,128 +253,212 @@ static int command_run(gp_ctx_t *ctx)
         close(in_pipe[1]);
         close(out_pipe[0]);
         close(err_pipe[0]);
-        free(job_text);
         return gp_ctx_fail(ctx, false, GP_TE_ENGINE_ERROR, "cannot start %s: %s", program,
                            strerror(sp));
     }
     gp_ctx_log(ctx, GP_LOG_INFO, "command: started %s (pid %d)", program, (int)pid);
+    *c = (child_t){.pid = pid,
+                   .in_fd = in_pipe[1],
+                   .out_fd = out_pipe[0],
+                   .err_fd = err_pipe[0],
+                   .out_open = true,
+                   .err_open = true};
+    fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
+    return 0;
+}
 
-    run_state_t st = {.ctx = ctx, .output_dir = output_dir};
-    size_t job_len = strlen(job_text), job_off = 0;
-    fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
-    int in_fd = in_pipe[1];
+/* On cancel: SIGTERM to the group, SIGKILL once the grace has passed. */
+static void stop_if_canceled(gp_ctx_t *ctx, child_t *c)
+{
+    if (gp_ctx_is_canceled(ctx) && !c->killed) {
+        kill(-c->pid, SIGTERM);
+        c->killed = true;
+        c->kill_at = now_ms() + KILL_GRACE_MS;
+    }
+    if (c->killed && now_ms() >= c->kill_at) {
+        kill(-c->pid, SIGKILL);
+        c->kill_at = INT64_MAX;
+    }
+}
+
+/* Feeds the job to the program's stdin as far as the pipe takes it. */
+static void write_job(child_t *c, const char *job, size_t job_len, size_t *job_off)
+{
+    ssize_t w = write(c->in_fd, job + *job_off, job_len - *job_off);
+    if (w > 0)
+        *job_off += (size_t)w;
+    if (w < 0 && errno != EAGAIN) /* the program does not read its stdin: fine */
+        *job_off = job_len;
+    if (*job_off >= job_len) {
+        close(c->in_fd);
+        c->in_fd = -1;
+    }
+}
+
+/* Splits what stdout sent into lines (at most LINE_MAX_BYTES each) and handles them. */
+static void read_stdout(run_state_t *st, child_t *c, char *line, size_t *line_len)
+{
+    char buf[8192];
+    ssize_t r = read(c->out_fd, buf, sizeof buf);
+    if (r <= 0) {
+        c->out_open = r < 0 && errno == EINTR;
+        return;
+    }
+    for (ssize_t i = 0; i < r; i++) {
+        if (buf[i] == '\n' || *line_len >= LINE_MAX_BYTES) {
+            line[*line_len] = '\0';
+            if (!c->killed)
+                handle_line(st, line);
+            *line_len = 0;
+            if (buf[i] == '\n')
+                continue;
+        }
+        line[(*line_len)++] = buf[i];
+    }
+}
+
+static void read_stderr(run_state_t *st, child_t *c)
+{
+    char buf[4096];
+    ssize_t r = read(c->err_fd, buf, sizeof buf);
+    if (r <= 0)
+        c->err_open = r < 0 && errno == EINTR;
+    else
+        keep_tail(st, buf, (size_t)r);
+}
+
+/* Writes the job and reads stdout and stderr until the program closes both; closes our
+ * ends of the pipes. */
+static void pump(gp_ctx_t *ctx, child_t *c, run_state_t *st, const char *job)
+{
+    size_t job_len = strlen(job), job_off = 0;
     char *line = malloc(LINE_MAX_BYTES + 1);
     size_t line_len = 0;
-    bool out_open = true, err_open = true, killed = false;
-    int64_t kill_at = 0;
-    while (out_open || err_open) {
-        if (gp_ctx_is_canceled(ctx) && !killed) {
-            kill(-pid, SIGTERM);
-            killed = true;
-            kill_at = now_ms() + KILL_GRACE_MS;
-        }
-        if (killed && now_ms() >= kill_at) {
-            kill(-pid, SIGKILL);
-            kill_at = INT64_MAX;
-        }
+    while (c->out_open || c->err_open) {
+        stop_if_canceled(ctx, c);
         struct pollfd fds[3];
         int nf = 0, in_i = -1, out_i = -1, err_i = -1;
-        if (in_fd >= 0) {
-            fds[nf] = (struct pollfd){.fd = in_fd, .events = POLLOUT};
+        if (c->in_fd >= 0) {
+            fds[nf] = (struct pollfd){.fd = c->in_fd, .events = POLLOUT};
             in_i = nf++;
         }
-        if (out_open) {
-            fds[nf] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
+        if (c->out_open) {
+            fds[nf] = (struct pollfd){.fd = c->out_fd, .events = POLLIN};
             out_i = nf++;
         }
-        if (err_open) {
-            fds[nf] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
+        if (c->err_open) {
+            fds[nf] = (struct pollfd){.fd = c->err_fd, .events = POLLIN};
             err_i = nf++;
         }
         if (poll(fds, (nfds_t)nf, 100) < 0 && errno != EINTR)
             break;
-        if (in_i >= 0 && fds[in_i].revents) {
-            ssize_t w = write(in_fd, job_text + job_off, job_len - job_off);
-            if (w > 0)
-                job_off += (size_t)w;
-            if (w < 0 && errno != EAGAIN) /* the program does not read its stdin: fine */
-                job_off = job_len;
-            if (job_off >= job_len) {
-                close(in_fd);
-                in_fd = -1;
-            }
-        }
-        if (out_i >= 0 && fds[out_i].revents) {
-            char buf[8192];
-            ssize_t r = read(out_pipe[0], buf, sizeof buf);
-            if (r <= 0) {
-                out_open = r < 0 && errno == EINTR;
-            } else {
-                for (ssize_t i = 0; i < r; i++) {
-                    if (buf[i] == '\n' || line_len >= LINE_MAX_BYTES) {
-                        line[line_len] = '\0';
-                        if (!killed)
-                            handle_line(&st, line);
-                        line_len = 0;
-                        if (buf[i] == '\n')
-                            continue;
-                    }
-                    line[line_len++] = buf[i];
-                }
-            }
-        }
-        if (err_i >= 0 && fds[err_i].revents) {
-            char buf[4096];
-            ssize_t r = read(err_pipe[0], buf, sizeof buf);
-            if (r <= 0)
-                err_open = r < 0 && errno == EINTR;
-            else
-                keep_tail(&st, buf, (size_t)r);
-        }
+        if (in_i >= 0 && fds[in_i].revents)
+            write_job(c, job, job_len, &job_off);
+        if (out_i >= 0 && fds[out_i].revents)
+            read_stdout(st, c, line, &line_len);
+        if (err_i >= 0 && fds[err_i].revents)
+            read_stderr(st, c);
     }
-    if (line_len && !killed) {
+    if (line_len && !c->killed) {
         line[line_len] = '\0';
-        handle_line(&st, line);
+        handle_line(st, line);
     }
     free(line);
-    free(job_text);
-    if (in_fd >= 0)
-        close(in_fd);
-    close(out_pipe[0]);
-    close(err_pipe[0]);
+    if (c->in_fd >= 0)
+        close(c->in_fd);
+    close(c->out_fd);
+    close(c->err_fd);
+}
+
+/* stdout closed: the program is exiting (or closed it early); reaps it, cancel-aware.
+ * Returns the wait status. */
+static int reap(gp_ctx_t *ctx, child_t *c)
+{
     int status = 0;
-    /* stdout closed: the program is exiting (or closed it early); reap it, cancel-aware. */
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (gp_ctx_is_canceled(ctx) && !killed) {
-            kill(-pid, SIGTERM);
-            killed = true;
-            kill_at = now_ms() + KILL_GRACE_MS;
-        }
-        if (killed && now_ms() >= kill_at)
-            kill(-pid, SIGKILL);
+    while (waitpid(c->pid, &status, WNOHANG) == 0) {
+        stop_if_canceled(ctx, c);
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    return status;
+}
+
+/* What the exit status, the stored outputs and stderr's tail make of the attempt. */
+static int outcome(gp_ctx_t *ctx, const char *program, run_state_t *st, bool killed, int status)
+{
     if (killed || gp_ctx_is_canceled(ctx))
         return gp_ctx_canceled_error(ctx);
-    if (st.store_rc != 0)
-        return st.store_rc;
+    if (st->store_rc != 0)
+        return st->store_rc;
     /* the last stderr line is the most telling */
-    char *msg = st.err_tail;
-    while (st.err_len && (msg[st.err_len - 1] == '\n' || msg[st.err_len - 1] == '\r'))
-        msg[--st.err_len] = '\0';
+    char *msg = st->err_tail;
+    while (st->err_len && (msg[st->err_len - 1] == '\n' || msg[st->err_len - 1] == '\r'))
+        msg[--st->err_len] = '\0';
     char *last = strrchr(msg, '\n');
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        if (st.outputs == 0)
-            store_leftovers(&st);
-        return st.store_rc;
+        if (st->outputs == 0)
+            store_leftovers(st);
+        return st->store_rc;
     }
     if (WIFEXITED(status))
         return gp_ctx_fail(ctx, WEXITSTATUS(status) == 75, GP_TE_ENGINE_ERROR,
                            "%s exited with status %d%s%.500s", program, WEXITSTATUS(status),
-                           st.err_len ? ": " : "", last ? last + 1 : msg);
+                           st->err_len ? ": " : "", last ? last + 1 : msg);
     return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "%s was killed by signal %d", program,
                        WTERMSIG(status));
+}
+
+/* The job the program reads on stdin (takes inputs). */
+static char *job_json(gp_ctx_t *ctx, json_t *inputs, const char *output_dir)
+{
+    json_t *job = json_pack("{s:s, s:i, s:O, s:o, s:s}", "task_id", gp_ctx_task_id(ctx), "attempt",
+                            gp_ctx_attempt(ctx), "params", gp_ctx_params(ctx), "inputs", inputs,
+                            "output_dir", output_dir);
+    char *job_text = json_dumps(job, JSON_COMPACT);
+    json_decref(job);
+    return job_text;
+}
+
+static int command_run(gp_ctx_t *ctx)
+{
+    const char *program = gp_ctx_setting(ctx, "program");
+    if (!program[0])
+        return gp_ctx_fail(ctx, false, GP_TE_NOT_CONFIGURED,
+                           "the command provider has no program: set --command-program");
+    const char *scratch = gp_ctx_scratch_dir(ctx);
+    if (!scratch)
+        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "no scratch directory");
+    char output_dir[4096];
+    snprintf(output_dir, sizeof output_dir, "%s/out", scratch);
+    if (mkdir(output_dir, 0700) != 0 && errno != EEXIST)
+        return gp_ctx_fail(ctx, true, GP_TE_ENGINE_ERROR, "cannot create %s", output_dir);
+    int rc = 0;
+    json_t *inputs = fetch_inputs(ctx, &rc);
+    if (!inputs)
+        return rc;
+    char *job_text = job_json(ctx, inputs, output_dir);
+
+    char args_buf[4096], env_buf[4096];
+    snprintf(args_buf, sizeof args_buf, "%s", gp_ctx_setting(ctx, "args"));
+    char *argv[MAX_ARGS + 2];
+    argv[0] = (char *)program;
+    int argc = 1 + split_words(args_buf, argv + 1, MAX_ARGS);
+    argv[argc] = NULL;
+    char *envp[MAX_ENV + 8];
+    build_env(gp_ctx_setting(ctx, "env"), env_buf, sizeof env_buf, envp);
+    const char *workdir = gp_ctx_setting(ctx, "workdir");
+
+    child_t child;
+    rc = spawn_program(ctx, program, argv, envp, workdir[0] ? workdir : scratch, &child);
+    if (rc != 0) {
+        free(job_text);
+        return rc;
+    }
+    run_state_t st = {.ctx = ctx, .output_dir = output_dir};
+    pump(ctx, &child, &st, job_text);
+    free(job_text);
+    int status = reap(ctx, &child);
+    return outcome(ctx, program, &st, child.killed, status);
 }
 
 const gp_provider_t gp_provider_command = {

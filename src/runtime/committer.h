@@ -15,9 +15,13 @@
 typedef struct gp_committer gp_committer_t;
 
 gp_committer_t *gp_committer_start(gp_store_t *store, size_t batch_max);
-/* Queues op; op->done(op, op->done_arg) runs on the committer thread after the commit. A done
- * callback only hands the op on (resume a connection, enqueue for the thread that owns the
- * follow-up work): blocking I/O there would stall every commit of the process. */
+/*
+ * Queues op; op->done(op, op->done_arg) runs on the committer thread after the commit.
+ * A done callback must only enqueue (hand the op to the thread that owns the follow-up,
+ * signal a condvar, resume a connection): no queue, event or store I/O, since every commit of
+ * the process waits behind it. See on_commit_done in src/api/server.c and the finisher in
+ * src/worker/pool.c.
+ */
 void gp_committer_submit(gp_committer_t *c, gp_store_op_t *op);
 /* Queues op and waits for it; returns op->result. */
 int gp_committer_run_sync(gp_committer_t *c, gp_store_op_t *op);

@@ -8,6 +8,11 @@
  * first flips slot->finalized (the worker when run() returns, or the watchdog when the
  * deadline passes) decides the outcome; the loser only cleans up. That way a provider stuck
  * in a blocking call cannot keep its task "processing" past the hard timeout.
+ *
+ * Commit callbacks only enqueue: the committer runs every op's done callback on its own
+ * thread, so a slow Redis call there would stall every commit of the process. An outcome
+ * that committed (or a bus cancel that did) is handed to the pool's finisher thread, which
+ * publishes the status event, dispatches the retry and acks the delivery, in commit order.
  */
 #include "worker/worker.h"
 #include "core/errors.h"
@@ -17,7 +22,6 @@
 #include "worker/ctx.h"
 
 #include <pthread.h>
-#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +30,14 @@
 
 #define POP_TIMEOUT_MS 500
 #define WATCHDOG_TICK_MS 100
-#define CANCEL_GRACE_MS 10000
-#define COMMIT_RETRY_MS                                                                            \
-    500 /* an outcome the store refused is offered again this often */ /* a canceled provider that ignores us this long is cut loose */
+#define CANCEL_GRACE_MS 10000 /* a canceled provider that ignores us this long is cut loose */
+#define COMMIT_RETRY_MS 500   /* an outcome the store refused is offered again this often */
+
+/* Work the committer hands to the finisher thread: run(w) does the I/O and frees w. */
+typedef struct pool_work {
+    struct pool_work *next;
+    void (*run)(struct pool_work *w);
+} pool_work_t;
 
 typedef struct slot {
     /* Guarded by pool->lock: */
@@ -56,53 +65,16 @@ struct gp_worker_pool {
     int threads_alive;
     struct finish_job *commit_retries; /* outcomes waiting for the store to come back */
     atomic_bool stopped;               /* threads joined: retries are given up */
-    atomic_int jobs_in_flight;         /* commits submitted and not yet settled */
-    /* Committer callbacks only enqueue here; the finisher thread does what follows a commit
-     * (events, dispatch, acks: Redis I/O), so a slow Redis never holds up the commits. */
+    atomic_int jobs_in_flight;         /* outcomes and bus cancels not yet settled */
+    /* The finisher thread and its list (guarded by finish_lock, not lock: the committer
+     * must never wait behind the watchdog's queue I/O). */
     pthread_t finisher;
-    pthread_cond_t finisher_wake;
-    struct committed *settle_head, **settle_tail; /* under lock */
-    bool finisher_stop;                           /* under lock */
+    pthread_mutex_t finish_lock;
+    pthread_cond_t finish_wake;
+    pool_work_t *finish_head, *finish_tail;
+    bool finish_stopping; /* drain the list, then exit */
+    bool finisher_gone;   /* joined: late callbacks run inline (exit path only) */
 };
-
-/* A commit whose aftermath the finisher thread runs. */
-typedef struct committed {
-    struct committed *next;
-    void (*settle)(struct committed *c);
-} committed_t;
-
-/* A committer done callback: hands c to the finisher and returns at once. */
-static void enqueue_settle(gp_worker_pool_t *pool, committed_t *c)
-{
-    c->next = NULL;
-    pthread_mutex_lock(&pool->lock);
-    *pool->settle_tail = c;
-    pool->settle_tail = &c->next;
-    pthread_cond_signal(&pool->finisher_wake);
-    pthread_mutex_unlock(&pool->lock);
-}
-
-static void *finisher_main(void *arg)
-{
-    gp_worker_pool_t *pool = arg;
-    pthread_setname_np(pthread_self(), "gp-finisher");
-    pthread_mutex_lock(&pool->lock);
-    for (;;) {
-        while (!pool->settle_head && !pool->finisher_stop)
-            pthread_cond_wait(&pool->finisher_wake, &pool->lock);
-        committed_t *c = pool->settle_head;
-        if (!c)
-            break; /* stopping, and nothing left */
-        pool->settle_head = c->next;
-        if (!pool->settle_head)
-            pool->settle_tail = &pool->settle_head;
-        pthread_mutex_unlock(&pool->lock);
-        c->settle(c); /* may free c; must not touch pool after its jobs_in_flight drop */
-        pthread_mutex_lock(&pool->lock);
-    }
-    pthread_mutex_unlock(&pool->lock);
-    return NULL;
-}
 
 typedef struct worker_arg {
     gp_worker_pool_t *pool;
@@ -154,11 +126,57 @@ gp_outcome_t gp_decide_outcome(const gp_attempt_report_t *r, int64_t base_ms, in
     return o;
 }
 
+/* Hands w to the finisher thread. Called from the committer thread: takes only finish_lock. */
+static void finisher_enqueue(gp_worker_pool_t *pool, pool_work_t *w)
+{
+    w->next = NULL;
+    pthread_mutex_lock(&pool->finish_lock);
+    if (pool->finisher_gone) {
+        /* Only after a stop that gave up waiting: the process is exiting, and the committer
+         * is the last thread that can still settle this. */
+        pthread_mutex_unlock(&pool->finish_lock);
+        w->run(w);
+        return;
+    }
+    if (pool->finish_tail)
+        pool->finish_tail->next = w;
+    else
+        pool->finish_head = w;
+    pool->finish_tail = w;
+    pthread_cond_signal(&pool->finish_wake);
+    pthread_mutex_unlock(&pool->finish_lock);
+}
+
+/* Runs the queued work in the order the committer finished it, until told to stop and the
+ * list is empty. */
+static void *finisher_main(void *arg)
+{
+    gp_worker_pool_t *pool = arg;
+    pthread_setname_np(pthread_self(), "gp-finisher");
+    pthread_mutex_lock(&pool->finish_lock);
+    for (;;) {
+        while (!pool->finish_head && !pool->finish_stopping)
+            pthread_cond_wait(&pool->finish_wake, &pool->finish_lock);
+        pool_work_t *w = pool->finish_head;
+        if (!w)
+            break;
+        pool->finish_head = w->next;
+        if (!pool->finish_head)
+            pool->finish_tail = NULL;
+        pthread_mutex_unlock(&pool->finish_lock);
+        w->run(w);
+        pthread_mutex_lock(&pool->finish_lock);
+    }
+    pool->finisher_gone = true; /* in the same critical section that saw the list empty */
+    pthread_mutex_unlock(&pool->finish_lock);
+    return NULL;
+}
+
 /* One attempt's outcome on its way to the store. Owns copies of everything it needs, so the
  * worker can free its context and take the next task before the commit lands. */
 typedef struct finish_job {
+    pool_work_t work; /* first: the finisher hands back this pointer */
     gp_store_op_t op;
-    committed_t settled;
     gp_runtime_t *rt;
     struct gp_worker_pool *pool;
     struct finish_job *next_retry; /* on pool->commit_retries while the store is down */
@@ -169,45 +187,34 @@ typedef struct finish_job {
     gp_queue_item_t item; /* the delivery, acknowledged once the outcome is committed */
 } finish_job_t;
 
-static void finish_committed(gp_store_op_t *op, void *arg)
+/* A cancel won the race against the outcome: the task is what the store applied. */
+static void take_applied_cancel(gp_task_t *t, gp_task_status_t applied)
 {
-    (void)op;
-    finish_job_t *job = arg;
-    enqueue_settle(job->pool, &job->settled);
+    t->status = applied;
+    free(t->error_code);
+    free(t->error_message);
+    t->error_code = gp_xstrdup(gp_task_error_code(GP_TE_CANCELED));
+    t->error_message = gp_xstrdup("canceled by request");
+    json_decref(t->result);
+    t->result = NULL;
+    if (!t->completed_at)
+        t->completed_at = gp_now_ms();
 }
 
-/* On the finisher thread: publish, dispatch a retry, ack — after the outcome committed. */
-static void settle_outcome(committed_t *c)
+/* Finisher thread: tells the world about a committed outcome, queues its retry, acks its
+ * delivery (in that order: an ack before the publish could lose the event on a crash). */
+static void settle_outcome(pool_work_t *w)
 {
-    finish_job_t *job = (finish_job_t *)((char *)c - offsetof(finish_job_t, settled));
+    finish_job_t *job = (finish_job_t *)w;
     gp_store_op_t *op = &job->op;
     gp_task_t *t = &job->task;
-    if (op->result == -GP_E_UNAVAILABLE && !atomic_load(&job->pool->stopped)) {
-        /* The store is down: keep the outcome (and the delivery's lease) and commit it again
-         * shortly; the watchdog resubmits it. Losing it would leave the task "processing". */
-        pthread_mutex_lock(&job->pool->lock);
-        job->retry_at = gp_mono_ms() + COMMIT_RETRY_MS;
-        job->next_retry = job->pool->commit_retries;
-        job->pool->commit_retries = job;
-        pthread_mutex_unlock(&job->pool->lock);
-        return;
-    }
     if (op->result != 0) {
         gp_log(op->result == -GP_E_CONFLICT ? GP_LOG_INFO : GP_LOG_ERROR, t->id,
                "outcome %s not committed: %s", gp_task_status_name(t->status),
                gp_err_code(op->result));
     } else {
-        if (op->tr.applied_status != t->status) { /* a cancel won the race */
-            t->status = op->tr.applied_status;
-            free(t->error_code);
-            free(t->error_message);
-            t->error_code = gp_xstrdup(gp_task_error_code(GP_TE_CANCELED));
-            t->error_message = gp_xstrdup("canceled by request");
-            json_decref(t->result);
-            t->result = NULL;
-            if (!t->completed_at)
-                t->completed_at = gp_now_ms();
-        }
+        if (op->tr.applied_status != t->status)
+            take_applied_cancel(t, op->tr.applied_status);
         gp_events_publish_status(job->rt->events, t, false);
         if (t->status == GP_TASK_PENDING) {
             gp_log(GP_LOG_INFO, t->id, "attempt %d %s; retry in %lld ms", t->attempts,
@@ -226,6 +233,24 @@ static void settle_outcome(committed_t *c)
     gp_task_clear(t);
     atomic_fetch_sub(&job->pool->jobs_in_flight, 1); /* last touch of the pool */
     free(job);
+}
+
+/* Committer thread: only enqueues (the store-down retry list or the finisher). */
+static void finish_committed(gp_store_op_t *op, void *arg)
+{
+    finish_job_t *job = arg;
+    if (op->result == -GP_E_UNAVAILABLE && !atomic_load(&job->pool->stopped)) {
+        /* The store is down: keep the outcome (and the delivery's lease) and commit it again
+         * shortly; the watchdog resubmits it. Losing it would leave the task "processing". */
+        pthread_mutex_lock(&job->pool->lock);
+        job->retry_at = gp_mono_ms() + COMMIT_RETRY_MS;
+        job->next_retry = job->pool->commit_retries;
+        job->pool->commit_retries = job;
+        pthread_mutex_unlock(&job->pool->lock);
+        return;
+    }
+    job->work.run = settle_outcome;
+    finisher_enqueue(job->pool, &job->work);
 }
 
 /* Decides the outcome of ctx's attempt and queues its commit (asynchronously). */
@@ -295,7 +320,6 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     }
     job->op.done = finish_committed;
     job->op.done_arg = job;
-    job->settled.settle = settle_outcome;
     atomic_fetch_add(&pool->jobs_in_flight, 1);
     gp_committer_submit(rt->committer, &job->op);
 }
@@ -590,35 +614,37 @@ static void *watchdog_main(void *arg)
 }
 
 typedef struct bus_cancel {
+    pool_work_t work; /* first: the finisher hands back this pointer */
     gp_store_op_t op;
-    committed_t settled;
-    gp_runtime_t *rt;
     gp_worker_pool_t *pool;
 } bus_cancel_t;
 
-static void bus_cancel_done(gp_store_op_t *op, void *arg)
+/* Finisher thread: announces a cancel the bus asked for and the store applied. */
+static void settle_bus_cancel(pool_work_t *w)
 {
-    (void)op;
-    bus_cancel_t *bc = arg;
-    enqueue_settle(bc->pool, &bc->settled);
+    bus_cancel_t *bc = (bus_cancel_t *)w;
+    gp_runtime_t *rt = bc->pool->rt;
+    gp_task_t t;
+    if (gp_store_get(rt->store, bc->op.cancel_id, &t) == 0) {
+        gp_events_publish_status(rt->events, &t, false);
+        gp_log(GP_LOG_INFO, t.id, "canceled while pending (request from the bus)");
+        gp_task_clear(&t);
+    }
+    atomic_fetch_sub(&bc->pool->jobs_in_flight, 1); /* last touch of the pool */
+    free(bc);
 }
 
-/* On the finisher thread: announce a cancel that the store applied to a queued task. */
-static void settle_bus_cancel(committed_t *c)
+/* Committer thread: only enqueues. */
+static void bus_cancel_done(gp_store_op_t *op, void *arg)
 {
-    bus_cancel_t *bc = (bus_cancel_t *)((char *)c - offsetof(bus_cancel_t, settled));
-    gp_store_op_t *op = &bc->op;
-    gp_worker_pool_t *pool = bc->pool;
+    bus_cancel_t *bc = arg;
     if (op->result == 0 && op->cancel_outcome == GP_CANCEL_DONE) {
-        gp_task_t t;
-        if (gp_store_get(bc->rt->store, op->cancel_id, &t) == 0) {
-            gp_events_publish_status(bc->rt->events, &t, false);
-            gp_log(GP_LOG_INFO, t.id, "canceled while pending (request from the bus)");
-            gp_task_clear(&t);
-        }
+        bc->work.run = settle_bus_cancel;
+        finisher_enqueue(bc->pool, &bc->work);
+        return;
     }
+    atomic_fetch_sub(&bc->pool->jobs_in_flight, 1);
     free(bc);
-    atomic_fetch_sub(&pool->jobs_in_flight, 1); /* last touch of the pool */
 }
 
 static void on_cancel(const char *task_id, void *arg)
@@ -641,14 +667,12 @@ static void on_cancel(const char *task_id, void *arg)
     /* Not running here: it may be queued (an RPC client's cancel goes only to the bus).
      * Every worker process tries; the store's compare-and-set lets one of them win. */
     bus_cancel_t *bc = gp_xcalloc(1, sizeof *bc);
-    bc->rt = pool->rt;
     bc->pool = pool;
-    bc->settled.settle = settle_bus_cancel;
-    atomic_fetch_add(&pool->jobs_in_flight, 1);
     bc->op.kind = GP_OP_CANCEL;
     memcpy(bc->op.cancel_id, task_id, sizeof bc->op.cancel_id);
     bc->op.done = bus_cancel_done;
     bc->op.done_arg = bc;
+    atomic_fetch_add(&pool->jobs_in_flight, 1);
     gp_committer_submit(pool->rt->committer, &bc->op);
 }
 
@@ -662,10 +686,10 @@ gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->changed, NULL);
     pthread_cond_init(&pool->watchdog_wake, NULL);
-    pthread_cond_init(&pool->finisher_wake, NULL);
-    pool->settle_tail = &pool->settle_head;
+    pthread_mutex_init(&pool->finish_lock, NULL);
+    pthread_cond_init(&pool->finish_wake, NULL);
     if (pthread_create(&pool->finisher, NULL, finisher_main, pool) != 0)
-        abort(); /* at start only */
+        abort(); /* at start only; before anything can commit an outcome */
     gp_events_on_cancel(rt->events, on_cancel, pool);
     pool->threads_alive = concurrency;
     for (int i = 0; i < concurrency; i++) {
@@ -678,6 +702,16 @@ gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)
     if (pthread_create(&pool->watchdog, NULL, watchdog_main, pool) != 0)
         abort();
     return pool;
+}
+
+/* Lets the finisher run what is queued, then joins it; later callbacks run inline. */
+static void stop_finisher(gp_worker_pool_t *pool)
+{
+    pthread_mutex_lock(&pool->finish_lock);
+    pool->finish_stopping = true;
+    pthread_cond_signal(&pool->finish_wake);
+    pthread_mutex_unlock(&pool->finish_lock);
+    pthread_join(pool->finisher, NULL);
 }
 
 void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
@@ -708,7 +742,7 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     pthread_join(pool->watchdog, NULL);
     gp_events_on_cancel(pool->rt->events, NULL, NULL);
     /* Settle the outcomes still on their way: offer the refused ones a last time, then wait
-     * for the committer to hand every job back (they point at this pool). */
+     * for the committer and the finisher to settle every job (they point at this pool). */
     pthread_mutex_lock(&pool->lock);
     atomic_store(&pool->stopped, true);
     finish_job_t *retry = pool->commit_retries;
@@ -723,20 +757,17 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    stop_finisher(pool);
     if (atomic_load(&pool->jobs_in_flight) > 0) {
         GP_WARN("workers: %d outcome(s) not settled at exit; their tasks are recovered later",
                 atomic_load(&pool->jobs_in_flight));
-        return; /* the pool and its finisher stay: the committer may still reach them */
+        return; /* the pool stays allocated: the committer may still reach it */
     }
-    pthread_mutex_lock(&pool->lock);
-    pool->finisher_stop = true;
-    pthread_cond_signal(&pool->finisher_wake);
-    pthread_mutex_unlock(&pool->lock);
-    pthread_join(pool->finisher, NULL);
-    pthread_cond_destroy(&pool->finisher_wake);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->changed);
     pthread_cond_destroy(&pool->watchdog_wake);
+    pthread_mutex_destroy(&pool->finish_lock);
+    pthread_cond_destroy(&pool->finish_wake);
     free(pool->slots);
     free(pool->threads);
     free(pool);

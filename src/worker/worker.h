@@ -2,8 +2,10 @@
  * worker.h — the generic worker: take a task, run its provider, commit the outcome.
  * It knows no task type; everything specific lives behind gp_provider_t.
  *
- * Threading: the pool owns `concurrency` worker threads and one watchdog thread. start/stop
- * are called from the main thread only; gp_worker_pool_busy() from any thread.
+ * Threading: the pool owns `concurrency` worker threads, one watchdog thread and one finisher
+ * thread (publishes, dispatches retries and acks once an outcome committed, so the
+ * committer's callbacks only enqueue). start/stop are called from the main thread only;
+ * gp_worker_pool_busy() from any thread.
  */
 #ifndef GP_WORKER_H
 #define GP_WORKER_H

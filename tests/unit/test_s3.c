@@ -11,6 +11,7 @@
 
 #include "core/errors.h"
 #include "core/util.h"
+#include "infra/storage/s3_url.h"
 #include "infra/storage/storage.h"
 
 #include <curl/curl.h>
@@ -341,6 +342,64 @@ static void test_wrong_secret(void **state)
     free(nb);
 }
 
+/* The URL parser alone (no server): what each part of the URL turns into. */
+static void test_url_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *origin, *host, *base_path, *prefix, *region;
+        int64_t expires;
+        size_t part;
+    } cases[] = {
+        {"s3://k:s@127.0.0.1:9000/b", "https://127.0.0.1:9000", "127.0.0.1:9000", "/b", "",
+         "us-east-1", 3600, 16u << 20},
+        {"s3://k:s@minio:443/b/out/x?tls=true&prefix=//p/q", "https://minio", "minio", "/b", "p/q/",
+         "us-east-1", 3600, 16u << 20},
+        {"s3://k:s@h:80/b/out?tls=false&path_style=false&presign_expires=60", "http://b.h", "b.h",
+         "", "out/", "us-east-1", 60, 16u << 20},
+        {"s3://k:s@/b?region=eu-west-1&multipart_threshold=5MiB&&",
+         "https://b.s3.eu-west-1.amazonaws.com", "b.s3.eu-west-1.amazonaws.com", "", "",
+         "eu-west-1", 3600, 5u << 20},
+        {"s3://k:s@/b", "https://b.s3.amazonaws.com", "b.s3.amazonaws.com", "", "", "us-east-1",
+         3600, 16u << 20},
+        {"s3://k:s@[::1]:9000/b?path_style=1", "https://[::1]:9000", "[::1]:9000", "/b", "",
+         "us-east-1", 3600, 16u << 20},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gp_s3_url_t u;
+        char err[512] = "";
+        int rc = gp_s3_url_parse(cases[i].url, &u, err, sizeof err);
+        if (rc != 0)
+            print_message("%s -> %s\n", cases[i].url, err);
+        assert_int_equal(rc, 0);
+        assert_string_equal(u.origin, cases[i].origin);
+        assert_string_equal(u.host, cases[i].host);
+        assert_string_equal(u.base_path, cases[i].base_path);
+        assert_string_equal(u.bucket, "b");
+        assert_string_equal(u.prefix, cases[i].prefix);
+        assert_string_equal(u.region, cases[i].region);
+        assert_string_equal(u.access_key, "k");
+        assert_string_equal(u.secret_key, "s");
+        assert_int_equal(u.presign_expires, cases[i].expires);
+        assert_int_equal(u.part_size, cases[i].part);
+        gp_s3_url_clear(&u);
+        assert_null(u.origin);
+    }
+    /* a secret holding '@' and '/', percent-decoded credentials */
+    gp_s3_url_t u;
+    char err[512] = "";
+    assert_int_equal(gp_s3_url_parse("s3://a%2Bk:se/c@ret@h/b", &u, err, sizeof err), 0);
+    assert_string_equal(u.access_key, "a+k");
+    assert_string_equal(u.secret_key, "se/c@ret");
+    gp_s3_url_clear(&u);
+    /* on failure the output is cleared */
+    memset(&u, 0xff, sizeof u);
+    assert_int_not_equal(gp_s3_url_parse("s3://k:s@h/b?x=1", &u, err, sizeof err), 0);
+    assert_null(u.origin);
+    assert_null(u.access_key);
+    assert_true(strncmp(err, "storage url: ", 13) == 0);
+}
+
 static void test_bad_urls(void **state)
 {
     (void)state;
@@ -508,6 +567,7 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_parse),
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_put_bytes_get_file),
         cmocka_unit_test(test_multipart_round_trip),

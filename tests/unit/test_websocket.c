@@ -574,9 +574,100 @@ static void test_interop_python_websockets(void **state)
     fclose(f);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * The frame parser alone, on buffers
+ * ------------------------------------------------------------------------------------- */
+
+static void parse_all(gp_ws_parser_t *p, const unsigned char *buf, size_t len, gp_ws_event_t *evs,
+                      size_t *n, size_t max)
+{
+    size_t off = 0;
+    *n = 0;
+    while (*n < max) {
+        gp_ws_parse(p, buf + off, len - off, &evs[*n]);
+        gp_ws_event_t *ev = &evs[(*n)++];
+        if (ev->kind == GP_WS_EV_MORE || ev->kind == GP_WS_EV_ERROR)
+            return;
+        off += ev->consumed;
+    }
+}
+
+static void test_parser(void **state)
+{
+    (void)state;
+    gp_ws_parser_t p;
+    gp_ws_parser_init(&p, 0);
+    gp_ws_event_t ev[8];
+    size_t n;
+    /* "Hel" + ping "x" + "lo" (final), then a 16-bit-length binary, then close 1001 "bye" */
+    unsigned char big[4 + 200];
+    big[0] = 0x82, big[1] = 126, big[2] = 0, big[3] = 200;
+    memset(big + 4, 0xAB, 200);
+    unsigned char stream[64 + sizeof big];
+    size_t len = 0;
+    const unsigned char head[] = {0x01, 3, 'H', 'e', 'l', 0x89, 1, 'x', 0x80, 2, 'l', 'o'};
+    memcpy(stream, head, sizeof head);
+    len += sizeof head;
+    memcpy(stream + len, big, sizeof big);
+    len += sizeof big;
+    const unsigned char tail[] = {0x88, 5, 0x03, 0xE9, 'b', 'y', 'e'};
+    memcpy(stream + len, tail, sizeof tail);
+    len += sizeof tail;
+    parse_all(&p, stream, len, ev, &n, 8);
+    assert_int_equal(n, 6);
+    assert_int_equal(ev[0].kind, GP_WS_EV_FRAGMENT);
+    assert_int_equal(ev[1].kind, GP_WS_EV_PING);
+    assert_int_equal(ev[1].len, 1);
+    assert_int_equal(ev[2].kind, GP_WS_EV_MESSAGE);
+    assert_int_equal(ev[2].opcode, GP_WS_TEXT);
+    assert_int_equal(ev[2].len, 5);
+    assert_int_equal(ev[3].kind, GP_WS_EV_MESSAGE);
+    assert_int_equal(ev[3].opcode, GP_WS_BINARY);
+    assert_int_equal(ev[3].len, 200);
+    assert_int_equal(ev[4].kind, GP_WS_EV_CLOSE);
+    assert_int_equal(ev[4].close_code, 1001);
+    assert_int_equal(ev[5].kind, GP_WS_EV_MORE);
+    assert_int_equal(ev[5].need, 2);
+
+    /* a header that announces more than the limit is refused before the payload arrives */
+    gp_ws_parser_t small;
+    gp_ws_parser_init(&small, 100);
+    const unsigned char huge[] = {0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0};
+    gp_ws_parse(&small, huge, sizeof huge, &ev[0]);
+    assert_int_equal(ev[0].kind, GP_WS_EV_ERROR);
+    assert_int_equal(ev[0].close_code, 1009);
+    gp_ws_parser_free(&small);
+
+    static const struct {
+        unsigned char b[4];
+        size_t n;
+        int code;
+        const char *why;
+    } bad[] = {
+        {{0x81, 0x80}, 2, 1002, "masked"},
+        {{0xC1, 0}, 2, 1002, "reserved"},
+        {{0x83, 0}, 2, 1002, "opcode"},
+        {{0x09, 0}, 2, 1002, "control"},
+        {{0x80, 0}, 2, 1002, "continuation"},
+        {{0x88, 1, 3}, 3, 1002, "one-byte"},
+        {{0x81, 2, 0xC0, 0x80}, 4, 1007, "UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gp_ws_parser_t q;
+        gp_ws_parser_init(&q, 0);
+        gp_ws_parse(&q, bad[i].b, bad[i].n, &ev[0]);
+        assert_int_equal(ev[0].kind, GP_WS_EV_ERROR);
+        assert_int_equal(ev[0].close_code, bad[i].code);
+        assert_non_null(strstr(ev[0].why, bad[i].why));
+        gp_ws_parser_free(&q);
+    }
+    gp_ws_parser_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parser),
         cmocka_unit_test(test_echo_and_request_shape),
         cmocka_unit_test(test_fragments_ping_and_lengths),
         cmocka_unit_test(test_frame_in_handshake_packet),

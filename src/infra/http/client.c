@@ -255,26 +255,10 @@ static int64_t parse_retry_after(const gp_http_response_t *resp)
 
 /* *maybe_processed: the request may have reached the server (the connection failed after it
  * was sent), so repeating a POST could run it twice. */
-static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
-                        bool *maybe_processed)
+/* Timeouts, callbacks and safety options every transfer gets. */
+static void set_transfer_options(CURL *h, const gp_http_request_t *req, transfer_t *t,
+                                 struct curl_slist *hl, char *errbuf)
 {
-    *maybe_processed = false;
-    CURL *h = curl_easy_init();
-    if (!h) {
-        snprintf(resp->error, sizeof resp->error, "curl_easy_init failed");
-        return GP_HTTP_E_CONNECT;
-    }
-    transfer_t t = {.req = req, .resp = resp, .handle = h};
-    t.limit = req->max_response_bytes ? req->max_response_bytes
-              : req->download_path    ? (size_t)GP_HTTP_DEFAULT_MAX_DOWNLOAD
-                                      : GP_HTTP_DEFAULT_MAX_RESPONSE;
-    const char *method = req->method ? req->method : "GET";
-    struct curl_slist *hl = NULL;
-    for (const char *const *p = req->headers; p && *p; p++)
-        hl = curl_slist_append(hl, *p);
-    FILE *upload = NULL;
-    char errbuf[CURL_ERROR_SIZE] = "";
-
     curl_easy_setopt(h, CURLOPT_URL, req->url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -293,9 +277,9 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
     curl_easy_setopt(h, CURLOPT_USERAGENT, "genpulse/0.1");
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)req);
@@ -304,23 +288,27 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
     if (req->public_only) {
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
-        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &t);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, t);
         curl_easy_setopt(h, CURLOPT_PROXY, ""); /* a proxy would hide the real address */
     }
+}
 
-    int rc = GP_HTTP_OK;
+/* The method and the body (a file, bytes, or none). *upload gets the opened file. */
+static int set_method_and_body(CURL *h, const gp_http_request_t *req, FILE **upload,
+                               gp_http_response_t *resp)
+{
+    const char *method = req->method ? req->method : "GET";
     if (req->body_path) {
-        upload = fopen(req->body_path, "rb");
-        if (!upload) {
+        *upload = fopen(req->body_path, "rb");
+        if (!*upload) {
             snprintf(resp->error, sizeof resp->error, "cannot read %s", req->body_path);
-            rc = GP_HTTP_E_IO;
-            goto out;
+            return GP_HTTP_E_IO;
         }
-        fseeko(upload, 0, SEEK_END);
-        off_t size = ftello(upload);
-        fseeko(upload, 0, SEEK_SET);
+        fseeko(*upload, 0, SEEK_END);
+        off_t size = ftello(*upload);
+        fseeko(*upload, 0, SEEK_SET);
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READDATA, upload);
+        curl_easy_setopt(h, CURLOPT_READDATA, *upload);
         curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
         if (strcmp(method, "PUT") != 0)
             curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -336,28 +324,30 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
     } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
+    return GP_HTTP_OK;
+}
 
-    CURLcode cc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (t.file && fclose(t.file) != 0)
-        t.file_error = true;
-    t.file = NULL;
+/* Turns libcurl's result into ours, with the reason in resp->error. */
+static int transfer_result(const gp_http_request_t *req, const transfer_t *t, CURLcode cc,
+                           long status, const char *errbuf, gp_http_response_t *resp,
+                           bool *maybe_processed)
+{
+    int rc = GP_HTTP_OK;
     if (cc == CURLE_OK ||
-        (cc == CURLE_WRITE_ERROR && status > 0 && !t.too_large && !t.file_error)) {
+        (cc == CURLE_WRITE_ERROR && status > 0 && !t->too_large && !t->file_error)) {
         resp->status = status;
     } else if (cc == CURLE_ABORTED_BY_CALLBACK) {
         bool canceled = req->cancel && req->cancel(req->cancel_arg);
         rc = canceled ? GP_HTTP_E_CANCELED : GP_HTTP_E_TIMEOUT;
         snprintf(resp->error, sizeof resp->error, "%s", canceled ? "canceled" : "deadline passed");
-    } else if (t.refused_address) {
+    } else if (t->refused_address) {
         rc = GP_HTTP_E_INVALID;
         snprintf(resp->error, sizeof resp->error,
                  "the URL resolves to a private or loopback address (not allowed for inputs)");
-    } else if (t.too_large) {
+    } else if (t->too_large) {
         rc = GP_HTTP_E_TOO_LARGE;
-        snprintf(resp->error, sizeof resp->error, "response larger than %zu bytes", t.limit);
-    } else if (t.file_error) {
+        snprintf(resp->error, sizeof resp->error, "response larger than %zu bytes", t->limit);
+    } else if (t->file_error) {
         rc = GP_HTTP_E_IO;
         snprintf(resp->error, sizeof resp->error, "cannot write %s", req->download_path);
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
@@ -373,32 +363,69 @@ static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
         snprintf(resp->error, sizeof resp->error, "%s",
                  errbuf[0] ? errbuf : curl_easy_strerror(cc));
     }
-    if (rc == GP_HTTP_OK) {
-        resp->body = t.buf;
-        t.buf = NULL;
-        resp->body_len = t.len;
-        if (!resp->body && !(req->download_path && status >= 200 && status < 300)) {
-            resp->body = gp_xstrdup("");
-            resp->body_len = 0;
-        }
-        if (req->download_path && status >= 200 && status < 300 && t.len == 0) {
-            /* empty success body: still leave an (empty) file behind */
-            FILE *f = fopen(req->download_path, "wb");
-            if (f)
-                fclose(f);
-        }
-        resp->headers = t.hdr;
-        t.hdr = NULL;
-        char *ct = NULL;
-        curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
-        if (ct) {
-            resp->content_type = gp_xstrdup(ct);
-            for (char *p = resp->content_type; *p; p++)
-                *p = (char)tolower((unsigned char)*p);
-        }
-        resp->retry_after_ms = parse_retry_after(resp);
+    return rc;
+}
+
+/* Moves the body and headers of a completed transfer into resp. */
+static void fill_response(CURL *h, const gp_http_request_t *req, transfer_t *t, long status,
+                          gp_http_response_t *resp)
+{
+    resp->body = t->buf;
+    t->buf = NULL;
+    resp->body_len = t->len;
+    if (!resp->body && !(req->download_path && status >= 200 && status < 300)) {
+        resp->body = gp_xstrdup("");
+        resp->body_len = 0;
     }
-out:
+    if (req->download_path && status >= 200 && status < 300 && t->len == 0) {
+        /* empty success body: still leave an (empty) file behind */
+        FILE *f = fopen(req->download_path, "wb");
+        if (f)
+            fclose(f);
+    }
+    resp->headers = t->hdr;
+    t->hdr = NULL;
+    char *ct = NULL;
+    curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct) {
+        resp->content_type = gp_xstrdup(ct);
+        for (char *p = resp->content_type; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    }
+    resp->retry_after_ms = parse_retry_after(resp);
+}
+
+static int perform_once(const gp_http_request_t *req, gp_http_response_t *resp,
+                        bool *maybe_processed)
+{
+    *maybe_processed = false;
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(resp->error, sizeof resp->error, "curl_easy_init failed");
+        return GP_HTTP_E_CONNECT;
+    }
+    transfer_t t = {.req = req, .resp = resp, .handle = h};
+    t.limit = req->max_response_bytes ? req->max_response_bytes
+              : req->download_path    ? (size_t)GP_HTTP_DEFAULT_MAX_DOWNLOAD
+                                      : GP_HTTP_DEFAULT_MAX_RESPONSE;
+    struct curl_slist *hl = NULL;
+    for (const char *const *p = req->headers; p && *p; p++)
+        hl = curl_slist_append(hl, *p);
+    FILE *upload = NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    set_transfer_options(h, req, &t, hl, errbuf);
+    int rc = set_method_and_body(h, req, &upload, resp);
+    if (rc == GP_HTTP_OK) {
+        CURLcode cc = curl_easy_perform(h);
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (t.file && fclose(t.file) != 0)
+            t.file_error = true;
+        t.file = NULL;
+        rc = transfer_result(req, &t, cc, status, errbuf, resp, maybe_processed);
+        if (rc == GP_HTTP_OK)
+            fill_response(h, req, &t, status, resp);
+    }
     if (upload)
         fclose(upload);
     if (t.file)

@@ -52,12 +52,9 @@ struct gp_ws {
     unsigned char *in;
     size_t in_len, in_cap;
 
-    /* The message being reassembled, then handed out by gp_ws_recv(). */
-    unsigned char *msg;
-    size_t msg_len, msg_cap;
-    int msg_opcode; /* 0: no fragmented message in progress */
+    /* Frames to messages; its buffer holds what gp_ws_recv() hands out. */
+    gp_ws_parser_t parser;
 
-    size_t max_message;
     bool close_sent, closed, failed;
     int close_code;
     char error[256];
@@ -293,132 +290,218 @@ static int fail(gp_ws_t *ws, int close_code, const char *fmt, ...)
     return GP_WS_ERROR;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * The frame parser: pure, on a buffer (see websocket.h)
+ * ------------------------------------------------------------------------------------- */
+
+static int parse_error(gp_ws_event_t *ev, int close_code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int parse_error(gp_ws_event_t *ev, int close_code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(ev->why, sizeof ev->why, fmt, ap);
+    va_end(ap);
+    ev->kind = GP_WS_EV_ERROR;
+    ev->close_code = close_code;
+    return -1;
+}
+
 typedef struct frame {
     bool fin;
     int opcode;
     const unsigned char *payload;
     size_t len;
-    size_t total; /* header + payload bytes in ws->in */
+    size_t total; /* header + payload bytes */
 } frame_t;
 
 /*
- * Looks at the front of ws->in. Returns 1 with *f filled when a whole frame is there, 0 when
- * more bytes are needed (*need: how many in total), or GP_WS_ERROR. The header is checked
+ * Looks at the front of buf. Returns 1 with *f filled when a whole frame is there, 0 when
+ * more bytes are needed (ev->need: how many in total), or -1 (ev set). The header is checked
  * before the payload is waited for, so an oversized frame is refused without buffering it.
  */
-static int peek_frame(gp_ws_t *ws, frame_t *f, size_t *need)
+static int peek_frame(const gp_ws_parser_t *p, const unsigned char *b, size_t n, frame_t *f,
+                      gp_ws_event_t *ev)
 {
-    const unsigned char *p = ws->in;
-    *need = 2;
-    if (ws->in_len < 2)
+    ev->need = 2;
+    if (n < 2)
         return 0;
-    if ((p[0] & 0x70u) != 0)
-        return fail(ws, CLOSE_PROTOCOL, "server set reserved bits without an extension");
-    if ((p[1] & 0x80u) != 0)
-        return fail(ws, CLOSE_PROTOCOL, "server sent a masked frame");
-    f->fin = (p[0] & 0x80u) != 0;
-    f->opcode = p[0] & 0x0F;
+    if ((b[0] & 0x70u) != 0)
+        return parse_error(ev, CLOSE_PROTOCOL, "server set reserved bits without an extension");
+    if ((b[1] & 0x80u) != 0)
+        return parse_error(ev, CLOSE_PROTOCOL, "server sent a masked frame");
+    f->fin = (b[0] & 0x80u) != 0;
+    f->opcode = b[0] & 0x0F;
     bool control = (f->opcode & 0x8) != 0;
     if (f->opcode != OP_CONT && f->opcode != OP_TEXT && f->opcode != OP_BINARY &&
         f->opcode != OP_CLOSE && f->opcode != OP_PING && f->opcode != OP_PONG)
-        return fail(ws, CLOSE_PROTOCOL, "unknown opcode %d", f->opcode);
+        return parse_error(ev, CLOSE_PROTOCOL, "unknown opcode %d", f->opcode);
 
-    size_t header = 2;
-    uint64_t len = p[1] & 0x7Fu;
-    if (len == 126) {
-        header = 4;
-    } else if (len == 127) {
-        header = 10;
-    }
-    *need = header;
-    if (ws->in_len < header)
+    uint64_t len = b[1] & 0x7Fu;
+    size_t header = len == 126 ? 4 : len == 127 ? 10 : 2;
+    ev->need = header;
+    if (n < header)
         return 0;
     if (header == 4) {
-        len = ((uint64_t)p[2] << 8) | p[3];
+        len = ((uint64_t)b[2] << 8) | b[3];
     } else if (header == 10) {
         len = 0;
         for (int i = 2; i < 10; i++)
-            len = (len << 8) | p[i];
+            len = (len << 8) | b[i];
         if (len >> 63)
-            return fail(ws, CLOSE_PROTOCOL, "frame length has the top bit set");
+            return parse_error(ev, CLOSE_PROTOCOL, "frame length has the top bit set");
     }
     if (control && (!f->fin || len > 125))
-        return fail(ws, CLOSE_PROTOCOL, "fragmented or oversized control frame");
+        return parse_error(ev, CLOSE_PROTOCOL, "fragmented or oversized control frame");
     if (!control) {
-        size_t so_far = f->opcode == OP_CONT ? ws->msg_len : 0;
-        if (len > ws->max_message || so_far > ws->max_message - (size_t)len)
-            return fail(ws, CLOSE_TOO_BIG, "message larger than %zu bytes", ws->max_message);
+        size_t so_far = f->opcode == OP_CONT ? p->msg_len : 0;
+        if (len > p->max_message || so_far > p->max_message - (size_t)len)
+            return parse_error(ev, CLOSE_TOO_BIG, "message larger than %zu bytes", p->max_message);
     }
-    *need = header + (size_t)len;
-    if (ws->in_len < *need)
+    ev->need = header + (size_t)len;
+    if (n < ev->need)
         return 0;
-    f->payload = p + header;
+    f->payload = b + header;
     f->len = (size_t)len;
-    f->total = *need;
+    f->total = ev->need;
     return 1;
 }
 
-/* Handles a control frame. Returns GP_WS_OK to keep reading, GP_WS_CLOSED or GP_WS_ERROR. */
-static int on_control(gp_ws_t *ws, const frame_t *f)
+/* A control frame becomes its event. */
+static void on_control(const frame_t *f, gp_ws_event_t *ev)
 {
-    if (f->opcode == OP_PING) {
-        unsigned char copy[125];
-        memcpy(copy, f->payload, f->len);
-        if (ws->close_sent)
-            return GP_WS_OK; /* after our close only a close may follow */
-        if (send_frame(ws, OP_PONG, copy, f->len) != 0) {
-            ws->failed = true;
-            return GP_WS_ERROR;
-        }
-        return GP_WS_OK;
+    if (f->opcode == OP_PING || f->opcode == OP_PONG) {
+        ev->kind = f->opcode == OP_PING ? GP_WS_EV_PING : GP_WS_EV_PONG;
+        ev->payload = f->payload;
+        ev->len = f->len;
+        return;
     }
-    if (f->opcode == OP_PONG)
-        return GP_WS_OK; /* we never ping, so any pong is unsolicited and ignorable */
-
-    /* Close. */
     int code = CLOSE_NO_STATUS;
-    if (f->len == 1)
-        return fail(ws, CLOSE_PROTOCOL, "close frame with a one-byte payload");
+    if (f->len == 1) {
+        parse_error(ev, CLOSE_PROTOCOL, "close frame with a one-byte payload");
+        return;
+    }
     if (f->len >= 2) {
         code = (f->payload[0] << 8) | f->payload[1];
-        if (!utf8_valid(f->payload + 2, f->len - 2))
-            return fail(ws, CLOSE_BAD_DATA, "close reason is not UTF-8");
+        if (!utf8_valid(f->payload + 2, f->len - 2)) {
+            parse_error(ev, CLOSE_BAD_DATA, "close reason is not UTF-8");
+            return;
+        }
     }
-    ws->close_code = code;
-    ws->closed = true;
-    /* Echo the code as RFC 6455 §5.5.1 asks; 1005 must not appear on the wire. */
-    send_close(ws, code == CLOSE_NO_STATUS ? CLOSE_NORMAL : code);
-    return GP_WS_CLOSED;
+    ev->kind = GP_WS_EV_CLOSE;
+    ev->close_code = code;
 }
 
-/* Adds a data frame to the message. Returns 1 when a whole message is ready, 0, or error. */
-static int on_data(gp_ws_t *ws, const frame_t *f)
+/* Adds a data frame to the message in progress; a final one completes it. */
+static void on_data(gp_ws_parser_t *p, const frame_t *f, gp_ws_event_t *ev)
 {
     if (f->opcode == OP_CONT) {
-        if (ws->msg_opcode == 0)
-            return fail(ws, CLOSE_PROTOCOL, "continuation frame without a message");
+        if (p->msg_opcode == 0) {
+            parse_error(ev, CLOSE_PROTOCOL, "continuation frame without a message");
+            return;
+        }
     } else {
-        if (ws->msg_opcode != 0)
-            return fail(ws, CLOSE_PROTOCOL, "new message before the previous one ended");
-        ws->msg_opcode = f->opcode;
-        ws->msg_len = 0;
+        if (p->msg_opcode != 0) {
+            parse_error(ev, CLOSE_PROTOCOL, "new message before the previous one ended");
+            return;
+        }
+        p->msg_opcode = f->opcode;
+        p->msg_len = 0;
     }
-    if (!reserve(&ws->msg, &ws->msg_cap, ws->msg_len + f->len + 1))
-        return fail(ws, CLOSE_TOO_BIG, "out of memory for a %zu-byte message",
-                    ws->msg_len + f->len);
-    memcpy(ws->msg + ws->msg_len, f->payload, f->len);
-    ws->msg_len += f->len;
-    ws->msg[ws->msg_len] = '\0';
+    if (!reserve(&p->msg, &p->msg_cap, p->msg_len + f->len + 1)) {
+        parse_error(ev, CLOSE_TOO_BIG, "out of memory for a %zu-byte message", p->msg_len + f->len);
+        return;
+    }
+    memcpy(p->msg + p->msg_len, f->payload, f->len);
+    p->msg_len += f->len;
+    p->msg[p->msg_len] = '\0';
+    ev->kind = GP_WS_EV_FRAGMENT;
     if (!f->fin)
-        return 0;
-    if (ws->msg_opcode == OP_TEXT && !utf8_valid(ws->msg, ws->msg_len))
-        return fail(ws, CLOSE_BAD_DATA, "text message is not valid UTF-8");
-    return 1;
+        return;
+    if (p->msg_opcode == OP_TEXT && !utf8_valid(p->msg, p->msg_len)) {
+        parse_error(ev, CLOSE_BAD_DATA, "text message is not valid UTF-8");
+        return;
+    }
+    ev->kind = GP_WS_EV_MESSAGE;
+    ev->opcode = p->msg_opcode == OP_TEXT ? GP_WS_TEXT : GP_WS_BINARY;
+    ev->payload = p->msg;
+    ev->len = p->msg_len;
+    p->msg_opcode = 0;
+}
+
+void gp_ws_parser_init(gp_ws_parser_t *p, size_t max_message)
+{
+    memset(p, 0, sizeof *p);
+    p->max_message = max_message > 0 ? max_message : GP_WS_DEFAULT_MAX_MESSAGE;
+}
+
+void gp_ws_parser_free(gp_ws_parser_t *p)
+{
+    free(p->msg);
+    memset(p, 0, sizeof *p);
+}
+
+void gp_ws_parse(gp_ws_parser_t *p, const unsigned char *buf, size_t len, gp_ws_event_t *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->kind = GP_WS_EV_MORE;
+    frame_t f = {0};
+    if (peek_frame(p, buf, len, &f, ev) != 1)
+        return;
+    ev->consumed = f.total;
+    if (f.opcode & 0x8)
+        on_control(&f, ev);
+    else
+        on_data(p, &f, ev);
+    if (ev->kind == GP_WS_EV_ERROR)
+        ev->consumed = 0;
 }
 
 /* ---------------------------------------------------------------------------------------
  * Public API: receive, send, close
  * ------------------------------------------------------------------------------------- */
+
+/* Acts on a control event: answers a ping, echoes a close. GP_WS_OK to keep reading. */
+static int answer_control(gp_ws_t *ws, const gp_ws_event_t *ev)
+{
+    if (ev->kind == GP_WS_EV_PONG)
+        return GP_WS_OK; /* we never ping, so any pong is unsolicited and ignorable */
+    if (ev->kind == GP_WS_EV_PING) {
+        if (ws->close_sent)
+            return GP_WS_OK; /* after our close only a close may follow */
+        if (send_frame(ws, OP_PONG, ev->payload, ev->len) != 0) {
+            ws->failed = true;
+            return GP_WS_ERROR;
+        }
+        return GP_WS_OK;
+    }
+    ws->close_code = ev->close_code;
+    ws->closed = true;
+    /* Echo the code as RFC 6455 §5.5.1 asks; 1005 must not appear on the wire. */
+    send_close(ws, ev->close_code == CLOSE_NO_STATUS ? CLOSE_NORMAL : ev->close_code);
+    return GP_WS_CLOSED;
+}
+
+/* Reads more bytes for a frame of `need` bytes in total. GP_WS_OK, or what to return. */
+static int read_more(gp_ws_t *ws, size_t need, int64_t deadline)
+{
+    /* grow to the frame's size at most, which the parser bounded */
+    if (!reserve(&ws->in, &ws->in_cap, need)) {
+        ws->failed = true;
+        set_error(ws, "out of memory");
+        return GP_WS_ERROR;
+    }
+    int rc = fill(ws, deadline, 0);
+    if (rc == GP_WS_CLOSED) {
+        ws->closed = true;
+        ws->close_code = CLOSE_ABNORMAL;
+        set_error(ws, "connection closed without a close frame");
+        return GP_WS_CLOSED;
+    }
+    if (rc == GP_WS_ERROR)
+        ws->failed = true;
+    return rc;
+}
 
 int gp_ws_recv(gp_ws_t *ws, int timeout_ms, int *opcode, const unsigned char **data, size_t *len)
 {
@@ -428,48 +511,24 @@ int gp_ws_recv(gp_ws_t *ws, int timeout_ms, int *opcode, const unsigned char **d
         return GP_WS_CLOSED;
     int64_t deadline = gp_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
-        frame_t f = {0};
-        size_t need = 0;
-        int rc = peek_frame(ws, &f, &need);
-        if (rc < 0)
-            return rc;
-        if (rc == 1) {
-            if (f.opcode & 0x8) {
-                rc = on_control(ws, &f);
-                consume(ws, f.total);
-                if (rc != GP_WS_OK)
-                    return rc;
-                continue;
-            }
-            rc = on_data(ws, &f);
-            consume(ws, f.total);
-            if (rc < 0)
-                return rc;
-            if (rc == 1) {
-                *opcode = ws->msg_opcode == OP_TEXT ? GP_WS_TEXT : GP_WS_BINARY;
-                ws->msg_opcode = 0;
-                *data = ws->msg;
-                *len = ws->msg_len;
-                return GP_WS_OK;
-            }
-            continue;
+        gp_ws_event_t ev;
+        gp_ws_parse(&ws->parser, ws->in, ws->in_len, &ev);
+        int rc = GP_WS_OK;
+        switch (ev.kind) {
+        case GP_WS_EV_MORE: rc = read_more(ws, ev.need, deadline); break;
+        case GP_WS_EV_ERROR: return fail(ws, ev.close_code, "%s", ev.why);
+        case GP_WS_EV_FRAGMENT: break;
+        case GP_WS_EV_MESSAGE:
+            *opcode = ev.opcode;
+            *data = ev.payload;
+            *len = ev.len;
+            break;
+        case GP_WS_EV_PING:
+        case GP_WS_EV_PONG:
+        case GP_WS_EV_CLOSE: rc = answer_control(ws, &ev); break;
         }
-        /* Need more bytes: grow to the frame's size at most, which peek_frame bounded. */
-        if (!reserve(&ws->in, &ws->in_cap, need)) {
-            ws->failed = true;
-            set_error(ws, "out of memory");
-            return GP_WS_ERROR;
-        }
-        rc = fill(ws, deadline, 0);
-        if (rc == GP_WS_CLOSED) {
-            ws->closed = true;
-            ws->close_code = CLOSE_ABNORMAL;
-            set_error(ws, "connection closed without a close frame");
-            return GP_WS_CLOSED;
-        }
-        if (rc == GP_WS_ERROR)
-            ws->failed = true;
-        if (rc != GP_WS_OK)
+        consume(ws, ev.consumed);
+        if (rc != GP_WS_OK || ev.kind == GP_WS_EV_MESSAGE)
             return rc;
     }
 }
@@ -498,7 +557,7 @@ int gp_ws_close_code(const gp_ws_t *ws)
 void gp_ws_set_max_message(gp_ws_t *ws, size_t max_message)
 {
     if (max_message > 0)
-        ws->max_message = max_message;
+        ws->parser.max_message = max_message;
 }
 
 void gp_ws_close(gp_ws_t *ws)
@@ -521,7 +580,7 @@ void gp_ws_close(gp_ws_t *ws)
     if (ws->curl != NULL)
         curl_easy_cleanup(ws->curl);
     free(ws->in);
-    free(ws->msg);
+    gp_ws_parser_free(&ws->parser);
     free(ws);
 }
 
@@ -647,19 +706,15 @@ static bool has_token(const char *list, const char *token)
     return false;
 }
 
-static int handshake(gp_ws_t *ws, const parsed_url_t *u, const char *const *headers,
-                     int64_t deadline)
+/* The upgrade request; NULL (error set) when a header is not one "Name: value" line. */
+static char *upgrade_request(gp_ws_t *ws, const parsed_url_t *u, const char *const *headers,
+                             const char *key, size_t *len_out)
 {
-    unsigned char nonce[16];
-    gp_random_bytes(nonce, sizeof nonce);
-    char *key = gp_base64_encode(nonce, sizeof nonce);
-
     size_t extra_len = 0;
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
         if (strpbrk(headers[i], "\r\n") != NULL || strchr(headers[i], ':') == NULL) {
-            free(key);
             set_error(ws, "header %zu is not a single \"Name: value\" line", i);
-            return -1;
+            return NULL;
         }
         extra_len += strlen(headers[i]) + 2;
     }
@@ -680,69 +735,68 @@ static int handshake(gp_ws_t *ws, const parsed_url_t *u, const char *const *head
     memcpy(request + pos, "\r\n", 3);
     pos += 2;
     free(base);
-    int rc = send_all(ws, (const unsigned char *)request, pos, deadline);
-    /* The request may carry credentials: do not leave them in freed memory. */
-    memset(request, 0, pos);
-    free(request);
-    if (rc != 0) {
-        free(key);
-        return -1;
-    }
+    *len_out = pos;
+    return request;
+}
 
-    /* Read the response head; bytes after it are already frames and stay in ws->in. */
+/* Reads the response head into a NUL-terminated string; bytes after it are already frames
+ * and stay in ws->in. NULL with the error set on failure. */
+static char *read_response_head(gp_ws_t *ws, int64_t deadline)
+{
     char *end = NULL;
     while (end == NULL) {
         if (ws->in_len >= WS_MAX_HANDSHAKE) {
-            free(key);
             set_error(ws, "handshake response head larger than %d bytes", WS_MAX_HANDSHAKE);
-            return -1;
+            return NULL;
         }
-        rc = fill(ws, deadline, WS_MAX_HANDSHAKE - ws->in_len);
+        int rc = fill(ws, deadline, WS_MAX_HANDSHAKE - ws->in_len);
         if (rc != GP_WS_OK) {
-            free(key);
             if (rc == GP_WS_TIMEOUT)
                 set_error(ws, "no handshake response in time");
             else if (rc == GP_WS_CLOSED)
                 set_error(ws, "server closed the connection during the handshake");
-            return -1;
+            return NULL;
         }
         /* Frames may follow the head in the same read, so search by length, not as text. */
         end = memmem(ws->in, ws->in_len, "\r\n\r\n", 4);
     }
     size_t head_len = (size_t)(end - (char *)ws->in) + 4;
     if (memchr(ws->in, '\0', head_len) != NULL) {
-        free(key);
         set_error(ws, "handshake response head contains a NUL byte");
-        return -1;
+        return NULL;
     }
     char *head = gp_xmalloc(head_len + 1);
     memcpy(head, ws->in, head_len);
     head[head_len] = '\0';
     consume(ws, head_len);
+    return head;
+}
 
-    rc = -1;
+/* Checks the server accepted the upgrade for key, with nothing we did not offer. */
+static int check_response(gp_ws_t *ws, const char *head, const char *key)
+{
     int status = 0;
     char value[256];
     if (sscanf(head, "HTTP/1.%*1[01] %3d", &status) != 1) {
         set_error(ws, "handshake response is not HTTP/1.x");
-        goto out;
+        return -1;
     }
     if (status != 101) {
         set_error(ws, "server answered the upgrade with HTTP %d", status);
-        goto out;
+        return -1;
     }
     if (!find_header(head, "Upgrade", value, sizeof value) || strcasecmp(value, "websocket")) {
         set_error(ws, "handshake response lacks \"Upgrade: websocket\"");
-        goto out;
+        return -1;
     }
     if (!find_header(head, "Connection", value, sizeof value) || !has_token(value, "upgrade")) {
         set_error(ws, "handshake response lacks \"Connection: Upgrade\"");
-        goto out;
+        return -1;
     }
     if (find_header(head, "Sec-WebSocket-Extensions", value, sizeof value) ||
         find_header(head, "Sec-WebSocket-Protocol", value, sizeof value)) {
         set_error(ws, "server selected an extension or subprotocol that was not offered");
-        goto out;
+        return -1;
     }
     char concat[64];
     unsigned char digest[SHA_DIGEST_LENGTH];
@@ -754,10 +808,28 @@ static int handshake(gp_ws_t *ws, const parsed_url_t *u, const char *const *head
     free(expected);
     if (!ok) {
         set_error(ws, "Sec-WebSocket-Accept does not match the key");
-        goto out;
+        return -1;
     }
-    rc = 0;
-out:
+    return 0;
+}
+
+static int handshake(gp_ws_t *ws, const parsed_url_t *u, const char *const *headers,
+                     int64_t deadline)
+{
+    unsigned char nonce[16];
+    gp_random_bytes(nonce, sizeof nonce);
+    char *key = gp_base64_encode(nonce, sizeof nonce);
+    size_t len = 0;
+    char *request = upgrade_request(ws, u, headers, key, &len);
+    int rc = -1;
+    if (request != NULL) {
+        rc = send_all(ws, (const unsigned char *)request, len, deadline);
+        /* The request may carry credentials: do not leave them in freed memory. */
+        memset(request, 0, len);
+        free(request);
+    }
+    char *head = rc == 0 ? read_response_head(ws, deadline) : NULL;
+    rc = head != NULL ? check_response(ws, head, key) : -1;
     free(head);
     free(key);
     return rc;
@@ -776,7 +848,7 @@ int gp_ws_connect(const char *url, const char *const *headers, int connect_timeo
         return -1;
 
     gp_ws_t *ws = gp_xcalloc(1, sizeof *ws);
-    ws->max_message = GP_WS_DEFAULT_MAX_MESSAGE;
+    gp_ws_parser_init(&ws->parser, GP_WS_DEFAULT_MAX_MESSAGE);
     ws->sock = CURL_SOCKET_BAD;
     int64_t deadline = gp_mono_ms() + connect_timeout_ms;
 

@@ -74,4 +74,49 @@ int gp_ws_close_code(const gp_ws_t *ws);
  */
 void gp_ws_close(gp_ws_t *ws);
 
+/*
+ * The frame parser under gp_ws_recv(), without I/O: server-to-client frames in a buffer
+ * become events (fuzzed by tests/fuzz/fuzz_websocket.c). It checks what RFC 6455 asks of a
+ * client: no reserved bits, no masked server frames, known opcodes, 7/16/64-bit lengths
+ * with the top bit clear, control frames final and at most 125 bytes, continuations only
+ * inside a message and no new message inside one, the message size limit (checked from the
+ * header, before the payload is buffered), UTF-8 text and close reasons, close codes.
+ * A parser belongs to one thread at a time.
+ */
+typedef struct gp_ws_parser {
+    unsigned char *msg; /* the message being reassembled; NUL-terminated */
+    size_t msg_len, msg_cap;
+    int msg_opcode; /* RFC 6455 opcode of the message in progress; 0: none */
+    size_t max_message;
+} gp_ws_parser_t;
+
+typedef enum gp_ws_event_kind {
+    GP_WS_EV_MORE,     /* no whole frame yet: `need` bytes in total are needed */
+    GP_WS_EV_FRAGMENT, /* a non-final data frame joined the message in progress */
+    GP_WS_EV_MESSAGE,  /* a message is complete: opcode, payload, len */
+    GP_WS_EV_PING,     /* payload, len: to be echoed in a pong */
+    GP_WS_EV_PONG,
+    GP_WS_EV_CLOSE, /* close_code: the server's (1005 when it sent none) */
+    GP_WS_EV_ERROR, /* protocol violation: close with close_code, `why` says what */
+} gp_ws_event_kind_t;
+
+typedef struct gp_ws_event {
+    gp_ws_event_kind_t kind;
+    size_t consumed; /* bytes of the buffer this frame took (0 for MORE and ERROR) */
+    size_t need;     /* MORE */
+    int opcode;      /* MESSAGE: GP_WS_TEXT or GP_WS_BINARY */
+    /* MESSAGE: the parser's buffer, valid until the next parse; PING/PONG: into the input */
+    const unsigned char *payload;
+    size_t len;
+    int close_code; /* CLOSE, ERROR */
+    char why[256];  /* ERROR */
+} gp_ws_event_t;
+
+/* max_message 0: GP_WS_DEFAULT_MAX_MESSAGE. */
+void gp_ws_parser_init(gp_ws_parser_t *p, size_t max_message);
+void gp_ws_parser_free(gp_ws_parser_t *p);
+/* Parses the frame at the front of buf[0..len) into *ev; the caller drops ev->consumed bytes
+ * and calls again. After ERROR the stream is unusable. */
+void gp_ws_parse(gp_ws_parser_t *p, const unsigned char *buf, size_t len, gp_ws_event_t *ev);
+
 #endif

@@ -35,6 +35,7 @@
 #include "core/media_type.h"
 #include "core/util.h"
 #include "infra/sign/sigv4.h"
+#include "infra/storage/s3_url.h"
 #include "infra/storage/storage.h"
 
 #include <genpulse/http.h>
@@ -51,7 +52,6 @@
 #include <unistd.h>
 
 #define MIB (1024ull * 1024ull)
-#define S3_MIN_PART (5 * MIB)
 #define S3_MAX_PARTS 10000
 #define S3_CONNECT_MS 5000
 #define S3_BASE_TIMEOUT_MS 60000
@@ -60,352 +60,16 @@
 
 typedef struct s3_storage {
     gp_storage_t base;
-    char *origin;    /* "https://bucket.s3.amazonaws.com" or "http://127.0.0.1:9000" */
-    char *host;      /* Host header value: the origin's authority without a default port */
-    char *base_path; /* "/bucket" (path style) or "" (virtual-host style) */
-    char *bucket;
-    char *prefix; /* "" or ending in '/' */
-    char *access_key, *secret_key, *session_token;
-    char *region;
-    int64_t presign_expires;
-    size_t part_size; /* also the multipart threshold */
+    gp_s3_url_t cfg; /* endpoint, credentials, limits: immutable after open */
 } s3_storage_t;
-
-/* ---- URL parsing ---- */
-
-static int hexv(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* Percent-decodes n bytes; NULL when a decoded byte is NUL (it would truncate the value). */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *o = gp_xmalloc(n + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexv(s[i + 1])) >= 0 && (lo = hexv(s[i + 2])) >= 0) {
-            o[k] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            o[k] = s[i];
-        }
-        if (o[k++] == '\0') {
-            free(o);
-            return NULL;
-        }
-    }
-    o[k] = '\0';
-    return o;
-}
-
-static int parse_bool(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
-        *out = true;
-    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
-             !strcasecmp(v, "off"))
-        *out = false;
-    else
-        return -1;
-    return 0;
-}
-
-/* "16777216", "16M", "16MiB", "512k": bytes; -1 when malformed or above 5 GiB (S3's
- * largest part). */
-static long long parse_size(const char *v)
-{
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || end == v || n < 0)
-        return -1;
-    unsigned long long mul = 1;
-    switch (toupper((unsigned char)*end)) {
-    case '\0': break;
-    case 'K':
-        mul = 1024;
-        end++;
-        break;
-    case 'M':
-        mul = MIB;
-        end++;
-        break;
-    case 'G':
-        mul = 1024 * MIB;
-        end++;
-        break;
-    default: return -1;
-    }
-    if (*end && strcasecmp(end, "iB") && strcasecmp(end, "B"))
-        return -1;
-    if ((unsigned long long)n > (5ull * 1024 * MIB) / mul)
-        return -1;
-    return (long long)((unsigned long long)n * mul);
-}
-
-static bool bucket_ok(const char *b)
-{
-    size_t n = strlen(b);
-    if (n < 1 || n > 255)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)b[i]) && b[i] != '.' && b[i] != '-' && b[i] != '_')
-            return false;
-    return true;
-}
-
-/* A prefix becomes part of every URL path: dot segments and empty segments would be
- * rewritten by HTTP stacks and break signatures, control bytes are never wanted. */
-static bool prefix_ok(const char *p)
-{
-    if (strlen(p) > 512)
-        return false;
-    for (const char *s = p; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '\\')
-            return false;
-    for (const char *s = p; *s;) {
-        const char *e = strchr(s, '/');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        if ((n == 0 && e) || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-            return false;
-        s += n;
-        if (*s == '/')
-            s++;
-    }
-    return true;
-}
-
-/* Values that end up in headers or in the credential scope: visible ASCII only (no header
- * injection), and none of the scope's separators. */
-static bool token_ok(const char *t, const char *forbidden)
-{
-    if (!t || !*t || strlen(t) > 4096)
-        return false;
-    for (const char *c = t; *c; c++)
-        if (*c < 0x21 || *c > 0x7e || strchr(forbidden, *c))
-            return false;
-    return true;
-}
 
 static void s3_free(s3_storage_t *s)
 {
     if (!s)
         return;
-    free(s->origin);
-    free(s->host);
-    free(s->base_path);
-    free(s->bucket);
-    free(s->prefix);
-    free(s->access_key);
-    if (s->secret_key) {
-        memset(s->secret_key, 0, strlen(s->secret_key));
-        free(s->secret_key);
-    }
-    free(s->session_token);
-    free(s->region);
+    gp_s3_url_clear(&s->cfg);
     free(s);
 }
-
-#define FAIL(...)                                                                                  \
-    do {                                                                                           \
-        snprintf(err, cap, "storage url: " __VA_ARGS__);                                           \
-        goto fail;                                                                                 \
-    } while (0)
-
-static int parse_url(s3_storage_t *s, const char *url, char *err, size_t cap)
-{
-    char *hostport = NULL, *path = NULL;
-    bool tls = true, path_style = false, path_style_set = false;
-    long long threshold = 16 * (long long)MIB;
-    s->region = gp_xstrdup("us-east-1");
-    s->presign_expires = 3600;
-
-    if (strncmp(url, "s3://", 5))
-        FAIL("must start with s3://");
-    const char *p = url + 5;
-    const char *q = strchr(p, '?');
-    const char *lim = q ? q : p + strlen(p);
-    const char *at = NULL;
-    for (const char *c = p; c < lim; c++)
-        if (*c == '@')
-            at = c;
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon)
-            FAIL("credentials must be ACCESS_KEY:SECRET_KEY@");
-        s->access_key = pct_decode(p, (size_t)(colon - p));
-        s->secret_key = pct_decode(colon + 1, (size_t)(at - colon - 1));
-        if (!s->access_key || !s->secret_key || !*s->access_key || !*s->secret_key)
-            FAIL("empty or malformed access key or secret key");
-        p = at + 1;
-    }
-    const char *slash = memchr(p, '/', (size_t)(lim - p));
-    if (!slash)
-        FAIL("missing /bucket (s3://[key:secret@][host[:port]]/bucket[?options])");
-    hostport = gp_xasprintf("%.*s", (int)(slash - p), p);
-    path = pct_decode(slash + 1, (size_t)(lim - slash - 1));
-    if (!path)
-        FAIL("malformed bucket or prefix");
-    char *bslash = strchr(path, '/');
-    s->bucket = bslash ? gp_xasprintf("%.*s", (int)(bslash - path), path) : gp_xstrdup(path);
-    if (!bucket_ok(s->bucket))
-        FAIL("bad or missing bucket name \"%.64s\"", s->bucket);
-    s->prefix = gp_xstrdup(bslash ? bslash + 1 : "");
-
-    for (const char *o = q ? q + 1 : NULL; o && *o;) {
-        const char *amp = strchr(o, '&');
-        size_t n = amp ? (size_t)(amp - o) : strlen(o);
-        const char *eq = memchr(o, '=', n);
-        if (n == 0) {
-            o += amp ? 1 : 0;
-            if (!amp)
-                break;
-            continue;
-        }
-        if (!eq)
-            FAIL("option \"%.*s\" needs a value", (int)(n > 40 ? 40 : n), o);
-        char *k = gp_xasprintf("%.*s", (int)(eq - o), o);
-        char *v = pct_decode(eq + 1, n - (size_t)(eq - o) - 1);
-        int bad = !v;
-        if (bad) {
-        } else if (!strcmp(k, "region")) {
-            bad = strlen(v) > 64 || !token_ok(v, "/,;=");
-            if (!bad) {
-                free(s->region);
-                s->region = gp_xstrdup(v);
-            }
-        } else if (!strcmp(k, "tls")) {
-            bad = parse_bool(v, &tls);
-        } else if (!strcmp(k, "path_style")) {
-            bad = parse_bool(v, &path_style);
-            path_style_set = true;
-        } else if (!strcmp(k, "presign_expires")) {
-            char *e = NULL;
-            long long x = strtoll(v, &e, 10);
-            bad = !*v || *e || x < 1 || x > 604800;
-            s->presign_expires = x;
-        } else if (!strcmp(k, "prefix")) {
-            free(s->prefix);
-            s->prefix = gp_xstrdup(v);
-        } else if (!strcmp(k, "multipart_threshold")) {
-            threshold = parse_size(v);
-            bad = threshold < (long long)S3_MIN_PART;
-        } else if (!strcmp(k, "session_token")) {
-            bad = !token_ok(v, "");
-            free(s->session_token);
-            s->session_token = gp_xstrdup(v);
-        } else {
-            snprintf(err, cap,
-                     "storage url: unknown option \"%.40s\" (known: region, tls, path_style, "
-                     "presign_expires, prefix, multipart_threshold, session_token)",
-                     k);
-            free(k);
-            free(v);
-            goto fail;
-        }
-        if (bad) {
-            snprintf(err, cap, "storage url: bad value for %.40s%s", k,
-                     !strcmp(k, "multipart_threshold") ? " (at least 5M, at most 5G)"
-                     : !strcmp(k, "presign_expires")   ? " (1..604800 seconds)"
-                                                       : "");
-            free(k);
-            free(v);
-            goto fail;
-        }
-        free(k);
-        free(v);
-        if (!amp)
-            break;
-        o = amp + 1;
-    }
-
-    /* prefix: no leading '/', one trailing '/' */
-    char *pf = s->prefix;
-    while (*pf == '/')
-        pf++;
-    if (!prefix_ok(pf))
-        FAIL("bad prefix (no empty, \".\" or \"..\" segments, no control characters)");
-    char *np = *pf && pf[strlen(pf) - 1] != '/' ? gp_xasprintf("%s/", pf) : gp_xstrdup(pf);
-    free(s->prefix);
-    s->prefix = np;
-
-    if (!s->access_key) {
-        const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
-        if (!ak || !*ak || !sk || !*sk)
-            FAIL("no credentials: give s3://ACCESS_KEY:SECRET_KEY@... or set "
-                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-        s->access_key = gp_xstrdup(ak);
-        s->secret_key = gp_xstrdup(sk);
-        const char *tok = getenv("AWS_SESSION_TOKEN");
-        if (!s->session_token && tok && *tok)
-            s->session_token = gp_xstrdup(tok);
-    }
-    if (!token_ok(s->access_key, "/,;=") || !token_ok(s->secret_key, ""))
-        FAIL("the access key and secret key must be visible ASCII (and the access key without "
-             "'/', ',', ';' or '=')");
-    if (s->session_token && !token_ok(s->session_token, ""))
-        FAIL("the session token must be visible ASCII");
-
-    /* endpoint */
-    bool aws = !*hostport;
-    if (aws) {
-        free(hostport);
-        hostport = !strcmp(s->region, "us-east-1") ? gp_xstrdup("s3.amazonaws.com")
-                                                   : gp_xasprintf("s3.%s.amazonaws.com", s->region);
-    }
-    for (const char *c = hostport; *c; c++)
-        if (!isalnum((unsigned char)*c) && !strchr(".-_:[]", *c))
-            FAIL("bad endpoint host");
-    if (!path_style_set)
-        path_style = !aws;
-    /* split an explicit port to drop it from Host when it is the scheme's default, as HTTP
-     * clients do; presigned URLs are signed for the Host other clients will send */
-    char *hostonly = gp_xstrdup(hostport);
-    const char *port = NULL;
-    char *rb = strrchr(hostonly, ']');
-    char *pc = strrchr(hostonly, ':');
-    if (pc && (!rb || pc > rb)) {
-        *pc = '\0';
-        port = pc + 1;
-        char *e = NULL;
-        long pn = strtol(port, &e, 10);
-        if (!*port || *e || pn < 1 || pn > 65535) {
-            free(hostonly);
-            FAIL("bad port");
-        }
-        if ((tls && pn == 443) || (!tls && pn == 80))
-            port = NULL;
-    }
-    if (!*hostonly) {
-        free(hostonly);
-        FAIL("empty endpoint host");
-    }
-    if (path_style) {
-        s->host = port ? gp_xasprintf("%s:%s", hostonly, port) : gp_xstrdup(hostonly);
-        s->base_path = gp_xasprintf("/%s", s->bucket);
-    } else {
-        s->host = port ? gp_xasprintf("%s.%s:%s", s->bucket, hostonly, port)
-                       : gp_xasprintf("%s.%s", s->bucket, hostonly);
-        s->base_path = gp_xstrdup("");
-    }
-    free(hostonly);
-    s->origin = gp_xasprintf("%s://%s", tls ? "https" : "http", s->host);
-    s->part_size = (size_t)threshold;
-    free(hostport);
-    free(path);
-    return 0;
-fail:
-    free(hostport);
-    free(path);
-    return -GP_E_INTERNAL;
-}
-
-#undef FAIL
 
 /* ---- requests ---- */
 
@@ -428,17 +92,17 @@ typedef struct s3_req {
 static char *object_path(const s3_storage_t *s, const char *key)
 {
     char *ek = gp_sigv4_uri_encode(key ? key : "", key ? strlen(key) : 0, true);
-    char *p = gp_xasprintf("%s/%s", s->base_path, ek);
+    char *p = gp_xasprintf("%s/%s", s->cfg.base_path, ek);
     free(ek);
     return p;
 }
 
 static gp_sigv4_creds_t creds_of(const s3_storage_t *s)
 {
-    return (gp_sigv4_creds_t){.access_key = s->access_key,
-                              .secret_key = s->secret_key,
-                              .session_token = s->session_token,
-                              .region = s->region,
+    return (gp_sigv4_creds_t){.access_key = s->cfg.access_key,
+                              .secret_key = s->cfg.secret_key,
+                              .session_token = s->cfg.session_token,
+                              .region = s->cfg.region,
                               .service = "s3"};
 }
 
@@ -451,11 +115,12 @@ static int s3_do(const s3_storage_t *s, const s3_req_t *r, gp_http_response_t *r
     time_t now = time(NULL);
     gp_sigv4_stamp(now, stamp);
 
-    char *h_host = gp_xasprintf("Host: %s", s->host);
+    char *h_host = gp_xasprintf("Host: %s", s->cfg.host);
     char *h_date = gp_xasprintf("X-Amz-Date: %s", stamp);
     char *h_hash = gp_xasprintf("x-amz-content-sha256: %s", hash);
-    char *h_tok =
-        s->session_token ? gp_xasprintf("X-Amz-Security-Token: %s", s->session_token) : NULL;
+    char *h_tok = s->cfg.session_token
+                      ? gp_xasprintf("X-Amz-Security-Token: %s", s->cfg.session_token)
+                      : NULL;
     char *h_ct = r->content_type ? gp_xasprintf("Content-Type: %s", r->content_type) : NULL;
     const char *hdrs[8]; /* the five above at most, Authorization, NULL */
     size_t n = 0;
@@ -484,8 +149,8 @@ static int s3_do(const s3_storage_t *s, const s3_req_t *r, gp_http_response_t *r
         char *h_auth = gp_xasprintf("Authorization: %s", sig.authorization);
         hdrs[n++] = h_auth;
         hdrs[n] = NULL;
-        char *url = r->query && *r->query ? gp_xasprintf("%s%s?%s", s->origin, path, r->query)
-                                          : gp_xasprintf("%s%s", s->origin, path);
+        char *url = r->query && *r->query ? gp_xasprintf("%s%s?%s", s->cfg.origin, path, r->query)
+                                          : gp_xasprintf("%s%s", s->cfg.origin, path);
         gp_http_request_t hr = {
             .method = r->method,
             .url = url,
@@ -599,19 +264,19 @@ static int make_key(const s3_storage_t *s, const char *owner, const char *name, 
 {
     if (!gp_is_uuid(owner) || !gp_storage_name_ok(name))
         return -GP_E_BAD_REQUEST;
-    *key = gp_xasprintf("%s%s/%s", s->prefix, owner, name);
+    *key = gp_xasprintf("%s%s/%s", s->cfg.prefix, owner, name);
     return 0;
 }
 
 static char *presign_key(const s3_storage_t *s, const char *key, int64_t expires_s)
 {
     char *path = object_path(s, key);
-    char *h_host = gp_xasprintf("Host: %s", s->host);
+    char *h_host = gp_xasprintf("Host: %s", s->cfg.host);
     const char *hdrs[] = {h_host, NULL};
     gp_sigv4_creds_t c = creds_of(s);
     gp_sigv4_request_t sr = {.method = "GET", .path = path, .headers = hdrs, .when = time(NULL)};
     char *q = gp_sigv4_presign_query(&gp_sigv4_s3, &c, &sr, expires_s, NULL);
-    char *url = q ? gp_xasprintf("%s%s?%s", s->origin, path, q) : NULL;
+    char *url = q ? gp_xasprintf("%s%s?%s", s->cfg.origin, path, q) : NULL;
     free(q);
     free(h_host);
     free(path);
@@ -626,7 +291,7 @@ static int s3_presign(gp_storage_t *base, const char *owner, const char *name, i
     if (make_key(s, owner, name, &key) != 0)
         return -GP_E_NOT_FOUND;
     if (expires_s <= 0) /* the URL's presign_expires */
-        expires_s = s->presign_expires;
+        expires_s = s->cfg.presign_expires;
     if (expires_s > 604800) /* SigV4's limit */
         expires_s = 604800;
     *url_out = presign_key(s, key, expires_s);
@@ -636,7 +301,7 @@ static int s3_presign(gp_storage_t *base, const char *owner, const char *name, i
 
 static int finish_put(s3_storage_t *s, const char *key, char **url_out)
 {
-    *url_out = presign_key(s, key, s->presign_expires);
+    *url_out = presign_key(s, key, s->cfg.presign_expires);
     return *url_out ? 0 : -GP_E_INTERNAL;
 }
 
@@ -693,13 +358,10 @@ static void abort_upload(s3_storage_t *s, const char *key, const char *query)
     free(what);
 }
 
-static int multipart_upload(s3_storage_t *s, const char *key, int fd, size_t size,
-                            const char *content_type)
+/* Starts a multipart upload; upload_id gets its id. */
+static int initiate_upload(s3_storage_t *s, const char *key, const char *content_type,
+                           char *upload_id, size_t id_cap)
 {
-    size_t part = s->part_size;
-    if ((size + part - 1) / part > S3_MAX_PARTS)
-        part = ((size + S3_MAX_PARTS - 1) / S3_MAX_PARTS + MIB - 1) / MIB * MIB;
-    size_t nparts = (size + part - 1) / part;
     char *what = gp_xasprintf("initiate multipart upload of %s", key);
     gp_http_response_t resp;
     /* a repeated initiation only leaves an unused upload id behind */
@@ -711,21 +373,50 @@ static int multipart_upload(s3_storage_t *s, const char *key, int fd, size_t siz
                      .retry_unsafe = true};
     int rc = s3_result(s3_do(s, &init, &resp), &resp, what);
     free(what);
-    char upload_id[1024];
-    if (rc == 0 && !xml_tag(resp.body, "UploadId", upload_id, sizeof upload_id)) {
+    if (rc == 0 && !xml_tag(resp.body, "UploadId", upload_id, id_cap)) {
         GP_WARN("s3: initiate multipart upload of %s: no UploadId in the answer", key);
         rc = -GP_E_INTERNAL;
     }
     gp_http_response_free(&resp);
-    if (rc != 0)
-        return rc;
-    char *eid = gp_sigv4_uri_encode(upload_id, strlen(upload_id), false);
-    char *idq = gp_xasprintf("uploadId=%s", eid);
+    return rc;
+}
 
+/* Sends part i (0-based) of nparts from buf; *etag gets the server's ETag. */
+static int put_part(s3_storage_t *s, const char *key, const char *idq, size_t i, size_t nparts,
+                    const char *buf, size_t n, char **etag_out)
+{
+    char hash[GP_SHA256_HEX_LEN];
+    gp_sha256_hex(buf, n, hash);
+    char *pq = gp_xasprintf("partNumber=%zu&%s", i + 1, idq);
+    s3_req_t pr = {.method = "PUT",
+                   .key = key,
+                   .query = pq,
+                   .body = buf,
+                   .body_len = n,
+                   .payload_sha256 = hash,
+                   .timeout_ms = timeout_for(n)};
+    char *what = gp_xasprintf("PUT part %zu/%zu of %s", i + 1, nparts, key);
+    gp_http_response_t resp;
+    int rc = s3_result(s3_do(s, &pr, &resp), &resp, what);
+    char etag[256];
+    if (rc == 0 && !gp_http_header(&resp, "ETag", etag, sizeof etag)) {
+        GP_WARN("s3: %s: no ETag in the answer", what);
+        rc = -GP_E_INTERNAL;
+    }
+    if (rc == 0)
+        *etag_out = gp_xstrdup(etag);
+    gp_http_response_free(&resp);
+    free(what);
+    free(pq);
+    return rc;
+}
+
+/* Reads the file part by part and sends each; etags[i] gets part i's ETag. */
+static int upload_parts(s3_storage_t *s, const char *key, int fd, size_t size, size_t part,
+                        size_t nparts, const char *idq, char **etags)
+{
     char *buf = malloc(part);
-    char **etags = calloc(nparts, sizeof *etags);
-    if (!buf || !etags)
-        rc = -GP_E_NOMEM;
+    int rc = buf ? 0 : -GP_E_NOMEM;
     for (size_t i = 0; rc == 0 && i < nparts; i++) {
         size_t off = i * part, n = size - off < part ? size - off : part;
         if (pread_full(fd, buf, n, (off_t)off) != 0) {
@@ -733,70 +424,83 @@ static int multipart_upload(s3_storage_t *s, const char *key, int fd, size_t siz
             rc = -GP_E_IO;
             break;
         }
-        char hash[GP_SHA256_HEX_LEN];
-        gp_sha256_hex(buf, n, hash);
-        char *pq = gp_xasprintf("partNumber=%zu&%s", i + 1, idq);
-        s3_req_t pr = {.method = "PUT",
-                       .key = key,
-                       .query = pq,
-                       .body = buf,
-                       .body_len = n,
-                       .payload_sha256 = hash,
-                       .timeout_ms = timeout_for(n)};
-        what = gp_xasprintf("PUT part %zu/%zu of %s", i + 1, nparts, key);
-        rc = s3_result(s3_do(s, &pr, &resp), &resp, what);
-        char etag[256];
-        if (rc == 0 && !gp_http_header(&resp, "ETag", etag, sizeof etag)) {
-            GP_WARN("s3: %s: no ETag in the answer", what);
-            rc = -GP_E_INTERNAL;
-        }
-        if (rc == 0)
-            etags[i] = gp_xstrdup(etag);
-        gp_http_response_free(&resp);
-        free(what);
-        free(pq);
+        rc = put_part(s, key, idq, i, nparts, buf, n, &etags[i]);
     }
     free(buf);
+    return rc;
+}
 
-    if (rc == 0) {
-        size_t cap = 64 + nparts * 320;
-        char *xml = malloc(cap);
-        if (!xml) {
-            rc = -GP_E_NOMEM;
-        } else {
-            size_t len = (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
-            for (size_t i = 0; i < nparts; i++)
-                len += (size_t)snprintf(xml + len, cap - len,
-                                        "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>",
-                                        i + 1, etags[i]);
-            len += (size_t)snprintf(xml + len, cap - len, "</CompleteMultipartUpload>");
-            char hash[GP_SHA256_HEX_LEN];
-            gp_sha256_hex(xml, len, hash);
-            s3_req_t cr = {.method = "POST",
-                           .key = key,
-                           .query = idq,
-                           .content_type = "application/xml",
-                           .body = xml,
-                           .body_len = len,
-                           .payload_sha256 = hash,
-                           /* S3 may take minutes to assemble a large object */
-                           .timeout_ms = timeout_for(size / 8),
-                           .retry_unsafe = true};
-            what = gp_xasprintf("complete multipart upload of %s", key);
-            rc = s3_result(s3_do(s, &cr, &resp), &resp, what);
-            /* S3 answers 200 before assembling and reports a failure in the body */
-            if (rc == 0 && resp.body && strstr(resp.body, "<Error>")) {
-                char code[64], msg[256];
-                xml_tag(resp.body, "Code", code, sizeof code);
-                xml_tag(resp.body, "Message", msg, sizeof msg);
-                GP_WARN("s3: %s: %s: %s", what, code, msg);
-                rc = -GP_E_UNAVAILABLE;
-            }
-            gp_http_response_free(&resp);
-            free(what);
-            free(xml);
-        }
+/* The CompleteMultipartUpload body listing every part; NULL when out of memory. */
+static char *complete_xml(char *const *etags, size_t nparts, size_t *len_out)
+{
+    size_t cap = 64 + nparts * 320;
+    char *xml = malloc(cap);
+    if (!xml)
+        return NULL;
+    size_t len = (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
+    for (size_t i = 0; i < nparts; i++)
+        len += (size_t)snprintf(xml + len, cap - len,
+                                "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                                etags[i]);
+    len += (size_t)snprintf(xml + len, cap - len, "</CompleteMultipartUpload>");
+    *len_out = len;
+    return xml;
+}
+
+/* Asks S3 to assemble the parts into the object. */
+static int complete_upload(s3_storage_t *s, const char *key, size_t size, char *const *etags,
+                           size_t nparts, const char *idq)
+{
+    size_t len = 0;
+    char *xml = complete_xml(etags, nparts, &len);
+    if (!xml)
+        return -GP_E_NOMEM;
+    char hash[GP_SHA256_HEX_LEN];
+    gp_sha256_hex(xml, len, hash);
+    s3_req_t cr = {.method = "POST",
+                   .key = key,
+                   .query = idq,
+                   .content_type = "application/xml",
+                   .body = xml,
+                   .body_len = len,
+                   .payload_sha256 = hash,
+                   /* S3 may take minutes to assemble a large object */
+                   .timeout_ms = timeout_for(size / 8),
+                   .retry_unsafe = true};
+    char *what = gp_xasprintf("complete multipart upload of %s", key);
+    gp_http_response_t resp;
+    int rc = s3_result(s3_do(s, &cr, &resp), &resp, what);
+    /* S3 answers 200 before assembling and reports a failure in the body */
+    if (rc == 0 && resp.body && strstr(resp.body, "<Error>")) {
+        char code[64], msg[256];
+        xml_tag(resp.body, "Code", code, sizeof code);
+        xml_tag(resp.body, "Message", msg, sizeof msg);
+        GP_WARN("s3: %s: %s: %s", what, code, msg);
+        rc = -GP_E_UNAVAILABLE;
     }
+    gp_http_response_free(&resp);
+    free(what);
+    free(xml);
+    return rc;
+}
+
+static int multipart_upload(s3_storage_t *s, const char *key, int fd, size_t size,
+                            const char *content_type)
+{
+    size_t part = s->cfg.part_size;
+    if ((size + part - 1) / part > S3_MAX_PARTS)
+        part = ((size + S3_MAX_PARTS - 1) / S3_MAX_PARTS + MIB - 1) / MIB * MIB;
+    size_t nparts = (size + part - 1) / part;
+    char upload_id[1024];
+    int rc = initiate_upload(s, key, content_type, upload_id, sizeof upload_id);
+    if (rc != 0)
+        return rc;
+    char *eid = gp_sigv4_uri_encode(upload_id, strlen(upload_id), false);
+    char *idq = gp_xasprintf("uploadId=%s", eid);
+    char **etags = calloc(nparts, sizeof *etags);
+    rc = etags ? upload_parts(s, key, fd, size, part, nparts, idq, etags) : -GP_E_NOMEM;
+    if (rc == 0)
+        rc = complete_upload(s, key, size, etags, nparts, idq);
     if (rc != 0)
         abort_upload(s, key, idq);
     for (size_t i = 0; etags && i < nparts; i++)
@@ -821,7 +525,7 @@ static int s3_put_file(gp_storage_t *base, const char *task_id, const char *name
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         GP_WARN("s3: cannot read %s: %s", path, strerror(errno));
         rc = -GP_E_IO;
-    } else if ((size_t)st.st_size > s->part_size) {
+    } else if ((size_t)st.st_size > s->cfg.part_size) {
         rc = multipart_upload(s, key, fd, (size_t)st.st_size, ct);
     } else {
         char hash[GP_SHA256_HEX_LEN];
@@ -888,7 +592,7 @@ static int s3_open(gp_storage_t **out, const char *url, const gp_settings_t *set
     s3_storage_t *s = gp_xcalloc(1, sizeof *s);
     extern const gp_storage_vt_t gp_storage_backend_s3;
     s->base.vt = &gp_storage_backend_s3;
-    if (parse_url(s, url ? url : "", err, cap) != 0) {
+    if (gp_s3_url_parse(url ? url : "", &s->cfg, err, cap) != 0) {
         s3_free(s);
         return -GP_E_INTERNAL;
     }
@@ -903,7 +607,7 @@ static int s3_open(gp_storage_t **out, const char *url, const gp_settings_t *set
     int hrc = s3_do(s, &r, &resp);
     int rc = 0;
     if (hrc != GP_HTTP_OK) {
-        snprintf(err, cap, "s3: cannot reach %s: %s (%s)", s->origin, gp_http_strerror(hrc),
+        snprintf(err, cap, "s3: cannot reach %s: %s (%s)", s->cfg.origin, gp_http_strerror(hrc),
                  resp.error);
         rc = -GP_E_UNAVAILABLE;
     } else if (resp.status < 200 || resp.status >= 300) {
@@ -921,7 +625,7 @@ static int s3_open(gp_storage_t **out, const char *url, const gp_settings_t *set
             hint = " (check the region= option)";
         else if (resp.status == 403)
             hint = " (check the credentials and the bucket policy)";
-        snprintf(err, cap, "s3: bucket %s at %s: HTTP %ld %s%s%s%s", s->bucket, s->origin,
+        snprintf(err, cap, "s3: bucket %s at %s: HTTP %ld %s%s%s%s", s->cfg.bucket, s->cfg.origin,
                  resp.status, *code ? code : "", *msg ? ": " : "", msg, hint);
         rc = gp_http_status_retryable(resp.status) ? -GP_E_UNAVAILABLE : -GP_E_INTERNAL;
     }
@@ -930,7 +634,8 @@ static int s3_open(gp_storage_t **out, const char *url, const gp_settings_t *set
         s3_free(s);
         return rc;
     }
-    GP_INFO("s3: storage in bucket %s at %s, key prefix \"%s\"", s->bucket, s->origin, s->prefix);
+    GP_INFO("s3: storage in bucket %s at %s, key prefix \"%s\"", s->cfg.bucket, s->cfg.origin,
+            s->cfg.prefix);
     *out = &s->base;
     return 0;
 }
