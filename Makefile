@@ -46,6 +46,7 @@ $(BUILD)/libgenpulse-core.a: $(OBJS)
 # are linked into one relocatable object whose only global symbols are the gp_client_*
 # functions client.h declares, so a host program never meets our internals (gp_xmalloc, …).
 CLIENT_OBJS := $(BUILD)/obj/client/client.o $(BUILD)/obj/infra/redis/conn.o \
+               $(BUILD)/obj/infra/celery/wire.o \
                $(BUILD)/obj/core/util.o $(BUILD)/obj/core/base64.o
 $(BUILD)/libgenpulse.a: $(CLIENT_OBJS) include/genpulse/client.h
 	grep -oE '\bgp_client_[a-z_]+\(' include/genpulse/client.h | tr -d '(' | sort -u > $(BUILD)/client-exports.txt

@@ -10,8 +10,8 @@
  */
 #include <genpulse/client.h>
 
-#include "core/base64.h"
 #include "core/util.h"
+#include "infra/celery/wire.h"
 #include "infra/redis/conn.h"
 
 #include <hiredis/hiredis.h>
@@ -106,32 +106,18 @@ static int send_task(gp_client_t *c, const char *task_type, const char *params_j
         return GP_CLIENT_EINVAL;
     }
     char *kwrepr = json_dumps(kwargs, JSON_COMPACT);
-    json_t *body = json_pack("[[], o, {s:n, s:n, s:n, s:n}]", kwargs, "callbacks", "errbacks",
-                             "chain", "chord");
-    char *body_text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    char *b64 = body_text ? gp_base64_encode_or_null(body_text, strlen(body_text)) : NULL;
-    if (!kwrepr || !b64) {
-        free(body_text);
-        free(kwrepr);
-        free(b64);
-        return GP_CLIENT_ENOMEM;
-    }
-    free(body_text);
     char tag[37];
     gp_uuid7(tag);
-    json_t *msg =
-        json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:i}, s:{s:s, s:s, s:s, s:s, "
-                  "s:i, s:{s:s, s:s}}}",
-                  "body", b64, "content-encoding", "utf-8", "content-type", "application/json",
-                  "headers", "lang", "py", "task", task_type, "id", id, "root_id", id, "argsrepr",
-                  "()", "kwargsrepr", kwrepr, "retries", 0, "properties", "correlation_id", id,
-                  "reply_to", "", "body_encoding", "base64", "delivery_tag", tag, "priority",
-                  9 - priority, "delivery_info", "exchange", "", "routing_key", QUEUE);
-    free(b64);
+    gp_celery_task_t t = {.task = task_type,
+                          .id = id,
+                          .kwargs = kwargs,
+                          .kwargsrepr = kwrepr,
+                          .kombu_priority = 9 - priority,
+                          .delivery_tag = tag,
+                          .routing_key = QUEUE};
+    char *text = kwrepr ? gp_celery_encode_task(&t) : NULL;
     free(kwrepr);
-    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-    json_decref(msg);
+    json_decref(kwargs);
     if (!text)
         return GP_CLIENT_ENOMEM;
     char list[32];
@@ -168,29 +154,26 @@ int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_j
 static bool apply_state(const char *text, size_t len, gp_client_progress_cb progress, void *arg,
                         gp_client_result_t *out)
 {
-    json_t *m = json_loadb(text, len, 0, NULL);
-    const char *state = json_string_value(json_object_get(m, "status"));
-    json_t *result = json_object_get(m, "result");
+    gp_celery_meta_t m;
+    if (gp_celery_decode_meta(text, len, &m) != 0)
+        return false; /* not a state we know: ignore */
     bool ready = false;
-    if (!state) {
-        /* not a state we know: ignore */
-    } else if (!strcmp(state, "SUCCESS")) {
+    if (!strcmp(m.state, GP_CELERY_SUCCESS)) {
         out->status = GP_CLIENT_SUCCEEDED;
-        out->result_json = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+        out->result_json = json_dumps(m.result, JSON_COMPACT | JSON_ENCODE_ANY);
         ready = true;
-    } else if (!strcmp(state, "FAILURE") || !strcmp(state, "REVOKED")) {
-        out->status = !strcmp(state, "REVOKED") ? GP_CLIENT_CANCELED : GP_CLIENT_FAILED;
-        const char *msg =
-            json_string_value(json_array_get(json_object_get(result, "exc_message"), 0));
-        out->error = strdup(msg ? msg : state); /* NULL on OOM, documented in client.h */
+    } else if (!strcmp(m.state, GP_CELERY_FAILURE) || !strcmp(m.state, GP_CELERY_REVOKED)) {
+        out->status = !strcmp(m.state, GP_CELERY_REVOKED) ? GP_CLIENT_CANCELED : GP_CLIENT_FAILED;
+        const char *msg = gp_celery_meta_error(&m);
+        out->error = strdup(msg ? msg : m.state); /* NULL on OOM, documented in client.h */
         ready = true;
-    } else if (!strcmp(state, "PROGRESS") && progress) {
-        json_t *pct = json_object_get(result, "pct");
-        const char *step = json_string_value(json_object_get(result, "step"));
+    } else if (!strcmp(m.state, GP_CELERY_PROGRESS) && progress) {
+        json_t *pct = json_object_get(m.result, "pct");
+        const char *step = json_string_value(json_object_get(m.result, "step"));
         progress(out->id, json_is_integer(pct) ? (int)json_integer_value(pct) : 0, step ? step : "",
                  arg);
     }
-    json_decref(m);
+    gp_celery_meta_clear(&m);
     return ready;
 }
 
@@ -272,7 +255,7 @@ int gp_client_run(gp_client_t *c, const char *task_type, const char *params_json
     int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     gp_uuid7(out->id);
     char key[80];
-    snprintf(key, sizeof key, "celery-task-meta-%s", out->id);
+    snprintf(key, sizeof key, GP_CELERY_KEY_PREFIX "%s", out->id);
     int rc = subscribe(c, key); /* before sending: an early finish cannot slip by */
     if (rc == 0)
         rc = send_task(c, task_type, params_json, priority, out->id);
@@ -292,7 +275,7 @@ int gp_client_wait(gp_client_t *c, const char *task_id, int timeout_ms,
     memcpy(out->id, task_id, 37);
     int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     char key[80];
-    snprintf(key, sizeof key, "celery-task-meta-%s", task_id);
+    snprintf(key, sizeof key, GP_CELERY_KEY_PREFIX "%s", task_id);
     int rc = subscribe(c, key);
     return rc ? rc : wait_subscribed(c, key, deadline, progress, arg, out);
 }

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "infra/events/events.h"
+#include "infra/celery/wire.h"
 #include "infra/events/fanout.h"
 #include "infra/redis/conn.h"
 
@@ -301,38 +302,35 @@ static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_
     json_t *result;
     switch (t->status) {
     case GP_TASK_SUCCEEDED:
-        state = "SUCCESS";
+        state = GP_CELERY_SUCCESS;
         result = t->result ? json_incref(t->result) : json_object();
         break;
     case GP_TASK_FAILED:
-        state = "FAILURE";
-        result = json_pack("{s:s, s:[s], s:n}", "exc_type", "GenPulseTaskFailed", "exc_message",
-                           t->error_message ? t->error_message : "failed", "exc_module");
+        state = GP_CELERY_FAILURE;
+        result = gp_celery_exception("GenPulseTaskFailed",
+                                     t->error_message ? t->error_message : "failed", NULL);
         break;
     case GP_TASK_CANCELED:
-        state = "REVOKED";
-        result = json_pack("{s:s, s:[s], s:s}", "exc_type", "TaskRevokedError", "exc_message",
-                           "canceled by request", "exc_module", "celery.exceptions");
+        state = GP_CELERY_REVOKED;
+        result =
+            gp_celery_exception("TaskRevokedError", "canceled by request", "celery.exceptions");
         break;
     default:
-        state = "PROGRESS";
+        state = GP_CELERY_PROGRESS;
         result = json_pack("{s:i, s:s}", "pct", hot->progress < 0 ? 0 : hot->progress, "step",
                            hot->step);
     }
-    json_t *meta = json_pack("{s:s, s:o, s:n, s:[], s:n, s:s}", "status", state, "result", result,
-                             "traceback", "children", "date_done", "task_id", t->id);
-    if (gp_task_status_terminal(t->status)) {
-        char ts[40];
+    char ts[40];
+    bool done = gp_task_status_terminal(t->status);
+    if (done) {
         gp_format_time(t->completed_at ? t->completed_at : gp_now_ms(), ts, sizeof ts);
         ts[strlen(ts) - 1] = '\0'; /* Celery writes naive UTC without the Z */
-        json_object_set_new(meta, "date_done", json_string(ts));
     }
-    char *text = json_dumps(meta, JSON_COMPACT);
-    json_decref(meta);
+    char *text = gp_celery_encode_meta(t->id, state, result, done ? ts : NULL);
     if (!text)
         return;
     char key[80];
-    snprintf(key, sizeof key, "celery-task-meta-%s", t->id);
+    snprintf(key, sizeof key, GP_CELERY_KEY_PREFIX "%s", t->id);
     size_t len = strlen(text);
     redisAppendCommand(c, "MULTI");
     redisAppendCommand(c, "SETEX %s %d %b", key, HOT_TTL_S, text, len);

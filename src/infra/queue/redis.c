@@ -47,6 +47,7 @@
  * Needs Redis >= 6.0 (fractional BLPOP timeouts). hiredis 0.14 has no TLS: rediss:// fails.
  */
 #include "infra/queue/redis_queue.h"
+#include "infra/celery/wire.h"
 #include "infra/redis/conn.h"
 #include "core/base64.h"
 #include "core/errors.h"
@@ -517,133 +518,69 @@ static void rq_close(gp_queue_t *base)
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
-/* A Celery protocol v2 message for the item (queues.md §1.1). Returns its JSON; *list_key
- * is the kombu list it belongs to. */
+/* A Celery protocol v2 message for the item (queues.md §1.1, written by infra/celery/wire.c).
+ * Returns its JSON; *list_key is the kombu list it belongs to. */
 static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool delayed, int *list_key)
 {
     int kp = 9 - clamp_priority(it->priority);
     *list_key = list_for_kombu_priority(kp);
-    char tag[37];
+    char tag[37], eta[48];
     gp_uuid4(tag);
-
-    json_t *kwargs = json_pack("{s:s}", "task_id", it->id);
-    json_t *body = json_pack("[[], O, {s:n, s:n, s:n, s:n}]", kwargs, "callbacks", "errbacks",
-                             "chain", "chord");
-    char *body_json = json_dumps(body, JSON_PRESERVE_ORDER);
-    if (!body_json)
-        abort();
-    char *body_b64 = gp_base64_encode(body_json, strlen(body_json));
-    free(body_json);
-    json_decref(body);
-    json_decref(kwargs);
-
+    if (delayed)
+        iso_eta(it->ready_at, eta, sizeof eta);
     /* kwargsrepr is Python's repr of the kwargs dict; ids are [0-9a-z-] so no escaping. */
     char kwrepr[80];
     snprintf(kwrepr, sizeof kwrepr, "{'task_id': '%s'}", it->id);
-    char eta[48];
-    if (delayed)
-        iso_eta(it->ready_at, eta, sizeof eta);
-
-    json_t *headers = json_object();
-    json_object_set_new(headers, "lang", json_string("py"));
-    json_object_set_new(headers, "task", json_string(TASK_NAME));
-    json_object_set_new(headers, "id", json_string(it->id));
-    json_object_set_new(headers, "shadow", json_null());
-    json_object_set_new(headers, "eta", delayed ? json_string(eta) : json_null());
-    json_object_set_new(headers, "expires", json_null());
-    json_object_set_new(headers, "group", json_null());
-    json_object_set_new(headers, "group_index", json_null());
-    json_object_set_new(headers, "retries", json_integer(0));
-    json_object_set_new(headers, "timelimit", json_pack("[n, n]"));
-    json_object_set_new(headers, "root_id", json_string(it->id));
-    json_object_set_new(headers, "parent_id", json_null());
-    json_object_set_new(headers, "argsrepr", json_string("[]"));
-    json_object_set_new(headers, "kwargsrepr", json_string(kwrepr));
-    json_object_set_new(headers, "origin", json_string(q->origin));
-    json_object_set_new(headers, "ignore_result", json_false());
-    /* Ours (consumers ignore headers they do not know): keeps the within-priority age. */
-    json_object_set_new(headers, "genpulse_enqueued_at", json_integer(it->enqueued_at));
-    if (it->redelivered) /* re-dispatched by the reconciler for a task whose holder vanished */
-        json_object_set_new(headers, "redelivered", json_true());
-
-    json_t *props = json_object();
-    json_object_set_new(props, "correlation_id", json_string(it->id));
-    json_object_set_new(props, "delivery_mode", json_integer(2));
-    json_object_set_new(props, "delivery_info",
-                        json_pack("{s:s, s:s}", "exchange", "", "routing_key", QUEUE_NAME));
-    json_object_set_new(props, "priority", json_integer(kp));
-    json_object_set_new(props, "body_encoding", json_string("base64"));
-    json_object_set_new(props, "delivery_tag", json_string(tag));
-
-    json_t *msg = json_object();
-    json_object_set_new(msg, "body", json_string(body_b64));
-    json_object_set_new(msg, "content-encoding", json_string("utf-8"));
-    json_object_set_new(msg, "content-type", json_string("application/json"));
-    json_object_set_new(msg, "headers", headers);
-    json_object_set_new(msg, "properties", props);
-    free(body_b64);
-    char *out = json_dumps(msg, JSON_PRESERVE_ORDER);
-    json_decref(msg);
+    json_t *kwargs = json_pack("{s:s}", "task_id", it->id);
+    /* Ours (consumers ignore headers they do not know): keeps the within-priority age, and
+     * marks a task re-dispatched by the reconciler after its holder vanished. */
+    json_t *extra = json_pack("{s:I}", "genpulse_enqueued_at", (json_int_t)it->enqueued_at);
+    if (extra && it->redelivered)
+        json_object_set_new(extra, "redelivered", json_true());
+    gp_celery_task_t t = {.task = TASK_NAME,
+                          .id = it->id,
+                          .kwargs = kwargs,
+                          .kwargsrepr = kwrepr,
+                          .kombu_priority = kp,
+                          .eta = delayed ? eta : NULL,
+                          .origin = q->origin,
+                          .delivery_tag = tag,
+                          .routing_key = QUEUE_NAME,
+                          .extra_headers = extra};
+    char *out = kwargs && extra ? gp_celery_encode_task(&t) : NULL;
+    json_decref(kwargs);
+    json_decref(extra);
     if (!out)
-        abort();
+        abort(); /* OOM on a message of a few hundred bytes */
     return out;
 }
 
-/* A Celery-sent task: the task name is a task type and body[1] (kwargs) its params. */
-static void parse_foreign(json_t *m, const char *task, gp_queue_item_t *out)
-{
-    if (!task || strlen(task) >= sizeof out->task_type)
-        return;
-    json_t *body = json_object_get(m, "body");
-    const char *enc =
-        json_string_value(json_object_get(json_object_get(m, "properties"), "body_encoding"));
-    if (!json_is_string(body))
-        return;
-    size_t n = 0;
-    unsigned char *raw = NULL;
-    if (enc && !strcmp(enc, "base64"))
-        raw = gp_base64_decode(json_string_value(body), json_string_length(body), &n);
-    else if ((raw = malloc(json_string_length(body) + 1)) != NULL)
-        memcpy(raw, json_string_value(body), n = json_string_length(body));
-    if (!raw)
-        return;
-    json_t *decoded = json_loadb((const char *)raw, n, 0, NULL);
-    free(raw);
-    json_t *kwargs = json_array_get(decoded, 1);
-    if (json_is_object(kwargs)) {
-        memcpy(out->task_type, task, strlen(task) + 1);
-        out->foreign_params = json_dumps(kwargs, JSON_COMPACT);
-    }
-    json_decref(decoded);
-}
-
-/* Fills out (all but delivery_tag) from a message; false when it is not one we can run. */
+/* Fills out (all but delivery_tag) from a message; false when it is not one we can run. A
+ * Celery-sent task (its name is a task type, not ours) carries its params as kwargs. */
 static bool parse_message(const char *msg, size_t len, gp_queue_item_t *out)
 {
-    json_error_t e;
-    json_t *m = json_loadb(msg, len, 0, &e);
-    bool ok = false;
-    if (json_is_object(m)) {
-        json_t *h = json_object_get(m, "headers"), *p = json_object_get(m, "properties");
-        const char *id = json_string_value(json_object_get(h, "id"));
-        if (id && *id && strlen(id) < sizeof out->id) {
-            memset(out, 0, sizeof *out);
-            memcpy(out->id, id, strlen(id) + 1);
-            json_t *pr = json_object_get(p, "priority");
-            int kp = json_is_integer(pr) ? (int)json_integer_value(pr) : 0;
-            out->priority = 9 - clamp_priority(kp);
-            json_t *enq = json_object_get(h, "genpulse_enqueued_at");
-            out->enqueued_at = json_is_integer(enq) ? json_integer_value(enq) : 0;
-            /* Put back after its lease expired: the claim may take over the task. */
-            out->redelivered = json_is_true(json_object_get(h, "redelivered"));
-            const char *task = json_string_value(json_object_get(h, "task"));
-            if (task && strcmp(task, TASK_NAME) != 0)
-                parse_foreign(m, task, out);
-            ok = true;
+    gp_celery_decoded_t d;
+    if (gp_celery_decode_task(msg, len, &d) != 0 || strlen(d.id) >= sizeof out->id) {
+        gp_celery_decoded_clear(&d);
+        return false;
+    }
+    memset(out, 0, sizeof *out);
+    memcpy(out->id, d.id, strlen(d.id) + 1);
+    out->priority = 9 - d.kombu_priority;
+    json_t *enq = json_object_get(d.headers, "genpulse_enqueued_at");
+    out->enqueued_at = json_is_integer(enq) ? json_integer_value(enq) : 0;
+    /* Put back after its lease expired: the claim may take over the task. */
+    out->redelivered = json_is_true(json_object_get(d.headers, "redelivered"));
+    if (d.task && strcmp(d.task, TASK_NAME) != 0 && strlen(d.task) < sizeof out->task_type) {
+        json_t *kwargs = gp_celery_decode_kwargs(&d);
+        if (kwargs) {
+            memcpy(out->task_type, d.task, strlen(d.task) + 1);
+            out->foreign_params = json_dumps(kwargs, JSON_COMPACT);
+            json_decref(kwargs);
         }
     }
-    json_decref(m);
-    return ok;
+    gp_celery_decoded_clear(&d);
+    return true;
 }
 
 /* ---- the vtable --------------------------------------------------------------------------- */
