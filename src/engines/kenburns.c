@@ -49,11 +49,9 @@ static const gp_param_spec_t kenburns_params[] = {
 static const char *const kenburns_task_types[] = {"text-to-video", "image-to-video", NULL};
 
 static const gp_provider_setting_t kenburns_settings[] = {
-    {.name = "max-megapixels",
-     .default_value = "50",
-     .secret = false,
-     .doc = "Largest input image (in millions of pixels) the kenburns provider decodes."},
-    {.name = NULL},
+    GP_S_NUMBER("max-megapixels", "50", 0.001, 1000,
+                "Largest input image (in millions of pixels) the kenburns provider decodes."),
+    GP_S_END,
 };
 
 /* ---------------------------------------------------------------------------------------

@@ -47,12 +47,10 @@ static const gp_param_spec_t vips_params[] = {
 };
 
 static const gp_provider_setting_t vips_settings[] = {
-    {.name = "max-megapixels",
-     .default_value = "50",
-     .secret = false,
-     .doc = "Largest input image (width x height, in millions of pixels) the vips provider "
-            "decodes; larger inputs fail with input_too_large."},
-    {.name = NULL},
+    GP_S_NUMBER("max-megapixels", "50", 0.001, 1000,
+                "Largest input image (width x height, in millions of pixels) the vips provider "
+                "decodes; larger inputs fail with input_too_large."),
+    GP_S_END,
 };
 
 static const char *const vips_task_types[] = {"image-to-image", NULL};
