@@ -1340,8 +1340,9 @@ static const gp_param_spec_t comfyui_params[] = {
 static const gp_provider_setting_t comfyui_settings[] = {
     GP_S_URL("base-url", COMFY_DEFAULT_BASE_URL,
              "ComfyUI server URL (http:// or https://); the WebSocket URL is derived from it."),
-    GP_S_SECRET("api-key", "Sent as \"Authorization: Bearer <key>\" when set (for ComfyUI behind an "
-                           "authenticating proxy)."),
+    GP_S_SECRET("api-key",
+                "Sent as \"Authorization: Bearer <key>\" when set (for ComfyUI behind an "
+                "authenticating proxy)."),
     GP_S_INT("concurrency", "1", 0, 1000000,
              "Tasks running on the server at once; ComfyUI executes one prompt at a time."),
     GP_S_INT("rate-per-minute", "0", 0, 1000000,
