@@ -171,31 +171,43 @@ static bool parse_url(const char *text)
     return true;
 }
 
-void gp_setting_describe(gp_setting_kind_t kind, double min, double max, char *out, size_t cap)
-{
-    switch (kind) {
-    case GP_SETTING_INT: snprintf(out, cap, "integer %.0f–%.0f", min, max); break;
-    case GP_SETTING_DURATION_MS: snprintf(out, cap, "duration %.0f–%.0f ms", min, max); break;
-    case GP_SETTING_NUMBER: snprintf(out, cap, "number %g–%g", min, max); break;
-    case GP_SETTING_BOOL: snprintf(out, cap, "boolean"); break;
-    case GP_SETTING_URL: snprintf(out, cap, "http(s) URL"); break;
-    case GP_SETTING_SECRET: snprintf(out, cap, "secret"); break;
-    default: snprintf(out, cap, "string"); break;
-    }
-}
+/*
+ * Each kind in words: in --help ("integer 0–1000"), after its doc in docs/settings.md, and
+ * after a refused value. Each format takes (min, max), used or not.
+ */
+static const struct {
+    const char *help, *doc, *why;
+} kind_text[] = {
+    [GP_SETTING_STRING] = {"string", "", "is not valid"},
+    [GP_SETTING_SECRET] = {"secret", " Secret: never printed or logged.", "is not valid"},
+    [GP_SETTING_URL] = {"http(s) URL", " An http:// or https:// URL.",
+                        "is not an http:// or https:// URL"},
+    [GP_SETTING_INT] = {"integer %.0f–%.0f", " Integer, %.0f–%.0f.",
+                        "is not an integer from %.0f to %.0f"},
+    [GP_SETTING_BOOL] = {"boolean", " Boolean: true/false, 1/0, yes/no, on/off.",
+                         "is not a boolean (true/false, 1/0, yes/no, on/off)"},
+    [GP_SETTING_DURATION_MS] = {"duration %.0f–%.0f ms",
+                                " Duration in ms, %.0f–%.0f (a suffix ms, s, m or h is also "
+                                "accepted).",
+                                "is not an integer from %.0f to %.0f (milliseconds)"},
+    [GP_SETTING_NUMBER] = {"number %g–%g", " Number, %g–%g.", "is not a number from %g to %g"},
+};
+#define N_KINDS (sizeof kind_text / sizeof kind_text[0])
 
-static void why_not(gp_setting_kind_t kind, double min, double max, char *why, size_t cap)
+typedef struct {
+    char text[160];
+} kind_words_t;
+
+/* which: 0 help, 1 doc, 2 why. */
+static kind_words_t kind_words(gp_setting_kind_t kind, double min, double max, int which)
 {
-    if (kind == GP_SETTING_INT)
-        snprintf(why, cap, "is not an integer from %.0f to %.0f", min, max);
-    else if (kind == GP_SETTING_NUMBER)
-        snprintf(why, cap, "is not a number from %g to %g", min, max);
-    else if (kind == GP_SETTING_DURATION_MS)
-        snprintf(why, cap, "is not an integer from %.0f to %.0f (milliseconds)", min, max);
-    else if (kind == GP_SETTING_BOOL)
-        snprintf(why, cap, "is not a boolean (true/false, 1/0, yes/no, on/off)");
-    else
-        snprintf(why, cap, "is not an http:// or https:// URL");
+    kind_words_t w = {""};
+    size_t k = (size_t)kind < N_KINDS ? (size_t)kind : GP_SETTING_STRING;
+    const char *fmt = which == 0   ? kind_text[k].help
+                      : which == 1 ? kind_text[k].doc
+                                   : kind_text[k].why;
+    snprintf(w.text, sizeof w.text, fmt, min, max);
+    return w;
 }
 
 int gp_setting_parse(gp_setting_kind_t kind, double min, double max, bool empty_ok,
@@ -218,7 +230,7 @@ int gp_setting_parse(gp_setting_kind_t kind, double min, double max, bool empty_
     if (ok && bounded)
         ok = (double)v.i >= min && (double)v.i <= max;
     if (!ok) {
-        why_not(kind, min, max, why, why_cap);
+        snprintf(why, why_cap, "%s", kind_words(kind, min, max, 2).text);
         return -1;
     }
     *out = v;
@@ -319,46 +331,12 @@ void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const
             for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
                 char flag[128], env[128];
                 provider_names(pr->name, ps->name, flag, env, sizeof flag);
-                char kind[96];
-                gp_setting_describe(ps->kind, ps->min, ps->max, kind, sizeof kind);
                 fprintf(out, "  --%-20s %s\n  %-22s [%s; %s; default: \"%s\"]\n", flag, ps->doc, "",
-                        env, kind, ps->default_value);
+                        env, kind_words(ps->kind, ps->min, ps->max, 0).text, ps->default_value);
             }
         }
     }
     fprintf(out, "  --%-20s %s\n", "help", "Show this help and exit.");
-}
-
-typedef struct {
-    char text[128];
-} sentence_t;
-
-/* " Integer, 0–1000." and the like after a provider setting's doc. */
-static sentence_t kind_sentence(const gp_provider_setting_t *ps)
-{
-    sentence_t s = {""};
-    switch (ps->kind) {
-    case GP_SETTING_INT:
-        snprintf(s.text, sizeof s.text, " Integer, %.0f–%.0f.", ps->min, ps->max);
-        break;
-    case GP_SETTING_DURATION_MS:
-        snprintf(s.text, sizeof s.text,
-                 " Duration in ms, %.0f–%.0f (a suffix ms, s, m or h is also accepted).", ps->min,
-                 ps->max);
-        break;
-    case GP_SETTING_NUMBER:
-        snprintf(s.text, sizeof s.text, " Number, %g–%g.", ps->min, ps->max);
-        break;
-    case GP_SETTING_BOOL:
-        snprintf(s.text, sizeof s.text, " Boolean: true/false, 1/0, yes/no, on/off.");
-        break;
-    case GP_SETTING_URL: snprintf(s.text, sizeof s.text, " An http:// or https:// URL."); break;
-    case GP_SETTING_SECRET:
-        snprintf(s.text, sizeof s.text, " Secret: never printed or logged.");
-        break;
-    default: break;
-    }
-    return s;
 }
 
 void gp_settings_write_markdown(FILE *out)
@@ -388,7 +366,8 @@ void gp_settings_write_markdown(FILE *out)
             char flag[128], env[128];
             provider_names(pr->name, ps->name, flag, env, sizeof flag);
             fprintf(out, "| `--%s` | `%s` | `%s` | %s | Provider %s: %s%s |\n", flag, env,
-                    ps->default_value, provider_cmds, pr->name, ps->doc, kind_sentence(ps).text);
+                    ps->default_value, provider_cmds, pr->name, ps->doc,
+                    kind_words(ps->kind, ps->min, ps->max, 1).text);
         }
     }
 }
@@ -446,7 +425,7 @@ static int check_providers(gp_settings_t *s)
     for (size_t p = 0; gp_generated_providers[p]; p++) {
         const gp_provider_t *pr = gp_generated_providers[p];
         for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
-            char key[128], flag[128], env[128], why[160];
+            char key[128], flag[128], env[128], why[160] = "no default, or min > max";
             snprintf(key, sizeof key, "%s.%s", pr->name, ps->name);
             provider_names(pr->name, ps->name, flag, env, sizeof flag);
             bool empty_ok = ps->default_value && ps->default_value[0] == '\0';
@@ -454,8 +433,9 @@ static int check_providers(gp_settings_t *s)
             if (!ps->default_value || ps->min > ps->max ||
                 gp_setting_parse(ps->kind, ps->min, ps->max, true, ps->default_value, &v, why,
                                  sizeof why) != 0) {
-                fprintf(stderr, "genpulse: provider %s declares --%s with a bad default\n",
-                        pr->name, flag);
+                fprintf(stderr,
+                        "genpulse: provider %s declares --%s with a bad default or bounds (%s)\n",
+                        pr->name, flag, why);
                 return -1;
             }
             provider_value_t *pv = gp_strmap_get(s->provider_values, key);

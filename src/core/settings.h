@@ -65,8 +65,6 @@ gp_setting_value_t gp_settings_provider_value(const gp_settings_t *s, const char
  */
 int gp_setting_parse(gp_setting_kind_t kind, double min, double max, bool empty_ok,
                      const char *text, gp_setting_value_t *out, char *why, size_t why_cap);
-/* The kind and bounds in words, for --help and docs ("integer 0–1000"). */
-void gp_setting_describe(gp_setting_kind_t kind, double min, double max, char *out, size_t cap);
 
 /* Which commands a setting applies to (bit flags). */
 enum {
