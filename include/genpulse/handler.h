@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define GP_HANDLER_ABI 2
+#define GP_HANDLER_ABI 3
 
 /* ---------------------------------------------------------------------------------------
  * Parameter declarations
@@ -142,18 +142,67 @@ typedef int (*gp_run_fn)(gp_ctx_t *ctx);
 /*
  * A provider's own setting (API token, base URL, limits), read at start like every other
  * setting: flag --<provider>-<name>, environment GENPULSE_<PROVIDER>_<NAME> ('-' → '_',
- * upper case), listed in --help and docs/settings.md. Secret values are never printed or
- * logged. Two names have a meaning to the core:
+ * upper case), listed with its kind and bounds in --help and docs/settings.md. Every value,
+ * default included, is checked against its kind when the process starts (serve, worker): a
+ * bad one stops the process with exit status 2, so run() only ever sees valid values.
+ * Secret values are never printed or logged. Two names have a meaning to the core:
  *   "concurrency"      tasks of this provider running at once, across all workers (0: any);
  *   "rate-per-minute"  HTTP requests per minute to the provider, across all workers (0: any).
- * Tables end with an entry whose name is NULL.
+ * Tables end with an entry whose name is NULL (GP_S_END).
  */
+typedef enum gp_setting_kind {
+    GP_SETTING_STRING = 0,  /* free text, at most 4096 bytes */
+    GP_SETTING_SECRET,      /* free text, never printed or logged */
+    GP_SETTING_URL,         /* http:// or https:// URL; "" allowed only if the default is "" */
+    GP_SETTING_INT,         /* decimal integer in [min, max] */
+    GP_SETTING_BOOL,        /* true/false, 1/0, yes/no, on/off */
+    GP_SETTING_DURATION_MS, /* integer ms in [min, max]; suffix ms, s, m or h optional */
+    GP_SETTING_NUMBER,      /* decimal number in [min, max] */
+} gp_setting_kind_t;
+
 typedef struct gp_provider_setting {
     const char *name;          /* [a-z0-9-], at most 40 bytes */
     const char *default_value; /* never NULL ("" for unset) */
-    bool secret;
+    gp_setting_kind_t kind;
+    double min, max; /* GP_SETTING_INT, _DURATION_MS (in ms), _NUMBER: inclusive bounds */
     const char *doc;
 } gp_provider_setting_t;
+
+#define GP_S_STRING(n, def, doc_)                                                                  \
+    {                                                                                              \
+        .name = (n), .default_value = (def), .kind = GP_SETTING_STRING, .doc = (doc_)              \
+    }
+#define GP_S_SECRET(n, doc_)                                                                       \
+    {                                                                                              \
+        .name = (n), .default_value = "", .kind = GP_SETTING_SECRET, .doc = (doc_)                 \
+    }
+#define GP_S_URL(n, def, doc_)                                                                     \
+    {                                                                                              \
+        .name = (n), .default_value = (def), .kind = GP_SETTING_URL, .doc = (doc_)                 \
+    }
+#define GP_S_INT(n, def, lo, hi, doc_)                                                             \
+    {                                                                                              \
+        .name = (n), .default_value = (def), .kind = GP_SETTING_INT, .min = (lo), .max = (hi),     \
+        .doc = (doc_)                                                                              \
+    }
+#define GP_S_BOOL(n, def, doc_)                                                                    \
+    {                                                                                              \
+        .name = (n), .default_value = (def), .kind = GP_SETTING_BOOL, .doc = (doc_)                \
+    }
+#define GP_S_MS(n, def, lo, hi, doc_)                                                              \
+    {                                                                                              \
+        .name = (n), .default_value = (def), .kind = GP_SETTING_DURATION_MS, .min = (lo),          \
+        .max = (hi), .doc = (doc_)                                                                 \
+    }
+#define GP_S_NUMBER(n, def, lo, hi, doc_)                                                          \
+    {                                                                                              \
+        .name = (n), .default_value = (def), .kind = GP_SETTING_NUMBER, .min = (lo), .max = (hi),  \
+        .doc = (doc_)                                                                              \
+    }
+#define GP_S_END                                                                                   \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
 
 typedef struct gp_provider {
     const char *name; /* "espeak", "simulator", "replicate", ... */
@@ -214,8 +263,18 @@ int gp_ctx_store_bytes(gp_ctx_t *ctx, const char *name, const void *data, size_t
 int gp_ctx_store_file(gp_ctx_t *ctx, const char *name, const char *path, const char *content_type,
                       json_t *extra);
 
-/* The value of this provider's setting `name` ("" when unset, never NULL). Any thread. */
+/*
+ * This provider's setting `name`, already checked at start against its declared kind (see
+ * gp_provider_setting_t). Any thread. gp_ctx_setting() gives the text ("" when unset, never
+ * NULL; for strings, secrets and URLs); the typed readers give the parsed value: _int for
+ * GP_SETTING_INT and GP_SETTING_DURATION_MS (in ms), _bool for GP_SETTING_BOOL, _num for
+ * GP_SETTING_NUMBER. Reading a name the provider does not declare, or with the wrong reader,
+ * gives 0 / false.
+ */
 const char *gp_ctx_setting(const gp_ctx_t *ctx, const char *name);
+int64_t gp_ctx_setting_int(const gp_ctx_t *ctx, const char *name);
+bool gp_ctx_setting_bool(const gp_ctx_t *ctx, const char *name);
+double gp_ctx_setting_num(const gp_ctx_t *ctx, const char *name);
 
 /*
  * Inputs that name media (GP_FMT_MEDIA_REF params: an asset id or a URL).

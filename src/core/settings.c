@@ -5,9 +5,11 @@
 #include <genpulse/handler.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef enum {
     SET_INT,
@@ -93,6 +95,148 @@ static const setting_t settings_table[] = {
 };
 #define N_SETTINGS (sizeof settings_table / sizeof settings_table[0])
 
+#define MAX_VALUE_LEN 4096
+
+/* Decimal integer, whole text (strtoll's leading blanks and sign allowed, as before). */
+static bool parse_int(const char *text, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* "1500", "1500ms", "2s", "5m", "1h" → ms. */
+static bool parse_duration_ms(const char *text, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int64_t ms;
+    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text)
+        return false;
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++)
+        if (strcmp(end, units[u].suffix) == 0) {
+            if (v > INT64_MAX / units[u].ms || v < INT64_MIN / units[u].ms)
+                return false;
+            *out = v * units[u].ms;
+            return true;
+        }
+    return false;
+}
+
+static bool parse_bool(const char *text, int64_t *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t k = 0; k < sizeof yes / sizeof yes[0]; k++) {
+        if (strcasecmp(text, yes[k]) == 0) {
+            *out = 1;
+            return true;
+        }
+        if (strcasecmp(text, no[k]) == 0) {
+            *out = 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool parse_number(const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* http(s)://host..., printable ASCII, no spaces: the providers build request URLs from it. */
+static bool parse_url(const char *text)
+{
+    size_t skip = strncmp(text, "http://", 7) == 0 ? 7 : strncmp(text, "https://", 8) == 0 ? 8 : 0;
+    if (skip == 0 || text[skip] == '\0' || text[skip] == '/')
+        return false;
+    for (const char *p = text; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return false;
+    return true;
+}
+
+/*
+ * Each kind in words: in --help ("integer 0–1000"), after its doc in docs/settings.md, and
+ * after a refused value. Each format takes (min, max), used or not.
+ */
+static const struct {
+    const char *help, *doc, *why;
+} kind_text[] = {
+    [GP_SETTING_STRING] = {"string", "", "is not valid"},
+    [GP_SETTING_SECRET] = {"secret", " Secret: never printed or logged.", "is not valid"},
+    [GP_SETTING_URL] = {"http(s) URL", " An http:// or https:// URL.",
+                        "is not an http:// or https:// URL"},
+    [GP_SETTING_INT] = {"integer %.0f–%.0f", " Integer, %.0f–%.0f.",
+                        "is not an integer from %.0f to %.0f"},
+    [GP_SETTING_BOOL] = {"boolean", " Boolean: true/false, 1/0, yes/no, on/off.",
+                         "is not a boolean (true/false, 1/0, yes/no, on/off)"},
+    [GP_SETTING_DURATION_MS] = {"duration %.0f–%.0f ms",
+                                " Duration in ms, %.0f–%.0f (a suffix ms, s, m or h is also "
+                                "accepted).",
+                                "is not an integer from %.0f to %.0f (milliseconds)"},
+    [GP_SETTING_NUMBER] = {"number %g–%g", " Number, %g–%g.", "is not a number from %g to %g"},
+};
+#define N_KINDS (sizeof kind_text / sizeof kind_text[0])
+
+typedef struct {
+    char text[160];
+} kind_words_t;
+
+/* which: 0 help, 1 doc, 2 why. */
+static kind_words_t kind_words(gp_setting_kind_t kind, double min, double max, int which)
+{
+    kind_words_t w = {""};
+    size_t k = (size_t)kind < N_KINDS ? (size_t)kind : GP_SETTING_STRING;
+    const char *fmt = which == 0   ? kind_text[k].help
+                      : which == 1 ? kind_text[k].doc
+                                   : kind_text[k].why;
+    snprintf(w.text, sizeof w.text, fmt, min, max);
+    return w;
+}
+
+int gp_setting_parse(gp_setting_kind_t kind, double min, double max, bool empty_ok,
+                     const char *text, gp_setting_value_t *out, char *why, size_t why_cap)
+{
+    gp_setting_value_t v = {0};
+    bool ok, bounded = kind == GP_SETTING_INT || kind == GP_SETTING_DURATION_MS;
+    if (strlen(text) > MAX_VALUE_LEN) {
+        snprintf(why, why_cap, "is longer than %d bytes", MAX_VALUE_LEN);
+        return -1;
+    }
+    switch (kind) {
+    case GP_SETTING_INT: ok = parse_int(text, &v.i); break;
+    case GP_SETTING_DURATION_MS: ok = parse_duration_ms(text, &v.i); break;
+    case GP_SETTING_BOOL: ok = parse_bool(text, &v.i); break;
+    case GP_SETTING_NUMBER: ok = parse_number(text, &v.d) && v.d >= min && v.d <= max; break;
+    case GP_SETTING_URL: ok = (empty_ok && text[0] == '\0') || parse_url(text); break;
+    default: ok = true; break;
+    }
+    if (ok && bounded)
+        ok = (double)v.i >= min && (double)v.i <= max;
+    if (!ok) {
+        snprintf(why, why_cap, "%s", kind_words(kind, min, max, 2).text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static void env_name(const char *name, char *out, size_t cap)
 {
     size_t o = (size_t)snprintf(out, cap, "GENPULSE_");
@@ -105,15 +249,15 @@ static int apply(gp_settings_t *s, const setting_t *st, const char *value, const
 {
     char *base = (char *)s;
     if (st->kind == SET_INT) {
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(value, &end, 10);
-        if (errno || end == value || *end || v < st->min || v > st->max) {
+        gp_setting_value_t v;
+        char why[128];
+        if (gp_setting_parse(GP_SETTING_INT, (double)st->min, (double)st->max, false, value, &v,
+                             why, sizeof why) != 0) {
             fprintf(stderr, "genpulse: %s: %s must be an integer from %lld to %lld (got \"%s\")\n",
                     source, st->name, (long long)st->min, (long long)st->max, value);
             return -1;
         }
-        *(int64_t *)(void *)(base + st->offset) = v;
+        *(int64_t *)(void *)(base + st->offset) = v.i;
         return 0;
     }
     if (st->choices) {
@@ -128,7 +272,7 @@ static int apply(gp_settings_t *s, const setting_t *st, const char *value, const
             return -1;
         }
     }
-    if (strlen(value) > 4096) {
+    if (strlen(value) > MAX_VALUE_LEN) {
         fprintf(stderr, "genpulse: %s: %s is too long\n", source, st->name);
         return -1;
     }
@@ -139,6 +283,21 @@ static int apply(gp_settings_t *s, const setting_t *st, const char *value, const
 }
 
 extern const gp_provider_t *const gp_generated_providers[];
+
+/* A provider setting's text as given, and its value once check_providers() parsed it. */
+typedef struct provider_value {
+    char *text;
+    gp_setting_value_t value;
+} provider_value_t;
+
+static void free_value(const char *key, void *value, void *arg)
+{
+    (void)key, (void)arg;
+    provider_value_t *pv = value;
+    if (pv)
+        free(pv->text);
+    free(pv);
+}
 
 /* --<provider>-<name> and GENPULSE_<PROVIDER>_<NAME>. */
 static void provider_names(const char *provider, const char *name, char *flag, char *env,
@@ -172,8 +331,8 @@ void gp_settings_print_help(FILE *out, unsigned cmd, const char *cmd_name, const
             for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
                 char flag[128], env[128];
                 provider_names(pr->name, ps->name, flag, env, sizeof flag);
-                fprintf(out, "  --%-20s %s\n  %-22s [%s; default: \"%s\"%s]\n", flag, ps->doc, "",
-                        env, ps->default_value, ps->secret ? "; secret" : "");
+                fprintf(out, "  --%-20s %s\n  %-22s [%s; %s; default: \"%s\"]\n", flag, ps->doc, "",
+                        env, kind_words(ps->kind, ps->min, ps->max, 0).text, ps->default_value);
             }
         }
     }
@@ -208,7 +367,7 @@ void gp_settings_write_markdown(FILE *out)
             provider_names(pr->name, ps->name, flag, env, sizeof flag);
             fprintf(out, "| `--%s` | `%s` | `%s` | %s | Provider %s: %s%s |\n", flag, env,
                     ps->default_value, provider_cmds, pr->name, ps->doc,
-                    ps->secret ? " Secret: never printed or logged." : "");
+                    kind_words(ps->kind, ps->min, ps->max, 1).text);
         }
     }
 }
@@ -226,13 +385,11 @@ static int apply_provider(gp_settings_t *s, const char *flag, size_t flag_len, c
                 continue;
             if (check_only)
                 return 0;
-            if (strlen(value) > 4096) {
-                fprintf(stderr, "genpulse: %s is too long\n", f);
-                return -1;
-            }
             char *key = gp_xasprintf("%s.%s", pr->name, ps->name);
-            free(gp_strmap_put(s->provider_values, key, gp_xstrdup(value)));
+            provider_value_t *pv = gp_strmap_get(s->provider_values, key);
             free(key);
+            free(pv->text);
+            pv->text = gp_xstrdup(value);
             return 0;
         }
     }
@@ -251,9 +408,49 @@ static void load_provider_defaults(gp_settings_t *s, unsigned cmd)
             const char *v = getenv(env);
             if (!v || !(cmd & (GP_CMD_SERVE | GP_CMD_WORKER)))
                 v = ps->default_value ? ps->default_value : "";
-            free(gp_strmap_put(s->provider_values, key, gp_xstrdup(v)));
+            provider_value_t *pv = gp_xcalloc(1, sizeof *pv);
+            pv->text = gp_xstrdup(v);
+            free_value(NULL, gp_strmap_put(s->provider_values, key, pv), NULL);
         }
     }
+}
+
+/*
+ * Every provider setting, default first (a bad declaration is the code's fault, so it is
+ * caught on every start, not when a task first reads it), then the value in force. The
+ * message names the flag and the variable; a secret's value is never echoed.
+ */
+static int check_providers(gp_settings_t *s)
+{
+    for (size_t p = 0; gp_generated_providers[p]; p++) {
+        const gp_provider_t *pr = gp_generated_providers[p];
+        for (const gp_provider_setting_t *ps = pr->settings; ps && ps->name; ps++) {
+            char key[128], flag[128], env[128], why[160] = "no default, or min > max";
+            snprintf(key, sizeof key, "%s.%s", pr->name, ps->name);
+            provider_names(pr->name, ps->name, flag, env, sizeof flag);
+            bool empty_ok = ps->default_value && ps->default_value[0] == '\0';
+            gp_setting_value_t v;
+            if (!ps->default_value || ps->min > ps->max ||
+                gp_setting_parse(ps->kind, ps->min, ps->max, true, ps->default_value, &v, why,
+                                 sizeof why) != 0) {
+                fprintf(stderr,
+                        "genpulse: provider %s declares --%s with a bad default or bounds (%s)\n",
+                        pr->name, flag, why);
+                return -1;
+            }
+            provider_value_t *pv = gp_strmap_get(s->provider_values, key);
+            if (gp_setting_parse(ps->kind, ps->min, ps->max, empty_ok, pv->text, &pv->value, why,
+                                 sizeof why) != 0) {
+                if (ps->kind == GP_SETTING_SECRET)
+                    fprintf(stderr, "genpulse: --%s (%s): the value %s\n", flag, env, why);
+                else
+                    fprintf(stderr, "genpulse: --%s (%s): \"%.200s\" %s\n", flag, env, pv->text,
+                            why);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 const char *gp_settings_provider(const gp_settings_t *s, const char *provider, const char *name)
@@ -262,8 +459,20 @@ const char *gp_settings_provider(const gp_settings_t *s, const char *provider, c
         return "";
     char key[128];
     snprintf(key, sizeof key, "%s.%s", provider, name);
-    const char *v = gp_strmap_get(s->provider_values, key);
-    return v ? v : "";
+    const provider_value_t *pv = gp_strmap_get(s->provider_values, key);
+    return pv ? pv->text : "";
+}
+
+gp_setting_value_t gp_settings_provider_value(const gp_settings_t *s, const char *provider,
+                                              const char *name)
+{
+    gp_setting_value_t zero = {0};
+    if (!s || !s->provider_values)
+        return zero;
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", provider, name);
+    const provider_value_t *pv = gp_strmap_get(s->provider_values, key);
+    return pv ? pv->value : zero;
 }
 
 int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const char *cmd_doc,
@@ -324,13 +533,7 @@ int gp_settings_load(gp_settings_t *s, unsigned cmd, const char *cmd_name, const
         if (apply(s, st, value, "command line") != 0)
             return -1;
     }
-    return 0;
-}
-
-static void free_value(const char *key, void *value, void *arg)
-{
-    (void)key, (void)arg;
-    free(value);
+    return check_providers(s);
 }
 
 void gp_settings_free(gp_settings_t *s)

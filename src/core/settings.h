@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <genpulse/handler.h>
+
 typedef struct gp_settings {
     char *host;
     int64_t port;
@@ -42,6 +44,27 @@ typedef struct gp_settings {
 
 /* A provider setting's value: "" when unset, never NULL. */
 const char *gp_settings_provider(const gp_settings_t *s, const char *provider, const char *name);
+
+/* A setting's value parsed against its kind: i for integers, durations (ms) and booleans
+ * (0/1), d for numbers. */
+typedef struct gp_setting_value {
+    int64_t i;
+    double d;
+} gp_setting_value_t;
+
+/* The parsed value of a provider setting, checked by gp_settings_load(); zero when the
+ * provider declares no such setting. */
+gp_setting_value_t gp_settings_provider_value(const gp_settings_t *s, const char *provider,
+                                              const char *name);
+
+/*
+ * The one value parser behind both tables: parses text as a `kind` value (genpulse/handler.h)
+ * within [min, max] (integers, durations, numbers). Returns 0 and sets *out, or -1 with *out
+ * untouched and the reason written to why ("is not an integer from 100 to 60000").
+ * empty_ok lets "" through as unset (strings and URLs). Any thread.
+ */
+int gp_setting_parse(gp_setting_kind_t kind, double min, double max, bool empty_ok,
+                     const char *text, gp_setting_value_t *out, char *why, size_t why_cap);
 
 /* Which commands a setting applies to (bit flags). */
 enum {

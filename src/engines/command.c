@@ -50,18 +50,18 @@ static const gp_param_spec_t command_params[] = {
 };
 
 static const gp_provider_setting_t command_settings[] = {
-    {"program", "", false,
-     "Executable to run (absolute path). Empty: the provider refuses "
-     "tasks."},
-    {"args", "", false, "Arguments before the program's stdin JSON, separated by spaces."},
-    {"workdir", "", false, "Working directory. Empty: the task's private scratch directory."},
-    {"env", "", false,
-     "Extra environment, NAME=VALUE pairs separated by spaces (the rest of "
-     "the environment is cleared except PATH, HOME, LANG, TZ)."},
-    {"concurrency", "0", false,
-     "Programs running at once across all workers (0: no limit "
-     "beyond the worker slots)."},
-    {NULL, NULL, false, NULL},
+    GP_S_STRING("program", "",
+                "Executable to run (absolute path). Empty: the provider refuses "
+                "tasks."),
+    GP_S_STRING("args", "", "Arguments before the program's stdin JSON, separated by spaces."),
+    GP_S_STRING("workdir", "", "Working directory. Empty: the task's private scratch directory."),
+    GP_S_STRING("env", "",
+                "Extra environment, NAME=VALUE pairs separated by spaces (the rest of "
+                "the environment is cleared except PATH, HOME, LANG, TZ)."),
+    GP_S_INT("concurrency", "0", 0, 1000000,
+             "Programs running at once across all workers (0: no limit "
+             "beyond the worker slots)."),
+    GP_S_END,
 };
 
 static int64_t now_ms(void)

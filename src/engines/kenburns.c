@@ -49,11 +49,9 @@ static const gp_param_spec_t kenburns_params[] = {
 static const char *const kenburns_task_types[] = {"text-to-video", "image-to-video", NULL};
 
 static const gp_provider_setting_t kenburns_settings[] = {
-    {.name = "max-megapixels",
-     .default_value = "50",
-     .secret = false,
-     .doc = "Largest input image (in millions of pixels) the kenburns provider decodes."},
-    {.name = NULL},
+    GP_S_NUMBER("max-megapixels", "50", 0.001, 1000,
+                "Largest input image (in millions of pixels) the kenburns provider decodes."),
+    GP_S_END,
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -444,6 +442,130 @@ static int write_preview(gp_ctx_t *ctx, const uint8_t *rgb, int width, int heigh
  * run()
  * ------------------------------------------------------------------------------------- */
 
+/* What one run makes: its params, the output size and the (zoomed) source size. */
+typedef struct kb_job {
+    int fps;
+    int64_t duration, frames;
+    double zoom;
+    uint64_t seed;
+    bool from_image;
+    char input[4096]; /* the fetched image when from_image */
+    int width, height, src_w, src_h;
+} kb_job_t;
+
+/* Params, and the input image's header when there is one, into the job's sizes. */
+static int plan_job(gp_ctx_t *ctx, kb_job_t *job)
+{
+    job->fps = (int)gp_ctx_param_int(ctx, "fps", 24);
+    job->duration = gp_ctx_param_int(ctx, "duration", 5);
+    job->zoom = gp_ctx_param_num(ctx, "zoom", 1.3);
+    job->seed = (uint64_t)gp_ctx_param_int(ctx, "seed", 0);
+    if (job->fps < 1 || job->fps > 60 || job->duration < 1 || job->duration > 30 ||
+        !(job->zoom >= 1.0 && job->zoom <= 3.0))
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "fps, duration or zoom out of range");
+    job->frames = job->duration * job->fps;
+    job->from_image = json_object_get(gp_ctx_params(ctx), "image") != NULL;
+
+    int rc;
+    if (job->from_image) {
+        if ((rc = gp_ctx_input_file(ctx, "image", job->input, sizeof job->input, NULL, 0)) != 0)
+            return rc;
+        int in_w = 0, in_h = 0;
+        if ((rc = engine_check_input(ctx, job->input, &in_w, &in_h)) != 0)
+            return rc;
+        rc = choose_size(ctx, in_w, in_h, &job->width, &job->height);
+    } else {
+        const char *aspect = gp_ctx_param_str(ctx, "aspect_ratio", "16:9");
+        double aw = 16, ah = 9;
+        if (strcmp(aspect, "9:16") == 0)
+            aw = 9, ah = 16;
+        else if (strcmp(aspect, "1:1") == 0)
+            aw = 1, ah = 1;
+        rc = choose_size(ctx, aw, ah, &job->width, &job->height);
+    }
+    if (rc != 0)
+        return rc;
+    job->src_w = (int)ceil(job->width * job->zoom);
+    job->src_h = (int)ceil(job->height * job->zoom);
+    return 0;
+}
+
+/* The picture the camera moves over: the input image, or a scene drawn from the prompt. */
+static int make_source(gp_ctx_t *ctx, const kb_job_t *job, uint8_t **source)
+{
+    if (job->from_image)
+        return load_source_image(ctx, job->input, job->src_w, job->src_h, source);
+    *source = malloc((size_t)job->src_w * (size_t)job->src_h * 3);
+    if (*source == NULL)
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for the scene");
+    draw_scene(*source, job->src_w, job->src_h, job->seed, gp_ctx_param_str(ctx, "prompt", ""));
+    return 0;
+}
+
+/* Renders and encodes every frame (the first also becomes the preview), reporting progress. */
+static int encode_frames(gp_ctx_t *ctx, const kb_job_t *job, const uint8_t *source, encoder_t *enc,
+                         uint8_t *frame, const char *preview_path)
+{
+    camera_t camera;
+    plan_camera(&camera, job->src_w, job->src_h, job->zoom, job->seed);
+    int64_t frames = job->frames;
+    int64_t report_every = frames / KB_PROGRESS_REPORTS > 0 ? frames / KB_PROGRESS_REPORTS : 1;
+    int rc = 0;
+    for (int64_t i = 0; i < frames && rc == 0; i++) {
+        if (gp_ctx_is_canceled(ctx)) {
+            rc = gp_ctx_canceled_error(ctx);
+            break;
+        }
+        double t = frames > 1 ? (double)i / (double)(frames - 1) : 0.0;
+        render_frame(source, job->src_w, job->src_h, &camera, t, frame, job->width, job->height);
+        if ((rc = encoder_add(ctx, enc, frame, i)) != 0)
+            break;
+        if (i == 0 && (rc = write_preview(ctx, frame, job->width, job->height, preview_path)) != 0)
+            break;
+        if ((i + 1) % report_every == 0 || i + 1 == frames) {
+            int percent =
+                KB_PROGRESS_FRAMES_START +
+                (int)((KB_PROGRESS_FRAMES_END - KB_PROGRESS_FRAMES_START) * (i + 1) / frames);
+            if (gp_ctx_progress(ctx, percent, "encoding") != 0)
+                rc = gp_ctx_canceled_error(ctx);
+        }
+    }
+    return rc;
+}
+
+/* Opens the encoder, encodes the frames and stores the finished video. */
+static int make_video(gp_ctx_t *ctx, const kb_job_t *job, const uint8_t *source, const char *dir)
+{
+    char video_path[4200], preview_path[4200];
+    (void)snprintf(video_path, sizeof video_path, "%s/video.mp4", dir);
+    (void)snprintf(preview_path, sizeof preview_path, "%s/preview.jpg", dir);
+    uint8_t *frame = malloc((size_t)job->width * (size_t)job->height * 3);
+    if (frame == NULL)
+        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for a frame");
+    encoder_t enc;
+    memset(&enc, 0, sizeof enc);
+    int rc = encoder_open(ctx, &enc, video_path, job->width, job->height, job->fps);
+    if (rc == 0 && gp_ctx_progress(ctx, KB_PROGRESS_FRAMES_START, "encoding") != 0)
+        rc = gp_ctx_canceled_error(ctx);
+    if (rc == 0)
+        rc = encode_frames(ctx, job, source, &enc, frame, preview_path);
+    free(frame);
+    if (rc == 0)
+        rc = encoder_finish(ctx, &enc);
+    if (rc != 0) {
+        encoder_close(&enc);
+        return rc;
+    }
+    const char *codec_name = enc.codec_name;
+    encoder_close(&enc);
+    rc = gp_ctx_store_file(ctx, "video.mp4", video_path, "video/mp4",
+                           json_pack("{s:i, s:I, s:s}", "fps", job->fps, "frames",
+                                     (json_int_t)job->frames, "codec", codec_name));
+    if (rc == 0)
+        (void)gp_ctx_progress(ctx, 100, "done");
+    return rc;
+}
+
 static int kenburns_run(gp_ctx_t *ctx)
 {
     int rc = engine_vips_init(ctx);
@@ -452,104 +574,16 @@ static int kenburns_run(gp_ctx_t *ctx)
     const char *dir = gp_ctx_scratch_dir(ctx);
     if (dir == NULL)
         return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "no scratch directory");
-
-    int fps = (int)gp_ctx_param_int(ctx, "fps", 24);
-    int64_t duration = gp_ctx_param_int(ctx, "duration", 5);
-    double zoom = gp_ctx_param_num(ctx, "zoom", 1.3);
-    uint64_t seed = (uint64_t)gp_ctx_param_int(ctx, "seed", 0);
-    if (fps < 1 || fps > 60 || duration < 1 || duration > 30 || !(zoom >= 1.0 && zoom <= 3.0))
-        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "fps, duration or zoom out of range");
-    bool from_image = json_object_get(gp_ctx_params(ctx), "image") != NULL;
-
-    char input[4096];
-    int width = 0, height = 0;
-    if (from_image) {
-        if ((rc = gp_ctx_input_file(ctx, "image", input, sizeof input, NULL, 0)) != 0)
-            return rc;
-        int in_w = 0, in_h = 0;
-        if ((rc = engine_check_input(ctx, input, &in_w, &in_h)) != 0)
-            return rc;
-        rc = choose_size(ctx, in_w, in_h, &width, &height);
-    } else {
-        const char *aspect = gp_ctx_param_str(ctx, "aspect_ratio", "16:9");
-        double aw = 16, ah = 9;
-        if (strcmp(aspect, "9:16") == 0)
-            aw = 9, ah = 16;
-        else if (strcmp(aspect, "1:1") == 0)
-            aw = 1, ah = 1;
-        rc = choose_size(ctx, aw, ah, &width, &height);
-    }
-    if (rc != 0)
+    kb_job_t job;
+    memset(&job, 0, sizeof job);
+    if ((rc = plan_job(ctx, &job)) != 0)
         return rc;
-    if ((rc = gp_ctx_progress(ctx, 1, "preparing")) != 0)
+    if (gp_ctx_progress(ctx, 1, "preparing") != 0)
         return gp_ctx_canceled_error(ctx);
-
-    int src_w = (int)ceil(width * zoom), src_h = (int)ceil(height * zoom);
     uint8_t *source = NULL;
-    if (from_image) {
-        if ((rc = load_source_image(ctx, input, src_w, src_h, &source)) != 0)
-            return rc;
-    } else {
-        source = malloc((size_t)src_w * (size_t)src_h * 3);
-        if (source == NULL)
-            return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for the scene");
-        draw_scene(source, src_w, src_h, seed, gp_ctx_param_str(ctx, "prompt", ""));
-    }
-    camera_t camera;
-    plan_camera(&camera, src_w, src_h, zoom, seed);
-
-    char video_path[4200], preview_path[4200];
-    (void)snprintf(video_path, sizeof video_path, "%s/video.mp4", dir);
-    (void)snprintf(preview_path, sizeof preview_path, "%s/preview.jpg", dir);
-    uint8_t *frame = malloc((size_t)width * (size_t)height * 3);
-    encoder_t enc;
-    memset(&enc, 0, sizeof enc);
-    if (frame == NULL) {
-        rc = gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for a frame");
-        goto done;
-    }
-    if ((rc = encoder_open(ctx, &enc, video_path, width, height, fps)) != 0)
-        goto done;
-    if ((rc = gp_ctx_progress(ctx, KB_PROGRESS_FRAMES_START, "encoding")) != 0) {
-        rc = gp_ctx_canceled_error(ctx);
-        goto done;
-    }
-
-    int64_t frames = duration * fps;
-    int64_t report_every = frames / KB_PROGRESS_REPORTS > 0 ? frames / KB_PROGRESS_REPORTS : 1;
-    for (int64_t i = 0; i < frames; i++) {
-        if (gp_ctx_is_canceled(ctx)) {
-            rc = gp_ctx_canceled_error(ctx);
-            goto done;
-        }
-        double t = frames > 1 ? (double)i / (double)(frames - 1) : 0.0;
-        render_frame(source, src_w, src_h, &camera, t, frame, width, height);
-        if ((rc = encoder_add(ctx, &enc, frame, i)) != 0)
-            goto done;
-        if (i == 0 && (rc = write_preview(ctx, frame, width, height, preview_path)) != 0)
-            goto done;
-        if ((i + 1) % report_every == 0 || i + 1 == frames) {
-            int percent =
-                KB_PROGRESS_FRAMES_START +
-                (int)((KB_PROGRESS_FRAMES_END - KB_PROGRESS_FRAMES_START) * (i + 1) / frames);
-            if (gp_ctx_progress(ctx, percent, "encoding") != 0) {
-                rc = gp_ctx_canceled_error(ctx);
-                goto done;
-            }
-        }
-    }
-    if ((rc = encoder_finish(ctx, &enc)) != 0)
-        goto done;
-    const char *codec_name = enc.codec_name;
-    encoder_close(&enc);
-    rc = gp_ctx_store_file(ctx, "video.mp4", video_path, "video/mp4",
-                           json_pack("{s:i, s:I, s:s}", "fps", fps, "frames", (json_int_t)frames,
-                                     "codec", codec_name));
-    if (rc == 0)
-        (void)gp_ctx_progress(ctx, 100, "done");
-done:
-    encoder_close(&enc);
-    free(frame);
+    if ((rc = make_source(ctx, &job, &source)) != 0)
+        return rc;
+    rc = make_video(ctx, &job, source, dir);
     free(source);
     return rc;
 }

@@ -47,12 +47,10 @@ static const gp_param_spec_t vips_params[] = {
 };
 
 static const gp_provider_setting_t vips_settings[] = {
-    {.name = "max-megapixels",
-     .default_value = "50",
-     .secret = false,
-     .doc = "Largest input image (width x height, in millions of pixels) the vips provider "
-            "decodes; larger inputs fail with input_too_large."},
-    {.name = NULL},
+    GP_S_NUMBER("max-megapixels", "50", 0.001, 1000,
+                "Largest input image (width x height, in millions of pixels) the vips provider "
+                "decodes; larger inputs fail with input_too_large."),
+    GP_S_END,
 };
 
 static const char *const vips_task_types[] = {"image-to-image", NULL};
@@ -80,107 +78,174 @@ static int bad_params(gp_ctx_t *ctx, const char *message, int width, int height)
                        height);
 }
 
+/*
+ * The edits. Each takes the upright input and sets *out; it returns 0, EDIT_VIPS_FAILED when
+ * libvips refused (the caller reports libvips' reason), or a gp_ctx_fail() value.
+ */
+#define EDIT_VIPS_FAILED 1
+
+typedef int (*vips_edit_fn)(vips_job_t *job, VipsImage *in, int width, int height, VipsImage **out);
+
+static int vips_result(int vips_rc)
+{
+    return vips_rc != 0 ? EDIT_VIPS_FAILED : 0;
+}
+
+static int edit_crop(vips_job_t *job, VipsImage *in, int width, int height, VipsImage **out)
+{
+    gp_ctx_t *ctx = job->ctx;
+    int64_t want_w = gp_ctx_param_int(ctx, "width", 0);
+    int64_t want_h = gp_ctx_param_int(ctx, "height", 0);
+    if (want_w <= 0 || want_h <= 0)
+        return bad_params(ctx, "crop needs width and height", width, height);
+    if (want_w > width || want_h > height)
+        return bad_params(ctx, "the crop region is larger than the image", width, height);
+    int64_t left = gp_ctx_param_int(ctx, "left", (width - want_w) / 2);
+    int64_t top = gp_ctx_param_int(ctx, "top", (height - want_h) / 2);
+    if (left + want_w > width || top + want_h > height)
+        return bad_params(ctx, "the crop region reaches outside the image", width, height);
+    return vips_result(
+        vips_extract_area(in, out, (int)left, (int)top, (int)want_w, (int)want_h, NULL));
+}
+
+/* A rotation by other than a right angle enlarges the canvas and fills the corners. */
+static int rotate_free(vips_job_t *job, VipsImage *in, double angle, VipsImage **out)
+{
+    int vips_rc = 0;
+    VipsImage *source = in, *with_alpha = NULL;
+    if (job->want_alpha && !vips_image_hasalpha(in)) {
+        vips_rc = vips_addalpha(in, &with_alpha, NULL);
+        source = with_alpha;
+    }
+    if (vips_rc == 0) {
+        /* Transparent corners where the format has alpha, white otherwise. */
+        bool alpha = vips_image_hasalpha(source) != 0;
+        int bands = vips_image_get_bands(source);
+        double fill[4] = {255, 255, 255, 255};
+        if (alpha)
+            fill[bands - 1] = 0;
+        VipsArrayDouble *background = vips_array_double_new(fill, bands);
+        vips_rc = vips_rotate(source, out, angle, "background", background, NULL);
+        vips_area_unref(VIPS_AREA(background));
+    }
+    if (with_alpha != NULL)
+        g_object_unref(with_alpha);
+    return vips_result(vips_rc);
+}
+
+static int edit_rotate(vips_job_t *job, VipsImage *in, int width, int height, VipsImage **out)
+{
+    (void)width, (void)height;
+    double angle = fmod(gp_ctx_param_num(job->ctx, "angle", 90.0), 360.0);
+    if (angle < 0)
+        angle += 360.0;
+    if (fabs(angle - round(angle / 90.0) * 90.0) >= 1e-9)
+        return rotate_free(job, in, angle, out);
+    static const VipsAngle right_angles[] = {VIPS_ANGLE_D0, VIPS_ANGLE_D90, VIPS_ANGLE_D180,
+                                             VIPS_ANGLE_D270};
+    return vips_result(vips_rot(in, out, right_angles[(int)round(angle / 90.0) % 4], NULL));
+}
+
+static int edit_blur(vips_job_t *job, VipsImage *in, int width, int height, VipsImage **out)
+{
+    (void)width, (void)height;
+    return vips_result(vips_gaussblur(in, out, gp_ctx_param_num(job->ctx, "sigma", 2.0), NULL));
+}
+
+static int edit_sharpen(vips_job_t *job, VipsImage *in, int width, int height, VipsImage **out)
+{
+    (void)width, (void)height;
+    return vips_result(
+        vips_sharpen(in, out, "sigma", gp_ctx_param_num(job->ctx, "sigma", 2.0), NULL));
+}
+
+static int edit_grayscale(vips_job_t *job, VipsImage *in, int width, int height, VipsImage **out)
+{
+    (void)job, (void)width, (void)height;
+    return vips_result(vips_colourspace(in, out, VIPS_INTERPRETATION_B_W, NULL));
+}
+
+static int edit_flip(vips_job_t *job, VipsImage *in, int width, int height, VipsImage **out)
+{
+    (void)width, (void)height;
+    const char *direction = gp_ctx_param_str(job->ctx, "direction", "horizontal");
+    return vips_result(vips_flip(in, out,
+                                 strcmp(direction, "vertical") == 0 ? VIPS_DIRECTION_VERTICAL
+                                                                    : VIPS_DIRECTION_HORIZONTAL,
+                                 NULL));
+}
+
+static const struct {
+    const char *name;
+    vips_edit_fn edit;
+} vips_edits[] = {
+    {"crop", edit_crop},       {"rotate", edit_rotate},       {"blur", edit_blur},
+    {"sharpen", edit_sharpen}, {"grayscale", edit_grayscale}, {"flip", edit_flip},
+};
+
+/* Resize decodes straight to the smaller size (thumbnail), so it reads the file itself. */
+static int resize_from_file(vips_job_t *job, const char *path, int width, int height,
+                            VipsImage **out)
+{
+    gp_ctx_t *ctx = job->ctx;
+    int64_t want_w = gp_ctx_param_int(ctx, "width", 0);
+    int64_t want_h = gp_ctx_param_int(ctx, "height", 0);
+    if (want_w <= 0 && want_h <= 0)
+        return bad_params(ctx, "resize needs width, height or both", width, height);
+    /* Thumbnail shrinks while decoding; VIPS_MAX_COORD leaves a side unconstrained. */
+    int box_w = want_w > 0 ? (int)want_w : VIPS_MAX_COORD;
+    int box_h = want_h > 0 ? (int)want_h : VIPS_MAX_COORD;
+    double scale = fmin((double)box_w / width, (double)box_h / height);
+    if ((double)width * scale > VIPS_MAX_OUTPUT_SIDE + 0.5 ||
+        (double)height * scale > VIPS_MAX_OUTPUT_SIDE + 0.5)
+        return bad_params(ctx, "the resized image would exceed 8192 pixels on a side", width,
+                          height);
+    /* The output obeys the same pixel ceiling as the input. */
+    if ((double)width * scale * (double)height * scale > engine_max_pixels(ctx))
+        return bad_params(ctx, "the resized image would exceed max-megapixels", width, height);
+    if (vips_thumbnail(path, out, box_w, "height", box_h, "size", VIPS_SIZE_BOTH, "fail_on",
+                       VIPS_FAIL_ON_TRUNCATED, NULL) != 0)
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
+    return 0;
+}
+
+/* The input decoded and turned upright: edits apply to the picture as viewers show it. */
+static int load_upright(gp_ctx_t *ctx, const char *path, VipsImage **in)
+{
+    VipsImage *loaded = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+    if (loaded == NULL)
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
+    int rc = vips_autorot(loaded, in, NULL);
+    g_object_unref(loaded);
+    if (rc != 0)
+        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
+    return 0;
+}
+
 /* Turn the input into the edited image; 0 or a gp_ctx_fail() value. */
 static int apply_operation(vips_job_t *job, const char *path, int width, int height,
                            VipsImage **out)
 {
     gp_ctx_t *ctx = job->ctx;
-    const char *op = job->operation;
-    int64_t want_w = gp_ctx_param_int(ctx, "width", 0);
-    int64_t want_h = gp_ctx_param_int(ctx, "height", 0);
     *out = NULL;
+    if (strcmp(job->operation, "resize") == 0)
+        return resize_from_file(job, path, width, height, out);
 
-    if (strcmp(op, "resize") == 0) {
-        if (want_w <= 0 && want_h <= 0)
-            return bad_params(ctx, "resize needs width, height or both", width, height);
-        /* Thumbnail shrinks while decoding; VIPS_MAX_COORD leaves a side unconstrained. */
-        int box_w = want_w > 0 ? (int)want_w : VIPS_MAX_COORD;
-        int box_h = want_h > 0 ? (int)want_h : VIPS_MAX_COORD;
-        double scale = fmin((double)box_w / width, (double)box_h / height);
-        if ((double)width * scale > VIPS_MAX_OUTPUT_SIDE + 0.5 ||
-            (double)height * scale > VIPS_MAX_OUTPUT_SIDE + 0.5)
-            return bad_params(ctx, "the resized image would exceed 8192 pixels on a side", width,
-                              height);
-        /* The output obeys the same pixel ceiling as the input. */
-        if ((double)width * scale * (double)height * scale > engine_max_pixels(ctx))
-            return bad_params(ctx, "the resized image would exceed max-megapixels", width, height);
-        if (vips_thumbnail(path, out, box_w, "height", box_h, "size", VIPS_SIZE_BOTH, "fail_on",
-                           VIPS_FAIL_ON_TRUNCATED, NULL) != 0)
-            return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
-        return 0;
-    }
-
-    VipsImage *loaded = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
-    if (loaded == NULL)
-        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
-    /* Edits apply to the picture as viewers show it, so rotate by EXIF first. */
     VipsImage *in = NULL;
-    int rc = vips_autorot(loaded, &in, NULL);
-    g_object_unref(loaded);
+    int rc = load_upright(ctx, path, &in);
     if (rc != 0)
-        return engine_vips_fail(ctx, false, GP_TE_INVALID_INPUT, "cannot decode the image");
-
-    rc = 0;
-    int vips_rc = 0;
-    if (strcmp(op, "crop") == 0) {
-        if (want_w <= 0 || want_h <= 0) {
-            rc = bad_params(ctx, "crop needs width and height", width, height);
-        } else if (want_w > width || want_h > height) {
-            rc = bad_params(ctx, "the crop region is larger than the image", width, height);
-        } else {
-            int64_t left = gp_ctx_param_int(ctx, "left", (width - want_w) / 2);
-            int64_t top = gp_ctx_param_int(ctx, "top", (height - want_h) / 2);
-            if (left + want_w > width || top + want_h > height)
-                rc = bad_params(ctx, "the crop region reaches outside the image", width, height);
-            else
-                vips_rc =
-                    vips_extract_area(in, out, (int)left, (int)top, (int)want_w, (int)want_h, NULL);
-        }
-    } else if (strcmp(op, "rotate") == 0) {
-        double angle = fmod(gp_ctx_param_num(ctx, "angle", 90.0), 360.0);
-        if (angle < 0)
-            angle += 360.0;
-        if (fabs(angle - round(angle / 90.0) * 90.0) < 1e-9) {
-            static const VipsAngle right_angles[] = {VIPS_ANGLE_D0, VIPS_ANGLE_D90, VIPS_ANGLE_D180,
-                                                     VIPS_ANGLE_D270};
-            vips_rc = vips_rot(in, out, right_angles[(int)round(angle / 90.0) % 4], NULL);
-        } else {
-            VipsImage *source = in, *with_alpha = NULL;
-            if (job->want_alpha && !vips_image_hasalpha(in)) {
-                vips_rc = vips_addalpha(in, &with_alpha, NULL);
-                source = with_alpha;
-            }
-            if (vips_rc == 0) {
-                /* Transparent corners where the format has alpha, white otherwise. */
-                bool alpha = vips_image_hasalpha(source) != 0;
-                int bands = vips_image_get_bands(source);
-                double fill[4] = {255, 255, 255, 255};
-                if (alpha)
-                    fill[bands - 1] = 0;
-                VipsArrayDouble *background = vips_array_double_new(fill, bands);
-                vips_rc = vips_rotate(source, out, angle, "background", background, NULL);
-                vips_area_unref(VIPS_AREA(background));
-            }
-            if (with_alpha != NULL)
-                g_object_unref(with_alpha);
-        }
-    } else if (strcmp(op, "blur") == 0) {
-        vips_rc = vips_gaussblur(in, out, gp_ctx_param_num(ctx, "sigma", 2.0), NULL);
-    } else if (strcmp(op, "sharpen") == 0) {
-        vips_rc = vips_sharpen(in, out, "sigma", gp_ctx_param_num(ctx, "sigma", 2.0), NULL);
-    } else if (strcmp(op, "grayscale") == 0) {
-        vips_rc = vips_colourspace(in, out, VIPS_INTERPRETATION_B_W, NULL);
-    } else if (strcmp(op, "flip") == 0) {
-        const char *direction = gp_ctx_param_str(ctx, "direction", "horizontal");
-        vips_rc = vips_flip(in, out,
-                            strcmp(direction, "vertical") == 0 ? VIPS_DIRECTION_VERTICAL
-                                                               : VIPS_DIRECTION_HORIZONTAL,
-                            NULL);
-    } else {
-        rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "unknown operation \"%s\"", op);
-    }
+        return rc;
+    vips_edit_fn edit = NULL;
+    for (size_t i = 0; i < sizeof vips_edits / sizeof vips_edits[0] && edit == NULL; i++)
+        if (strcmp(job->operation, vips_edits[i].name) == 0)
+            edit = vips_edits[i].edit;
+    if (edit != NULL)
+        rc = edit(job, in, width, height, out);
+    else
+        rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "unknown operation \"%s\"",
+                         job->operation);
     g_object_unref(in);
-    if (rc == 0 && vips_rc != 0)
+    if (rc == EDIT_VIPS_FAILED)
         rc = engine_vips_fail(ctx, false, GP_TE_ENGINE_ERROR, "the edit failed");
     if (rc != 0 && *out != NULL) {
         g_object_unref(*out);

@@ -16,9 +16,6 @@
 #include <string.h>
 #include <vips/vips.h>
 
-/* Default input limit when the provider setting "max-megapixels" is unset. */
-#define ENGINE_DEFAULT_MAX_MEGAPIXELS 50.0
-
 /*
  * The server starts libvips in gp_media_init() before any worker exists; this once-guard
  * only matters where that did not happen (unit tests), and keeps two engines from racing
@@ -64,17 +61,10 @@ static inline int engine_vips_fail(gp_ctx_t *ctx, bool retryable, gp_task_error_
     return gp_ctx_fail(ctx, retryable, code, "%s%s%s", what, detail[0] != '\0' ? ": " : "", detail);
 }
 
-/* The pixel ceiling from the "max-megapixels" setting ("" or junk: the default). */
+/* The pixel ceiling from the "max-megapixels" setting (0.001..1000, checked at start). */
 static inline double engine_max_pixels(const gp_ctx_t *ctx)
 {
-    const char *text = gp_ctx_setting(ctx, "max-megapixels");
-    char *end = NULL;
-    errno = 0;
-    double megapixels = text != NULL && text[0] != '\0' ? strtod(text, &end) : 0.0;
-    if (text == NULL || text[0] == '\0' || errno != 0 || end == NULL || *end != '\0' ||
-        !(megapixels > 0.0) || megapixels > 1000.0)
-        megapixels = ENGINE_DEFAULT_MAX_MEGAPIXELS;
-    return megapixels * 1e6;
+    return gp_ctx_setting_num(ctx, "max-megapixels") * 1e6;
 }
 
 /*

@@ -150,6 +150,118 @@ static int decode_first_frame(AVFormatContext *format, AVCodecContext *decoder, 
     return rc;
 }
 
+/*
+ * Opens path with the fences of the DESIGN note: only the file protocol, only VIDEO_FORMATS,
+ * and the deadline (which must outlive *out) checked by the interrupt callback.
+ * 0 with *out open, or -1 with *out NULL and a message in err.
+ */
+static int open_container(const char *path, probe_deadline_t *deadline, AVFormatContext **out,
+                          char *err, size_t cap)
+{
+    AVFormatContext *format = avformat_alloc_context();
+    AVDictionary *options = NULL;
+    *out = NULL;
+    if (format == NULL) {
+        gp_media_set_error(err, cap, "out of memory");
+        return -1;
+    }
+    format->interrupt_callback.callback = past_deadline;
+    format->interrupt_callback.opaque = deadline;
+    if (av_dict_set(&options, "protocol_whitelist", "file", 0) < 0 ||
+        av_dict_set(&options, "format_whitelist", VIDEO_FORMATS, 0) < 0) {
+        gp_media_set_error(err, cap, "out of memory");
+        av_dict_free(&options);
+        avformat_free_context(format);
+        return -1;
+    }
+    /* On failure avformat_open_input frees the context and sets it to NULL. */
+    int code = avformat_open_input(&format, path, NULL, &options);
+    av_dict_free(&options);
+    if (code < 0) {
+        av_fail(err, cap, "not a video container", code);
+        return -1;
+    }
+    *out = format;
+    return 0;
+}
+
+/* The best video stream and its decoder, refused when its declared size is out of bounds. */
+static int find_video_stream(AVFormatContext *format, const AVCodec **codec, int *index, char *err,
+                             size_t cap)
+{
+    int code = avformat_find_stream_info(format, NULL);
+    if (code < 0) {
+        av_fail(err, cap, "cannot read the video's streams", code);
+        return -1;
+    }
+    *codec = NULL;
+    *index = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, codec, 0);
+    if (*index < 0 || *codec == NULL) {
+        gp_media_set_error(err, cap,
+                           *index == AVERROR_DECODER_NOT_FOUND ? "no decoder for the video stream"
+                                                               : "the file has no video stream");
+        return -1;
+    }
+    const AVStream *stream = format->streams[*index];
+    int width = stream->codecpar->width, height = stream->codecpar->height;
+    if (width < 1 || height < 1 || width > VIDEO_MAX_SIDE || height > VIDEO_MAX_SIDE ||
+        (int64_t)width * height > GP_MEDIA_MAX_PIXELS) {
+        gp_media_set_error(err, cap, "unsupported video size %dx%d", width, height);
+        return -1;
+    }
+    return 0;
+}
+
+/* Seconds, from the container if it knows, else from the stream; 0 when neither does. */
+static double video_duration(const AVFormatContext *format, const AVStream *stream)
+{
+    if (format->duration != AV_NOPTS_VALUE && format->duration > 0)
+        return (double)format->duration / AV_TIME_BASE;
+    if (stream->duration != AV_NOPTS_VALUE && stream->duration > 0)
+        return (double)stream->duration * av_q2d(stream->time_base);
+    return 0.0;
+}
+
+/* A decoder for the stream; 0 with *out set (caller frees), or -1 (*out may need freeing). */
+static int open_decoder(const AVCodec *codec, const AVStream *stream, AVCodecContext **out,
+                        char *err, size_t cap)
+{
+    AVCodecContext *decoder = avcodec_alloc_context3(codec);
+    *out = decoder;
+    if (decoder == NULL) {
+        gp_media_set_error(err, cap, "out of memory");
+        return -1;
+    }
+    int code = avcodec_parameters_to_context(decoder, stream->codecpar);
+    /* One thread: probing runs on a worker thread already, and frame threading delays
+     * the first frame by a frame per thread. */
+    decoder->thread_count = 1;
+    if (code >= 0)
+        code = avcodec_open2(decoder, codec, NULL);
+    if (code < 0) {
+        av_fail(err, cap, "cannot open the video decoder", code);
+        return -1;
+    }
+    return 0;
+}
+
+/* Decodes the first frame, checks its size and saves it to frame_path (when not NULL). */
+static int first_frame(AVFormatContext *format, AVCodecContext *decoder, int index, AVFrame *frame,
+                       const char *frame_path, char *err, size_t cap)
+{
+    if (decode_first_frame(format, decoder, index, frame, err, cap) != 0)
+        return -1;
+    if (frame->width < 1 || frame->height < 1 || frame->width > VIDEO_MAX_SIDE ||
+        frame->height > VIDEO_MAX_SIDE) {
+        gp_media_set_error(err, cap, "decoded frame has an unsupported size %dx%d", frame->width,
+                           frame->height);
+        return -1;
+    }
+    if (frame_path != NULL && save_frame(frame, frame_path, err, cap) != 0)
+        return -1;
+    return 0;
+}
+
 int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *frame_path, char *err,
                          size_t cap)
 {
@@ -170,85 +282,25 @@ int gp_media_probe_video(const char *path, gp_video_info_t *info, const char *fr
     }
     deadline.at.tv_sec += VIDEO_PROBE_SECONDS;
 
-    AVFormatContext *format = avformat_alloc_context();
+    AVFormatContext *format = NULL;
+    if (open_container(path, &deadline, &format, err, cap) != 0)
+        return -1;
     AVCodecContext *decoder = NULL;
     AVFrame *frame = NULL;
-    AVDictionary *options = NULL;
-    int rc = -1;
-    if (format == NULL) {
-        gp_media_set_error(err, cap, "out of memory");
-        return -1;
-    }
-    format->interrupt_callback.callback = past_deadline;
-    format->interrupt_callback.opaque = &deadline;
-    if (av_dict_set(&options, "protocol_whitelist", "file", 0) < 0 ||
-        av_dict_set(&options, "format_whitelist", VIDEO_FORMATS, 0) < 0) {
-        gp_media_set_error(err, cap, "out of memory");
-        av_dict_free(&options);
-        avformat_free_context(format);
-        return -1;
-    }
-    /* On failure avformat_open_input frees the context and sets it to NULL. */
-    int code = avformat_open_input(&format, path, NULL, &options);
-    av_dict_free(&options);
-    if (code < 0) {
-        av_fail(err, cap, "not a video container", code);
-        return -1;
-    }
-    code = avformat_find_stream_info(format, NULL);
-    if (code < 0) {
-        av_fail(err, cap, "cannot read the video's streams", code);
-        goto done;
-    }
     const AVCodec *codec = NULL;
-    int index = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-    if (index < 0 || codec == NULL) {
-        gp_media_set_error(err, cap,
-                           index == AVERROR_DECODER_NOT_FOUND ? "no decoder for the video stream"
-                                                              : "the file has no video stream");
+    int index = -1, rc = -1;
+    if (find_video_stream(format, &codec, &index, err, cap) != 0)
         goto done;
-    }
-    AVStream *stream = format->streams[index];
-    int width = stream->codecpar->width, height = stream->codecpar->height;
-    if (width < 1 || height < 1 || width > VIDEO_MAX_SIDE || height > VIDEO_MAX_SIDE ||
-        (int64_t)width * height > GP_MEDIA_MAX_PIXELS) {
-        gp_media_set_error(err, cap, "unsupported video size %dx%d", width, height);
-        goto done;
-    }
-
-    double duration = 0.0;
-    if (format->duration != AV_NOPTS_VALUE && format->duration > 0)
-        duration = (double)format->duration / AV_TIME_BASE;
-    else if (stream->duration != AV_NOPTS_VALUE && stream->duration > 0)
-        duration = (double)stream->duration * av_q2d(stream->time_base);
-
-    decoder = avcodec_alloc_context3(codec);
+    const AVStream *stream = format->streams[index];
+    double duration = video_duration(format, stream);
     frame = av_frame_alloc();
-    if (decoder == NULL || frame == NULL) {
+    if (frame == NULL) {
         gp_media_set_error(err, cap, "out of memory");
         goto done;
     }
-    code = avcodec_parameters_to_context(decoder, stream->codecpar);
-    /* One thread: probing runs on a worker thread already, and frame threading delays
-     * the first frame by a frame per thread. */
-    decoder->thread_count = 1;
-    if (code >= 0)
-        code = avcodec_open2(decoder, codec, NULL);
-    if (code < 0) {
-        av_fail(err, cap, "cannot open the video decoder", code);
+    if (open_decoder(codec, stream, &decoder, err, cap) != 0 ||
+        first_frame(format, decoder, index, frame, frame_path, err, cap) != 0)
         goto done;
-    }
-    if (decode_first_frame(format, decoder, index, frame, err, cap) != 0)
-        goto done;
-    if (frame->width < 1 || frame->height < 1 || frame->width > VIDEO_MAX_SIDE ||
-        frame->height > VIDEO_MAX_SIDE) {
-        gp_media_set_error(err, cap, "decoded frame has an unsupported size %dx%d", frame->width,
-                           frame->height);
-        goto done;
-    }
-    if (frame_path != NULL && save_frame(frame, frame_path, err, cap) != 0)
-        goto done;
-
     info->width = frame->width;
     info->height = frame->height;
     info->duration_s = duration;

@@ -1211,8 +1211,7 @@ static int setup(comfy_t *c, gp_ctx_t *ctx)
     c->auth_headers[0] = c->auth;
     c->auth_headers[1] = NULL;
 
-    long silence = strtol(gp_ctx_setting(ctx, "ws-silence-ms"), NULL, 10);
-    c->silence_ms = silence >= 100 && silence <= 3600000 ? (int)silence : 15000;
+    c->silence_ms = (int)gp_ctx_setting_int(ctx, "ws-silence-ms"); /* 100..3600000, checked */
 
     const json_t *params = gp_ctx_params(ctx);
     const json_t *wf = json_object_get(params, "workflow");
@@ -1339,29 +1338,19 @@ static const gp_param_spec_t comfyui_params[] = {
 };
 
 static const gp_provider_setting_t comfyui_settings[] = {
-    {.name = "base-url",
-     .default_value = COMFY_DEFAULT_BASE_URL,
-     .secret = false,
-     .doc = "ComfyUI server URL (http:// or https://); the WebSocket URL is derived from it."},
-    {.name = "api-key",
-     .default_value = "",
-     .secret = true,
-     .doc = "Sent as \"Authorization: Bearer <key>\" when set (for ComfyUI behind an "
-            "authenticating proxy)."},
-    {.name = "concurrency",
-     .default_value = "1",
-     .secret = false,
-     .doc = "Tasks running on the server at once; ComfyUI executes one prompt at a time."},
-    {.name = "rate-per-minute",
-     .default_value = "0",
-     .secret = false,
-     .doc = "HTTP requests per minute to the server (0: unlimited)."},
-    {.name = "ws-silence-ms",
-     .default_value = "15000",
-     .secret = false,
-     .doc = "After this long without a progress message, /history is also polled (every 2 s) "
-            "in case the socket silently died."},
-    {.name = NULL},
+    GP_S_URL("base-url", COMFY_DEFAULT_BASE_URL,
+             "ComfyUI server URL (http:// or https://); the WebSocket URL is derived from it."),
+    GP_S_SECRET("api-key",
+                "Sent as \"Authorization: Bearer <key>\" when set (for ComfyUI behind an "
+                "authenticating proxy)."),
+    GP_S_INT("concurrency", "1", 0, 1000000,
+             "Tasks running on the server at once; ComfyUI executes one prompt at a time."),
+    GP_S_INT("rate-per-minute", "0", 0, 1000000,
+             "HTTP requests per minute to the server (0: unlimited)."),
+    GP_S_MS("ws-silence-ms", "15000", 100, 3600000,
+            "After this long without a progress message, /history is also polled (every 2 s) "
+            "in case the socket silently died."),
+    GP_S_END,
 };
 
 static const char *const comfyui_task_types[] = {"text-to-image", "image-to-image",

@@ -37,7 +37,6 @@
 #define KLING_MAX_IMAGE_BYTES (10u << 20) /* Kling's limit for a base64 image */
 #define KLING_MAX_POLL_FAILURES 5         /* consecutive failed status checks tolerated */
 #define KLING_LIST_PAGE_SIZE 100
-#define KLING_DEFAULT_POLL_MS 3000
 #define KLING_MAX_POLL_MS 30000
 
 /* ---------------------------------------------------------------------------------------
@@ -605,8 +604,7 @@ static int kling_run(gp_ctx_t *ctx)
                            sizeof k.base - 1);
     memcpy(k.base, base, base_len);
     k.base[base_len] = '\0';
-    long poll_ms = strtol(gp_ctx_setting(ctx, "poll-interval-ms"), NULL, 10);
-    k.poll_ms = poll_ms >= 10 && poll_ms <= 600000 ? (int)poll_ms : KLING_DEFAULT_POLL_MS;
+    k.poll_ms = (int)gp_ctx_setting_int(ctx, "poll-interval-ms"); /* 10..600000, checked at start */
     /* The image param exists only in image-to-video. */
     k.kind = !strcmp(gp_ctx_task_type(ctx), "image-to-video") ? "image2video" : "text2video";
 
@@ -660,16 +658,18 @@ static const gp_param_spec_t kling_params[] = {
 };
 
 static const gp_provider_setting_t kling_settings[] = {
-    {"access-key", "", true, "Kling access key: the `iss` of the JWT sent on each request."},
-    {"secret-key", "", true, "Kling secret key: signs the JWT (HS256)."},
-    {"base-url", KLING_DEFAULT_BASE_URL, false,
-     "Kling API origin (https://api-singapore.klingai.com for the Singapore region)."},
-    {"poll-interval-ms", "3000", false,
-     "First wait between two status checks of a Kling task; later waits grow up to 8x "
-     "(at most 30 s)."},
-    {"concurrency", "0", false, "Kling tasks running at once across all workers (0: any)."},
-    {"rate-per-minute", "0", false, "Requests per minute to Kling across all workers (0: any)."},
-    {NULL, NULL, false, NULL},
+    GP_S_SECRET("access-key", "Kling access key: the `iss` of the JWT sent on each request."),
+    GP_S_SECRET("secret-key", "Kling secret key: signs the JWT (HS256)."),
+    GP_S_URL("base-url", KLING_DEFAULT_BASE_URL,
+             "Kling API origin (https://api-singapore.klingai.com for the Singapore region)."),
+    GP_S_MS("poll-interval-ms", "3000", 10, 600000,
+            "First wait between two status checks of a Kling task; later waits grow up to 8x "
+            "(at most 30 s)."),
+    GP_S_INT("concurrency", "0", 0, 1000000,
+             "Kling tasks running at once across all workers (0: any)."),
+    GP_S_INT("rate-per-minute", "0", 0, 1000000,
+             "Requests per minute to Kling across all workers (0: any)."),
+    GP_S_END,
 };
 
 static const char *const kling_task_types[] = {"text-to-video", "image-to-video", NULL};

@@ -22,7 +22,6 @@
 #define OPENAI_MAX_IMAGES 4
 #define OPENAI_MAX_URL 2048
 /* gpt-image-1 at high quality takes a minute or two; dall-e-3 well under one. */
-#define OPENAI_DEFAULT_TIMEOUT_S 300
 #define OPENAI_MAX_MESSAGE 600
 
 /* ---------------------------------------------------------------------------------------
@@ -368,9 +367,7 @@ static int openai_run(gp_ctx_t *ctx)
         return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "the openai provider has no API key: set --openai-api-key or "
                            "GENPULSE_OPENAI_API_KEY");
-    long timeout_s = strtol(gp_ctx_setting(ctx, "timeout-s"), NULL, 10);
-    if (timeout_s <= 0 || timeout_s > 3600)
-        timeout_s = OPENAI_DEFAULT_TIMEOUT_S;
+    int64_t timeout_s = gp_ctx_setting_int(ctx, "timeout-s"); /* 1..3600, checked at start */
 
     openai_request_t req = {0};
     int rc = build_request(ctx, &req);
@@ -460,15 +457,17 @@ static const gp_param_spec_t openai_params[] = {
 };
 
 static const gp_provider_setting_t openai_settings[] = {
-    {"api-key", "", true, "API key, sent as `Authorization: Bearer` to base-url only."},
-    {"base-url", OPENAI_DEFAULT_BASE_URL, false,
-     "Base URL including /v1; any OpenAI-compatible image server (stable-diffusion.cpp "
-     "server, LocalAI) works."},
-    {"model", "", false, "Model used when a task names none (\"\": the server's default)."},
-    {"timeout-s", "300", false, "Longest wait for one generation request, in seconds."},
-    {"concurrency", "0", false, "OpenAI tasks running at once across all workers (0: any)."},
-    {"rate-per-minute", "0", false, "Requests per minute to base-url across all workers (0: any)."},
-    {NULL, NULL, false, NULL},
+    GP_S_SECRET("api-key", "API key, sent as `Authorization: Bearer` to base-url only."),
+    GP_S_URL("base-url", OPENAI_DEFAULT_BASE_URL,
+             "Base URL including /v1; any OpenAI-compatible image server (stable-diffusion.cpp "
+             "server, LocalAI) works."),
+    GP_S_STRING("model", "", "Model used when a task names none (\"\": the server's default)."),
+    GP_S_INT("timeout-s", "300", 1, 3600, "Longest wait for one generation request, in seconds."),
+    GP_S_INT("concurrency", "0", 0, 1000000,
+             "OpenAI tasks running at once across all workers (0: any)."),
+    GP_S_INT("rate-per-minute", "0", 0, 1000000,
+             "Requests per minute to base-url across all workers (0: any)."),
+    GP_S_END,
 };
 
 static const char *const openai_task_types[] = {"text-to-image", NULL};

@@ -26,7 +26,6 @@
 #include <strings.h>
 
 #define RP_DEFAULT_BASE_URL "https://api.replicate.com/v1"
-#define RP_DEFAULT_POLL_MS 1000
 #define RP_MIN_POLL_MS 20
 #define RP_MAX_POLL_MS 60000
 #define RP_POLL_BACKOFF 4        /* polls slow down to this many times the first interval */
@@ -37,7 +36,6 @@
 #define RP_MAX_MODEL_PART 128
 #define RP_VERSION_HEX 64
 #define RP_MAX_ID 128
-#define RP_API_TIMEOUT_MS 30000
 #define RP_MIN_REQUEST_MS 100
 #define RP_MAX_REQUEST_MS 600000
 /* Outputs can arrive inline as data: URLs, so a prediction body may be several megabytes. */
@@ -163,22 +161,6 @@ static bool format_url(char *out, size_t cap, const char *fmt, ...)
  * Settings and params
  * ------------------------------------------------------------------------------------- */
 
-static int int_setting(gp_ctx_t *ctx, const char *name, int fallback, int lo, int hi, int *out)
-{
-    const char *text = gp_ctx_setting(ctx, name);
-    *out = fallback;
-    if (text[0] == '\0')
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < lo || value > hi)
-        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
-                           "replicate %s must be %d..%d, got \"%.40s\"", name, lo, hi, text);
-    *out = (int)value;
-    return 0;
-}
-
 static int load_conf(gp_ctx_t *ctx, rp_conf_t *conf)
 {
     const char *token = gp_ctx_setting(ctx, "api-token");
@@ -219,12 +201,10 @@ static int load_conf(gp_ctx_t *ctx, rp_conf_t *conf)
     const char *path = strchr(host, '/');
     conf->origin_len = path != NULL ? (size_t)(path - conf->base) : base_len;
 
-    int rc = int_setting(ctx, "poll-interval-ms", RP_DEFAULT_POLL_MS, RP_MIN_POLL_MS,
-                         RP_MAX_POLL_MS, &conf->poll_ms);
-    if (rc == 0)
-        rc = int_setting(ctx, "request-timeout-ms", RP_API_TIMEOUT_MS, RP_MIN_REQUEST_MS,
-                         RP_MAX_REQUEST_MS, &conf->request_timeout_ms);
-    return rc;
+    /* Bounded by the settings table (RP_MIN/MAX_*), checked at start. */
+    conf->poll_ms = (int)gp_ctx_setting_int(ctx, "poll-interval-ms");
+    conf->request_timeout_ms = (int)gp_ctx_setting_int(ctx, "request-timeout-ms");
+    return 0;
 }
 
 /* Our token goes only to the API we were configured with, never to a host a response names. */
@@ -1053,17 +1033,19 @@ static const gp_param_spec_t replicate_params[] = {
 };
 
 static const gp_provider_setting_t replicate_settings[] = {
-    {"api-token", "", true, "Replicate API token, sent as `Authorization: Bearer`."},
-    {"base-url", RP_DEFAULT_BASE_URL, false,
-     "Replicate API base URL, including /v1. The token is sent only to this origin."},
-    {"poll-interval-ms", "1000", false,
-     "First wait between two status checks of a prediction; later waits grow up to 4x."},
-    {"request-timeout-ms", "30000", false,
-     "Time allowed for one API request (create, status check, cancel) before it is retried."},
-    {"concurrency", "0", false, "Replicate tasks running at once across all workers (0: any)."},
-    {"rate-per-minute", "600", false,
-     "Requests per minute to Replicate across all workers (its documented create limit)."},
-    {NULL, NULL, false, NULL},
+    GP_S_SECRET("api-token", "Replicate API token, sent as `Authorization: Bearer`."),
+    GP_S_URL("base-url", RP_DEFAULT_BASE_URL,
+             "Replicate API base URL, including /v1. The token is sent only to this origin."),
+    GP_S_MS("poll-interval-ms", "1000", RP_MIN_POLL_MS, RP_MAX_POLL_MS,
+            "First wait between two status checks of a prediction; later waits grow up to 4x."),
+    GP_S_MS("request-timeout-ms", "30000", RP_MIN_REQUEST_MS, RP_MAX_REQUEST_MS,
+            "Time allowed for one API request (create, status check, cancel) before it is "
+            "retried."),
+    GP_S_INT("concurrency", "0", 0, 1000000,
+             "Replicate tasks running at once across all workers (0: any)."),
+    GP_S_INT("rate-per-minute", "600", 0, 1000000,
+             "Requests per minute to Replicate across all workers (its documented create limit)."),
+    GP_S_END,
 };
 
 static const char *const replicate_task_types[] = {

@@ -33,7 +33,6 @@
 #define VOLC_MAX_OUTPUTS 8
 #define VOLC_MAX_POLL_FAILURES 5
 #define VOLC_MAX_IMAGE_BYTES (10u << 20)
-#define VOLC_DEFAULT_POLL_MS 2000
 #define VOLC_MAX_POLL_MS 20000
 
 typedef enum volc_kind {
@@ -660,8 +659,7 @@ static int volc_run(gp_ctx_t *ctx)
         return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "volcengine base-url must be an http(s) URL without query or "
                            "user info");
-    long poll_ms = strtol(gp_ctx_setting(ctx, "poll-interval-ms"), NULL, 10);
-    v.poll_ms = poll_ms >= 10 && poll_ms <= 600000 ? (int)poll_ms : VOLC_DEFAULT_POLL_MS;
+    v.poll_ms = (int)gp_ctx_setting_int(ctx, "poll-interval-ms"); /* 10..600000, checked at start */
 
     const char *type = gp_ctx_task_type(ctx);
     v.kind = !strcmp(type, "image-to-image")  ? VOLC_I2I
@@ -713,17 +711,18 @@ static const gp_param_spec_t volc_params[] = {
 };
 
 static const gp_provider_setting_t volc_settings[] = {
-    {"access-key", "", true, "VolcEngine access key id (AK)."},
-    {"secret-key", "", true, "VolcEngine secret access key (SK): signs every request."},
-    {"base-url", VOLC_DEFAULT_BASE_URL, false, "Visual API endpoint."},
-    {"region", "cn-north-1", false, "Region in the signing scope."},
-    {"service", "cv", false, "Service in the signing scope."},
-    {"poll-interval-ms", "2000", false,
-     "First wait between two result checks; later waits grow up to 8x (at most 20 s)."},
-    {"concurrency", "0", false, "VolcEngine tasks running at once across all workers (0: any)."},
-    {"rate-per-minute", "0", false,
-     "Requests per minute to VolcEngine across all workers (0: any)."},
-    {NULL, NULL, false, NULL},
+    GP_S_SECRET("access-key", "VolcEngine access key id (AK)."),
+    GP_S_SECRET("secret-key", "VolcEngine secret access key (SK): signs every request."),
+    GP_S_URL("base-url", VOLC_DEFAULT_BASE_URL, "Visual API endpoint."),
+    GP_S_STRING("region", "cn-north-1", "Region in the signing scope."),
+    GP_S_STRING("service", "cv", "Service in the signing scope."),
+    GP_S_MS("poll-interval-ms", "2000", 10, 600000,
+            "First wait between two result checks; later waits grow up to 8x (at most 20 s)."),
+    GP_S_INT("concurrency", "0", 0, 1000000,
+             "VolcEngine tasks running at once across all workers (0: any)."),
+    GP_S_INT("rate-per-minute", "0", 0, 1000000,
+             "Requests per minute to VolcEngine across all workers (0: any)."),
+    GP_S_END,
 };
 
 static const char *const volc_task_types[] = {"text-to-image", "image-to-image", "text-to-video",

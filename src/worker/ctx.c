@@ -3,6 +3,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/media_type.h"
+#include "core/settings.h"
 #include "core/util.h"
 #include "media/media.h"
 
@@ -81,6 +82,30 @@ bool gp_ctx_param_bool(const gp_ctx_t *ctx, const char *name, bool fallback)
 {
     json_t *v = json_object_get(ctx->task.params, name);
     return json_is_boolean(v) ? json_is_true(v) : fallback;
+}
+
+/* Typed provider settings: parsed and checked once by gp_settings_load(), read-only after. */
+static gp_setting_value_t setting_value(const gp_ctx_t *ctx, const char *name)
+{
+    gp_setting_value_t zero = {0};
+    if (!ctx->provider)
+        return zero;
+    return gp_settings_provider_value(ctx->rt->settings, ctx->provider->name, name);
+}
+
+int64_t gp_ctx_setting_int(const gp_ctx_t *ctx, const char *name)
+{
+    return setting_value(ctx, name).i;
+}
+
+bool gp_ctx_setting_bool(const gp_ctx_t *ctx, const char *name)
+{
+    return setting_value(ctx, name).i != 0;
+}
+
+double gp_ctx_setting_num(const gp_ctx_t *ctx, const char *name)
+{
+    return setting_value(ctx, name).d;
 }
 
 bool gp_ctx_is_canceled(const gp_ctx_t *ctx)

@@ -5,8 +5,8 @@ import threading
 import time
 import uuid
 
-from harness import (case, check, check_error, check_task_shape, parse_time, raw_request, short,
-                     url_path)
+from harness import (TestFailure, case, check, check_error, check_task_shape, parse_time,
+                     raw_request, short, url_path)
 
 
 # ------------------------------------------------------------------------------------------
@@ -603,3 +603,29 @@ def test_idempotency_key_odd_values(ctx):
             check(r2.status in (200, 202) and r2.json.get("id") == r.json["id"],
                   "Idempotency-Key %r not honored on repeat: %r" % (key[:20], r2))
     check(srv.get("/health").status == 200, "unhealthy after odd idempotency keys")
+
+
+# ------------------------------------------------------------------------------------------
+# Provider settings are checked at start
+# ------------------------------------------------------------------------------------------
+
+@case(own=True)
+def test_bad_provider_setting_stops_start(ctx):
+    """A provider setting that does not parse as its kind stops the process before it serves:
+    exit status 2 and one line naming the flag and the environment variable, whether the
+    value came from the command line or the environment."""
+    want = ('genpulse: --replicate-poll-interval-ms (GENPULSE_REPLICATE_POLL_INTERVAL_MS): '
+            '"12x" is not an integer from 20 to 60000 (milliseconds)')
+    for how, args, env in (("flag", ["--replicate-poll-interval-ms", "12x"], None),
+                           ("environment", [], {"GENPULSE_REPLICATE_POLL_INTERVAL_MS": "12x"})):
+        srv = ctx.new_server(args, name="bad-setting-" + how, env=env)
+        try:
+            srv.start(timeout=5)
+        except TestFailure:
+            pass
+        else:
+            raise TestFailure("server started with a bad setting given by %s" % how)
+        check(srv.wait_exit(5) and srv.exit_code == 2,
+              "bad setting by %s: exit code %r, want 2" % (how, srv.exit_code))
+        check(want in srv.stderr_text(),
+              "bad setting by %s: stderr lacks %r: %s" % (how, want, short(srv.stderr_text())))

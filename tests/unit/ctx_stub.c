@@ -52,7 +52,8 @@ struct gp_ctx {
     char *failure_message;
 
     char *scratch_dir;
-    struct stub_media *media; /* inputs, previews, settings: see the block at the end */
+    struct stub_media *media;      /* inputs, previews, settings: see the block at the end */
+    const gp_provider_t *provider; /* declares the settings' defaults; may be NULL */
 };
 
 static void stub_media_free(gp_ctx_t *ctx);
@@ -677,11 +678,48 @@ int gp_ctx_publish_preview(gp_ctx_t *ctx, const char *name, const char *path,
     return 0;
 }
 
-const char *gp_ctx_setting(const gp_ctx_t *ctx, const char *name)
+/* Settings' defaults come from this provider's table, as in the real core. */
+void stub_ctx_set_provider(gp_ctx_t *ctx, const gp_provider_t *provider)
+{
+    ctx->provider = provider;
+}
+
+/* The value a test set, else the provider's declared default, else NULL. */
+static const char *stub_setting_text(const gp_ctx_t *ctx, const char *name)
 {
     const struct stub_media *media = ctx->media;
     for (size_t i = 0; media != NULL && i < STUB_MAX_SETTINGS; i++)
         if (media->settings[i].name != NULL && strcmp(media->settings[i].name, name) == 0)
             return media->settings[i].value;
-    return "";
+    for (const gp_provider_setting_t *ps = ctx->provider != NULL ? ctx->provider->settings : NULL;
+         ps != NULL && ps->name != NULL; ps++)
+        if (strcmp(ps->name, name) == 0)
+            return ps->default_value;
+    return NULL;
+}
+
+const char *gp_ctx_setting(const gp_ctx_t *ctx, const char *name)
+{
+    const char *text = stub_setting_text(ctx, name);
+    return text != NULL ? text : "";
+}
+
+/* The stub trusts the test's values (the core checks them at start); no suffixes. */
+int64_t gp_ctx_setting_int(const gp_ctx_t *ctx, const char *name)
+{
+    const char *text = stub_setting_text(ctx, name);
+    return text != NULL ? strtoll(text, NULL, 10) : 0;
+}
+
+bool gp_ctx_setting_bool(const gp_ctx_t *ctx, const char *name)
+{
+    const char *text = stub_setting_text(ctx, name);
+    return text != NULL && (strcmp(text, "1") == 0 || strcmp(text, "true") == 0 ||
+                            strcmp(text, "yes") == 0 || strcmp(text, "on") == 0);
+}
+
+double gp_ctx_setting_num(const gp_ctx_t *ctx, const char *name)
+{
+    const char *text = stub_setting_text(ctx, name);
+    return text != NULL ? strtod(text, NULL) : 0.0;
 }

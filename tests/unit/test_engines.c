@@ -38,6 +38,7 @@ extern const gp_provider_t gp_provider_echo;
 
 /* Test-facing API of ctx_stub.c. */
 gp_ctx_t *stub_ctx_new(json_t *params);
+void stub_ctx_set_provider(gp_ctx_t *ctx, const gp_provider_t *provider);
 void stub_ctx_free(gp_ctx_t *ctx);
 void stub_ctx_set_attempt(gp_ctx_t *ctx, int attempt);
 void stub_ctx_set_canceled(gp_ctx_t *ctx, bool canceled);
@@ -81,6 +82,7 @@ static gp_ctx_t *make_ctx(const gp_task_type_t *type, const gp_provider_t *provi
     assert_int_equal(json_object_set_new(params, "provider", json_string(provider->name)), 0);
     gp_ctx_t *ctx = stub_ctx_new(params);
     assert_non_null(ctx);
+    stub_ctx_set_provider(ctx, provider);
     return ctx;
 }
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/registry.h"
+#include "core/settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -695,6 +696,119 @@ static void test_params_schema(void **state)
     json_decref(desc);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Provider setting kinds (core/settings.c): the one parser, and the check at start
+ * ------------------------------------------------------------------------------------- */
+
+static gp_setting_value_t parse_ok(gp_setting_kind_t kind, double lo, double hi, const char *text)
+{
+    gp_setting_value_t v = {-7, -7.0};
+    char why[160] = "";
+    if (gp_setting_parse(kind, lo, hi, false, text, &v, why, sizeof why) != 0)
+        fail_msg("\"%s\" refused: %s", text, why);
+    return v;
+}
+
+static void parse_bad(gp_setting_kind_t kind, double lo, double hi, const char *text,
+                      const char *reason)
+{
+    gp_setting_value_t v = {-7, -7.0};
+    char why[160] = "";
+    assert_int_equal(gp_setting_parse(kind, lo, hi, false, text, &v, why, sizeof why), -1);
+    assert_int_equal(v.i, -7); /* untouched on failure */
+    assert_contains(why, reason);
+}
+
+static void test_setting_integers(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_ok(GP_SETTING_INT, 100, 60000, "100").i, 100);
+    assert_int_equal(parse_ok(GP_SETTING_INT, 100, 60000, "60000").i, 60000);
+    assert_int_equal(parse_ok(GP_SETTING_INT, -5, 5, "-5").i, -5);
+    const char *bad[] = {"12x", "", "99", "60001", "1.5", "0x10", "99999999999999999999", "1 "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        parse_bad(GP_SETTING_INT, 100, 60000, bad[i], "is not an integer from 100 to 60000");
+}
+
+static void test_setting_durations(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_ok(GP_SETTING_DURATION_MS, 10, 3600000, "1500").i, 1500);
+    assert_int_equal(parse_ok(GP_SETTING_DURATION_MS, 10, 3600000, "1500ms").i, 1500);
+    assert_int_equal(parse_ok(GP_SETTING_DURATION_MS, 10, 3600000, "2s").i, 2000);
+    assert_int_equal(parse_ok(GP_SETTING_DURATION_MS, 10, 3600000, "5m").i, 300000);
+    assert_int_equal(parse_ok(GP_SETTING_DURATION_MS, 10, 3600000, "1h").i, 3600000);
+    const char *bad[] = {"12x", "", "s", "2 s", "9", "2h", "1.5s", "9223372036854775807h"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        parse_bad(GP_SETTING_DURATION_MS, 10, 3600000, bad[i],
+                  "is not an integer from 10 to 3600000 (milliseconds)");
+}
+
+static void test_setting_booleans_numbers_urls(void **state)
+{
+    (void)state;
+    const char *yes[] = {"1", "true", "TRUE", "yes", "on"}, *no[] = {"0", "false", "No", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        assert_int_equal(parse_ok(GP_SETTING_BOOL, 0, 0, yes[i]).i, 1);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_int_equal(parse_ok(GP_SETTING_BOOL, 0, 0, no[i]).i, 0);
+    parse_bad(GP_SETTING_BOOL, 0, 0, "2", "is not a boolean");
+    parse_bad(GP_SETTING_BOOL, 0, 0, "", "is not a boolean");
+
+    assert_true(parse_ok(GP_SETTING_NUMBER, 0.001, 1000, "0.5").d == 0.5);
+    assert_true(parse_ok(GP_SETTING_NUMBER, 0.001, 1000, "1000").d == 1000.0);
+    const char *bad_num[] = {"0", "1001", "nan", "inf", "1e9", "5x", ""};
+    for (size_t i = 0; i < sizeof bad_num / sizeof bad_num[0]; i++)
+        parse_bad(GP_SETTING_NUMBER, 0.001, 1000, bad_num[i], "is not a number from 0.001 to 1000");
+
+    parse_ok(GP_SETTING_URL, 0, 0, "https://api.replicate.com/v1");
+    parse_ok(GP_SETTING_URL, 0, 0, "http://127.0.0.1:8188");
+    const char *bad_url[] = {"ftp://x", "https://", "http:///path", "https://a b", "api.x.com", ""};
+    for (size_t i = 0; i < sizeof bad_url / sizeof bad_url[0]; i++)
+        parse_bad(GP_SETTING_URL, 0, 0, bad_url[i], "is not an http:// or https:// URL");
+    gp_setting_value_t v;
+    char why[160];
+    assert_int_equal(gp_setting_parse(GP_SETTING_URL, 0, 0, true, "", &v, why, sizeof why), 0);
+
+    parse_ok(GP_SETTING_STRING, 0, 0, "");
+    parse_ok(GP_SETTING_SECRET, 0, 0, "s3cr3t with spaces");
+    char *huge = calloc(5000, 1);
+    assert_non_null(huge);
+    memset(huge, 'a', 4999);
+    parse_bad(GP_SETTING_SECRET, 0, 0, huge, "longer than 4096");
+    free(huge);
+}
+
+/* Every provider's declared defaults pass their own kinds, and a value is parsed at start. */
+static void test_settings_load_checks_providers(void **state)
+{
+    (void)state;
+    char *argv[] = {
+        "genpulse", "serve", "--replicate-poll-interval-ms", "2s", "--vips-max-megapixels=0.5",
+        NULL};
+    gp_settings_t s;
+    assert_int_equal(gp_settings_load(&s, GP_CMD_SERVE, "serve", "doc", 5, argv, 2), 0);
+    assert_int_equal(gp_settings_provider_value(&s, "replicate", "poll-interval-ms").i, 2000);
+    assert_string_equal(gp_settings_provider(&s, "replicate", "poll-interval-ms"), "2s");
+    assert_int_equal(gp_settings_provider_value(&s, "replicate", "request-timeout-ms").i, 30000);
+    assert_true(gp_settings_provider_value(&s, "vips", "max-megapixels").d == 0.5);
+    assert_int_equal(gp_settings_provider_value(&s, "replicate", "no-such").i, 0);
+    gp_settings_free(&s);
+
+    char *bad_flag[] = {"genpulse", "serve", "--replicate-poll-interval-ms", "12x", NULL};
+    assert_int_equal(gp_settings_load(&s, GP_CMD_SERVE, "serve", "doc", 4, bad_flag, 2), -1);
+    gp_settings_free(&s);
+
+    char *plain[] = {"genpulse", "worker", NULL};
+    setenv("GENPULSE_KLING_POLL_INTERVAL_MS", "0", 1);
+    assert_int_equal(gp_settings_load(&s, GP_CMD_WORKER, "worker", "doc", 2, plain, 2), -1);
+    gp_settings_free(&s);
+    /* api and migrate do not run providers: the variable is not theirs to read. */
+    assert_int_equal(gp_settings_load(&s, GP_CMD_API, "api", "doc", 2, plain, 2), 0);
+    gp_settings_free(&s);
+    unsetenv("GENPULSE_KLING_POLL_INTERVAL_MS");
+}
+
 int main(void)
 {
     const struct CMUnitTest init_tests[] = {
@@ -726,7 +840,14 @@ int main(void)
         cmocka_unit_test_setup(test_long_multibyte_unknown_field_reported, setup_real_registry),
         cmocka_unit_test_setup(test_params_schema, setup_real_registry),
     };
+    const struct CMUnitTest setting_tests[] = {
+        cmocka_unit_test(test_setting_integers),
+        cmocka_unit_test(test_setting_durations),
+        cmocka_unit_test(test_setting_booleans_numbers_urls),
+        cmocka_unit_test(test_settings_load_checks_providers),
+    };
     int failed = cmocka_run_group_tests_name("registry_init", init_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("provider_settings", setting_tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("validate_submission", validate_tests, NULL, NULL);
     return failed;
 }
