@@ -1,0 +1,104 @@
+/*
+ * http_internal.h — what the gateway's files share: the gateway and one request.
+ *
+ * Private to src/api/. A request_t belongs to its connection: it is created by on_request
+ * on an MHD event thread and freed by on_completed. While its connection is suspended the
+ * thread doing its asynchronous step (the committer, an offload worker) owns the fields
+ * that step writes, until it resumes the connection; only then does `finish` read them.
+ */
+#ifndef GP_API_HTTP_INTERNAL_H
+#define GP_API_HTTP_INTERNAL_H
+
+#include "api/offload.h"
+#include "api/router.h"
+#include "api/server.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define GP_HTTP_VERSION "0.1.0"
+
+typedef struct sse_client sse_client_t;
+
+struct gp_http {
+    gp_runtime_t *rt;
+    struct MHD_Daemon *daemon;
+    int port;
+    char *task_types_json; /* built once: the registry never changes */
+    char *upload_dir;      /* DATA_DIR/uploads: uploads in flight */
+    size_t task_types_len;
+    pthread_mutex_t clients_lock;
+    sse_client_t *clients;
+    atomic_int inflight;    /* suspended requests waiting for a commit or an offload job */
+    MHD_socket quiesced_fd; /* listen socket handed back by quiesce; closed after stop */
+    gp_offload_t *offload;  /* blocking work off the event threads */
+    pthread_t heartbeat;
+    pthread_mutex_t hb_lock;
+    pthread_cond_t hb_cond;
+    bool hb_stop;
+};
+
+typedef enum req_state {
+    REQ_NEW,
+    REQ_BODY,    /* headers admitted; reading the body */
+    REQ_WAITING, /* suspended: a commit or an offload job is running */
+    REQ_READY    /* resumed: the route's finish hook answers */
+} req_state_t;
+
+/* The outcome of an upload or asset read done on the offload pool: written by the job,
+ * read by the route's finish hook. */
+typedef struct asset_job {
+    json_t *meta;        /* the asset's metadata on success (owned) */
+    int err;             /* gp_err_t, 0 = success */
+    const char *message; /* static; NULL = err's default */
+    char detail[256];    /* the body.file detail, "" = none */
+    const char *type;    /* sniffed media type of an upload (static) */
+    char id[37];
+} asset_job_t;
+
+typedef struct request {
+    gp_http_t *http;
+    struct MHD_Connection *conn;
+    const gp_route_t *route;
+    gp_path_params_t path_params;
+    char *body;
+    size_t body_len, body_cap, discarded;
+    bool too_large;
+    req_state_t state;
+    gp_store_op_t op;
+    gp_task_t task;
+    bool dispatched; /* a created task was handed to the queue */
+    /* uploads: the "file" part streams into upload_path */
+    struct MHD_PostProcessor *post;
+    char *upload_path;
+    FILE *upload_file;
+    char upload_declared_type[128];
+    uint64_t upload_bytes;
+    bool upload_has_file, upload_failed;
+    asset_job_t asset;
+    void (*offload_job)(struct request *r); /* the job gp_http_offload runs */
+} request_t;
+
+/* server.c: suspends r (state REQ_WAITING, counted in inflight) and runs job on the offload
+ * pool; when it returns the connection resumes and the route's finish hook answers. */
+void gp_http_offload(request_t *r, void (*job)(request_t *r));
+/* server.c: suspends r for the commit of r->op (already filled in), then finish answers. */
+void gp_http_defer_commit(request_t *r);
+
+/* tasks.c: on_completed's part for the task routes (a created task whose client left). */
+void gp_tasks_on_completed(request_t *r);
+
+/* events.c: the heartbeat thread; gp_sse_end_all ends every stream (at stop). */
+int gp_sse_start(gp_http_t *h);
+void gp_sse_stop(gp_http_t *h);
+void gp_sse_end_all(gp_http_t *h);
+
+/* assets.c: multipart upload plumbing used by body reading in server.c. */
+enum MHD_Result gp_upload_begin(request_t *r);
+enum MHD_Result gp_upload_feed(request_t *r, const char *data, size_t n);
+void gp_upload_cleanup(request_t *r);
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * reply.c — responses, JSON errors, body parsing and task rendering for every route.
+ */
+#include "api/reply.h"
+#include "core/errors.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                             const char *content_type, const char *allow)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *body,
+                             const char *extra_header, const char *extra_value)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (extra_header)
+        MHD_add_response_header(resp, extra_header, extra_value);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result gp_send_error_allow(struct MHD_Connection *c, int err, const char *message,
+                                    json_t *details, const char *allow)
+{
+    json_t *body = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", gp_err_code(err), "message",
+                             message ? message : gp_err_message(err), "details",
+                             details ? details : json_array());
+    return gp_send_json(c, (unsigned)gp_err_http_status(err), body,
+                        allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+}
+
+enum MHD_Result gp_send_error(struct MHD_Connection *c, int err, const char *message,
+                              json_t *details)
+{
+    return gp_send_error_allow(c, err, message, details, NULL);
+}
+
+json_t *gp_one_detail(const char *field, const char *message)
+{
+    return json_pack("[{s:s, s:s}]", "field", field, "message", message);
+}
+
+const char *gp_req_header(request_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *gp_req_query(request_t *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+bool gp_is_json_content_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    return !strncasecmp(ct, "application/json", n) &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+json_t *gp_parse_body(request_t *r, enum MHD_Result *ret)
+{
+    if (r->body_len == 0) {
+        *ret = gp_send_error(r->conn, GP_E_INVALID_JSON, "the request body is empty", NULL);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        *ret = gp_send_error(r->conn, GP_E_INVALID_JSON, msg, NULL);
+    }
+    return body;
+}
+
+char *gp_object_link(gp_http_t *h, const char *owner, const char *name)
+{
+    gp_storage_t *st = h->rt->storage;
+    char *url = NULL;
+    if (st->vt->presign && st->vt->presign(st, owner, name, 0, &url) == 0)
+        return url;
+    return gp_xasprintf("%s/files/%s/%s", h->rt->public_url, owner, name);
+}
+
+/* Re-links result.assets[] (url, thumbnail_url) for the client about to read them. */
+static void refresh_links(gp_http_t *h, json_t *task)
+{
+    json_t *result = json_object_get(task, "result");
+    json_t *assets = json_object_get(result, "assets");
+    if (!json_is_array(assets) || json_array_size(assets) == 0)
+        return;
+    const char *id = json_string_value(json_object_get(task, "id"));
+    json_t *copy = json_deep_copy(result); /* the stored result is shared: do not touch it */
+    json_t *list = json_object_get(copy, "assets");
+    size_t i;
+    json_t *a;
+    json_array_foreach (list, i, a) {
+        const char *name = json_string_value(json_object_get(a, "name"));
+        if (!id || !name || !gp_storage_name_ok(name))
+            continue;
+        char *link = gp_object_link(h, id, name);
+        json_object_set_new(a, "url", json_string(link));
+        free(link);
+        if (json_object_get(a, "thumbnail_url")) {
+            char *thumb = gp_storage_derived_name(
+                name, json_string_value(json_object_get(a, "content_type")));
+            link = gp_object_link(h, id, thumb);
+            json_object_set_new(a, "thumbnail_url", json_string(link));
+            free(link);
+            free(thumb);
+        }
+    }
+    json_object_set_new(task, "result", copy);
+}
+
+json_t *gp_task_json(gp_http_t *h, const gp_task_t *t)
+{
+    gp_hot_state_t hot;
+    /* A task that never started has no hot state: spare the event bus a round trip. */
+    bool have_hot = !(t->status == GP_TASK_PENDING && t->attempts == 0) &&
+                    gp_events_get_hot(h->rt->events, t->id, &hot) == 0;
+    json_t *o = gp_task_to_json(t, have_hot ? &hot : NULL, h->rt->public_url);
+    refresh_links(h, o);
+    return o;
+}

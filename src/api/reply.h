@@ -1,0 +1,45 @@
+/*
+ * reply.h — what every route answers with: JSON and text responses, the JSON error body,
+ * request body parsing, and a task as clients see it (with fresh asset links).
+ *
+ * Threading: call on the thread that owns the request (an MHD event thread, in a route's
+ * start or finish hook). Every gp_send_* returns what the MHD access handler must return.
+ */
+#ifndef GP_API_REPLY_H
+#define GP_API_REPLY_H
+
+#include "api/http_internal.h"
+
+#include <jansson.h>
+
+/* Queues body (len bytes, freed by MHD) with Cache-Control: no-store; allow may be NULL. */
+enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                             const char *content_type, const char *allow);
+/* Queues body (stolen) as compact JSON in insertion order; one optional extra header. */
+enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *body,
+                             const char *extra_header, const char *extra_value);
+/* {"error":{code,message,details}} with err's HTTP status. err: a gp_err_t; message NULL =
+ * err's default; details stolen (NULL = []); allow (NULL = none) becomes the Allow header. */
+enum MHD_Result gp_send_error_allow(struct MHD_Connection *c, int err, const char *message,
+                                    json_t *details, const char *allow);
+enum MHD_Result gp_send_error(struct MHD_Connection *c, int err, const char *message,
+                              json_t *details);
+/* [{"field": field, "message": message}], new reference. */
+json_t *gp_one_detail(const char *field, const char *message);
+
+/* A request header or query argument, NULL when absent; valid for the request's life. */
+const char *gp_req_header(request_t *r, const char *name);
+const char *gp_req_query(request_t *r, const char *name);
+
+/* True for "application/json" with optional parameters, case-insensitive. */
+bool gp_is_json_content_type(const char *ct);
+/* Parses r's JSON body (new reference); on failure queues the 400 into *ret, returns NULL. */
+json_t *gp_parse_body(request_t *r, enum MHD_Result *ret);
+
+/* A link to a stored object as this gateway serves it: a fresh presigned URL for object
+ * stores (stored links expire), else this gateway's /files/ route. Caller frees. */
+char *gp_object_link(gp_http_t *h, const char *owner, const char *name);
+/* The client-facing task (new reference), with hot state and fresh asset links. */
+json_t *gp_task_json(gp_http_t *h, const gp_task_t *t);
+
+#endif

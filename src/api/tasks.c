@@ -1,0 +1,274 @@
+/*
+ * tasks.c — the task surface: create, get, list, cancel, retry.
+ *
+ * Create, cancel and retry write through the group committer: `start` validates and
+ * suspends the connection with the op; `finish` answers once the commit is done, and only
+ * then touches the queue and the event bus (that I/O stays off the committer thread).
+ */
+#include "api/reply.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum MHD_Result no_task(request_t *r, int rc)
+{
+    return gp_send_error(r->conn, -rc, rc == -GP_E_NOT_FOUND ? "no task with this id" : NULL, NULL);
+}
+
+static bool idempotency_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    bool ok = n >= 1 && n <= 255;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = key[i] > 0x20 && key[i] < 0x7f;
+    return ok;
+}
+
+static enum MHD_Result create_start(request_t *r)
+{
+    gp_http_t *h = r->http;
+    const char *key = gp_req_header(r, "Idempotency-Key");
+    if (key && !idempotency_key_ok(key))
+        return gp_send_error(
+            r->conn, GP_E_BAD_REQUEST, "invalid Idempotency-Key header",
+            gp_one_detail("headers.Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+    enum MHD_Result ret = MHD_NO;
+    json_t *body = gp_parse_body(r, &ret);
+    if (!body)
+        return ret;
+    gp_submission_t sub;
+    json_t *details = NULL;
+    int rc =
+        gp_validate_submission(body, (int)h->rt->settings->default_max_retries, &sub, &details);
+    json_decref(body);
+    if (rc != 0)
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+
+    gp_task_t *t = &r->task;
+    gp_uuid7(t->id);
+    t->task_type = gp_xstrdup(sub.task_type->name);
+    t->provider = gp_xstrdup(sub.provider->name);
+    t->status = GP_TASK_PENDING;
+    t->params = json_incref(sub.params);
+    t->max_retries = sub.max_retries;
+    t->priority = sub.priority;
+    t->idempotency_key = key ? gp_xstrdup(key) : NULL;
+    t->created_at = gp_now_ms();
+    gp_submission_clear(&sub);
+    r->op.kind = GP_OP_CREATE;
+    r->op.task = t;
+    gp_http_defer_commit(r);
+    return MHD_YES;
+}
+
+static enum MHD_Result create_finish(request_t *r)
+{
+    gp_http_t *h = r->http;
+    if (r->op.result != 0)
+        return gp_send_error(
+            r->conn, r->op.result == -GP_E_CONFLICT ? GP_E_CONFLICT : GP_E_UNAVAILABLE,
+            r->op.result == -GP_E_CONFLICT ? "a task with this Idempotency-Key is being created"
+                                           : "the task could not be stored; try again",
+            NULL);
+    if (r->op.replayed)
+        return gp_send_json(r->conn, 202, gp_task_json(h, &r->task), "Idempotent-Replayed", "true");
+    gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
+    r->dispatched = true;
+    gp_log(GP_LOG_DEBUG, r->task.id, "accepted %s/%s priority %d", r->task.task_type,
+           r->task.provider, r->task.priority);
+    return gp_send_json(r->conn, 202, gp_task_json(h, &r->task), NULL, NULL);
+}
+
+void gp_tasks_on_completed(request_t *r)
+{
+    /* The client left before its 202: the task is committed, so it still gets queued. */
+    if (r->op.kind == GP_OP_CREATE && r->op.task && r->state == REQ_READY && r->op.result == 0 &&
+        !r->op.replayed && !r->dispatched)
+        gp_runtime_dispatch(r->http->rt, &r->task);
+}
+
+static enum MHD_Result get_task(request_t *r)
+{
+    const char *id = r->path_params[0];
+    gp_task_t t;
+    int rc = gp_is_uuid(id) ? gp_store_get(r->http->rt->store, id, &t) : -GP_E_NOT_FOUND;
+    if (rc != 0)
+        return no_task(r, rc);
+    json_t *j = gp_task_json(r->http, &t);
+    gp_task_clear(&t);
+    return gp_send_json(r->conn, 200, j, NULL, NULL);
+}
+
+static void add_detail(json_t *details, const char *field, const char *message)
+{
+    json_array_append_new(details, json_pack("{s:s, s:s}", "field", field, "message", message));
+}
+
+/* Reads ?limit, ?status, ?task_type, ?cursor into f; problems go to details. */
+static void list_filter(request_t *r, gp_task_filter_t *f, json_t *details)
+{
+    const char *v;
+    if ((v = gp_req_query(r, "limit"))) {
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 100)
+            add_detail(details, "limit", "must be an integer from 1 to 100");
+        else
+            f->limit = (size_t)n;
+    }
+    if ((v = gp_req_query(r, "status")) && *v) {
+        f->status = gp_task_status_parse(v);
+        if (f->status < 0)
+            add_detail(details, "status",
+                       "must be one of: pending, processing, succeeded, failed, canceled");
+    }
+    if ((v = gp_req_query(r, "task_type")) && *v) {
+        if (!gp_registry_task_type(v))
+            add_detail(details, "task_type", "unknown task type");
+        f->task_type = v;
+    }
+    if ((v = gp_req_query(r, "cursor")) && *v) {
+        char *end = NULL;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 1)
+            add_detail(details, "cursor", "is not a cursor from a previous page");
+        else
+            f->before_seq = n;
+    }
+}
+
+static enum MHD_Result list_tasks(request_t *r)
+{
+    json_t *details = json_array();
+    gp_task_filter_t f = {.status = -1, .limit = 20};
+    list_filter(r, &f, details);
+    if (json_array_size(details) > 0)
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    json_decref(details);
+    gp_task_t rows[100];
+    size_t n = 0;
+    int rc = gp_store_list(r->http->rt->store, &f, rows, &n);
+    if (rc != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, gp_task_json(r->http, &rows[i]));
+    json_t *next = json_null();
+    if (n == f.limit && n > 0) {
+        char cursor[32];
+        snprintf(cursor, sizeof cursor, "%lld", (long long)rows[n - 1].seq);
+        json_decref(next);
+        next = json_string(cursor);
+    }
+    for (size_t i = 0; i < n; i++)
+        gp_task_clear(&rows[i]);
+    return gp_send_json(r->conn, 200, json_pack("{s:o, s:o}", "data", data, "next_cursor", next),
+                        NULL, NULL);
+}
+
+static enum MHD_Result cancel_start(request_t *r)
+{
+    const char *id = r->path_params[0];
+    if (!gp_is_uuid(id))
+        return gp_send_error(r->conn, GP_E_NOT_FOUND, "no task with this id", NULL);
+    r->op.kind = GP_OP_CANCEL;
+    memcpy(r->op.cancel_id, id, sizeof r->op.cancel_id);
+    gp_http_defer_commit(r);
+    return MHD_YES;
+}
+
+static enum MHD_Result cancel_finish(request_t *r)
+{
+    gp_http_t *h = r->http;
+    const char *id = r->path_params[0];
+    if (r->op.result == -GP_E_NOT_FOUND)
+        return gp_send_error(r->conn, GP_E_NOT_FOUND, "no task with this id", NULL);
+    if (r->op.result != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    gp_task_t t;
+    if (gp_store_get(h->rt->store, id, &t) != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    enum MHD_Result ret;
+    switch (r->op.cancel_outcome) {
+    case GP_CANCEL_DONE:
+        gp_events_publish_status(h->rt->events, &t, false);
+        gp_log(GP_LOG_INFO, id, "canceled while pending");
+        ret = gp_send_json(r->conn, 200, gp_task_json(h, &t), NULL, NULL);
+        break;
+    case GP_CANCEL_REQUESTED:
+        gp_events_publish_cancel(h->rt->events, id);
+        gp_log(GP_LOG_INFO, id, "cancel requested while running");
+        ret = gp_send_json(r->conn, 202, gp_task_json(h, &t), NULL, NULL);
+        break;
+    default: {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the task already finished (%s)", gp_task_status_name(t.status));
+        ret = gp_send_error(r->conn, GP_E_CONFLICT, msg, NULL);
+    }
+    }
+    gp_task_clear(&t);
+    return ret;
+}
+
+/* Puts a failed task back: failed(n) → pending with a fresh retry budget. */
+static enum MHD_Result retry_start(request_t *r)
+{
+    gp_http_t *h = r->http;
+    const char *id = r->path_params[0];
+    gp_task_t t;
+    int rc = gp_is_uuid(id) ? gp_store_get(h->rt->store, id, &t) : -GP_E_NOT_FOUND;
+    if (rc != 0)
+        return no_task(r, rc);
+    if (t.status != GP_TASK_FAILED) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "only failed tasks can be retried (this one is %s)",
+                 gp_task_status_name(t.status));
+        gp_task_clear(&t);
+        return gp_send_error(r->conn, GP_E_CONFLICT, msg, NULL);
+    }
+    gp_transition_t *tr = &r->op.tr;
+    r->op.kind = GP_OP_TRANSITION;
+    memcpy(tr->id, id, sizeof tr->id);
+    tr->from_status = GP_TASK_FAILED;
+    tr->from_attempts = t.attempts;
+    tr->to_status = GP_TASK_PENDING;
+    tr->to_attempts = 0;
+    tr->completed_at = -1;
+    gp_task_clear(&t);
+    gp_http_defer_commit(r);
+    return MHD_YES;
+}
+
+static enum MHD_Result retry_finish(request_t *r)
+{
+    gp_http_t *h = r->http;
+    const char *id = r->path_params[0];
+    if (r->op.result == -GP_E_CONFLICT)
+        return gp_send_error(r->conn, GP_E_CONFLICT, "the task changed meanwhile; look again",
+                             NULL);
+    if (r->op.result != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    gp_task_t t;
+    if (gp_store_get(h->rt->store, id, &t) != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    gp_runtime_dispatch(h->rt, &t);
+    gp_events_publish_status(h->rt->events, &t, true);
+    gp_log(GP_LOG_INFO, id, "put back by request after failing");
+    enum MHD_Result ret = gp_send_json(r->conn, 202, gp_task_json(h, &t), NULL, NULL);
+    gp_task_clear(&t);
+    return ret;
+}
+
+const gp_route_t gp_routes_tasks[] = {
+    {"POST", "/v1/tasks", GP_BODY_JSON, "tasks:write", create_start, create_finish},
+    {"GET", "/v1/tasks", GP_BODY_NONE, "tasks:read", list_tasks, NULL},
+    {"GET", "/v1/tasks/{}", GP_BODY_NONE, "tasks:read", get_task, NULL},
+    {"POST", "/v1/tasks/{}/cancel", GP_BODY_NONE, "tasks:write", cancel_start, cancel_finish},
+    {"POST", "/v1/tasks/{}/retry", GP_BODY_NONE, "tasks:write", retry_start, retry_finish},
+    {NULL, NULL, GP_BODY_NONE, NULL, NULL, NULL},
+};
