@@ -28,38 +28,38 @@ static bool copy_decoded(const char *in, size_t n, char *out, size_t cap)
     return true;
 }
 
-int gp_redis_url_parse(const char *url, gp_redis_url_t *out, char *err, size_t cap)
+/* [[user]:password@] of the authority a..rest; *a moves past it. false with err. */
+static bool parse_userinfo(const char **a, const char *rest, gp_redis_url_t *out, char *err,
+                           size_t cap)
 {
-    memset(out, 0, sizeof *out);
-    if (!strncasecmp(url, "rediss://", 9)) {
-        snprintf(err, cap, "rediss:// (TLS) needs hiredis >= 1.0; this build has 0.14");
-        return -1;
-    }
-    if (strncasecmp(url, "redis://", 8)) {
-        snprintf(err, cap, "expected a redis://[:password@]host:port/db URL");
-        return -1;
-    }
-    const char *a = url + 8, *rest = a + strcspn(a, "/?#"), *at = NULL;
-    for (const char *p = a; p < rest; p++)
+    const char *at = NULL;
+    for (const char *p = *a; p < rest; p++)
         if (*p == '@')
             at = p;
-    if (at) {
-        const char *colon = memchr(a, ':', (size_t)(at - a));
-        if (colon && (!copy_decoded(a, (size_t)(colon - a), out->user, sizeof out->user) ||
-                      !copy_decoded(colon + 1, (size_t)(at - colon - 1), out->password,
-                                    sizeof out->password))) {
-            snprintf(err, cap, "Redis user or password too long");
-            return -1;
-        } /* a user without a password: nothing to AUTH with */
-        a = at + 1;
-    }
+    if (!at)
+        return true;
+    const char *colon = memchr(*a, ':', (size_t)(at - *a));
+    if (colon &&
+        (!copy_decoded(*a, (size_t)(colon - *a), out->user, sizeof out->user) ||
+         !copy_decoded(colon + 1, (size_t)(at - colon - 1), out->password, sizeof out->password))) {
+        snprintf(err, cap, "Redis user or password too long");
+        return false;
+    } /* a user without a password: nothing to AUTH with */
+    *a = at + 1;
+    return true;
+}
+
+/* host[:port] or [v6]:port in a..rest. false with err. */
+static bool parse_host_port(const char *a, const char *rest, gp_redis_url_t *out, char *err,
+                            size_t cap)
+{
     const char *host = a, *port = NULL;
     size_t hlen;
     if (*a == '[') {
         const char *rb = memchr(a, ']', (size_t)(rest - a));
         if (!rb) {
             snprintf(err, cap, "bad IPv6 host in the Redis URL");
-            return -1;
+            return false;
         }
         host = a + 1;
         hlen = (size_t)(rb - host);
@@ -73,7 +73,7 @@ int gp_redis_url_parse(const char *url, gp_redis_url_t *out, char *err, size_t c
     }
     if (hlen >= sizeof out->host) {
         snprintf(err, cap, "Redis host name too long");
-        return -1;
+        return false;
     }
     if (hlen)
         memcpy(out->host, host, hlen);
@@ -86,19 +86,44 @@ int gp_redis_url_parse(const char *url, gp_redis_url_t *out, char *err, size_t c
             v = *p < '0' || *p > '9' || v > 65535 ? -1 : v * 10 + (*p - '0');
         if (v < 1 || v > 65535) {
             snprintf(err, cap, "bad port in the Redis URL");
-            return -1;
+            return false;
         }
         out->port = (int)v;
     }
-    if (*rest == '/' && rest[1] && rest[1] != '?' && rest[1] != '#') {
-        char *end;
-        long v = strtol(rest + 1, &end, 10);
-        if (end == rest + 1 || (*end && *end != '?' && *end != '#') || v < 0 || v > 100000) {
-            snprintf(err, cap, "bad database number in the Redis URL");
-            return -1;
-        }
-        out->db = (int)v;
+    return true;
+}
+
+/* The /db part (rest points at what follows the authority). false with err. */
+static bool parse_db(const char *rest, gp_redis_url_t *out, char *err, size_t cap)
+{
+    if (*rest != '/' || !rest[1] || rest[1] == '?' || rest[1] == '#')
+        return true;
+    char *end;
+    long v = strtol(rest + 1, &end, 10);
+    if (end == rest + 1 || (*end && *end != '?' && *end != '#') || v < 0 || v > 100000) {
+        snprintf(err, cap, "bad database number in the Redis URL");
+        return false;
     }
+    out->db = (int)v;
+    return true;
+}
+
+int gp_redis_url_parse(const char *url, gp_redis_url_t *out, char *err, size_t cap)
+{
+    if (!strncasecmp(url, "rediss://", 9)) {
+        snprintf(err, cap, "rediss:// (TLS) needs hiredis >= 1.0; this build has 0.14");
+        return -1;
+    }
+    if (strncasecmp(url, "redis://", 8)) {
+        snprintf(err, cap, "expected a redis://[:password@]host:port/db URL");
+        return -1;
+    }
+    gp_redis_url_t u = {0};
+    const char *a = url + 8, *rest = a + strcspn(a, "/?#");
+    if (!parse_userinfo(&a, rest, &u, err, cap) || !parse_host_port(a, rest, &u, err, cap) ||
+        !parse_db(rest, &u, err, cap))
+        return -1;
+    *out = u;
     return 0;
 }
 

@@ -19,7 +19,7 @@ typedef struct gp_redis_url {
 
 /* Parses redis://[[user]:password@]host[:port][/db][?…]; user and password may be
  * percent-encoded, an IPv6 host is written [::1]. rediss:// (TLS) is refused: hiredis 0.14
- * has no TLS. Returns 0 or -1 with a message in err. */
+ * has no TLS. Returns 0, or -1 with a message in err (out untouched then). */
 int gp_redis_url_parse(const char *url, gp_redis_url_t *out, char *err, size_t cap);
 
 /* Connects (connect timeout connect_ms), sets the I/O timeout io_ms (0 = block), then AUTH,
