@@ -34,17 +34,18 @@ typedef enum gp_client_status {
     GP_CLIENT_CANCELED = 4,
 } gp_client_status_t;
 
-/* Return codes of the functions below (besides 0). */
+/* Return codes of the functions below (besides 0). The library never aborts its host: an
+ * allocation that fails makes the call return GP_CLIENT_ENOMEM (gp_client_connect: NULL
+ * with "out of memory" in err), with nothing sent if it happened before sending. */
 #define GP_CLIENT_EINVAL (-1)       /* bad argument (message in the err buffer if any) */
 #define GP_CLIENT_EUNAVAILABLE (-2) /* Redis unreachable or timed out */
-#define GP_CLIENT_ENOMEM (-3)       /* out of memory: the library never aborts its host */
+#define GP_CLIENT_ENOMEM (-3)       /* out of memory */
 
 typedef struct gp_client_result {
     char id[37];
     gp_client_status_t status;
     char *result_json; /* SUCCEEDED: the task's result object as JSON text; else NULL */
-    char *error;       /* FAILED/CANCELED: the error message (NULL if it could not be
-                          copied for want of memory); else NULL */
+    char *error;       /* FAILED/CANCELED: the error message; else NULL */
 } gp_client_result_t;
 
 /* Progress: percent 0-100 and the provider's step text ("" when none). */
@@ -63,7 +64,8 @@ int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_j
 
 /* Sends a task and waits up to timeout_ms for it to finish; progress (may be NULL) is
  * called for every progress update. Returns 0 with out filled (status says how it ended,
- * GP_CLIENT_TIMED_OUT included), or a negative GP_CLIENT_E* code. */
+ * GP_CLIENT_TIMED_OUT included), or a negative GP_CLIENT_E* code (out->id is still the
+ * task's id; out's strings are NULL). */
 int gp_client_run(gp_client_t *c, const char *task_type, const char *params_json, int priority,
                   int timeout_ms, gp_client_progress_cb progress, void *arg,
                   gp_client_result_t *out);

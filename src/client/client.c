@@ -85,25 +85,18 @@ void gp_client_result_clear(gp_client_result_t *r)
     memset(r, 0, sizeof *r);
 }
 
-/* kombu's list for a priority: GenPulse 9 (highest) is kombu 0, stepped 0/3/6/9. */
-static void list_for(int priority, char *out, size_t cap)
-{
-    int kp = 9 - priority, step = kp >= 9 ? 9 : kp >= 6 ? 6 : kp >= 3 ? 3 : 0;
-    if (step)
-        snprintf(out, cap, "%s\x06\x16%d", QUEUE, step);
-    else
-        snprintf(out, cap, "%s", QUEUE);
-}
-
-static int send_task(gp_client_t *c, const char *task_type, const char *params_json, int priority,
-                     const char *id)
+/* The task's message (malloc'd) in *text_out: 0, GP_CLIENT_EINVAL or GP_CLIENT_ENOMEM. */
+static int encode_task(const char *task_type, const char *params_json, int priority, const char *id,
+                       char **text_out)
 {
     if (!task_type || !*task_type || strlen(task_type) > 64 || priority < 0 || priority > 9)
         return GP_CLIENT_EINVAL;
-    json_t *kwargs = params_json ? json_loads(params_json, 0, NULL) : json_object();
+    json_error_t e;
+    json_t *kwargs = params_json ? json_loads(params_json, 0, &e) : json_object();
     if (!json_is_object(kwargs)) {
         json_decref(kwargs);
-        return GP_CLIENT_EINVAL;
+        bool oom = !params_json || (!kwargs && json_error_code(&e) == json_error_out_of_memory);
+        return oom ? GP_CLIENT_ENOMEM : GP_CLIENT_EINVAL;
     }
     char *kwrepr = json_dumps(kwargs, JSON_COMPACT);
     char tag[37];
@@ -112,18 +105,26 @@ static int send_task(gp_client_t *c, const char *task_type, const char *params_j
                           .id = id,
                           .kwargs = kwargs,
                           .kwargsrepr = kwrepr,
-                          .kombu_priority = 9 - priority,
+                          .kombu_priority = gp_celery_kombu_priority(priority),
                           .delivery_tag = tag,
                           .routing_key = QUEUE};
-    char *text = kwrepr ? gp_celery_encode_task(&t) : NULL;
+    *text_out = kwrepr ? gp_celery_encode_task(&t) : NULL;
     free(kwrepr);
     json_decref(kwargs);
-    if (!text)
-        return GP_CLIENT_ENOMEM;
+    return *text_out ? 0 : GP_CLIENT_ENOMEM;
+}
+
+static int send_task(gp_client_t *c, const char *task_type, const char *params_json, int priority,
+                     const char *id)
+{
+    char *text = NULL;
+    int rc = encode_task(task_type, params_json, priority, id, &text);
+    if (rc != 0)
+        return rc;
     char list[32];
-    list_for(priority, list, sizeof list);
+    gp_celery_list_name(QUEUE, gp_celery_kombu_priority(priority), list, sizeof list);
     redisContext *r = ensure(c, &c->cmd);
-    int rc = r ? 0 : GP_CLIENT_EUNAVAILABLE;
+    rc = r ? 0 : GP_CLIENT_EUNAVAILABLE;
     if (r) {
         redisAppendCommand(r, "MULTI");
         redisAppendCommand(r, "LPUSH %s %s", list, text);
@@ -150,23 +151,24 @@ int gp_client_submit(gp_client_t *c, const char *task_type, const char *params_j
     return send_task(c, task_type, params_json, priority, id_out);
 }
 
-/* Applies one stored/published state. Returns true when it is a ready (final) state. */
-static bool apply_state(const char *text, size_t len, gp_client_progress_cb progress, void *arg,
-                        gp_client_result_t *out)
+/* Applies one stored/published state: 1 when it is a ready (final) state, 0 when not (or
+ * not a state at all: ignored), GP_CLIENT_ENOMEM when its result could not be copied. */
+static int apply_state(const char *text, size_t len, gp_client_progress_cb progress, void *arg,
+                       gp_client_result_t *out)
 {
     gp_celery_meta_t m;
-    if (gp_celery_decode_meta(text, len, &m) != 0)
-        return false; /* not a state we know: ignore */
-    bool ready = false;
+    if (gp_celery_decode_meta(text, len, &m, NULL, 0) != 0)
+        return 0;
+    int rc = 0;
     if (!strcmp(m.state, GP_CELERY_SUCCESS)) {
         out->status = GP_CLIENT_SUCCEEDED;
-        out->result_json = json_dumps(m.result, JSON_COMPACT | JSON_ENCODE_ANY);
-        ready = true;
+        out->result_json = m.result ? json_dumps(m.result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        rc = out->result_json || !m.result ? 1 : GP_CLIENT_ENOMEM;
     } else if (!strcmp(m.state, GP_CELERY_FAILURE) || !strcmp(m.state, GP_CELERY_REVOKED)) {
         out->status = !strcmp(m.state, GP_CELERY_REVOKED) ? GP_CLIENT_CANCELED : GP_CLIENT_FAILED;
         const char *msg = gp_celery_meta_error(&m);
-        out->error = strdup(msg ? msg : m.state); /* NULL on OOM, documented in client.h */
-        ready = true;
+        out->error = strdup(msg ? msg : m.state);
+        rc = out->error ? 1 : GP_CLIENT_ENOMEM;
     } else if (!strcmp(m.state, GP_CELERY_PROGRESS) && progress) {
         json_t *pct = json_object_get(m.result, "pct");
         const char *step = json_string_value(json_object_get(m.result, "step"));
@@ -174,7 +176,7 @@ static bool apply_state(const char *text, size_t len, gp_client_progress_cb prog
                  arg);
     }
     gp_celery_meta_clear(&m);
-    return ready;
+    return rc;
 }
 
 static int64_t now_ms(void)
@@ -182,10 +184,11 @@ static int64_t now_ms(void)
     return gp_mono_ms();
 }
 
-static int wait_subscribed(gp_client_t *c, const char *key, int64_t deadline,
-                           gp_client_progress_cb progress, void *arg, gp_client_result_t *out)
+/* A state stored before the subscription took effect: apply_state()'s result, or
+ * GP_CLIENT_EUNAVAILABLE. */
+static int read_stored(gp_client_t *c, const char *key, gp_client_progress_cb progress, void *arg,
+                       gp_client_result_t *out)
 {
-    /* A state stored before the subscription took effect. */
     redisContext *r = ensure(c, &c->cmd);
     if (!r)
         return GP_CLIENT_EUNAVAILABLE;
@@ -194,43 +197,64 @@ static int wait_subscribed(gp_client_t *c, const char *key, int64_t deadline,
         drop(&c->cmd);
         return GP_CLIENT_EUNAVAILABLE;
     }
-    bool ready = got->type == REDIS_REPLY_STRING &&
-                 apply_state(got->str, (size_t)got->len, progress, arg, out);
+    int rc = got->type == REDIS_REPLY_STRING
+                 ? apply_state(got->str, (size_t)got->len, progress, arg, out)
+                 : 0;
     freeReplyObject(got);
-    while (!ready) {
+    return rc;
+}
+
+/* Reads published states until a ready one: apply_state()'s result, or 2 at the deadline,
+ * or GP_CLIENT_EUNAVAILABLE. */
+static int read_published(gp_client_t *c, int64_t deadline, gp_client_progress_cb progress,
+                          void *arg, gp_client_result_t *out)
+{
+    for (;;) {
         int64_t left = deadline - now_ms();
-        if (left <= 0) {
-            out->status = GP_CLIENT_TIMED_OUT;
-            drop(&c->sub); /* it may still deliver; start clean next time */
-            return 0;
-        }
+        if (left <= 0)
+            return 2;
         struct timeval tv = {.tv_sec = (time_t)(left / 1000),
                              .tv_usec = (suseconds_t)((left % 1000) * 1000)};
         redisSetTimeout(c->sub, tv);
         void *reply = NULL;
-        if (redisGetReply(c->sub, &reply) != REDIS_OK) {
-            bool timed_out = now_ms() >= deadline;
-            drop(&c->sub);
-            if (timed_out) {
-                out->status = GP_CLIENT_TIMED_OUT;
-                return 0;
-            }
-            return GP_CLIENT_EUNAVAILABLE;
-        }
+        if (redisGetReply(c->sub, &reply) != REDIS_OK)
+            return now_ms() >= deadline ? 2 : GP_CLIENT_EUNAVAILABLE;
         redisReply *m = reply;
+        int rc = 0;
         if (m->type == REDIS_REPLY_ARRAY && m->elements == 3 &&
             m->element[0]->type == REDIS_REPLY_STRING && !strcmp(m->element[0]->str, "message") &&
             m->element[2]->type == REDIS_REPLY_STRING)
-            ready = apply_state(m->element[2]->str, (size_t)m->element[2]->len, progress, arg, out);
+            rc = apply_state(m->element[2]->str, (size_t)m->element[2]->len, progress, arg, out);
         freeReplyObject(reply);
+        if (rc != 0)
+            return rc;
     }
-    /* Leave the channel; the connection stays for the next call. */
-    redisReply *u = redisCommand(c->sub, "UNSUBSCRIBE %s", key);
-    if (!u)
-        drop(&c->sub);
-    else
-        freeReplyObject(u);
-    return 0;
+}
+
+static int wait_subscribed(gp_client_t *c, const char *key, int64_t deadline,
+                           gp_client_progress_cb progress, void *arg, gp_client_result_t *out)
+{
+    int rc = read_stored(c, key, progress, arg, out);
+    if (rc == 0)
+        rc = read_published(c, deadline, progress, arg, out);
+    if (rc == 2) {
+        out->status = GP_CLIENT_TIMED_OUT;
+        rc = 0;
+    } else if (rc == 1) {
+        /* Leave the channel; the connection stays for the next call. */
+        redisReply *u = redisCommand(c->sub, "UNSUBSCRIBE %s", key);
+        if (u) {
+            freeReplyObject(u);
+            return 0;
+        }
+        rc = 0;
+    } else if (rc == GP_CLIENT_ENOMEM) {
+        free(out->result_json);
+        free(out->error);
+        out->result_json = out->error = NULL;
+    }
+    drop(&c->sub); /* it may still deliver (or be broken): start clean next time */
+    return rc;
 }
 
 static int subscribe(gp_client_t *c, const char *key)

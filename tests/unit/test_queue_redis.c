@@ -3,7 +3,8 @@
  * Redis named by GENPULSE_TEST_REDIS_URL (every test is skipped when it is unset). Each test
  * starts from FLUSHDB. Covers order, delayed items, blocking, timeouts, shutdown, the kombu
  * ack emulation (unacked / unacked_index), lease renewal and expiry, the Celery protocol v2
- * message as stored, and an unreachable or dropped Redis.
+ * message as stored, and an unreachable or dropped Redis. The Celery wire codec
+ * (src/infra/celery/wire.c) it stores is tested first, with no Redis needed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include "core/errors.h"
 #include "core/util.h"
+#include "infra/celery/wire.h"
 #include "infra/queue/queue.h"
 #include "infra/queue/redis_queue.h"
 
@@ -506,6 +508,200 @@ static void test_restore_expired(void **state)
     assert_int_equal(gp_redis_queue_restore_expired(NULL, 0), 0);
 }
 
+/* ---- the Celery wire codec (no Redis) ----------------------------------------------------- */
+
+static void test_wire_priorities_and_times(void **state)
+{
+    (void)state;
+    assert_int_equal(gp_celery_kombu_priority(9), 0);
+    assert_int_equal(gp_celery_kombu_priority(0), 9);
+    assert_int_equal(gp_celery_kombu_priority(42), 0); /* clamped */
+    assert_int_equal(gp_celery_genpulse_priority(4), 5);
+    static const int steps[10] = {0, 0, 0, 3, 3, 3, 6, 6, 6, 9};
+    for (int kp = 0; kp < 10; kp++)
+        assert_int_equal(gp_celery_priority_step(kp), steps[kp]);
+    char name[32];
+    gp_celery_list_name("celery", 1, name, sizeof name);
+    assert_string_equal(name, "celery");
+    gp_celery_list_name("celery", 7, name, sizeof name);
+    assert_string_equal(name, "celery\x06\x16"
+                              "6");
+    char ts[48];
+    gp_celery_format_eta(1795424361402, ts, sizeof ts);
+    assert_string_equal(ts, "2026-11-23T08:59:21.402000+00:00");
+    gp_celery_format_date_done(1795424361002, ts, sizeof ts);
+    assert_string_equal(ts, "2026-11-23T08:59:21.002");
+}
+
+static void test_wire_task_round_trip(void **state)
+{
+    (void)state;
+    json_t *kwargs = json_pack("{s:s, s:i}", "prompt", "a \"boat\" \xc3\xa9", "width", 128);
+    json_t *extra = json_pack("{s:b}", "redelivered", 1);
+    gp_celery_task_t t = {.task = "text-to-image",
+                          .id = "id-1",
+                          .kwargs = kwargs,
+                          .kombu_priority = 3,
+                          .eta = "2026-11-23T08:59:21.402000+00:00",
+                          .origin = "gen1@host",
+                          .delivery_tag = "tag-1",
+                          .routing_key = "celery",
+                          .extra_headers = extra};
+    char *text = gp_celery_encode_task(&t);
+    assert_non_null(text);
+    /* Celery 5's field order and json.dumps separators */
+    assert_non_null(strstr(text, "{\"body\": \""));
+    assert_non_null(strstr(text, "\"content-encoding\": \"utf-8\", \"content-type\": "));
+    gp_celery_decoded_t d;
+    char err[256] = "";
+    assert_int_equal(gp_celery_decode_task(text, strlen(text), &d, err, sizeof err), 0);
+    assert_string_equal(d.id, "id-1");
+    assert_string_equal(d.task, "text-to-image");
+    assert_int_equal(d.kombu_priority, 3);
+    assert_true(json_is_true(json_object_get(d.headers, "redelivered")));
+    assert_string_equal(json_string_value(json_object_get(d.headers, "eta")), t.eta);
+    json_t *back = gp_celery_decode_kwargs(&d, err, sizeof err);
+    assert_true(json_equal(back, kwargs));
+    json_decref(back);
+    gp_celery_decoded_clear(&d);
+    gp_celery_decoded_clear(&d); /* idempotent */
+    free(text);
+    json_decref(kwargs);
+    json_decref(extra);
+}
+
+/* Each malformed message is refused with a reason naming what is wrong. */
+static void test_wire_decode_strict(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *msg, *reason;
+    } bad[] = {
+        {"not json", "not JSON"},
+        {"[1]", "not a JSON object"},
+        {"{\"headers\": 1}", "headers"},
+        {"{\"headers\": {}}", "headers.id"},
+        {"{\"headers\": {\"id\": \"\"}}", "headers.id"},
+        {"{\"headers\": {\"id\": \"a\\u0000b\"}}", "not JSON"}, /* jansson refuses NUL */
+        {"{\"headers\": {\"id\": 7}}", "headers.id"},
+        {"{\"headers\": {\"id\": \"x\", \"task\": 3}}", "headers.task"},
+        {"{\"headers\": {\"id\": \"x\"}, \"properties\": []}", "properties"},
+        {"{\"headers\": {\"id\": \"x\"}, \"properties\": {\"priority\": \"9\"}}", "priority"},
+        {"{\"headers\": {\"id\": \"x\"}, \"properties\": {\"body_encoding\": \"hex\"}}",
+         "body_encoding"},
+        {"{\"headers\": {\"id\": \"x\"}, \"content-type\": \"application/x-python-serialize\"}",
+         "content-type"},
+        {"{\"headers\": {\"id\": \"x\"}, \"body\": 5}", "body"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gp_celery_decoded_t d;
+        char err[256] = "";
+        assert_int_equal(gp_celery_decode_task(bad[i].msg, strlen(bad[i].msg), &d, err, sizeof err),
+                         -1);
+        assert_null(d.root);
+        if (!strstr(err, bad[i].reason))
+            fail_msg("%s: reason \"%s\" does not name %s", bad[i].msg, err, bad[i].reason);
+    }
+    char id[300];
+    memset(id, 'a', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    char *big = gp_xasprintf("{\"headers\": {\"id\": \"%s\"}}", id);
+    gp_celery_decoded_t d;
+    char err[256];
+    assert_int_equal(gp_celery_decode_task(big, strlen(big), &d, err, sizeof err), -1);
+    free(big);
+    /* null and absent optional fields are fine; priority is clamped */
+    const char *ok = "{\"headers\": {\"id\": \"x\", \"task\": null}, \"properties\": "
+                     "{\"priority\": 42, \"body_encoding\": null}, \"body\": null}";
+    assert_int_equal(gp_celery_decode_task(ok, strlen(ok), &d, err, sizeof err), 0);
+    assert_null(d.task);
+    assert_int_equal(d.kombu_priority, 9);
+    assert_null(gp_celery_decode_kwargs(&d, err, sizeof err));
+    assert_non_null(strstr(err, "no body"));
+    gp_celery_decoded_clear(&d);
+    /* a body that is not [args, kwargs, embed] */
+    const char *two = "{\"headers\": {\"id\": \"x\"}, \"body\": \"[[], {}]\"}";
+    assert_int_equal(gp_celery_decode_task(two, strlen(two), &d, err, sizeof err), 0);
+    assert_null(gp_celery_decode_kwargs(&d, err, sizeof err));
+    assert_non_null(strstr(err, "[args, kwargs, embed]"));
+    gp_celery_decoded_clear(&d);
+    const char *b64 = "{\"headers\": {\"id\": \"x\"}, \"properties\": {\"body_encoding\": "
+                      "\"base64\"}, \"body\": \"%%%\"}";
+    assert_int_equal(gp_celery_decode_task(b64, strlen(b64), &d, err, sizeof err), 0);
+    assert_null(gp_celery_decode_kwargs(&d, err, sizeof err));
+    assert_non_null(strstr(err, "base64"));
+    gp_celery_decoded_clear(&d);
+}
+
+static void test_wire_redeliver(void **state)
+{
+    (void)state;
+    const char *entry = "[{\"headers\": {\"id\": \"x\"}, \"properties\": {\"priority\": 7, "
+                        "\"delivery_info\": {\"routing_key\": \"celery\"}}}, \"\", \"celery\"]";
+    char *msg = NULL, err[256] = "";
+    int kp = -1;
+    assert_int_equal(
+        gp_celery_redeliver(entry, strlen(entry), "celery", &msg, &kp, err, sizeof err), 0);
+    assert_int_equal(kp, 7);
+    json_t *m = json_loads(msg, 0, NULL);
+    assert_true(json_is_true(json_object_get(json_object_get(m, "headers"), "redelivered")));
+    json_t *di = json_object_get(json_object_get(m, "properties"), "delivery_info");
+    assert_true(json_is_true(json_object_get(di, "redelivered")));
+    assert_string_equal(json_string_value(json_object_get(di, "routing_key")), "celery");
+    json_decref(m);
+    free(msg);
+    /* no headers or properties: created, as kombu's restore would */
+    const char *bare = "[{}, \"\", \"celery\"]";
+    msg = NULL;
+    assert_int_equal(gp_celery_redeliver(bare, strlen(bare), "celery", &msg, &kp, err, sizeof err),
+                     0);
+    assert_int_equal(kp, 0);
+    assert_non_null(strstr(msg, "\"redelivered\": true"));
+    free(msg);
+    msg = NULL;
+    kp = -1;
+    const char *other = "[{}, \"\", \"reports\"]";
+    assert_int_equal(
+        gp_celery_redeliver(other, strlen(other), "celery", &msg, &kp, err, sizeof err), 1);
+    const char *junk = "[\"m\", \"\", \"celery\"]";
+    assert_int_equal(gp_celery_redeliver(junk, strlen(junk), "celery", &msg, &kp, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "[message, exchange, routing_key]"));
+    assert_null(msg);
+    assert_int_equal(kp, -1);
+}
+
+static void test_wire_meta(void **state)
+{
+    (void)state;
+    char *text = gp_celery_encode_meta("id-1", GP_CELERY_FAILURE,
+                                       gp_celery_exception("GenPulseTaskFailed", "boom", NULL),
+                                       "2026-11-23T08:59:21.402");
+    assert_string_equal(text, "{\"status\":\"FAILURE\",\"result\":{\"exc_type\":"
+                              "\"GenPulseTaskFailed\",\"exc_message\":[\"boom\"],\"exc_module\":"
+                              "null},\"traceback\":null,\"children\":[],\"date_done\":"
+                              "\"2026-11-23T08:59:21.402\",\"task_id\":\"id-1\"}");
+    gp_celery_meta_t m;
+    char err[256] = "";
+    assert_int_equal(gp_celery_decode_meta(text, strlen(text), &m, err, sizeof err), 0);
+    assert_string_equal(m.state, "FAILURE");
+    assert_string_equal(gp_celery_meta_error(&m), "boom");
+    gp_celery_meta_clear(&m);
+    free(text);
+    text = gp_celery_encode_meta("id-2", GP_CELERY_PROGRESS, NULL, NULL);
+    assert_non_null(strstr(text, "\"result\":null"));
+    assert_non_null(strstr(text, "\"date_done\":null"));
+    free(text);
+    static const char *const bad[] = {"", "[]", "{\"status\": 1}", "{\"status\": \"\"}",
+                                      "{\"result\": 5}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(gp_celery_decode_meta(bad[i], strlen(bad[i]), &m, err, sizeof err), -1);
+        assert_true(err[0] != '\0');
+        assert_null(m.root);
+    }
+}
+
 static void test_celery_v2_message(void **state)
 {
     SKIP_IF_NO_REDIS();
@@ -804,6 +1000,11 @@ int main(void)
     else
         fprintf(stderr, "GENPULSE_TEST_REDIS_URL is not set: skipping the Redis queue tests\n");
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wire_priorities_and_times),
+        cmocka_unit_test(test_wire_task_round_trip),
+        cmocka_unit_test(test_wire_decode_strict),
+        cmocka_unit_test(test_wire_redeliver),
+        cmocka_unit_test(test_wire_meta),
         cmocka_unit_test_setup_teardown(test_priority_and_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delayed_not_before_ready_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop_blocks_until_push, setup, teardown),

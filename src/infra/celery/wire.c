@@ -2,8 +2,69 @@
 #include "infra/celery/wire.h"
 #include "core/base64.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* ---- priorities and times ----------------------------------------------------------------- */
+
+static int clamp9(int p)
+{
+    return p < 0 ? 0 : p > 9 ? 9 : p;
+}
+
+int gp_celery_kombu_priority(int genpulse_priority)
+{
+    return 9 - clamp9(genpulse_priority);
+}
+
+int gp_celery_genpulse_priority(int kombu_priority)
+{
+    return 9 - clamp9(kombu_priority);
+}
+
+int gp_celery_priority_step(int kombu_priority)
+{
+    int kp = clamp9(kombu_priority);
+    return kp - kp % 3; /* kombu's PRIORITY_STEPS [0, 3, 6, 9] */
+}
+
+void gp_celery_list_name(const char *queue, int kombu_priority, char *out, size_t cap)
+{
+    int step = gp_celery_priority_step(kombu_priority);
+    if (step)
+        snprintf(out, cap, "%s" GP_CELERY_SEP "%d", queue, step);
+    else
+        snprintf(out, cap, "%s", queue);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of unix ms, UTC; returns the milliseconds part. */
+static int utc_seconds(int64_t ms, char *out, size_t cap)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    return (int)(ms % 1000);
+}
+
+void gp_celery_format_eta(int64_t ms, char *out, size_t cap)
+{
+    char base[32];
+    int frac = utc_seconds(ms, base, sizeof base);
+    snprintf(out, cap, "%s.%03d000+00:00", base, frac);
+}
+
+void gp_celery_format_date_done(int64_t ms, char *out, size_t cap)
+{
+    char base[32];
+    int frac = utc_seconds(ms, base, sizeof base);
+    snprintf(out, cap, "%s.%03d", base, frac);
+}
+
+/* ---- encoding ------------------------------------------------------------------------------ */
 
 /* json_object_set_new that reports failure (OOM) instead of hiding it. */
 static bool put(json_t *o, const char *key, json_t *v)
@@ -46,7 +107,7 @@ static json_t *task_properties(const gp_celery_task_t *t)
               put(p, "delivery_mode", json_integer(2)) &&
               put(p, "delivery_info",
                   json_pack("{s:s, s:s}", "exchange", "", "routing_key", t->routing_key)) &&
-              put(p, "priority", json_integer(t->kombu_priority)) &&
+              put(p, "priority", json_integer(clamp9(t->kombu_priority))) &&
               put(p, "body_encoding", json_string("base64")) &&
               put(p, "delivery_tag", json_string(t->delivery_tag));
     if (!ok) {
@@ -56,13 +117,13 @@ static json_t *task_properties(const gp_celery_task_t *t)
     return p;
 }
 
-/* body = base64([args, kwargs, embed]) */
+/* body = base64([args, kwargs, embed]), with Python's json.dumps separators as Celery. */
 static char *task_body(const gp_celery_task_t *t)
 {
     json_t *kwargs = t->kwargs ? json_deep_copy(t->kwargs) : json_object();
     json_t *body = json_pack("[[], o, {s:n, s:n, s:n, s:n}]", kwargs, "callbacks", "errbacks",
                              "chain", "chord");
-    char *text = body ? json_dumps(body, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_PRESERVE_ORDER) : NULL;
     json_decref(body);
     char *b64 = text ? gp_base64_encode_or_null(text, strlen(text)) : NULL;
     free(text);
@@ -83,73 +144,19 @@ char *gp_celery_encode_task(const gp_celery_task_t *t)
     return out;
 }
 
-void gp_celery_decoded_clear(gp_celery_decoded_t *d)
-{
-    json_decref(d->root);
-    memset(d, 0, sizeof *d);
-}
-
-int gp_celery_decode_task(const char *msg, size_t len, gp_celery_decoded_t *out)
-{
-    memset(out, 0, sizeof *out);
-    if (!msg || len > GP_CELERY_MAX_MESSAGE)
-        return -1;
-    json_t *m = json_loadb(msg, len, 0, NULL);
-    json_t *h = json_object_get(m, "headers");
-    const char *id = json_string_value(json_object_get(h, "id"));
-    if (!json_is_object(m) || !json_is_object(h) || !id || !*id) {
-        json_decref(m);
-        return -1;
-    }
-    out->root = m;
-    out->headers = h;
-    out->id = id;
-    out->task = json_string_value(json_object_get(h, "task"));
-    json_t *pr = json_object_get(json_object_get(m, "properties"), "priority");
-    json_int_t kp = json_is_integer(pr) ? json_integer_value(pr) : 0;
-    out->kombu_priority = kp < 0 ? 0 : kp > 9 ? 9 : (int)kp;
-    return 0;
-}
-
-json_t *gp_celery_decode_kwargs(const gp_celery_decoded_t *d)
-{
-    json_t *body = json_object_get(d->root, "body");
-    const char *enc =
-        json_string_value(json_object_get(json_object_get(d->root, "properties"), "body_encoding"));
-    if (!json_is_string(body))
-        return NULL;
-    json_t *decoded;
-    if (enc && !strcmp(enc, "base64")) {
-        size_t n = 0;
-        unsigned char *raw =
-            gp_base64_decode(json_string_value(body), json_string_length(body), &n);
-        if (!raw)
-            return NULL;
-        decoded = json_loadb((const char *)raw, n, 0, NULL);
-        free(raw);
-    } else {
-        decoded = json_loadb(json_string_value(body), json_string_length(body), 0, NULL);
-    }
-    json_t *kwargs = json_array_get(decoded, 1);
-    if (json_is_object(kwargs))
-        json_incref(kwargs);
-    else
-        kwargs = NULL;
-    json_decref(decoded);
-    return kwargs;
-}
-
 char *gp_celery_encode_meta(const char *task_id, const char *state, json_t *result,
                             const char *date_done)
 {
     json_t *meta = json_object();
-    bool ok = meta && put(meta, "status", json_string(state)) &&
+    if (!meta) {
+        json_decref(result);
+        return NULL;
+    }
+    bool ok = put(meta, "status", json_string(state)) &&
               put(meta, "result", result ? result : json_null()) &&
               put(meta, "traceback", json_null()) && put(meta, "children", json_array()) &&
               put(meta, "date_done", string_or_null(date_done)) &&
               put(meta, "task_id", json_string(task_id));
-    if (!meta)
-        json_decref(result);
     char *text = ok ? json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(meta);
     return text;
@@ -161,22 +168,218 @@ json_t *gp_celery_exception(const char *type, const char *message, const char *m
                      string_or_null(module));
 }
 
-void gp_celery_meta_clear(gp_celery_meta_t *m)
+/* ---- decoding ------------------------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t cap, const char *fmt, ...)
 {
-    json_decref(m->root);
-    memset(m, 0, sizeof *m);
+    if (err && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, cap, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }
 
-int gp_celery_decode_meta(const char *text, size_t len, gp_celery_meta_t *out)
+/* v as a string of 1..max bytes without an embedded NUL, else NULL. */
+static const char *bounded_string(const json_t *v, size_t max)
+{
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    return s && n > 0 && n <= max && strlen(s) == n ? s : NULL;
+}
+
+/* Absent and null count as absent. */
+static const json_t *field(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+/* Loads a bounded JSON document; NULL with the reason in err. */
+static json_t *load(const char *text, size_t len, const char *what, char *err, size_t cap)
+{
+    if (!text || len > GP_CELERY_MAX_MESSAGE) {
+        fail(err, cap, "%s larger than %u bytes", what, GP_CELERY_MAX_MESSAGE);
+        return NULL;
+    }
+    json_error_t e;
+    json_t *v = json_loadb(text, len, 0, &e);
+    if (!v)
+        fail(err, cap, "%s is not JSON: %s at offset %d", what, e.text, e.position);
+    return v;
+}
+
+/* The properties object's fields a consumer depends on; 0 or -1 (err). */
+static int check_properties(const json_t *p, int *kombu_priority, char *err, size_t cap)
+{
+    *kombu_priority = 0;
+    if (!p)
+        return 0;
+    if (!json_is_object(p))
+        return fail(err, cap, "properties is not an object");
+    const json_t *pr = field(p, "priority");
+    if (pr && !json_is_integer(pr))
+        return fail(err, cap, "properties.priority is not an integer");
+    json_int_t kp = pr ? json_integer_value(pr) : 0;
+    *kombu_priority = kp < 0 ? 0 : kp > 9 ? 9 : (int)kp;
+    const json_t *enc = field(p, "body_encoding");
+    if (enc && !(json_is_string(enc) && !strcmp(json_string_value(enc), "base64")))
+        return fail(err, cap, "properties.body_encoding is not \"base64\"");
+    return 0;
+}
+
+static int check_envelope(const json_t *m, gp_celery_decoded_t *out, char *err, size_t cap)
+{
+    if (!json_is_object(m))
+        return fail(err, cap, "message is not a JSON object");
+    const json_t *h = json_object_get(m, "headers");
+    if (!json_is_object(h))
+        return fail(err, cap, "headers is not an object");
+    out->id = bounded_string(json_object_get(h, "id"), GP_CELERY_MAX_NAME);
+    if (!out->id)
+        return fail(err, cap, "headers.id is not a string of 1..%d bytes", GP_CELERY_MAX_NAME);
+    const json_t *task = field(h, "task");
+    out->task = bounded_string(task, GP_CELERY_MAX_NAME);
+    if (task && !out->task)
+        return fail(err, cap, "headers.task is not a string of 1..%d bytes", GP_CELERY_MAX_NAME);
+    const json_t *ct = field(m, "content-type");
+    if (ct && !(json_is_string(ct) && !strcmp(json_string_value(ct), "application/json")))
+        return fail(err, cap, "content-type is not application/json");
+    const json_t *body = field(m, "body");
+    if (body && !json_is_string(body))
+        return fail(err, cap, "body is not a string");
+    out->headers = h;
+    return check_properties(field(m, "properties"), &out->kombu_priority, err, cap);
+}
+
+int gp_celery_decode_task(const char *msg, size_t len, gp_celery_decoded_t *out, char *err,
+                          size_t cap)
 {
     memset(out, 0, sizeof *out);
-    if (!text || len > GP_CELERY_MAX_MESSAGE)
+    json_t *m = load(msg, len, "message", err, cap);
+    if (!m)
         return -1;
-    json_t *m = json_loadb(text, len, 0, NULL);
-    const char *state = json_string_value(json_object_get(m, "status"));
+    if (check_envelope(m, out, err, cap) != 0) {
+        json_decref(m);
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    out->root = m;
+    return 0;
+}
+
+void gp_celery_decoded_clear(gp_celery_decoded_t *d)
+{
+    json_decref(d->root);
+    memset(d, 0, sizeof *d);
+}
+
+/* The body's bytes (base64-decoded when properties say so); malloc'd, NULL with err. */
+static char *body_bytes(const gp_celery_decoded_t *d, size_t *n, char *err, size_t cap)
+{
+    const json_t *body = field(d->root, "body");
+    if (!body) {
+        fail(err, cap, "message has no body");
+        return NULL;
+    }
+    const char *text = json_string_value(body);
+    size_t len = json_string_length(body);
+    if (field(json_object_get(d->root, "properties"), "body_encoding")) {
+        char *raw = (char *)gp_base64_decode(text, len, n);
+        if (!raw)
+            fail(err, cap, "body is not base64 (or out of memory)");
+        return raw;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        fail(err, cap, "out of memory");
+        return NULL;
+    }
+    memcpy(copy, text, len + 1);
+    *n = len;
+    return copy;
+}
+
+json_t *gp_celery_decode_kwargs(const gp_celery_decoded_t *d, char *err, size_t cap)
+{
+    size_t n = 0;
+    char *raw = body_bytes(d, &n, err, cap);
+    json_t *body = raw ? load(raw, n, "body", err, cap) : NULL;
+    free(raw);
+    if (!body)
+        return NULL;
+    json_t *kwargs = json_array_get(body, 1);
+    const json_t *embed = json_array_get(body, 2);
+    if (!json_is_array(body) || json_array_size(body) != 3 ||
+        !json_is_array(json_array_get(body, 0)) || !json_is_object(kwargs) ||
+        !(json_is_object(embed) || json_is_null(embed))) {
+        fail(err, cap, "body is not [args, kwargs, embed]");
+        kwargs = NULL;
+    }
+    json_incref(kwargs);
+    json_decref(body);
+    return kwargs;
+}
+
+/* o[key] as an object, created (and attached) when absent or of another type. */
+static json_t *object_at(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_object(v))
+        return v;
+    v = json_object();
+    return v && json_object_set_new(o, key, v) == 0 ? v : NULL;
+}
+
+/* Marks the message redelivered, as kombu's restore does. false on OOM. */
+static bool mark_redelivered(json_t *m)
+{
+    json_t *h = object_at(m, "headers"), *p = object_at(m, "properties");
+    json_t *di = p ? object_at(p, "delivery_info") : NULL;
+    return h && di && put(h, "redelivered", json_true()) && put(di, "redelivered", json_true());
+}
+
+int gp_celery_redeliver(const char *entry, size_t len, const char *queue, char **msg_out,
+                        int *kombu_priority, char *err, size_t cap)
+{
+    json_t *arr = load(entry, len, "unacked entry", err, cap);
+    if (!arr)
+        return -1;
+    json_t *m = json_array_get(arr, 0);
+    const char *rk = json_string_value(json_array_get(arr, 2));
+    int kp = 0, rc = 0;
+    if (!json_is_array(arr) || json_array_size(arr) != 3 || !json_is_object(m) ||
+        !json_is_string(json_array_get(arr, 1)) || !rk)
+        rc = fail(err, cap, "unacked entry is not [message, exchange, routing_key]");
+    else if (strcmp(rk, queue) != 0)
+        rc = 1; /* another kombu queue's delivery: its own consumers restore it */
+    else if (check_properties(field(m, "properties"), &kp, err, cap) != 0)
+        rc = -1;
+    else if (!mark_redelivered(m))
+        rc = fail(err, cap, "out of memory");
+    char *text = rc == 0 ? json_dumps(m, JSON_PRESERVE_ORDER) : NULL;
+    json_decref(arr);
+    if (rc == 0 && !text)
+        return fail(err, cap, "out of memory");
+    if (rc == 0) {
+        *msg_out = text;
+        *kombu_priority = kp;
+    }
+    return rc;
+}
+
+int gp_celery_decode_meta(const char *text, size_t len, gp_celery_meta_t *out, char *err,
+                          size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    json_t *m = load(text, len, "result meta", err, cap);
+    if (!m)
+        return -1;
+    const char *state = bounded_string(json_object_get(m, "status"), GP_CELERY_MAX_NAME);
     if (!json_is_object(m) || !state) {
         json_decref(m);
-        return -1;
+        return fail(err, cap, "result meta is not an object with a status string");
     }
     out->root = m;
     out->state = state;
@@ -187,4 +390,10 @@ int gp_celery_decode_meta(const char *text, size_t len, gp_celery_meta_t *out)
 const char *gp_celery_meta_error(const gp_celery_meta_t *m)
 {
     return json_string_value(json_array_get(json_object_get(m->result, "exc_message"), 0));
+}
+
+void gp_celery_meta_clear(gp_celery_meta_t *m)
+{
+    json_decref(m->root);
+    memset(m, 0, sizeof *m);
 }

@@ -322,10 +322,8 @@ static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_
     }
     char ts[40];
     bool done = gp_task_status_terminal(t->status);
-    if (done) {
-        gp_format_time(t->completed_at ? t->completed_at : gp_now_ms(), ts, sizeof ts);
-        ts[strlen(ts) - 1] = '\0'; /* Celery writes naive UTC without the Z */
-    }
+    if (done)
+        gp_celery_format_date_done(t->completed_at ? t->completed_at : gp_now_ms(), ts, sizeof ts);
     char *text = gp_celery_encode_meta(t->id, state, result, done ? ts : NULL);
     if (!text)
         return;

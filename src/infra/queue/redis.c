@@ -49,7 +49,6 @@
 #include "infra/queue/redis_queue.h"
 #include "infra/celery/wire.h"
 #include "infra/redis/conn.h"
-#include "core/base64.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -70,7 +69,6 @@
 
 /* Celery's default queue, so a plain send_task() from Python reaches GenPulse workers. */
 #define QUEUE_NAME "celery"
-#define SEP "\x06\x16"
 #define TASK_NAME "genpulse.run"
 #define CONNECT_TIMEOUT_MS 1000
 #define IO_TIMEOUT_MS 3000    /* any command, including a BLPOP of at most POP_BLOCK_MAX_MS */
@@ -225,37 +223,27 @@ typedef struct redis_queue {
 extern const gp_queue_vt_t gp_queue_backend_redis;
 
 static const char *const KEY_NAMES[K__COUNT] = {
-    QUEUE_NAME, QUEUE_NAME SEP "3", QUEUE_NAME SEP "6", QUEUE_NAME SEP "9", QUEUE_NAME ".delayed",
-    "unacked",  "unacked_index",    QUEUE_NAME ".wake",
+    QUEUE_NAME,
+    QUEUE_NAME GP_CELERY_SEP "3",
+    QUEUE_NAME GP_CELERY_SEP "6",
+    QUEUE_NAME GP_CELERY_SEP "9",
+    QUEUE_NAME ".delayed",
+    "unacked",
+    "unacked_index",
+    QUEUE_NAME ".wake",
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-/* Celery's eta form: "2026-11-23T08:59:21.402000+00:00". */
-static void iso_eta(int64_t ms, char *buf, size_t cap)
-{
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03d000+00:00", base, (int)(ms % 1000));
-}
 
 static void seconds_str(int64_t ms, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
-static int clamp_priority(int p)
-{
-    return p < 0 ? 0 : p > 9 ? 9 : p;
-}
-
 /* List index (K_L0..K_L9) for a kombu priority (0 = first). */
 static int list_for_kombu_priority(int kp)
 {
-    return kp < 3 ? K_L0 : kp < 6 ? K_L3 : kp < 9 ? K_L6 : K_L9;
+    return K_L0 + gp_celery_priority_step(kp) / 3;
 }
 
 static void nap(redis_queue_t *q, int64_t ms)
@@ -522,12 +510,12 @@ static void rq_close(gp_queue_t *base)
  * Returns its JSON; *list_key is the kombu list it belongs to. */
 static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool delayed, int *list_key)
 {
-    int kp = 9 - clamp_priority(it->priority);
+    int kp = gp_celery_kombu_priority(it->priority);
     *list_key = list_for_kombu_priority(kp);
     char tag[37], eta[48];
     gp_uuid4(tag);
     if (delayed)
-        iso_eta(it->ready_at, eta, sizeof eta);
+        gp_celery_format_eta(it->ready_at, eta, sizeof eta);
     /* kwargsrepr is Python's repr of the kwargs dict; ids are [0-9a-z-] so no escaping. */
     char kwrepr[80];
     snprintf(kwrepr, sizeof kwrepr, "{'task_id': '%s'}", it->id);
@@ -555,32 +543,44 @@ static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool del
     return out;
 }
 
-/* Fills out (all but delivery_tag) from a message; false when it is not one we can run. A
- * Celery-sent task (its name is a task type, not ours) carries its params as kwargs. */
-static bool parse_message(const char *msg, size_t len, gp_queue_item_t *out)
+/* Fills out (all but delivery_tag) from a message; false (the reason in err) when it is not
+ * one we can run. A Celery-sent task (its name is a task type, not ours) carries its params
+ * as kwargs. */
+static bool parse_message(const char *msg, size_t len, gp_queue_item_t *out, char *err, size_t cap)
 {
     gp_celery_decoded_t d;
-    if (gp_celery_decode_task(msg, len, &d) != 0 || strlen(d.id) >= sizeof out->id) {
-        gp_celery_decoded_clear(&d);
+    if (gp_celery_decode_task(msg, len, &d, err, cap) != 0)
         return false;
-    }
-    memset(out, 0, sizeof *out);
-    memcpy(out->id, d.id, strlen(d.id) + 1);
-    out->priority = 9 - d.kombu_priority;
-    json_t *enq = json_object_get(d.headers, "genpulse_enqueued_at");
-    out->enqueued_at = json_is_integer(enq) ? json_integer_value(enq) : 0;
-    /* Put back after its lease expired: the claim may take over the task. */
-    out->redelivered = json_is_true(json_object_get(d.headers, "redelivered"));
-    if (d.task && strcmp(d.task, TASK_NAME) != 0 && strlen(d.task) < sizeof out->task_type) {
-        json_t *kwargs = gp_celery_decode_kwargs(&d);
-        if (kwargs) {
+    bool foreign = d.task && strcmp(d.task, TASK_NAME) != 0;
+    json_t *kwargs = foreign ? gp_celery_decode_kwargs(&d, err, cap) : NULL;
+    char *params = kwargs ? json_dumps(kwargs, JSON_COMPACT) : NULL;
+    json_decref(kwargs);
+    bool ok = false;
+    if (strlen(d.id) >= sizeof out->id)
+        snprintf(err, cap, "headers.id longer than %zu bytes", sizeof out->id - 1);
+    else if (foreign && strlen(d.task) >= sizeof out->task_type)
+        snprintf(err, cap, "task name longer than %zu bytes", sizeof out->task_type - 1);
+    else if (foreign && kwargs && !params)
+        snprintf(err, cap, "out of memory");
+    else
+        ok = !foreign || params;
+    if (ok) {
+        memset(out, 0, sizeof *out);
+        memcpy(out->id, d.id, strlen(d.id) + 1);
+        out->priority = gp_celery_genpulse_priority(d.kombu_priority);
+        json_t *enq = json_object_get(d.headers, "genpulse_enqueued_at");
+        out->enqueued_at = json_is_integer(enq) ? json_integer_value(enq) : 0;
+        /* Put back after its lease expired: the claim may take over the task. */
+        out->redelivered = json_is_true(json_object_get(d.headers, "redelivered"));
+        if (foreign) {
             memcpy(out->task_type, d.task, strlen(d.task) + 1);
-            out->foreign_params = json_dumps(kwargs, JSON_COMPACT);
-            json_decref(kwargs);
+            out->foreign_params = params;
+            params = NULL;
         }
     }
+    free(params);
     gp_celery_decoded_clear(&d);
-    return true;
+    return ok;
 }
 
 /* ---- the vtable --------------------------------------------------------------------------- */
@@ -659,7 +659,9 @@ static int pop_once(redis_queue_t *q, conn_t *c, gp_queue_item_t *out, int64_t *
             return -GP_E_UNAVAILABLE;
         }
         redisReply *m = r->element[1], *t = r->element[2];
-        if (parse_message(m->str, m->len, out) && t->len < sizeof out->delivery_tag) {
+        char why[160] = "delivery tag too long";
+        if (t->len < sizeof out->delivery_tag &&
+            parse_message(m->str, m->len, out, why, sizeof why)) {
             memcpy(out->delivery_tag, t->str, t->len);
             out->delivery_tag[t->len] = '\0';
             freeReplyObject(r);
@@ -667,7 +669,8 @@ static int pop_once(redis_queue_t *q, conn_t *c, gp_queue_item_t *out, int64_t *
         }
         /* Not a message we can run (no usable headers.id): drop it rather than let it come
          * back forever. Tasks live in the store; a lost queue entry is re-dispatched. */
-        gp_log(GP_LOG_ERROR, NULL, "redis queue: dropping a malformed message: %.200s", m->str);
+        gp_log(GP_LOG_ERROR, NULL, "redis queue: dropping a malformed message (%s): %.200s", why,
+               m->str);
         rc = ack_tag(q, c, t->str, t->len);
         freeReplyObject(r);
         if (rc != 0)
@@ -842,6 +845,27 @@ static size_t rq_depth(gp_queue_t *base)
 
 /* ---- lease expiry (called by the core's reconciler) --------------------------------------- */
 
+/* Runs RESTORE_LUA for one tag: mode "missing" (index entry without hash entry) or
+ * "restore" (old = the unacked value read, msg = the message to push back on list lk).
+ * 1 restored, 0 nothing done, <0 error. */
+static int restore_script(redis_queue_t *q, conn_t *c, const redisReply *tag, const char *mode,
+                          const char *cutoff, const redisReply *old, const char *msg, int lk)
+{
+    const char *keys[4] = {q->keys[K_UNACKED], q->keys[K_INDEX], q->keys[lk], q->keys[K_WAKE]};
+    size_t klen[4] = {q->key_len[K_UNACKED], q->key_len[K_INDEX], q->key_len[lk],
+                      q->key_len[K_WAKE]};
+    const char *args[5] = {tag->str, mode, cutoff, old ? old->str : "", msg ? msg : ""};
+    size_t alen[5] = {tag->len, strlen(mode), strlen(cutoff), old ? old->len : 0,
+                      msg ? strlen(msg) : 0};
+    redisReply *r = run_script(c, S_RESTORE, 4, keys, klen, 5, args, alen);
+    int rc = reply_status(r, "restore");
+    if (rc == 0)
+        rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 1 : 0;
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
 /* Restores one expired delivery. 1 restored, 0 nothing done (renewed, acked or dropped),
  * 2 not ours / unreadable (left alone), <0 error. */
 static int restore_one(redis_queue_t *q, conn_t *c, const redisReply *tag, const char *cutoff)
@@ -851,63 +875,21 @@ static int restore_one(redis_queue_t *q, conn_t *c, const redisReply *tag, const
     redisReply *v = redisCommandArgv(c->c, 3, hget, hlen);
     if (!v)
         return -GP_E_UNAVAILABLE;
-    const char *mode = "missing";
-    char *new_msg = NULL;
-    int lk = K_L0;
-    int rc = 0;
-    if (v->type == REDIS_REPLY_STRING) {
-        json_error_t e;
-        json_t *arr = json_loadb(v->str, v->len, 0, &e);
-        json_t *m = json_array_get(arr, 0);
-        const char *rk = json_string_value(json_array_get(arr, 2));
-        if (!json_is_array(arr) || json_array_size(arr) != 3 || !json_is_object(m) || !rk) {
-            rc = 2;
-        } else if (strcmp(rk, QUEUE_NAME)) {
-            rc = 2; /* another kombu queue's delivery: its own consumers restore it */
-        } else {
-            json_t *h = json_object_get(m, "headers");
-            if (!json_is_object(h)) {
-                h = json_object();
-                json_object_set_new(m, "headers", h);
-            }
-            json_object_set_new(h, "redelivered", json_true());
-            json_t *p = json_object_get(m, "properties");
-            if (!json_is_object(p)) {
-                p = json_object();
-                json_object_set_new(m, "properties", p);
-            }
-            json_t *di = json_object_get(p, "delivery_info");
-            if (!json_is_object(di)) {
-                di = json_object();
-                json_object_set_new(p, "delivery_info", di);
-            }
-            json_object_set_new(di, "redelivered", json_true());
-            json_t *pr = json_object_get(p, "priority");
-            lk = list_for_kombu_priority(
-                json_is_integer(pr) ? clamp_priority((int)json_integer_value(pr)) : 0);
-            new_msg = json_dumps(m, JSON_PRESERVE_ORDER);
-            mode = "restore";
-        }
-        json_decref(arr);
-    } else if (v->type != REDIS_REPLY_NIL) {
+    int rc;
+    if (v->type == REDIS_REPLY_NIL) {
+        rc = restore_script(q, c, tag, "missing", cutoff, NULL, NULL, K_L0);
+    } else if (v->type != REDIS_REPLY_STRING) {
         rc = -GP_E_UNAVAILABLE;
-    }
-    if (rc == 0 && (!strcmp(mode, "missing") || new_msg)) {
-        const char *keys[4] = {q->keys[K_UNACKED], q->keys[K_INDEX], q->keys[lk], q->keys[K_WAKE]};
-        size_t klen[4] = {q->key_len[K_UNACKED], q->key_len[K_INDEX], q->key_len[lk],
-                          q->key_len[K_WAKE]};
-        bool have = v->type == REDIS_REPLY_STRING;
-        const char *args[5] = {tag->str, mode, cutoff, have ? v->str : "", new_msg ? new_msg : ""};
-        size_t alen[5] = {tag->len, strlen(mode), strlen(cutoff), have ? v->len : 0,
-                          new_msg ? strlen(new_msg) : 0};
-        redisReply *r = run_script(c, S_RESTORE, 4, keys, klen, 5, args, alen);
-        rc = reply_status(r, "restore");
+    } else {
+        char *msg = NULL, why[160];
+        int kp = 0;
+        rc = gp_celery_redeliver(v->str, v->len, QUEUE_NAME, &msg, &kp, why, sizeof why);
         if (rc == 0)
-            rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 1 : 0;
-        if (r)
-            freeReplyObject(r);
+            rc = restore_script(q, c, tag, "restore", cutoff, v, msg, list_for_kombu_priority(kp));
+        else
+            rc = 2; /* another queue's delivery (its consumers restore it), or unreadable */
+        free(msg);
     }
-    free(new_msg);
     freeReplyObject(v);
     return rc;
 }
