@@ -288,6 +288,16 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
 int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out);
 
 /*
+ * The param's media read into memory: *out (malloc'd, caller frees, NUL-terminated past len)
+ * holds 1..max bytes, its content type goes into content_type (may be NULL). Untouched on
+ * failure. Returns 0 or a gp_ctx_fail() value: the fetch's own errors, storage_error
+ * (retried) when the fetched file cannot be read, invalid_params when it is empty or larger
+ * than max.
+ */
+int gp_ctx_input_bytes(gp_ctx_t *ctx, const char *param, size_t max, unsigned char **out,
+                       size_t *len, char *content_type, size_t ct_cap);
+
+/*
  * Publish a preview image (e.g. a video's first frame) before the task ends: stores the
  * file as an output-side object (not in result.assets) and sends a progress event carrying
  * its URL as `preview_url`. Returns 0 or a gp_ctx_fail() value.

@@ -18,9 +18,10 @@
 
 #include "core/base64.h"
 #include "core/crypto.h"
+#include "providers/api_call.h"
 #include "providers/kling.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,189 +94,61 @@ typedef struct kling {
     int poll_ms;
 } kling_t;
 
-typedef struct kling_reply {
-    int rc;       /* GP_HTTP_* */
-    long status;  /* HTTP status */
-    json_t *root; /* the JSON object, or NULL */
-    json_t *data; /* root.data (borrowed), or NULL */
-    bool has_code;
-    long long code; /* the envelope's code; 0 = success */
-    char message[KLING_MAX_MESSAGE];
-} kling_reply_t;
-
-static void reply_free(kling_reply_t *r)
+/* Every request carries a fresh token. */
+static int kling_headers(void *arg, const gp_api_send_t *send, gp_api_headers_t *h,
+                         const char **why)
 {
-    json_decref(r->root);
-    r->root = NULL;
-    r->data = NULL;
-}
-
-static bool reply_ok(const kling_reply_t *r)
-{
-    return r->rc == GP_HTTP_OK && r->status >= 200 && r->status <= 299 && r->has_code &&
-           r->code == 0 && json_is_object(r->data);
-}
-
-static void copy_message(char *out, size_t cap, const char *in)
-{
-    size_t n = 0;
-    for (; in != NULL && in[n] != '\0' && n + 1 < cap; n++)
-        out[n] = (unsigned char)in[n] < 0x20 ? ' ' : in[n];
-    out[n] = '\0';
-}
-
-/*
- * One authenticated call. path starts with "/v1/". The reply is always filled (free it);
- * the return value is reply->rc.
- */
-static int kling_call(kling_t *k, const char *method, const char *path, const json_t *body,
-                      kling_reply_t *reply)
-{
-    *reply = (kling_reply_t){.rc = GP_HTTP_E_INVALID};
-    char url[KLING_MAX_URL];
-    int w = snprintf(url, sizeof url, "%s%s", k->base, path);
-    if (w < 0 || (size_t)w >= sizeof url) {
-        copy_message(reply->message, sizeof reply->message, "URL too long");
-        return reply->rc;
-    }
-    char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    char auth[KLING_MAX_TOKEN + 32];
-    int plen = snprintf(auth, sizeof auth, "Authorization: Bearer ");
-    long tlen = gp_kling_jwt(k->access_key, k->secret_key, (int64_t)time(NULL), auth + plen,
-                             sizeof auth - (size_t)plen);
-    if ((body != NULL && payload == NULL) || tlen < 0) {
-        free(payload);
-        copy_message(reply->message, sizeof reply->message,
-                     tlen < 0 ? "access-key too long for a token" : "out of memory");
-        return reply->rc;
-    }
-    const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
-                             NULL};
-    gp_http_request_t req = {
-        .method = method,
-        .url = url,
-        .headers = headers,
-        .body = payload,
-        .body_len = payload != NULL ? strlen(payload) : 0,
-        .max_response_bytes = 8u << 20,
-    };
-    gp_http_response_t resp = {0};
-    reply->rc = gp_ctx_http(k->ctx, &req, &resp);
-    explicit_bzero(auth, sizeof auth);
-    free(payload);
-    reply->status = resp.status;
-    if (reply->rc != GP_HTTP_OK) {
-        copy_message(reply->message, sizeof reply->message, resp.error);
-        gp_http_response_free(&resp);
-        return reply->rc;
-    }
-    json_t *root = resp.body != NULL ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
-    gp_http_response_free(&resp);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return reply->rc;
-    }
-    reply->root = root;
-    json_t *code = json_object_get(root, "code");
-    if (json_is_integer(code)) {
-        reply->has_code = true;
-        reply->code = json_integer_value(code);
-    }
-    copy_message(reply->message, sizeof reply->message,
-                 json_string_value(json_object_get(root, "message")));
-    json_t *data = json_object_get(root, "data");
-    if (!json_is_null(data) && data != NULL)
-        reply->data = data;
-    return reply->rc;
+    (void)send;
+    const kling_t *k = arg;
+    char token[KLING_MAX_TOKEN];
+    long n = gp_kling_jwt(k->access_key, k->secret_key, (int64_t)time(NULL), token, sizeof token);
+    int rc = n >= 0 ? gp_api_header_add(h, "Authorization: Bearer %s", token) : -1;
+    explicit_bzero(token, sizeof token);
+    if (rc != 0)
+        *why = "access-key too long for a token";
+    return rc;
 }
 
 /* Kling's business codes (its error-code table): 1000-1004 authentication, 1302/1303 rate
- * and concurrency limits, 5000-5002 server trouble. Account problems (1100-1102: arrears,
- * no resource pack) come with HTTP 429 too but do not clear up by waiting. */
-static bool code_is_auth(long long code)
-{
-    return code >= 1000 && code <= 1004;
-}
+ * and concurrency limits, 1203 unknown task, 5000-5002 server trouble. Every other code —
+ * account problems (1100-1102: arrears, no resource pack) come with HTTP 429 too — does not
+ * clear up by waiting, whatever the HTTP status says. */
+static const gp_api_code_t kling_codes[] = {
+    {1000, 1004, GP_API_AUTH},
+    {1302, 1303, GP_API_THROTTLE},
+    {5000, 5002, GP_API_SERVER},
+    {1203, 1203, GP_API_NOT_FOUND},
+    {LLONG_MIN, LLONG_MAX, GP_API_PERMANENT},
+    {0, 0, GP_API_NONE},
+};
+static const char *const kling_message[] = {"message", NULL};
 
-static bool code_is_throttle(long long code)
-{
-    return code == 1302 || code == 1303;
-}
+static const gp_api_profile_t kling_api = {
+    .name = "Kling",
+    .headers = kling_headers,
+    .max_response_bytes = 8u << 20,
+    .code_field = "code",
+    .ok_code = 0,
+    .data_field = "data",
+    .envelope_required = true,
+    .message_paths = kling_message,
+    .codes = kling_codes,
+    .not_found_404 = true,
+};
 
-static bool code_is_server(long long code)
+/* One authenticated call; path starts with "/v1/". Fills reply (free it); returns its rc. */
+static int kling_call(kling_t *k, const char *method, const char *path, const json_t *body,
+                      gp_api_reply_t *reply)
 {
-    return code >= 5000 && code <= 5002;
-}
-
-static bool reply_retryable(const kling_reply_t *r)
-{
-    if (r->rc == GP_HTTP_E_INVALID || r->rc == GP_HTTP_E_CANCELED)
-        return false;
-    if (r->rc != GP_HTTP_OK)
-        return true;
-    if (r->has_code && r->code != 0)
-        return code_is_throttle(r->code) || code_is_server(r->code);
-    return (r->root == NULL && r->status < 300) || gp_http_status_retryable(r->status);
-}
-
-/* Turn a failed reply into run()'s return value; `what` names the call. */
-static int fail_reply(kling_t *k, const kling_reply_t *r, const char *what)
-{
-    gp_ctx_t *ctx = k->ctx;
-    if (r->rc == GP_HTTP_E_CANCELED)
-        return gp_ctx_canceled_error(ctx);
-    if (r->rc != GP_HTTP_OK)
-        return gp_ctx_fail(ctx, reply_retryable(r), GP_TE_PROVIDER_UNAVAILABLE,
-                           "Kling %s failed: %s%s%s", what, gp_http_strerror(r->rc),
-                           r->message[0] ? ": " : "", r->message);
-    const char *detail = r->message[0] ? r->message : "no message given";
-    char code_text[32] = "";
-    if (r->has_code)
-        (void)snprintf(code_text, sizeof code_text, ", code %lld", r->code);
-    if (r->status == 401 || (r->has_code && code_is_auth(r->code)))
-        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_AUTH,
-                           "Kling refused the credentials for the %s (HTTP %ld%s): %s", what,
-                           r->status, code_text, detail);
-    if (r->root == NULL) {
-        bool retry = r->status < 300 || gp_http_status_retryable(r->status);
-        gp_task_error_t code = r->status < 300 ? GP_TE_PROVIDER_BAD_RESPONSE
-                               : retry         ? GP_TE_PROVIDER_UNAVAILABLE
-                                               : GP_TE_PROVIDER_REJECTED;
-        return gp_ctx_fail(ctx, retry, code,
-                           "Kling %s: HTTP %ld with a body that is not a JSON object", what,
-                           r->status);
+    char url[KLING_MAX_URL];
+    int w = snprintf(url, sizeof url, "%s%s", k->base, path);
+    if (w < 0 || (size_t)w >= sizeof url) {
+        *reply = (gp_api_reply_t){.rc = GP_HTTP_E_INVALID};
+        gp_api_copy_line(reply->message, sizeof reply->message, "URL too long");
+        return reply->rc;
     }
-    if (r->has_code && code_is_throttle(r->code))
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
-                           "Kling rate limited the %s (HTTP %ld%s): %s", what, r->status, code_text,
-                           detail);
-    if (reply_retryable(r))
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
-                           "Kling %s failed (HTTP %ld%s): %s", what, r->status, code_text, detail);
-    if (r->status >= 200 && r->status <= 299 && (!r->has_code || r->code == 0))
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE, "Kling %s reply lacks %s", what,
-                           r->has_code ? "data" : "code");
-    gp_task_error_t code = r->status == 404 || (r->has_code && r->code == 1203)
-                               ? GP_TE_PROVIDER_NOT_FOUND
-                               : GP_TE_PROVIDER_REJECTED;
-    return gp_ctx_fail(ctx, false, code, "Kling rejected the %s (HTTP %ld%s): %s", what, r->status,
-                       code_text, detail);
-}
-
-/* Kling ids are long digit strings; anything outside a safe path alphabet is refused
- * before it is pasted into a URL. */
-static bool task_id_is_valid(const char *id)
-{
-    size_t n = id != NULL ? strlen(id) : 0;
-    if (n == 0 || n > KLING_MAX_TASK_ID)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '-' || c == '_'))
-            return false;
-    }
-    return true;
+    gp_http_request_t req = {.method = method, .url = url};
+    return gp_api_call(k->ctx, &kling_api, k, &req, body, reply);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -289,19 +162,19 @@ static int find_existing(kling_t *k, bool *found)
     char path[128];
     (void)snprintf(path, sizeof path, "/v1/videos/%s?pageNum=1&pageSize=%d", k->kind,
                    KLING_LIST_PAGE_SIZE);
-    kling_reply_t r;
+    gp_api_reply_t r;
     (void)kling_call(k, "GET", path, NULL, &r);
     json_t *list = r.root != NULL ? json_object_get(r.root, "data") : NULL;
-    if (r.rc == GP_HTTP_E_CANCELED || r.status == 401 || (r.has_code && code_is_auth(r.code))) {
-        int rc = fail_reply(k, &r, "task list");
-        reply_free(&r);
+    if (r.rc == GP_HTTP_E_CANCELED || gp_api_auth_failed(&kling_api, &r)) {
+        int rc = gp_api_fail(k->ctx, &kling_api, &r, "task list");
+        gp_api_reply_free(&r);
         return rc;
     }
     if (r.rc != GP_HTTP_OK || r.status < 200 || r.status > 299 || !json_is_array(list)) {
         /* Creating is still safe: Kling refuses a second task with the same external id. */
         gp_ctx_log(k->ctx, GP_LOG_WARN, "kling: could not list earlier tasks (HTTP %ld): %s",
                    r.status, r.message);
-        reply_free(&r);
+        gp_api_reply_free(&r);
         return 0;
     }
     const char *mine = gp_ctx_task_id(k->ctx);
@@ -311,40 +184,14 @@ static int find_existing(kling_t *k, bool *found)
         json_t *info = json_object_get(item, "task_info");
         const char *ext = json_string_value(json_object_get(info, "external_task_id"));
         const char *id = json_string_value(json_object_get(item, "task_id"));
-        if (ext != NULL && strcmp(ext, mine) == 0 && task_id_is_valid(id)) {
+        if (ext != NULL && strcmp(ext, mine) == 0 && gp_api_id_ok(id, KLING_MAX_TASK_ID)) {
             (void)snprintf(k->task_id, sizeof k->task_id, "%s", id);
             *found = true;
             break;
         }
     }
-    reply_free(&r);
+    gp_api_reply_free(&r);
     return 0;
-}
-
-static int read_file_base64(gp_ctx_t *ctx, const char *path, char **out)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot open the input image (errno %d)",
-                           errno);
-    unsigned char *buf = malloc(KLING_MAX_IMAGE_BYTES + 1);
-    size_t n = buf != NULL ? fread(buf, 1, KLING_MAX_IMAGE_BYTES + 1, f) : 0;
-    bool read_error = ferror(f) != 0;
-    (void)fclose(f);
-    int rc = 0;
-    if (buf == NULL)
-        rc = gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "no memory for the input image");
-    else if (read_error)
-        rc = gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot read the input image");
-    else if (n > KLING_MAX_IMAGE_BYTES)
-        rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
-                         "the input image is larger than Kling's 10 MB limit");
-    else if (n == 0)
-        rc = gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "the input image is empty");
-    else
-        *out = gp_base64_encode(buf, n);
-    free(buf);
-    return rc;
 }
 
 /* Kling's `image`: a URL it fetches itself, or raw base64 without a data: prefix. */
@@ -355,10 +202,12 @@ static int image_field(kling_t *k, json_t *body)
     char *value = NULL;
     int rc;
     if (strcmp(how, "base64") == 0) {
-        char path[4096], ctype[128];
-        rc = gp_ctx_input_file(ctx, "image", path, sizeof path, ctype, sizeof ctype);
+        unsigned char *bytes = NULL;
+        size_t len = 0;
+        rc = gp_ctx_input_bytes(ctx, "image", KLING_MAX_IMAGE_BYTES, &bytes, &len, NULL, 0);
         if (rc == 0)
-            rc = read_file_base64(ctx, path, &value);
+            value = gp_base64_encode(bytes, len);
+        free(bytes);
     } else {
         rc = gp_ctx_input_url(ctx, "image", &value);
         if (rc == 0 && strncmp(value, "data:", 5) == 0) {
@@ -421,21 +270,21 @@ static int create_task(kling_t *k)
         return rc;
     char path[64];
     (void)snprintf(path, sizeof path, "/v1/videos/%s", k->kind);
-    kling_reply_t r;
+    gp_api_reply_t r;
     (void)kling_call(k, "POST", path, body, &r);
     json_decref(body);
-    if (!reply_ok(&r)) {
-        rc = fail_reply(k, &r, "create request");
-        reply_free(&r);
+    if (!gp_api_ok(&kling_api, &r)) {
+        rc = gp_api_fail(k->ctx, &kling_api, &r, "create request");
+        gp_api_reply_free(&r);
         return rc;
     }
     const char *id = json_string_value(json_object_get(r.data, "task_id"));
-    if (!task_id_is_valid(id))
+    if (!gp_api_id_ok(id, KLING_MAX_TASK_ID))
         rc = gp_ctx_fail(k->ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                          "Kling's create reply has no usable data.task_id");
     else
         (void)snprintf(k->task_id, sizeof k->task_id, "%s", id);
-    reply_free(&r);
+    gp_api_reply_free(&r);
     return rc;
 }
 
@@ -470,7 +319,7 @@ static int store_videos(kling_t *k, const json_t *data)
                            KLING_MAX_VIDEOS);
     for (size_t i = 0; i < count; i++) {
         const char *url = json_string_value(json_object_get(json_array_get(videos, i), "url"));
-        if (url == NULL || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
+        if (!gp_api_is_http_url(url))
             return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                "Kling task_result.videos[%zu].url is not an http(s) URL", i);
     }
@@ -528,23 +377,20 @@ static int poll_task(kling_t *k)
     (void)snprintf(path, sizeof path, "/v1/videos/%s/%s", k->kind, k->task_id);
     int failures = 0;
     for (;;) {
-        int w = gp_ctx_poll_wait(ctx, &poller);
-        if (w == GP_HTTP_E_CANCELED)
-            return gp_ctx_canceled_error(ctx);
+        int w = gp_api_poll_wait(ctx, &poller, "Kling", k->task_id);
         if (w != 0)
-            return gp_ctx_fail(ctx, true, GP_TE_TIMEOUT, "Kling task %s did not finish in time",
-                               k->task_id);
-        kling_reply_t r;
+            return w;
+        gp_api_reply_t r;
         (void)kling_call(k, "GET", path, NULL, &r);
-        if (!reply_ok(&r)) {
-            if (reply_retryable(&r) && ++failures < KLING_MAX_POLL_FAILURES) {
+        if (!gp_api_ok(&kling_api, &r)) {
+            if (gp_api_retryable(&kling_api, &r) && ++failures < KLING_MAX_POLL_FAILURES) {
                 gp_ctx_log(ctx, GP_LOG_WARN, "kling: status check %d failed (HTTP %ld): %s",
                            failures, r.status, r.message);
-                reply_free(&r);
+                gp_api_reply_free(&r);
                 continue;
             }
-            int rc = fail_reply(k, &r, "status check");
-            reply_free(&r);
+            int rc = gp_api_fail(ctx, &kling_api, &r, "status check");
+            gp_api_reply_free(&r);
             return rc;
         }
         failures = 0;
@@ -555,12 +401,12 @@ static int poll_task(kling_t *k)
                              "Kling status reply has no data.task_status");
         } else if (strcmp(status, "succeed") == 0) {
             rc = store_videos(k, r.data);
-            reply_free(&r);
+            gp_api_reply_free(&r);
             return rc;
         } else if (strcmp(status, "failed") == 0) {
             char msg[KLING_MAX_MESSAGE];
-            copy_message(msg, sizeof msg,
-                         json_string_value(json_object_get(r.data, "task_status_msg")));
+            gp_api_copy_line(msg, sizeof msg,
+                             json_string_value(json_object_get(r.data, "task_status_msg")));
             rc = gp_ctx_fail(ctx, false, GP_TE_PROVIDER_FAILED, "Kling task %s failed: %s",
                              k->task_id, msg[0] ? msg : "no reason given");
         } else if (strcmp(status, "submitted") == 0) {
@@ -570,7 +416,7 @@ static int poll_task(kling_t *k)
             int percent = 15 + poller.polls * 3;
             rc = gp_ctx_progress(ctx, percent > 85 ? 85 : percent, "generating");
         }
-        reply_free(&r);
+        gp_api_reply_free(&r);
         if (rc != 0)
             return rc;
     }
@@ -597,8 +443,7 @@ static int kling_run(gp_ctx_t *ctx)
     size_t base_len = strlen(base);
     while (base_len > 0 && base[base_len - 1] == '/')
         base_len--;
-    if ((strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
-        base_len >= sizeof k.base)
+    if (!gp_api_is_http_url(base) || base_len >= sizeof k.base)
         return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "kling base-url must be an http(s) URL of at most %zu bytes",
                            sizeof k.base - 1);

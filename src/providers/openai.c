@@ -10,8 +10,10 @@
  */
 #include "genpulse/handler.h"
 #include "genpulse/http.h"
+#include "providers/api_call.h"
 
 #include "core/base64.h"
+#include "core/media_type.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -21,22 +23,10 @@
 #define OPENAI_DEFAULT_BASE_URL "https://api.openai.com/v1"
 #define OPENAI_MAX_IMAGES 4
 #define OPENAI_MAX_URL 2048
-/* gpt-image-1 at high quality takes a minute or two; dall-e-3 well under one. */
-#define OPENAI_MAX_MESSAGE 600
 
 /* ---------------------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------------------- */
-
-/* Copies at most cap-1 bytes of a provider string, replacing control characters: provider
- * messages end up in logs and error.message and must stay one line. */
-static void copy_message(char *out, size_t cap, const char *in)
-{
-    size_t n = 0;
-    for (; in != NULL && in[n] != '\0' && n + 1 < cap; n++)
-        out[n] = (unsigned char)in[n] < 0x20 ? ' ' : in[n];
-    out[n] = '\0';
-}
 
 /* "WxH" with 1..5 digits each, or "auto" (gpt-image-1, stable-diffusion.cpp). */
 static bool size_is_valid(const char *size)
@@ -52,28 +42,6 @@ static bool size_is_valid(const char *size)
     for (const char *p = size; *p != '\0'; p++)
         if (p != x && !isdigit((unsigned char)*p))
             return false;
-    return true;
-}
-
-typedef struct image_kind {
-    const char *content_type;
-    const char *ext;
-} image_kind_t;
-
-/* Decoded bytes decide the type: output_format is only a request, and OpenAI-compatible
- * servers do not all honour it. */
-static bool sniff_image(const unsigned char *b, size_t n, image_kind_t *kind)
-{
-    if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
-        *kind = (image_kind_t){"image/png", "png"};
-    else if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-        *kind = (image_kind_t){"image/jpeg", "jpg"};
-    else if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
-        *kind = (image_kind_t){"image/webp", "webp"};
-    else if (n >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0))
-        *kind = (image_kind_t){"image/gif", "gif"};
-    else
-        return false;
     return true;
 }
 
@@ -121,7 +89,7 @@ static int build_request(gp_ctx_t *ctx, openai_request_t *req)
     const char *base = gp_ctx_setting(ctx, "base-url");
     if (base[0] == '\0')
         base = OPENAI_DEFAULT_BASE_URL;
-    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
+    if (!gp_api_is_http_url(base))
         return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_NOT_CONFIGURED,
                            "openai base-url must start with http:// or https://");
     size_t base_len = strlen(base);
@@ -183,59 +151,38 @@ static int build_request(gp_ctx_t *ctx, openai_request_t *req)
 }
 
 /* ---------------------------------------------------------------------------------------
- * Errors
+ * The API
  * ------------------------------------------------------------------------------------- */
 
+static int openai_headers(void *arg, const gp_api_send_t *send, gp_api_headers_t *h,
+                          const char **why)
+{
+    (void)send;
+    *why = "could not build the request";
+    return gp_api_header_add(h, "Authorization: Bearer %s", (const char *)arg);
+}
+
 /* {"error": {"message", "type", "param", "code"}}; some compatible servers send a string. */
-static void error_details(const gp_http_response_t *resp, char *message, size_t cap, char *code,
-                          size_t code_cap)
-{
-    message[0] = '\0';
-    code[0] = '\0';
-    json_t *root = resp->body != NULL ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
-    json_t *err = json_is_object(root) ? json_object_get(root, "error") : NULL;
-    if (json_is_object(err)) {
-        copy_message(message, cap, json_string_value(json_object_get(err, "message")));
-        json_t *c = json_object_get(err, "code");
-        if (!json_is_string(c))
-            c = json_object_get(err, "type");
-        copy_message(code, code_cap, json_string_value(c));
-    } else if (json_is_string(err)) {
-        copy_message(message, cap, json_string_value(err));
-    } else if (json_is_object(root)) {
-        copy_message(message, cap, json_string_value(json_object_get(root, "message")));
-    }
-    json_decref(root);
-}
+static const char *const openai_message[] = {"error.message", "error", "message", NULL};
+static const char *const openai_text_code[] = {"error.code", "error.type", NULL};
+/* A 429 for an exhausted quota or budget does not clear up by waiting. */
+static const gp_api_text_code_t openai_text_codes[] = {
+    {"insufficient_quota", GP_API_PERMANENT},
+    {"billing_hard_limit_reached", GP_API_PERMANENT},
+    {NULL, GP_API_NONE},
+};
 
-static int fail_http(gp_ctx_t *ctx, int rc, const gp_http_response_t *resp)
-{
-    if (rc == GP_HTTP_E_CANCELED)
-        return gp_ctx_canceled_error(ctx);
-    if (rc != GP_HTTP_OK)
-        return gp_ctx_fail(ctx, rc != GP_HTTP_E_INVALID && rc != GP_HTTP_E_TOO_LARGE,
-                           GP_TE_PROVIDER_UNAVAILABLE, "OpenAI images request failed: %s%s%s",
-                           gp_http_strerror(rc), resp->error[0] ? ": " : "", resp->error);
-
-    char message[OPENAI_MAX_MESSAGE], code[64];
-    error_details(resp, message, sizeof message, code, sizeof code);
-    const char *detail = message[0] ? message : "no error message given";
-    long status = resp->status;
-    /* A 429 for an exhausted quota or budget does not clear up by waiting. */
-    bool out_of_money =
-        strcmp(code, "insufficient_quota") == 0 || strcmp(code, "billing_hard_limit_reached") == 0;
-    if (status == 429 && !out_of_money)
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
-                           "OpenAI rate limited the request (HTTP 429): %s", detail);
-    if (gp_http_status_retryable(status) && !out_of_money)
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
-                           "OpenAI images request failed with HTTP %ld: %s", status, detail);
-    gp_task_error_t gp_code = status == 401 || status == 403 ? GP_TE_PROVIDER_AUTH
-                              : status == 404                ? GP_TE_PROVIDER_NOT_FOUND
-                                                             : GP_TE_PROVIDER_REJECTED;
-    return gp_ctx_fail(ctx, false, gp_code, "OpenAI rejected the request (HTTP %ld): %s", status,
-                       detail);
-}
+static const gp_api_profile_t openai_api = {
+    .name = "OpenAI",
+    .headers = openai_headers,
+    .message_paths = openai_message,
+    .text_code_paths = openai_text_code,
+    .text_codes = openai_text_codes,
+    .auth_403 = true,
+    .throttle_429 = true,
+    .not_found_404 = true,
+    .too_large_permanent = true,
+};
 
 /* ---------------------------------------------------------------------------------------
  * Outputs
@@ -250,8 +197,10 @@ static int store_b64(gp_ctx_t *ctx, const char *b64, size_t index, size_t count,
         return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                            "OpenAI returned data[%zu].b64_json that is not base64", index);
     }
-    image_kind_t kind;
-    if (!sniff_image(bytes, len, &kind)) {
+    /* Decoded bytes decide the type: output_format is only a request, and OpenAI-compatible
+     * servers do not all honour it. */
+    const char *type = gp_media_sniff(bytes, len);
+    if (!gp_media_is(type, "image")) {
         free(bytes);
         json_decref(extra);
         return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
@@ -260,8 +209,8 @@ static int store_b64(gp_ctx_t *ctx, const char *b64, size_t index, size_t count,
                            index, len);
     }
     char name[64];
-    asset_name(name, sizeof name, index, count, kind.ext);
-    int rc = gp_ctx_store_bytes(ctx, name, bytes, len, kind.content_type, extra);
+    asset_name(name, sizeof name, index, count, gp_media_ext_of_type(type));
+    int rc = gp_ctx_store_bytes(ctx, name, bytes, len, type, extra);
     free(bytes);
     return rc;
 }
@@ -375,50 +324,20 @@ static int openai_run(gp_ctx_t *ctx)
         json_decref(req.body);
         return rc;
     }
-    char *body = json_dumps(req.body, JSON_COMPACT);
-    size_t auth_len = strlen(key) + 32;
-    char *auth = malloc(auth_len);
-    if (body == NULL || auth == NULL) {
-        free(body);
-        free(auth);
-        json_decref(req.body);
-        return gp_ctx_fail(ctx, true, GP_TE_OUT_OF_MEMORY, "could not build the request");
-    }
-    (void)snprintf(auth, auth_len, "Authorization: Bearer %s", key);
-    const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
-                             NULL};
-
     rc = gp_ctx_progress(ctx, 5, "generating");
-    gp_http_response_t resp = {0};
-    int hrc = GP_HTTP_OK;
     if (rc == 0) {
         gp_http_request_t hreq = {
             .method = "POST",
             .url = req.url,
-            .headers = headers,
-            .body = body,
-            .body_len = strlen(body),
             .timeout_ms = (int)(timeout_s * 1000),
         };
-        hrc = gp_ctx_http(ctx, &hreq, &resp);
+        gp_api_reply_t reply;
+        (void)gp_api_call(ctx, &openai_api, (void *)key, &hreq, req.body, &reply);
+        rc = gp_api_ok(&openai_api, &reply)
+                 ? store_outputs(ctx, &req, reply.root)
+                 : gp_api_fail(ctx, &openai_api, &reply, "images request");
+        gp_api_reply_free(&reply);
     }
-    explicit_bzero(auth, auth_len);
-    free(auth);
-    free(body);
-
-    if (rc == 0 && (hrc != GP_HTTP_OK || resp.status < 200 || resp.status > 299))
-        rc = fail_http(ctx, hrc, &resp);
-    if (rc == 0) {
-        json_error_t jerr;
-        json_t *root = json_loadb(resp.body, resp.body_len, 0, &jerr);
-        if (!json_is_object(root))
-            rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
-                             "OpenAI reply is not a JSON object (%s)", jerr.text);
-        else
-            rc = store_outputs(ctx, &req, root);
-        json_decref(root);
-    }
-    gp_http_response_free(&resp);
     json_decref(req.body);
     if (rc != 0)
         return rc;

@@ -15,8 +15,10 @@
  */
 #include "genpulse/handler.h"
 #include "genpulse/http.h"
+#include "providers/api_call.h"
 
 #include "core/base64.h"
+#include "core/media_type.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -67,15 +69,6 @@ typedef struct rp_model {
     char name[RP_MAX_MODEL_PART + 1];
     char version[RP_VERSION_HEX + 1]; /* "" when the model's latest version is meant */
 } rp_model_t;
-
-/* One API exchange, reduced to what the caller decides on. */
-typedef struct rp_reply {
-    int rc;                     /* GP_HTTP_OK or a GP_HTTP_E_* transport code */
-    long status;                /* HTTP status when rc == GP_HTTP_OK */
-    json_t *body;               /* the JSON object of a 2xx answer; NULL otherwise */
-    bool bad_json;              /* a 2xx answer that was not a JSON object */
-    char detail[RP_MAX_DETAIL]; /* Replicate's explanation (problem+json detail) or ours */
-} rp_reply_t;
 
 typedef enum rp_state {
     RP_STARTING,
@@ -303,34 +296,50 @@ static int build_input(gp_ctx_t *ctx, json_t **out)
  * API calls
  * ------------------------------------------------------------------------------------- */
 
-/* Replicate answers errors as problem+json: detail, else title, else the raw text. */
-static void extract_detail(const gp_http_response_t *resp, char *out, size_t cap)
-{
-    out[0] = '\0';
-    if (resp->body == NULL || resp->body_len == 0)
-        return;
-    json_t *doc = json_loadb(resp->body, resp->body_len, 0, NULL);
-    const char *text = NULL;
-    if (json_is_object(doc)) {
-        json_t *detail = json_object_get(doc, "detail");
-        json_t *title = json_object_get(doc, "title");
-        if (json_is_string(detail) && json_string_length(detail) > 0)
-            text = json_string_value(detail);
-        else if (json_is_string(title) && json_string_length(title) > 0)
-            text = json_string_value(title);
-    }
-    if (text != NULL)
-        copy_printable(out, cap, text, strlen(text));
-    else if (doc == NULL)
-        copy_printable(out, cap, resp->body, resp->body_len < 200 ? resp->body_len : 200);
-    json_decref(doc);
-}
-
 static bool never_canceled(void *arg)
 {
     (void)arg;
     return false;
 }
+
+typedef struct rp_call {
+    gp_ctx_t *ctx;
+    const rp_conf_t *conf;
+    bool detached;
+} rp_call_t;
+
+static int rp_headers(void *arg, const gp_api_send_t *send, gp_api_headers_t *h, const char **why)
+{
+    const rp_call_t *c = arg;
+    *why = "could not build the request headers";
+    if (gp_api_header_add(h, "%s", c->conf->auth) != 0)
+        return -1;
+    /* Creates carry Cancel-After = the attempt's remaining time, so Replicate stops the
+     * prediction by itself even if this process dies before it can cancel (minimum 5 s). */
+    int64_t deadline = gp_ctx_deadline_ms(c->ctx);
+    size_t url_len = strlen(send->url);
+    bool create = !c->detached && !strcmp(send->method, "POST") &&
+                  !(url_len >= 7 && !strcmp(send->url + url_len - 7, "/cancel"));
+    if (create && deadline > 0) {
+        int64_t left_s = (deadline - gp_http_now_ms()) / 1000;
+        return gp_api_header_add(h, "Cancel-After: %llds", (long long)(left_s < 5 ? 5 : left_s));
+    }
+    return 0;
+}
+
+/* Replicate answers errors as problem+json: detail, else title, else the raw text. */
+static const char *const rp_message[] = {"detail", "title", NULL};
+
+static const gp_api_profile_t rp_api = {
+    .name = "Replicate",
+    .headers = rp_headers,
+    .max_response_bytes = RP_MAX_API_RESPONSE,
+    .message_paths = rp_message,
+    .auth_403 = true,
+    .throttle_429 = true,
+    .not_found_404 = true,
+    .invalid_input_422 = true,
+};
 
 /*
  * One call to the API. `detached` is for the cancel request sent after the task itself was
@@ -338,31 +347,13 @@ static bool never_canceled(void *arg)
  * so both are set here (gp_ctx_http keeps what the caller set) and kept short.
  */
 static void api_call(gp_ctx_t *ctx, const rp_conf_t *conf, const char *method, const char *url,
-                     const char *body, bool detached, rp_reply_t *reply)
+                     const char *body, bool detached, gp_api_reply_t *reply)
 {
-    memset(reply, 0, sizeof *reply);
-    /* Creates carry Cancel-After = the attempt's remaining time, so Replicate stops the
-     * prediction by itself even if this process dies before it can cancel (minimum 5 s). */
-    char cancel_after[48] = "";
-    int64_t deadline = gp_ctx_deadline_ms(ctx);
-    size_t url_len = strlen(url);
-    bool create = !detached && !strcmp(method, "POST") &&
-                  !(url_len >= 7 && !strcmp(url + url_len - 7, "/cancel"));
-    if (create && deadline > 0) {
-        int64_t left_s = (deadline - gp_http_now_ms()) / 1000;
-        (void)snprintf(cancel_after, sizeof cancel_after, "Cancel-After: %llds",
-                       (long long)(left_s < 5 ? 5 : left_s));
-    }
-    const char *headers[] = {conf->auth, "Content-Type: application/json",
-                             "Accept: application/json", cancel_after[0] ? cancel_after : NULL,
-                             NULL};
     gp_http_request_t req = {
         .method = method,
         .url = url,
-        .headers = headers,
         .body = body != NULL ? body : "",
         .body_len = body != NULL ? strlen(body) : 0,
-        .max_response_bytes = RP_MAX_API_RESPONSE,
         .timeout_ms = conf->request_timeout_ms,
     };
     if (detached) {
@@ -372,68 +363,20 @@ static void api_call(gp_ctx_t *ctx, const rp_conf_t *conf, const char *method, c
         req.max_attempts = 2;
         req.cancel = never_canceled;
     }
-    gp_http_response_t resp;
-    memset(&resp, 0, sizeof resp);
-    reply->rc = gp_ctx_http(ctx, &req, &resp);
-    reply->status = resp.status;
-    if (reply->rc != GP_HTTP_OK) {
-        copy_printable(reply->detail, sizeof reply->detail, resp.error, sizeof resp.error);
-    } else if (resp.status >= 200 && resp.status < 300) {
-        json_error_t err;
-        json_t *doc = resp.body != NULL ? json_loadb(resp.body, resp.body_len, 0, &err) : NULL;
-        if (json_is_object(doc)) {
-            reply->body = doc;
-        } else {
-            json_decref(doc);
-            reply->bad_json = true;
-            (void)snprintf(reply->detail, sizeof reply->detail,
-                           "HTTP %ld came with %s instead of a JSON object", resp.status,
-                           resp.body_len == 0 ? "an empty body"
-                           : doc != NULL      ? "another JSON value"
-                                              : "invalid JSON");
-        }
-    } else {
-        extract_detail(&resp, reply->detail, sizeof reply->detail);
+    rp_call_t call = {ctx, conf, detached};
+    (void)gp_api_call(ctx, &rp_api, &call, &req, NULL, reply);
+}
+
+/* The prediction object of a good reply, handed over; NULL otherwise. */
+static json_t *take_prediction(gp_api_reply_t *reply)
+{
+    json_t *prediction = NULL;
+    if (gp_api_ok(&rp_api, reply)) {
+        prediction = reply->root;
+        reply->root = reply->data = NULL;
     }
-    gp_http_response_free(&resp);
-}
-
-/* Worth trying again later: the service was unreachable, overloaded or said nonsense. */
-static bool reply_retryable(const rp_reply_t *reply)
-{
-    if (reply->rc == GP_HTTP_E_INVALID)
-        return false;
-    if (reply->rc != GP_HTTP_OK || reply->bad_json)
-        return true;
-    return gp_http_status_retryable(reply->status);
-}
-
-/* Turn a failed reply into run()'s return value. `what` names the step for the message. */
-static int fail_reply(gp_ctx_t *ctx, const rp_reply_t *reply, const char *what)
-{
-    if (reply->rc == GP_HTTP_E_CANCELED)
-        return gp_ctx_canceled_error(ctx);
-    if (reply->rc != GP_HTTP_OK)
-        return gp_ctx_fail(ctx, reply->rc != GP_HTTP_E_INVALID, GP_TE_PROVIDER_UNAVAILABLE,
-                           "Replicate %s failed: %s%s%s", what, gp_http_strerror(reply->rc),
-                           reply->detail[0] ? ": " : "", reply->detail);
-    if (reply->bad_json)
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE, "Replicate %s: %s", what,
-                           reply->detail);
-    const char *detail = reply->detail[0] ? reply->detail : "no detail given";
-    long status = reply->status;
-    if (status == 429)
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
-                           "Replicate %s was rate limited (HTTP 429): %s", what, detail);
-    if (gp_http_status_retryable(status))
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
-                           "Replicate %s failed with HTTP %ld: %s", what, status, detail);
-    gp_task_error_t code = status == 401 || status == 403 ? GP_TE_PROVIDER_AUTH
-                           : status == 404                ? GP_TE_PROVIDER_NOT_FOUND
-                           : status == 422                ? GP_TE_PROVIDER_INVALID_INPUT
-                                                          : GP_TE_PROVIDER_REJECTED;
-    return gp_ctx_fail(ctx, false, code, "Replicate rejected the %s (HTTP %ld): %s", what, status,
-                       detail);
+    gp_api_reply_free(reply);
+    return prediction;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -581,21 +524,6 @@ static bool is_file_url(const char *s)
            strncmp(s, "data:", 5) == 0;
 }
 
-static const char *extension_for_type(const char *type)
-{
-    static const char *const map[][2] = {
-        {"image/png", "png"},   {"image/jpeg", "jpg"},        {"image/webp", "webp"},
-        {"image/gif", "gif"},   {"audio/wav", "wav"},         {"audio/x-wav", "wav"},
-        {"audio/wave", "wav"},  {"audio/mpeg", "mp3"},        {"audio/ogg", "ogg"},
-        {"audio/flac", "flac"}, {"video/mp4", "mp4"},         {"video/webm", "webm"},
-        {"text/plain", "txt"},  {"application/json", "json"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (strcmp(type, map[i][0]) == 0)
-            return map[i][1];
-    return "bin";
-}
-
 /* "output-<i>.<ext>", the extension taken from the URL's last path segment when sane. */
 static void name_from_url(const char *url, size_t index, char *out, size_t cap)
 {
@@ -680,7 +608,8 @@ static int store_data_url(gp_ctx_t *ctx, const char *url, size_t index)
         }
     }
     char name[64];
-    (void)snprintf(name, sizeof name, "output-%zu.%s", index, extension_for_type(type));
+    (void)snprintf(name, sizeof name, "output-%zu.%s", index,
+                   gp_media_ext_of_type(type) != NULL ? gp_media_ext_of_type(type) : "bin");
     int rc = gp_ctx_store_bytes(ctx, name, bytes, len, type, NULL);
     free(bytes);
     return rc;
@@ -788,14 +717,14 @@ static int store_outputs(gp_ctx_t *ctx, const rp_conf_t *conf, json_t *predictio
 static void cancel_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const char *cancel_url,
                               const char *id)
 {
-    rp_reply_t reply;
+    gp_api_reply_t reply;
     api_call(ctx, conf, "POST", cancel_url, NULL, true, &reply);
     if (reply.rc != GP_HTTP_OK || reply.status >= 300)
         gp_ctx_log(ctx, GP_LOG_WARN, "canceling Replicate prediction %s failed: %s (HTTP %ld) %s",
-                   id, gp_http_strerror(reply.rc), reply.status, reply.detail);
+                   id, gp_http_strerror(reply.rc), reply.status, reply.message);
     else
         gp_ctx_log(ctx, GP_LOG_INFO, "canceled Replicate prediction %s", id);
-    json_decref(reply.body);
+    gp_api_reply_free(&reply);
 }
 
 static int create_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const rp_model_t *model,
@@ -820,12 +749,15 @@ static int create_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const rp_mode
                            !url_ok ? GP_TE_PROVIDER_NOT_CONFIGURED : GP_TE_OUT_OF_MEMORY,
                            "could not build the Replicate create request");
     }
-    rp_reply_t reply;
+    gp_api_reply_t reply;
     api_call(ctx, conf, "POST", url, text, false, &reply);
     free(text);
-    if (reply.body == NULL)
-        return fail_reply(ctx, &reply, "prediction create");
-    *prediction = reply.body;
+    if (!gp_api_ok(&rp_api, &reply)) {
+        int rc = gp_api_fail(ctx, &rp_api, &reply, "prediction create");
+        gp_api_reply_free(&reply);
+        return rc;
+    }
+    *prediction = take_prediction(&reply);
     return 0;
 }
 
@@ -878,22 +810,16 @@ static int wait_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const char *id,
         rc = report_progress(ctx, state, *prediction, &last_percent);
         if (rc != 0)
             break;
-        int wait = gp_ctx_poll_wait(ctx, &poller);
-        if (wait == GP_HTTP_E_CANCELED) {
-            rc = gp_ctx_canceled_error(ctx);
+        rc = gp_api_poll_wait(ctx, &poller, "Replicate", id);
+        if (rc != 0)
             break;
-        }
-        if (wait != 0) {
-            rc = gp_ctx_fail(ctx, true, GP_TE_TIMEOUT,
-                             "gave up waiting for Replicate prediction %s", id);
-            break;
-        }
-        rp_reply_t reply;
+        gp_api_reply_t reply;
         api_call(ctx, conf, "GET", get_url, NULL, false, &reply);
-        if (reply.body != NULL) {
-            const char *got = json_string_value(json_object_get(reply.body, "id"));
+        if (gp_api_ok(&rp_api, &reply)) {
+            json_t *got_prediction = take_prediction(&reply);
+            const char *got = json_string_value(json_object_get(got_prediction, "id"));
             if (got != NULL && strcmp(got, id) != 0) {
-                json_decref(reply.body);
+                json_decref(got_prediction);
                 rc = gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                  "Replicate answered a poll of prediction %s with another "
                                  "prediction",
@@ -901,18 +827,19 @@ static int wait_prediction(gp_ctx_t *ctx, const rp_conf_t *conf, const char *id,
                 break;
             }
             json_decref(*prediction);
-            *prediction = reply.body;
+            *prediction = got_prediction;
             failures = 0;
             continue;
         }
         /* The client already retried this poll; a few more rounds ride out a longer blip. */
-        if (reply.rc != GP_HTTP_E_CANCELED && reply_retryable(&reply) &&
-            ++failures < RP_MAX_POLL_FAILURES) {
+        if (gp_api_retryable(&rp_api, &reply) && ++failures < RP_MAX_POLL_FAILURES) {
             gp_ctx_log(ctx, GP_LOG_WARN, "polling Replicate prediction %s: %s (HTTP %ld) %s", id,
-                       gp_http_strerror(reply.rc), reply.status, reply.detail);
+                       gp_http_strerror(reply.rc), reply.status, reply.message);
+            gp_api_reply_free(&reply);
             continue;
         }
-        rc = fail_reply(ctx, &reply, "prediction poll");
+        rc = gp_api_fail(ctx, &rp_api, &reply, "prediction poll");
+        gp_api_reply_free(&reply);
         break;
     }
     cancel_prediction(ctx, conf, cancel_url, id);

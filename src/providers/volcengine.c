@@ -17,7 +17,9 @@
 
 #include "core/base64.h"
 #include "core/crypto.h"
+#include "core/media_type.h"
 #include "infra/sign/sigv4.h"
+#include "providers/api_call.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,6 @@
 #define VOLC_API_VERSION "2022-08-31"
 #define VOLC_OK 10000
 #define VOLC_MAX_URL 2048
-#define VOLC_MAX_MESSAGE 600
 #define VOLC_MAX_TASK_ID 64
 #define VOLC_MAX_OUTPUTS 8
 #define VOLC_MAX_POLL_FAILURES 5
@@ -52,38 +53,6 @@ typedef struct volc {
     char task_id[VOLC_MAX_TASK_ID + 1];
     int poll_ms;
 } volc_t;
-
-typedef struct volc_reply {
-    int rc;
-    long status;
-    json_t *root;
-    json_t *data; /* root.data when an object (borrowed) */
-    bool has_code;
-    long long code;
-    char error_code[64]; /* the gateway's ResponseMetadata.Error.Code, if any */
-    char message[VOLC_MAX_MESSAGE];
-} volc_reply_t;
-
-static void copy_message(char *out, size_t cap, const char *in)
-{
-    size_t n = 0;
-    for (; in != NULL && in[n] != '\0' && n + 1 < cap; n++)
-        out[n] = (unsigned char)in[n] < 0x20 ? ' ' : in[n];
-    out[n] = '\0';
-}
-
-static void reply_free(volc_reply_t *r)
-{
-    json_decref(r->root);
-    r->root = NULL;
-    r->data = NULL;
-}
-
-static bool reply_ok(const volc_reply_t *r)
-{
-    return r->rc == GP_HTTP_OK && r->status >= 200 && r->status <= 299 && r->has_code &&
-           r->code == VOLC_OK && json_is_object(r->data);
-}
 
 /* ---------------------------------------------------------------------------------------
  * Base URL
@@ -133,104 +102,40 @@ static bool parse_base(volc_t *v, const char *base)
  * Signed calls
  * ------------------------------------------------------------------------------------- */
 
-/* One signed POST of `body` to ?Action=action. Fills reply (free it); returns reply->rc. */
-static int volc_call(volc_t *v, const char *action, const json_t *body, bool idempotent,
-                     volc_reply_t *reply)
-{
-    *reply = (volc_reply_t){.rc = GP_HTTP_E_INVALID};
-    char query[128], url[VOLC_MAX_URL];
-    (void)snprintf(query, sizeof query, "Action=%s&Version=%s", action, VOLC_API_VERSION);
-    int w = snprintf(url, sizeof url, "%s%s?%s", v->scheme_authority, v->path, query);
-    char *payload = json_dumps(body, JSON_COMPACT);
-    if (w < 0 || (size_t)w >= sizeof url || payload == NULL) {
-        free(payload);
-        copy_message(reply->message, sizeof reply->message, "could not build the request");
-        return reply->rc;
-    }
-    size_t payload_len = strlen(payload);
+typedef struct volc_sign {
+    const volc_t *v;
+    const char *query;
+} volc_sign_t;
 
+/* Signs the request (V4: Content-Type, Host, X-Date and X-Content-Sha256 are signed). */
+static int volc_headers(void *arg, const gp_api_send_t *send, gp_api_headers_t *h, const char **why)
+{
+    const volc_sign_t *s = arg;
     time_t now = time(NULL);
     char stamp[17], hash[GP_SHA256_HEX_LEN];
     gp_sigv4_stamp(now, stamp);
-    gp_sha256_hex(payload, payload_len, hash);
-    char host_h[300], date_h[40], hash_h[100];
-    (void)snprintf(host_h, sizeof host_h, "Host: %s", v->host);
-    (void)snprintf(date_h, sizeof date_h, "X-Date: %s", stamp);
-    (void)snprintf(hash_h, sizeof hash_h, "X-Content-Sha256: %s", hash);
-    const char *signed_headers[] = {"Content-Type: application/json", host_h, date_h, hash_h, NULL};
+    gp_sha256_hex(send->body, send->body_len, hash);
+    *why = "could not sign the request";
+    if (gp_api_header_add(h, "Content-Type: application/json") != 0 ||
+        gp_api_header_add(h, "Host: %s", s->v->host) != 0 ||
+        gp_api_header_add(h, "X-Date: %s", stamp) != 0 ||
+        gp_api_header_add(h, "X-Content-Sha256: %s", hash) != 0)
+        return -1;
     gp_sigv4_request_t sreq = {
-        .method = "POST",
-        .path = v->path,
-        .query = query,
-        .headers = signed_headers,
+        .method = send->method,
+        .path = s->v->path,
+        .query = s->query,
+        .headers = h->line,
         .payload_sha256 = hash,
         .when = now,
     };
     gp_sigv4_result_t sig = {0};
-    if (gp_sigv4_sign_headers(&gp_sigv4_volc, &v->creds, &sreq, &sig) != 0 ||
-        sig.authorization == NULL) {
-        gp_sigv4_result_free(&sig);
-        free(payload);
-        copy_message(reply->message, sizeof reply->message, "could not sign the request");
-        return reply->rc;
-    }
-    size_t auth_len = strlen(sig.authorization) + 32;
-    char *auth_h = malloc(auth_len);
-    if (auth_h == NULL) {
-        gp_sigv4_result_free(&sig);
-        free(payload);
-        copy_message(reply->message, sizeof reply->message, "out of memory");
-        return reply->rc;
-    }
-    (void)snprintf(auth_h, auth_len, "Authorization: %s", sig.authorization);
+    int rc = gp_sigv4_sign_headers(&gp_sigv4_volc, &s->v->creds, &sreq, &sig) == 0 &&
+                     sig.authorization != NULL
+                 ? gp_api_header_add(h, "Authorization: %s", sig.authorization)
+                 : -1;
     gp_sigv4_result_free(&sig);
-    const char *headers[] = {signed_headers[0],          host_h, date_h, hash_h, auth_h,
-                             "Accept: application/json", NULL};
-    gp_http_request_t req = {
-        .method = "POST",
-        .url = url,
-        .headers = headers,
-        .body = payload,
-        .body_len = payload_len,
-        .retry_unsafe = idempotent,
-        .max_response_bytes = 64u << 20, /* binary_data_base64 images */
-    };
-    gp_http_response_t resp = {0};
-    reply->rc = gp_ctx_http(v->ctx, &req, &resp);
-    free(auth_h);
-    free(payload);
-    reply->status = resp.status;
-    if (reply->rc != GP_HTTP_OK) {
-        copy_message(reply->message, sizeof reply->message, resp.error);
-        gp_http_response_free(&resp);
-        return reply->rc;
-    }
-    json_t *root = resp.body != NULL ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
-    gp_http_response_free(&resp);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return reply->rc;
-    }
-    reply->root = root;
-    json_t *code = json_object_get(root, "code");
-    if (json_is_integer(code)) {
-        reply->has_code = true;
-        reply->code = json_integer_value(code);
-    }
-    json_t *data = json_object_get(root, "data");
-    if (json_is_object(data))
-        reply->data = data;
-    copy_message(reply->message, sizeof reply->message,
-                 json_string_value(json_object_get(root, "message")));
-    /* Signature and account errors come from the API gateway in its own envelope. */
-    json_t *gw = json_object_get(json_object_get(root, "ResponseMetadata"), "Error");
-    if (json_is_object(gw)) {
-        copy_message(reply->error_code, sizeof reply->error_code,
-                     json_string_value(json_object_get(gw, "Code")));
-        copy_message(reply->message, sizeof reply->message,
-                     json_string_value(json_object_get(gw, "Message")));
-    }
-    return reply->rc;
+    return rc;
 }
 
 /*
@@ -238,69 +143,45 @@ static int volc_call(volc_t *v, const char *action, const json_t *body, bool ide
  * (concurrency limit), 50500 / 50501 (internal errors). Everything else that is not 10000 —
  * parameter errors, content-audit rejections (504xx/505xx) — does not change on a retry.
  */
-static bool code_retryable(long long code)
-{
-    return code == 50429 || code == 50430 || code == 50500 || code == 50501;
-}
+static const gp_api_code_t volc_codes[] = {
+    {50429, 50430, GP_API_THROTTLE},
+    {50500, 50501, GP_API_SERVER},
+    {0, 0, GP_API_NONE},
+};
+/* Signature and account errors come from the API gateway in its own envelope. */
+static const char *const volc_message[] = {"ResponseMetadata.Error.Message", "message", NULL};
+static const char *const volc_text_code[] = {"ResponseMetadata.Error.Code", NULL};
 
-static bool reply_retryable(const volc_reply_t *r)
-{
-    if (r->rc == GP_HTTP_E_INVALID || r->rc == GP_HTTP_E_CANCELED)
-        return false;
-    if (r->rc != GP_HTTP_OK || (r->root == NULL && r->status < 300))
-        return true;
-    if (r->has_code && code_retryable(r->code))
-        return true;
-    return gp_http_status_retryable(r->status);
-}
+static const gp_api_profile_t volc_api = {
+    .name = "VolcEngine",
+    .headers = volc_headers,
+    .max_response_bytes = 64u << 20, /* binary_data_base64 images */
+    .code_field = "code",
+    .ok_code = VOLC_OK,
+    .data_field = "data",
+    .envelope_required = true,
+    .message_paths = volc_message,
+    .text_code_paths = volc_text_code,
+    .codes = volc_codes,
+    .auth_403 = true,
+    .throttle_429 = true,
+};
 
-/* `what` names the call; `task_failure` marks replies about the generation itself. */
-static int fail_reply(volc_t *v, const volc_reply_t *r, const char *what, bool task_failure)
+/* One signed POST of `body` to ?Action=action. Fills reply (free it); returns reply->rc. */
+static int volc_call(volc_t *v, const char *action, const json_t *body, bool idempotent,
+                     gp_api_reply_t *reply)
 {
-    gp_ctx_t *ctx = v->ctx;
-    if (r->rc == GP_HTTP_E_CANCELED)
-        return gp_ctx_canceled_error(ctx);
-    if (r->rc != GP_HTTP_OK)
-        return gp_ctx_fail(ctx, reply_retryable(r), GP_TE_PROVIDER_UNAVAILABLE,
-                           "VolcEngine %s failed: %s%s%s", what, gp_http_strerror(r->rc),
-                           r->message[0] ? ": " : "", r->message);
-    const char *detail = r->message[0] ? r->message : "no message given";
-    char code_text[96] = "";
-    if (r->error_code[0])
-        (void)snprintf(code_text, sizeof code_text, ", %s", r->error_code);
-    else if (r->has_code)
-        (void)snprintf(code_text, sizeof code_text, ", code %lld", r->code);
-    if (r->status == 401 || r->status == 403)
-        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_AUTH,
-                           "VolcEngine refused the credentials for the %s (HTTP %ld%s): %s", what,
-                           r->status, code_text, detail);
-    if (r->root == NULL) {
-        bool retry = r->status < 300 || gp_http_status_retryable(r->status);
-        gp_task_error_t code = r->status < 300 ? GP_TE_PROVIDER_BAD_RESPONSE
-                               : retry         ? GP_TE_PROVIDER_UNAVAILABLE
-                                               : GP_TE_PROVIDER_REJECTED;
-        return gp_ctx_fail(ctx, retry, code,
-                           "VolcEngine %s: HTTP %ld with a body that is not a JSON object", what,
-                           r->status);
+    char query[128], url[VOLC_MAX_URL];
+    (void)snprintf(query, sizeof query, "Action=%s&Version=%s", action, VOLC_API_VERSION);
+    int w = snprintf(url, sizeof url, "%s%s?%s", v->scheme_authority, v->path, query);
+    if (w < 0 || (size_t)w >= sizeof url) {
+        *reply = (gp_api_reply_t){.rc = GP_HTTP_E_INVALID};
+        gp_api_copy_line(reply->message, sizeof reply->message, "could not build the request");
+        return reply->rc;
     }
-    if (r->status == 429 || (r->has_code && (r->code == 50429 || r->code == 50430)))
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_RATE_LIMITED,
-                           "VolcEngine rate limited the %s (HTTP %ld%s): %s", what, r->status,
-                           code_text, detail);
-    if (reply_retryable(r))
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_UNAVAILABLE,
-                           "VolcEngine %s failed (HTTP %ld%s): %s", what, r->status, code_text,
-                           detail);
-    if (r->status >= 200 && r->status <= 299 && (!r->has_code || r->code == VOLC_OK))
-        return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE, "VolcEngine %s reply lacks %s",
-                           what, r->has_code ? "data" : "an integer code");
-    if (task_failure)
-        return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_FAILED,
-                           "VolcEngine task %s failed (HTTP %ld%s): %s", v->task_id, r->status,
-                           code_text, detail);
-    return gp_ctx_fail(ctx, false, GP_TE_PROVIDER_REJECTED,
-                       "VolcEngine rejected the %s (HTTP %ld%s): %s", what, r->status, code_text,
-                       detail);
+    volc_sign_t sign = {v, query};
+    gp_http_request_t req = {.method = "POST", .url = url, .retry_unsafe = idempotent};
+    return gp_api_call(v->ctx, &volc_api, &sign, &req, body, reply);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -312,23 +193,11 @@ static int image_input(volc_t *v, json_t *body)
     gp_ctx_t *ctx = v->ctx;
     const char *how = gp_ctx_param_str(ctx, "send_image_as", "url");
     if (strcmp(how, "base64") == 0) {
-        char path[4096], ctype[128];
-        int rc = gp_ctx_input_file(ctx, "image", path, sizeof path, ctype, sizeof ctype);
+        unsigned char *buf = NULL;
+        size_t n = 0;
+        int rc = gp_ctx_input_bytes(ctx, "image", VOLC_MAX_IMAGE_BYTES, &buf, &n, NULL, 0);
         if (rc != 0)
             return rc;
-        FILE *f = fopen(path, "rb");
-        unsigned char *buf = f != NULL ? malloc(VOLC_MAX_IMAGE_BYTES + 1) : NULL;
-        size_t n = buf != NULL ? fread(buf, 1, VOLC_MAX_IMAGE_BYTES + 1, f) : 0;
-        bool bad = f == NULL || buf == NULL || ferror(f) != 0;
-        if (f != NULL)
-            (void)fclose(f);
-        if (bad || n == 0 || n > VOLC_MAX_IMAGE_BYTES) {
-            free(buf);
-            if (bad)
-                return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot read the input image");
-            return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
-                               "the input image must be 1 byte to 10 MB");
-        }
         char *b64 = gp_base64_encode(buf, n);
         free(buf);
         json_object_set_new(body, "binary_data_base64", json_pack("[s]", b64));
@@ -396,41 +265,27 @@ static int build_submit_body(volc_t *v, json_t **out)
     return 0;
 }
 
-static bool task_id_is_valid(const char *id)
-{
-    size_t n = id != NULL ? strlen(id) : 0;
-    if (n == 0 || n > VOLC_MAX_TASK_ID)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '-' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 static int submit(volc_t *v)
 {
     json_t *body = NULL;
     int rc = build_submit_body(v, &body);
     if (rc != 0)
         return rc;
-    volc_reply_t r;
+    gp_api_reply_t r;
     (void)volc_call(v, "CVSync2AsyncSubmitTask", body, false, &r);
     json_decref(body);
-    if (!reply_ok(&r)) {
-        rc = fail_reply(v, &r, "submit", false);
-        reply_free(&r);
+    if (!gp_api_ok(&volc_api, &r)) {
+        rc = gp_api_fail(v->ctx, &volc_api, &r, "submit");
+        gp_api_reply_free(&r);
         return rc;
     }
     const char *id = json_string_value(json_object_get(r.data, "task_id"));
-    if (!task_id_is_valid(id))
+    if (!gp_api_id_ok(id, VOLC_MAX_TASK_ID))
         rc = gp_ctx_fail(v->ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                          "VolcEngine submit reply has no usable data.task_id");
     else
         (void)snprintf(v->task_id, sizeof v->task_id, "%s", id);
-    reply_free(&r);
+    gp_api_reply_free(&r);
     return rc;
 }
 
@@ -438,36 +293,23 @@ static int submit(volc_t *v)
  * Outputs
  * ------------------------------------------------------------------------------------- */
 
-typedef struct image_kind {
-    const char *content_type;
-    const char *ext;
-} image_kind_t;
-
-static bool sniff_image(const unsigned char *b, size_t n, image_kind_t *kind)
+/* Jimeng makes PNG, JPEG and WebP images only: anything else in a reply is broken. */
+static const char *jimeng_image_type(const char *type)
 {
-    if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
-        *kind = (image_kind_t){"image/png", "png"};
-    else if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-        *kind = (image_kind_t){"image/jpeg", "jpg"};
-    else if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
-        *kind = (image_kind_t){"image/webp", "webp"};
-    else
-        return false;
-    return true;
+    static const char *const known[] = {"image/png", "image/jpeg", "image/webp", NULL};
+    for (const char *const *k = known; type != NULL && *k != NULL; k++)
+        if (strcmp(type, *k) == 0)
+            return type;
+    return NULL;
 }
 
 /* The extension a result URL's path ends in, for a readable asset name; png otherwise. */
 static const char *ext_of_url(const char *url)
 {
-    size_t path_len = strcspn(url, "?#");
-    static const char *const exts[] = {"png", "jpg", "jpeg", "webp", NULL};
-    for (const char *const *e = exts; *e != NULL; e++) {
-        size_t n = strlen(*e);
-        if (path_len > n + 1 && url[path_len - n - 1] == '.' &&
-            strncasecmp(url + path_len - n, *e, n) == 0)
-            return strcmp(*e, "jpeg") == 0 ? "jpg" : *e;
-    }
-    return "png";
+    char path[VOLC_MAX_URL];
+    (void)snprintf(path, sizeof path, "%.*s", (int)strcspn(url, "?#"), url);
+    const char *type = jimeng_image_type(gp_media_type_of_name(path));
+    return type != NULL ? gp_media_ext_of_type(type) : "png";
 }
 
 static void image_name(char *out, size_t cap, size_t i, size_t count, const char *ext)
@@ -476,11 +318,6 @@ static void image_name(char *out, size_t cap, size_t i, size_t count, const char
         (void)snprintf(out, cap, "image.%s", ext);
     else
         (void)snprintf(out, cap, "image-%zu.%s", i + 1, ext);
-}
-
-static bool is_http_url(const char *s)
-{
-    return s != NULL && (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0);
 }
 
 static int store_outputs(volc_t *v, const json_t *data)
@@ -493,7 +330,7 @@ static int store_outputs(volc_t *v, const json_t *data)
     int rc = 0;
 
     if (video != NULL && video[0] != '\0') {
-        if (!is_http_url(video))
+        if (!gp_api_is_http_url(video))
             return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                "VolcEngine data.video_url is not an http(s) URL");
         rc = gp_ctx_progress(ctx, 92, "downloading video");
@@ -513,8 +350,8 @@ static int store_outputs(volc_t *v, const json_t *data)
             const char *s = json_string_value(json_array_get(b64s, i));
             size_t len = 0;
             unsigned char *bytes = gp_base64_decode(s, strlen(s), &len);
-            image_kind_t kind;
-            if (bytes == NULL || !sniff_image(bytes, len, &kind)) {
+            const char *type = bytes != NULL ? jimeng_image_type(gp_media_sniff(bytes, len)) : NULL;
+            if (type == NULL) {
                 free(bytes);
                 return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                    "VolcEngine binary_data_base64[%zu] is not a base64 PNG, "
@@ -522,8 +359,8 @@ static int store_outputs(volc_t *v, const json_t *data)
                                    i);
             }
             char name[32];
-            image_name(name, sizeof name, i, nb, kind.ext);
-            rc = gp_ctx_store_bytes(ctx, name, bytes, len, kind.content_type, NULL);
+            image_name(name, sizeof name, i, nb, gp_media_ext_of_type(type));
+            rc = gp_ctx_store_bytes(ctx, name, bytes, len, type, NULL);
             free(bytes);
         }
     } else if (nu > 0) {
@@ -532,7 +369,7 @@ static int store_outputs(volc_t *v, const json_t *data)
                                "VolcEngine returned %zu images, more than %d", nu,
                                VOLC_MAX_OUTPUTS);
         for (size_t i = 0; i < nu; i++)
-            if (!is_http_url(json_string_value(json_array_get(urls, i))))
+            if (!gp_api_is_http_url(json_string_value(json_array_get(urls, i))))
                 return gp_ctx_fail(ctx, true, GP_TE_PROVIDER_BAD_RESPONSE,
                                    "VolcEngine image_urls[%zu] is not an http(s) URL", i);
         for (size_t i = 0; i < nu && rc == 0; i++) {
@@ -575,29 +412,24 @@ static int poll_result(volc_t *v)
     gp_poller_t poller = {.first_ms = v->poll_ms, .max_ms = max_ms};
     int failures = 0, rc = 0;
     for (;;) {
-        int w = gp_ctx_poll_wait(ctx, &poller);
-        if (w == GP_HTTP_E_CANCELED) {
-            rc = gp_ctx_canceled_error(ctx);
+        rc = gp_api_poll_wait(ctx, &poller, "VolcEngine", v->task_id);
+        if (rc != 0)
             break;
-        }
-        if (w != 0) {
-            rc = gp_ctx_fail(ctx, true, GP_TE_TIMEOUT, "VolcEngine task %s did not finish in time",
-                             v->task_id);
-            break;
-        }
-        volc_reply_t r;
+        gp_api_reply_t r;
         (void)volc_call(v, "CVSync2AsyncGetResult", body, true, &r);
-        if (!reply_ok(&r)) {
-            if (reply_retryable(&r) && ++failures < VOLC_MAX_POLL_FAILURES) {
+        if (!gp_api_ok(&volc_api, &r)) {
+            if (gp_api_retryable(&volc_api, &r) && ++failures < VOLC_MAX_POLL_FAILURES) {
                 gp_ctx_log(ctx, GP_LOG_WARN, "volcengine: result check %d failed (HTTP %ld): %s",
                            failures, r.status, r.message);
-                reply_free(&r);
+                gp_api_reply_free(&r);
                 continue;
             }
             /* A non-retryable code from GetResult is the generation's own failure (an audit
              * rejection, a bad input image), not a problem with the call. */
-            rc = fail_reply(v, &r, "result check", r.has_code && r.code != VOLC_OK);
-            reply_free(&r);
+            rc = r.has_code && r.code != VOLC_OK
+                     ? gp_api_fail_job(ctx, &volc_api, &r, "result check", v->task_id)
+                     : gp_api_fail(ctx, &volc_api, &r, "result check");
+            gp_api_reply_free(&r);
             break;
         }
         failures = 0;
@@ -624,7 +456,7 @@ static int poll_result(volc_t *v)
                 rc = gp_ctx_progress(ctx, percent > 85 ? 85 : percent, "generating");
             }
         }
-        reply_free(&r);
+        gp_api_reply_free(&r);
         if (finished || rc != 0)
             break;
     }

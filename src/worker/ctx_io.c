@@ -292,6 +292,68 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
     return 0;
 }
 
+/* Reads at most max + 1 bytes: one more than allowed tells "too large" from "exactly max". */
+static int read_capped(const char *path, size_t max, unsigned char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    unsigned char *buf = NULL;
+    size_t cap = 0, n = 0;
+    bool err = false;
+    while (n <= max) {
+        if (n == cap) {
+            size_t want = cap == 0 ? 65536 : cap * 2;
+            cap = want > max + 1 ? max + 1 : want;
+            unsigned char *p = realloc(buf, cap + 1);
+            if (!p) {
+                err = true;
+                break;
+            }
+            buf = p;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    err = err || ferror(f) != 0;
+    (void)fclose(f);
+    if (err) {
+        free(buf);
+        return -1;
+    }
+    if (buf)
+        buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int gp_ctx_input_bytes(gp_ctx_t *ctx, const char *param, size_t max, unsigned char **out,
+                       size_t *len, char *content_type, size_t ct_cap)
+{
+    char path[4096], ct[128];
+    int rc = gp_ctx_input_file(ctx, param, path, sizeof path, ct, sizeof ct);
+    if (rc != 0)
+        return rc;
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    if (read_capped(path, max, &buf, &n) != 0)
+        return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot read the input %s", param);
+    if (n == 0 || n > max) {
+        free(buf);
+        return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS,
+                           n == 0 ? "the input %s is empty" : "the input %s is larger than %zu MB",
+                           param, max >> 20);
+    }
+    *out = buf;
+    *len = n;
+    if (content_type && ct_cap)
+        snprintf(content_type, ct_cap, "%s", ct);
+    return 0;
+}
+
 int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
 {
     const char *ref = gp_ctx_param_str(ctx, param, NULL);

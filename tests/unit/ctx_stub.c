@@ -637,6 +637,30 @@ int gp_ctx_input_file(gp_ctx_t *ctx, const char *param, char *path_out, size_t p
     return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "no input for param %s", param);
 }
 
+int gp_ctx_input_bytes(gp_ctx_t *ctx, const char *param, size_t max, unsigned char **out,
+                       size_t *len, char *content_type, size_t ct_cap)
+{
+    struct stub_media *media = ctx->media;
+    for (size_t i = 0; media != NULL && i < STUB_MAX_INPUTS; i++) {
+        if (media->inputs[i].param == NULL || strcmp(media->inputs[i].param, param) != 0)
+            continue;
+        size_t length = 0;
+        unsigned char *data = stub_read_whole_file(media->inputs[i].path, &length);
+        if (data == NULL || length == 0 || length > max) {
+            free(data);
+            return gp_ctx_fail(ctx, false, GP_TE_INVALID_PARAMS, "stub: bad input %s", param);
+        }
+        *out = data;
+        *len = length;
+        if (content_type != NULL && ct_cap > 0)
+            (void)snprintf(content_type, ct_cap, "%s",
+                           media->inputs[i].content_type != NULL ? media->inputs[i].content_type
+                                                                 : "application/octet-stream");
+        return 0;
+    }
+    return gp_ctx_fail(ctx, false, GP_TE_INVALID_INPUT, "no input for param %s", param);
+}
+
 int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
 {
     struct stub_media *media = ctx->media;
