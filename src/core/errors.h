@@ -9,12 +9,25 @@
     X(OK, "ok", 200, "ok")                                                                         \
     X(INVALID_JSON, "invalid_json", 400, "the request body is not valid JSON")                     \
     X(BAD_REQUEST, "bad_request", 400, "the request is malformed")                                 \
+    X(UNAUTHENTICATED, "unauthenticated", 401, "send Authorization: Bearer <key>")                 \
+    X(INVALID_KEY, "invalid_key", 401, "the API key is not valid")                                 \
+    X(KEY_REVOKED, "key_revoked", 401, "the API key was revoked")                                  \
+    X(KEY_EXPIRED, "key_expired", 401, "the API key has expired")                                  \
+    X(INVALID_TOKEN, "invalid_token", 401, "the bearer token is not valid")                        \
+    X(USER_DISABLED, "user_disabled", 403, "this account is disabled")                             \
+    X(FORBIDDEN, "insufficient_scope", 403, "the key lacks the scope this route needs")            \
+    X(INVALID_SIGNATURE, "invalid_signature", 403, "the link's signature is missing or wrong")     \
+    X(LINK_EXPIRED, "link_expired", 403, "the signed link has expired")                            \
     X(NOT_FOUND, "not_found", 404, "no such resource")                                             \
     X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "method not allowed on this resource")        \
     X(CONFLICT, "conflict", 409, "the resource is in a state that does not allow this")            \
     X(PAYLOAD_TOO_LARGE, "payload_too_large", 413, "the request body is too large")                \
     X(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415, "the body must be application/json")  \
     X(VALIDATION, "validation_error", 422, "the request has invalid fields")                       \
+    X(IDEMPOTENCY_MISMATCH, "idempotency_key_reused", 422,                                         \
+      "this Idempotency-Key was used with a different request")                                    \
+    X(TOO_MANY_AUTH_FAILURES, "too_many_auth_failures", 429,                                       \
+      "too many failed authentication attempts; wait and retry")                                   \
     X(INTERNAL, "internal_error", 500, "internal error")                                           \
     X(UNAVAILABLE, "unavailable", 503, "a backend is unavailable; try again")                      \
     X(SHUTTING_DOWN, "shutting_down", 503, "the server is shutting down")                          \

@@ -35,6 +35,7 @@ void gp_task_clear(gp_task_t *t)
     free(t->error_code);
     free(t->error_message);
     free(t->idempotency_key);
+    free(t->request_hash);
     memset(t, 0, sizeof *t);
 }
 
@@ -53,6 +54,7 @@ void gp_task_copy(gp_task_t *dst, const gp_task_t *src)
     dst->error_code = dup_or_null(src->error_code);
     dst->error_message = dup_or_null(src->error_message);
     dst->idempotency_key = dup_or_null(src->idempotency_key);
+    dst->request_hash = dup_or_null(src->request_hash);
 }
 
 static json_t *time_or_null(int64_t ms)

@@ -23,8 +23,13 @@ const char *gp_task_status_name(gp_task_status_t s);
 int gp_task_status_parse(const char *s);
 bool gp_task_status_terminal(gp_task_status_t s);
 
+/* The built-in user: owns the work of a zero-configuration server and, unless
+ * --service-user says otherwise, the work that enters through Redis. */
+#define GP_LOCAL_USER_ID "local"
+
 typedef struct gp_task {
     char id[37];
+    char owner[37]; /* the user id the task belongs to ("" read as GP_LOCAL_USER_ID) */
     int64_t seq; /* store-assigned, orders the list endpoint */
     char *task_type;
     char *provider;
@@ -37,7 +42,8 @@ typedef struct gp_task {
     int max_retries;
     int priority;
     bool cancel_requested;
-    char *idempotency_key;                                    /* NULL = none */
+    char *idempotency_key;                                    /* NULL = none; per owner */
+    char *request_hash; /* SHA-256 hex of the creating request (idempotency check); NULL = none */
     int64_t created_at, started_at, completed_at, not_before; /* ms since epoch; 0 = unset */
 } gp_task_t;
 

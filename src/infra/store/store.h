@@ -72,11 +72,38 @@ struct gp_store_op {
 };
 
 typedef struct gp_task_filter {
+    const char *owner;     /* NULL = every user's tasks */
     int status;            /* -1 = any */
     const char *task_type; /* NULL = any */
     int64_t before_seq;    /* 0 = from the newest; else seq < before_seq */
     size_t limit;
 } gp_task_filter_t;
+
+/* ---- identity records (users and API keys) ------------------------------------------------
+ * Owned strings are freed by gp_user_clear / gp_api_key_clear (store.c). The built-in user
+ * GP_LOCAL_USER_ID is created by the migration that creates the users table. */
+typedef struct gp_user {
+    char id[37];        /* a UUID, or GP_LOCAL_USER_ID */
+    char *email;        /* stored lower-case, unique; NULL = none */
+    char *display_name; /* NULL = none */
+    char *plan;         /* never NULL once read ("free" by default) */
+    int64_t created_at; /* ms since epoch */
+    bool disabled;
+    char *oidc_issuer, *oidc_subject; /* both set for users first seen through OIDC; unique pair */
+} gp_user_t;
+
+typedef struct gp_api_key {
+    char id[37];      /* UUID */
+    char user_id[37]; /* the owner */
+    char *name;       /* NULL = none */
+    char prefix[24];  /* the first characters of the key ("gp_AbCd1234"), shown in lists */
+    char hash[65];    /* SHA-256 hex of the whole key: the key itself is never stored */
+    char *scopes;     /* canonical, comma-separated ("tasks:read,tasks:write") */
+    int64_t created_at, last_used_at, expires_at, revoked_at; /* ms; 0 = unset / never */
+} gp_api_key_t;
+
+void gp_user_clear(gp_user_t *u);
+void gp_api_key_clear(gp_api_key_t *k);
 
 typedef struct gp_store_vt {
     const char *scheme; /* URL scheme this backend serves ("sqlite") */
@@ -92,6 +119,26 @@ typedef struct gp_store_vt {
     int (*list)(gp_store_t *st, const gp_task_filter_t *f, gp_task_t *out, size_t *n);
     /* Calls fn for every pending or processing task, oldest first. */
     int (*scan_unfinished)(gp_store_t *st, void (*fn)(const gp_task_t *t, void *arg), void *arg);
+
+    /* Identity. Each call is its own short transaction, from any thread, concurrently with
+     * apply_batch. Results: 0, -GP_E_NOT_FOUND, -GP_E_CONFLICT (a unique field is taken),
+     * other -GP_E_*. Getters fill *out (caller clears). */
+    int (*user_create)(gp_store_t *st, const gp_user_t *u);
+    /* By id, else by email (case-insensitive). */
+    int (*user_get)(gp_store_t *st, const char *id_or_email, gp_user_t *out);
+    int (*user_by_oidc)(gp_store_t *st, const char *issuer, const char *subject, gp_user_t *out);
+    /* Oldest first, after the user whose id is after_id (NULL = from the start); at most cap. */
+    int (*user_list)(gp_store_t *st, const char *after_id, gp_user_t *out, size_t cap, size_t *n);
+    int (*key_create)(gp_store_t *st, const gp_api_key_t *k);
+    int (*key_by_hash)(gp_store_t *st, const char *hash_hex, gp_api_key_t *out);
+    /* Oldest first; user_id NULL = every user's keys; after_id as in user_list. */
+    int (*key_list)(gp_store_t *st, const char *user_id, const char *after_id, gp_api_key_t *out,
+                    size_t cap, size_t *n);
+    /* Sets revoked_at (kept if already revoked). -GP_E_NOT_FOUND for an unknown id. */
+    int (*key_revoke)(gp_store_t *st, const char *id, int64_t now_ms);
+    int (*key_touch)(gp_store_t *st, const char *id, int64_t now_ms); /* last_used_at */
+    /* Keys neither revoked nor expired at now_ms. */
+    int (*keys_active)(gp_store_t *st, int64_t now_ms, int64_t *count);
 } gp_store_vt_t;
 
 struct gp_store {

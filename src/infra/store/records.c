@@ -1,0 +1,22 @@
+/* records.c — freeing the identity records the store hands out (store.h). */
+#include "infra/store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void gp_user_clear(gp_user_t *u)
+{
+    free(u->email);
+    free(u->display_name);
+    free(u->plan);
+    free(u->oidc_issuer);
+    free(u->oidc_subject);
+    memset(u, 0, sizeof *u);
+}
+
+void gp_api_key_clear(gp_api_key_t *k)
+{
+    free(k->name);
+    free(k->scopes);
+    memset(k, 0, sizeof *k);
+}
