@@ -6,7 +6,11 @@
  * batch that fails as a whole on an SQL error, a key held by a concurrent transaction, and a
  * lost connection (the store reconnects by itself).
  *
- * The group setup drops the tables; each test then opens + migrates and empties `tasks`.
+ * Identity (migration 2): users and API keys, task owners and per-owner idempotency keys,
+ * and the upgrade of a version-1 database.
+ *
+ * The group setup drops the tables; each test then opens + migrates and empties `tasks`,
+ * `api_keys` and `users` (all but the built-in user).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +36,8 @@ typedef struct fixture {
     gp_store_t *store;
     gp_committer_t *committer;
 } fixture_t;
+
+#define DROP_ALL "DROP TABLE IF EXISTS api_keys, users, tasks, schema_migrations CASCADE"
 
 static const char *g_url; /* NULL: skip everything */
 static char g_empty[1];
@@ -125,7 +131,7 @@ static int group_setup(void **state)
         printf("GENPULSE_TEST_PG_URL is not set: skipping the PostgreSQL store tests\n");
         return 0;
     }
-    return raw_exec("DROP TABLE IF EXISTS tasks, schema_migrations CASCADE") ? 0 : -1;
+    return raw_exec(DROP_ALL) ? 0 : -1;
 }
 
 static int setup(void **state)
@@ -142,7 +148,8 @@ static int setup(void **state)
     s->data_dir = g_empty;
     s->sqlite_synchronous = g_normal;
     s->commit_batch_max = 64;
-    if (open_store(f) != 0 || !raw_exec("TRUNCATE tasks RESTART IDENTITY")) {
+    if (open_store(f) != 0 || !raw_exec("TRUNCATE tasks RESTART IDENTITY; DELETE FROM api_keys;"
+                                        " DELETE FROM users WHERE id <> '" GP_LOCAL_USER_ID "'")) {
         if (f->store)
             close_store(f);
         free(f);
@@ -322,7 +329,7 @@ static void test_migrate_concurrent_start(void **state)
     FIXTURE(state);
     long long version = raw_int("SELECT MAX(version) FROM schema_migrations");
     close_store(f);
-    assert_true(raw_exec("DROP TABLE IF EXISTS tasks, schema_migrations CASCADE"));
+    assert_true(raw_exec(DROP_ALL));
     migrator_t m[N_MIGRATORS];
     pthread_t th[N_MIGRATORS];
     for (int i = 0; i < N_MIGRATORS; i++) {
@@ -1147,6 +1154,19 @@ static void test_key_held_by_concurrent_transaction(void **state)
              oid);
     assert_true(raw_exec_on(other, ins));
 
+    /* keys are per owner: another owner's create with the same key does not wait */
+    gp_task_t mine;
+    make_task(&mine, "echo", "held-key", 0);
+    snprintf(mine.owner, sizeof mine.owner, "u-other");
+    gp_store_op_t own_op = {.kind = GP_OP_CREATE, .task = &mine};
+    gp_store_op_t *own_batch[1] = {&own_op};
+    int64_t t0 = gp_mono_ms();
+    assert_int_equal(gp_store_apply_batch(f->store, own_batch, 1), 0);
+    assert_true(gp_mono_ms() - t0 < 2000);
+    assert_int_equal(own_op.result, 0);
+    assert_false(own_op.replayed);
+    gp_task_clear(&mine);
+
     async_state_t a = {.done = 0};
     pthread_mutex_init(&a.lock, NULL);
     pthread_cond_init(&a.cond, NULL);
@@ -1317,6 +1337,629 @@ static void test_connection_loss(void **state)
     gp_task_clear(&first);
 }
 
+/* ---- identity (migration 2) ---- */
+
+/* store.h has no inline wrappers for the identity entries yet: call through the vtable. */
+#define VT(f) ((f)->store->vt)
+
+/* A user with a fresh id (caller clears). */
+static void make_user(gp_user_t *u, const char *email, int64_t created_at)
+{
+    memset(u, 0, sizeof *u);
+    gp_uuid7(u->id);
+    u->email = email ? gp_xstrdup(email) : NULL;
+    u->display_name = gp_xstrdup("Ada");
+    u->created_at = created_at;
+}
+
+/* A key of user_id with hash "<hash_seed>" padded to 64 hex digits (caller clears). */
+static void make_key(gp_api_key_t *k, const char *user_id, int seed, int64_t created_at)
+{
+    memset(k, 0, sizeof *k);
+    gp_uuid7(k->id);
+    snprintf(k->user_id, sizeof k->user_id, "%s", user_id);
+    k->name = gp_xstrdup("ci");
+    snprintf(k->prefix, sizeof k->prefix, "gp_%08d", seed);
+    snprintf(k->hash, sizeof k->hash, "%064x", seed);
+    k->scopes = gp_xstrdup("tasks:read,tasks:write");
+    k->created_at = created_at;
+}
+
+/* Rows in the order the lists promise: (created_at, id). */
+typedef struct ordered {
+    int64_t created_at;
+    char id[37];
+} ordered_t;
+
+static int cmp_ordered(const void *a, const void *b)
+{
+    const ordered_t *x = a, *y = b;
+    if (x->created_at != y->created_at)
+        return x->created_at < y->created_at ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static void clear_users(gp_user_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gp_user_clear(&v[i]);
+}
+
+static void clear_keys(gp_api_key_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gp_api_key_clear(&v[i]);
+}
+
+static void test_local_user_after_migrate(void **state)
+{
+    FIXTURE(state);
+    assert_true(raw_int("SELECT MAX(version) FROM schema_migrations") >= 2);
+    gp_user_t u;
+    assert_int_equal(VT(f)->user_get(f->store, GP_LOCAL_USER_ID, &u), 0);
+    assert_string_equal(u.id, GP_LOCAL_USER_ID);
+    assert_null(u.email);
+    assert_string_equal(u.display_name, "Local user");
+    assert_string_equal(u.plan, "free");
+    assert_false(u.disabled);
+    assert_true(u.created_at > 1700000000000LL && u.created_at <= gp_now_ms());
+    assert_null(u.oidc_issuer);
+    assert_null(u.oidc_subject);
+    int64_t created = u.created_at;
+    gp_user_clear(&u);
+
+    /* migrating again adds nothing and keeps the built-in user as it was */
+    char err[512] = "";
+    long long rows = raw_int("SELECT COUNT(*) FROM schema_migrations");
+    assert_int_equal(gp_store_migrate(f->store, err, sizeof err), 0);
+    assert_int_equal(gp_store_migrate(f->store, err, sizeof err), 0);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM schema_migrations"), rows);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM users"), 1);
+    assert_int_equal(VT(f)->user_get(f->store, GP_LOCAL_USER_ID, &u), 0);
+    assert_int_equal(u.created_at, created);
+    gp_user_clear(&u);
+}
+
+static void test_user_create_get(void **state)
+{
+    FIXTURE(state);
+    gp_user_t a;
+    make_user(&a, "Ada.Lovelace@Example.COM", 1000);
+    a.plan = gp_xstrdup("pro");
+    a.disabled = true;
+    assert_int_equal(VT(f)->user_create(f->store, &a), 0);
+
+    gp_user_t got;
+    assert_int_equal(VT(f)->user_get(f->store, a.id, &got), 0);
+    assert_string_equal(got.id, a.id);
+    assert_string_equal(got.email, "ada.lovelace@example.com"); /* stored lower-case */
+    assert_string_equal(got.display_name, "Ada");
+    assert_string_equal(got.plan, "pro");
+    assert_int_equal(got.created_at, 1000);
+    assert_true(got.disabled);
+    assert_null(got.oidc_issuer);
+    gp_user_clear(&got);
+    /* by email, in any case */
+    assert_int_equal(VT(f)->user_get(f->store, "ada.lovelace@example.com", &got), 0);
+    assert_string_equal(got.id, a.id);
+    gp_user_clear(&got);
+    assert_int_equal(VT(f)->user_get(f->store, "ADA.LOVELACE@example.Com", &got), 0);
+    assert_string_equal(got.id, a.id);
+    gp_user_clear(&got);
+    assert_int_equal(VT(f)->user_get(f->store, "nobody@example.com", &got), -GP_E_NOT_FOUND);
+    assert_int_equal(VT(f)->user_get(f->store, "\xff\xfe", &got), -GP_E_NOT_FOUND);
+
+    /* no plan given: "free"; no email: any number of such users */
+    gp_user_t b, c;
+    make_user(&b, NULL, 0);
+    make_user(&c, NULL, 0);
+    assert_int_equal(VT(f)->user_create(f->store, &b), 0);
+    assert_int_equal(VT(f)->user_create(f->store, &c), 0);
+    assert_int_equal(VT(f)->user_get(f->store, b.id, &got), 0);
+    assert_string_equal(got.plan, "free");
+    assert_null(got.email);
+    assert_false(got.disabled);
+    assert_true(got.created_at > 0); /* 0 = now */
+    gp_user_clear(&got);
+
+    /* unique fields: the email in another case, the id */
+    gp_user_t dup;
+    make_user(&dup, "ada.LOVELACE@example.com", 0);
+    assert_int_equal(VT(f)->user_create(f->store, &dup), -GP_E_CONFLICT);
+    free(dup.email);
+    dup.email = gp_xstrdup("other@example.com");
+    memcpy(dup.id, a.id, sizeof dup.id);
+    assert_int_equal(VT(f)->user_create(f->store, &dup), -GP_E_CONFLICT);
+    /* text PostgreSQL cannot store */
+    gp_uuid7(dup.id);
+    free(dup.display_name);
+    dup.display_name = gp_xstrdup("bad \xc3\x28");
+    assert_int_equal(VT(f)->user_create(f->store, &dup), -GP_E_BAD_REQUEST);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM users"), 4);
+    /* the store still works after the refused statements */
+    free(dup.display_name);
+    dup.display_name = NULL;
+    assert_int_equal(VT(f)->user_create(f->store, &dup), 0);
+
+    gp_user_clear(&a);
+    gp_user_clear(&b);
+    gp_user_clear(&c);
+    gp_user_clear(&dup);
+}
+
+#define N_USERS 7
+
+static void test_user_list_paging(void **state)
+{
+    FIXTURE(state);
+    /* created_at ties (pairs) are ordered by id */
+    ordered_t ord[N_USERS];
+    char ids[N_USERS][37];
+    for (int i = 0; i < N_USERS; i++) {
+        gp_user_t u;
+        char email[64];
+        snprintf(email, sizeof email, "user%d@example.com", i);
+        make_user(&u, email, 2000 + i / 2);
+        assert_int_equal(VT(f)->user_create(f->store, &u), 0);
+        ord[i].created_at = u.created_at;
+        memcpy(ord[i].id, u.id, sizeof ord[i].id);
+        gp_user_clear(&u);
+    }
+    qsort(ord, N_USERS, sizeof ord[0], cmp_ordered);
+    for (int i = 0; i < N_USERS; i++)
+        memcpy(ids[i], ord[i].id, sizeof ids[i]);
+    /* the built-in user was created now, after all of them */
+    gp_user_t page[3];
+    size_t n = 99, total = 0;
+    char after[37] = "";
+    int expect = 0;
+    do {
+        assert_int_equal(VT(f)->user_list(f->store, after[0] ? after : NULL, page, 3, &n), 0);
+        assert_true(n <= 3);
+        for (size_t i = 0; i < n; i++, expect++) {
+            if (expect < N_USERS)
+                assert_string_equal(page[i].id, ids[expect]);
+            else
+                assert_string_equal(page[i].id, GP_LOCAL_USER_ID);
+            assert_non_null(page[i].plan);
+        }
+        total += n;
+        if (n)
+            memcpy(after, page[n - 1].id, sizeof after);
+        clear_users(page, n);
+    } while (n == 3);
+    assert_int_equal(total, N_USERS + 1);
+    assert_int_equal(VT(f)->user_list(f->store, ids[0], page, 0, &n), 0);
+    assert_int_equal(n, 0);
+    /* an unknown cursor gives nothing */
+    char other[37];
+    gp_uuid7(other);
+    assert_int_equal(VT(f)->user_list(f->store, other, page, 3, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(VT(f)->user_list(f->store, ids[N_USERS - 2], page, 3, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(page[0].id, ids[N_USERS - 1]);
+    assert_string_equal(page[1].id, GP_LOCAL_USER_ID);
+    clear_users(page, n);
+}
+
+static void test_user_oidc(void **state)
+{
+    FIXTURE(state);
+    gp_user_t a;
+    make_user(&a, "oidc@example.com", 0);
+    a.oidc_issuer = gp_xstrdup("https://issuer.example");
+    a.oidc_subject = gp_xstrdup("sub-1");
+    assert_int_equal(VT(f)->user_create(f->store, &a), 0);
+    gp_user_t got;
+    assert_int_equal(VT(f)->user_by_oidc(f->store, "https://issuer.example", "sub-1", &got), 0);
+    assert_string_equal(got.id, a.id);
+    assert_string_equal(got.oidc_issuer, "https://issuer.example");
+    assert_string_equal(got.oidc_subject, "sub-1");
+    gp_user_clear(&got);
+    assert_int_equal(VT(f)->user_by_oidc(f->store, "https://issuer.example", "sub-2", &got),
+                     -GP_E_NOT_FOUND);
+    assert_int_equal(VT(f)->user_by_oidc(f->store, "https://other.example", "sub-1", &got),
+                     -GP_E_NOT_FOUND);
+    assert_int_equal(VT(f)->user_by_oidc(f->store, "\xff", "sub-1", &got), -GP_E_NOT_FOUND);
+
+    /* the pair is unique; the same subject at another issuer is another person */
+    gp_user_t b;
+    make_user(&b, NULL, 0);
+    b.oidc_issuer = gp_xstrdup("https://issuer.example");
+    b.oidc_subject = gp_xstrdup("sub-1");
+    assert_int_equal(VT(f)->user_create(f->store, &b), -GP_E_CONFLICT);
+    free(b.oidc_issuer);
+    b.oidc_issuer = gp_xstrdup("https://other.example");
+    assert_int_equal(VT(f)->user_create(f->store, &b), 0);
+    assert_int_equal(VT(f)->user_by_oidc(f->store, "https://other.example", "sub-1", &got), 0);
+    assert_string_equal(got.id, b.id);
+    gp_user_clear(&got);
+    gp_user_clear(&a);
+    gp_user_clear(&b);
+}
+
+static void test_keys(void **state)
+{
+    FIXTURE(state);
+    gp_user_t u;
+    make_user(&u, "keys@example.com", 0);
+    assert_int_equal(VT(f)->user_create(f->store, &u), 0);
+
+    gp_api_key_t k;
+    make_key(&k, u.id, 1, 5000);
+    k.expires_at = 9000000000000LL;
+    assert_int_equal(VT(f)->key_create(f->store, &k), 0);
+    gp_api_key_t got;
+    assert_int_equal(VT(f)->key_by_hash(f->store, k.hash, &got), 0);
+    assert_string_equal(got.id, k.id);
+    assert_string_equal(got.user_id, u.id);
+    assert_string_equal(got.name, "ci");
+    assert_string_equal(got.prefix, "gp_00000001");
+    assert_string_equal(got.hash, k.hash);
+    assert_string_equal(got.scopes, "tasks:read,tasks:write");
+    assert_int_equal(got.created_at, 5000);
+    assert_int_equal(got.last_used_at, 0);
+    assert_int_equal(got.expires_at, 9000000000000LL);
+    assert_int_equal(got.revoked_at, 0);
+    gp_api_key_clear(&got);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM api_keys WHERE last_used_at IS NULL"
+                             " AND revoked_at IS NULL AND expires_at IS NOT NULL"),
+                     1);
+    char other_hash[65];
+    snprintf(other_hash, sizeof other_hash, "%064x", 99);
+    assert_int_equal(VT(f)->key_by_hash(f->store, other_hash, &got), -GP_E_NOT_FOUND);
+
+    /* unique hash and id; an unknown user; unstorable text */
+    gp_api_key_t bad;
+    make_key(&bad, u.id, 1, 0);
+    assert_int_equal(VT(f)->key_create(f->store, &bad), -GP_E_CONFLICT);
+    snprintf(bad.hash, sizeof bad.hash, "%064x", 2);
+    memcpy(bad.id, k.id, sizeof bad.id);
+    assert_int_equal(VT(f)->key_create(f->store, &bad), -GP_E_CONFLICT);
+    gp_uuid7(bad.id);
+    gp_uuid7(bad.user_id);
+    assert_int_equal(VT(f)->key_create(f->store, &bad), -GP_E_NOT_FOUND);
+    memcpy(bad.user_id, u.id, sizeof bad.user_id);
+    free(bad.name);
+    bad.name = gp_xstrdup("\xe2\x82");
+    assert_int_equal(VT(f)->key_create(f->store, &bad), -GP_E_BAD_REQUEST);
+    free(bad.name);
+    bad.name = NULL;
+    assert_int_equal(VT(f)->key_create(f->store, &bad), 0);
+    assert_int_equal(VT(f)->key_by_hash(f->store, bad.hash, &got), 0);
+    assert_null(got.name);
+    assert_true(got.created_at > 0);
+    gp_api_key_clear(&got);
+
+    /* touch: last_used_at, never backwards */
+    assert_int_equal(VT(f)->key_touch(f->store, k.id, 7000), 0);
+    assert_int_equal(VT(f)->key_touch(f->store, k.id, 6000), 0);
+    assert_int_equal(VT(f)->key_by_hash(f->store, k.hash, &got), 0);
+    assert_int_equal(got.last_used_at, 7000);
+    gp_api_key_clear(&got);
+    char unknown[37];
+    gp_uuid7(unknown);
+    assert_int_equal(VT(f)->key_touch(f->store, unknown, 7000), -GP_E_NOT_FOUND);
+
+    /* revoke: the first time counts */
+    assert_int_equal(VT(f)->key_revoke(f->store, k.id, 8000), 0);
+    assert_int_equal(VT(f)->key_revoke(f->store, k.id, 8500), 0);
+    assert_int_equal(VT(f)->key_by_hash(f->store, k.hash, &got), 0); /* still found */
+    assert_int_equal(got.revoked_at, 8000);
+    gp_api_key_clear(&got);
+    assert_int_equal(VT(f)->key_revoke(f->store, unknown, 8000), -GP_E_NOT_FOUND);
+    assert_int_equal(VT(f)->key_revoke(f->store, "\xff", 8000), -GP_E_NOT_FOUND);
+
+    gp_user_clear(&u);
+    gp_api_key_clear(&k);
+    gp_api_key_clear(&bad);
+}
+
+static void test_keys_list_and_active(void **state)
+{
+    FIXTURE(state);
+    gp_user_t a, b;
+    make_user(&a, NULL, 0);
+    make_user(&b, NULL, 0);
+    assert_int_equal(VT(f)->user_create(f->store, &a), 0);
+    assert_int_equal(VT(f)->user_create(f->store, &b), 0);
+    /* 5 keys of a and 3 of b, interleaved in time, with created_at ties; the expected order
+     * is fixed by giving each tie's second key the larger id */
+    char ids[8][37];
+    int64_t now = 100000;
+    for (int i = 0; i < 8; i++) {
+        gp_api_key_t k;
+        make_key(&k, i == 2 || i == 5 || i == 7 ? b.id : a.id, 100 + i, 1000 + i / 2);
+        if (i % 2 == 1 && strcmp(k.id, ids[i - 1]) < 0)
+            k.id[0] = 'f'; /* still unique: uuid7 ids start with 0 for centuries */
+        if (i == 0)
+            k.expires_at = now - 1; /* expired */
+        if (i == 1)
+            k.expires_at = now; /* expires at now: no longer active */
+        if (i == 3)
+            k.expires_at = now + 1;
+        if (i == 4)
+            k.revoked_at = 50;
+        assert_int_equal(VT(f)->key_create(f->store, &k), 0);
+        memcpy(ids[i], k.id, sizeof ids[i]);
+        gp_api_key_clear(&k);
+    }
+    gp_api_key_t page[2];
+    size_t n = 99;
+    /* everyone's keys, in pages of 2 */
+    char after[37] = "";
+    int expect = 0;
+    do {
+        assert_int_equal(VT(f)->key_list(f->store, NULL, after[0] ? after : NULL, page, 2, &n), 0);
+        for (size_t i = 0; i < n; i++, expect++)
+            assert_string_equal(page[i].id, ids[expect]);
+        if (n)
+            memcpy(after, page[n - 1].id, sizeof after);
+        clear_keys(page, n);
+    } while (n == 2);
+    assert_int_equal(expect, 8);
+    /* a's keys only: 0, 1, 3, 4, 6 */
+    const int of_a[] = {0, 1, 3, 4, 6};
+    after[0] = '\0';
+    expect = 0;
+    do {
+        assert_int_equal(VT(f)->key_list(f->store, a.id, after[0] ? after : NULL, page, 2, &n), 0);
+        for (size_t i = 0; i < n; i++, expect++) {
+            assert_string_equal(page[i].id, ids[of_a[expect]]);
+            assert_string_equal(page[i].user_id, a.id);
+        }
+        if (n)
+            memcpy(after, page[n - 1].id, sizeof after);
+        clear_keys(page, n);
+    } while (n == 2);
+    assert_int_equal(expect, 5);
+    gp_api_key_t all[8];
+    assert_int_equal(VT(f)->key_list(f->store, b.id, NULL, all, 8, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(all[0].id, ids[2]);
+    assert_string_equal(all[2].id, ids[7]);
+    clear_keys(all, n);
+    assert_int_equal(VT(f)->key_list(f->store, GP_LOCAL_USER_ID, NULL, all, 8, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(VT(f)->key_list(f->store, a.id, NULL, all, 0, &n), 0);
+    assert_int_equal(n, 0);
+
+    /* active at now: 2, 3, 5, 6, 7 (0 and 1 expired, 4 revoked) */
+    int64_t count = -1;
+    assert_int_equal(VT(f)->keys_active(f->store, now, &count), 0);
+    assert_int_equal(count, 5);
+    assert_int_equal(VT(f)->keys_active(f->store, now + 1, &count), 0);
+    assert_int_equal(count, 4);
+    assert_int_equal(VT(f)->key_revoke(f->store, ids[7], now), 0);
+    assert_int_equal(VT(f)->keys_active(f->store, now, &count), 0);
+    assert_int_equal(count, 4);
+    assert_int_equal(VT(f)->keys_active(f->store, 0, &count), 0);
+    assert_int_equal(count, 6);
+    gp_user_clear(&a);
+    gp_user_clear(&b);
+}
+
+/* ---- task owners ---- */
+
+static void make_owned_task(gp_task_t *t, const char *owner, const char *key, const char *hash)
+{
+    make_task(t, "echo", key, 0);
+    snprintf(t->owner, sizeof t->owner, "%s", owner);
+    t->request_hash = hash ? gp_xstrdup(hash) : NULL;
+}
+
+static size_t list_owner(fixture_t *f, const char *owner, int status, gp_task_t *out, size_t cap)
+{
+    gp_task_filter_t filt = {.owner = owner, .status = status, .limit = cap};
+    size_t n = 99999;
+    assert_int_equal(gp_store_list(f->store, &filt, out, &n), 0);
+    return n;
+}
+
+static void test_task_owner(void **state)
+{
+    FIXTURE(state);
+    gp_task_t t[6];
+    const char *owners[6] = {"", "u-1", "u-2", "u-1", GP_LOCAL_USER_ID, "u-1"};
+    for (int i = 0; i < 6; i++) {
+        make_owned_task(&t[i], owners[i], NULL, "abc");
+        assert_int_equal(create(f, &t[i], NULL), 0);
+    }
+    assert_string_equal(t[0].owner, GP_LOCAL_USER_ID); /* "" is the built-in user */
+    gp_task_t got;
+    assert_int_equal(gp_store_get(f->store, t[0].id, &got), 0);
+    assert_string_equal(got.owner, GP_LOCAL_USER_ID);
+    assert_string_equal(got.request_hash, "abc");
+    gp_task_clear(&got);
+    assert_int_equal(gp_store_get(f->store, t[1].id, &got), 0);
+    assert_string_equal(got.owner, "u-1");
+    gp_task_clear(&got);
+    /* the claim returns the owner too */
+    gp_task_t claimed = {0};
+    gp_store_op_t op = {.kind = GP_OP_CLAIM, .task = &claimed, .claim_started_at = gp_now_ms()};
+    memcpy(op.cancel_id, t[3].id, sizeof op.cancel_id);
+    assert_int_equal(gp_committer_run_sync(f->committer, &op), 0);
+    assert_string_equal(claimed.owner, "u-1");
+    gp_task_clear(&claimed);
+
+    gp_task_t page[8];
+    size_t n = list_owner(f, "u-1", -1, page, 8);
+    assert_int_equal(n, 3);
+    assert_string_equal(page[0].id, t[5].id); /* newest first */
+    assert_string_equal(page[1].id, t[3].id);
+    assert_string_equal(page[2].id, t[1].id);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(page[i].owner, "u-1");
+    clear_all(page, n);
+    n = list_owner(f, "u-1", GP_TASK_PROCESSING, page, 8);
+    assert_int_equal(n, 1);
+    assert_string_equal(page[0].id, t[3].id);
+    clear_all(page, n);
+    n = list_owner(f, GP_LOCAL_USER_ID, -1, page, 8);
+    assert_int_equal(n, 2);
+    clear_all(page, n);
+    assert_int_equal(list_owner(f, "u-3", -1, page, 8), 0);
+    assert_int_equal(list_owner(f, "\xff", -1, page, 8), 0);
+    n = list_owner(f, NULL, -1, page, 8);
+    assert_int_equal(n, 6);
+    clear_all(page, n);
+
+    /* an owner PostgreSQL cannot store fails alone */
+    gp_task_t bad;
+    make_owned_task(&bad, "u-\xff", NULL, NULL);
+    assert_int_equal(create(f, &bad, NULL), -GP_E_VALIDATION);
+    gp_task_clear(&bad);
+    for (int i = 0; i < 6; i++)
+        gp_task_clear(&t[i]);
+}
+
+static void test_idempotency_per_owner(void **state)
+{
+    FIXTURE(state);
+    bool replayed = true;
+    gp_task_t a, b, c, d;
+    make_owned_task(&a, "u-1", "shared-key", "hash-a");
+    make_owned_task(&b, "u-2", "shared-key", "hash-b");
+    assert_int_equal(create(f, &a, &replayed), 0);
+    assert_false(replayed);
+    /* the same key for another owner is another task */
+    assert_int_equal(create(f, &b, &replayed), 0);
+    assert_false(replayed);
+    assert_string_not_equal(a.id, b.id);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM tasks WHERE idempotency_key = 'shared-key'"), 2);
+    /* the same owner replays its first task, with the first request's hash */
+    make_owned_task(&c, "u-1", "shared-key", "hash-c");
+    assert_int_equal(create(f, &c, &replayed), 0);
+    assert_true(replayed);
+    assert_string_equal(c.id, a.id);
+    assert_string_equal(c.owner, "u-1");
+    assert_string_equal(c.request_hash, "hash-a");
+    /* "" and "local" are the same owner */
+    make_owned_task(&d, "", "shared-key", NULL);
+    assert_int_equal(create(f, &d, &replayed), 0);
+    assert_false(replayed);
+    gp_task_t e;
+    make_owned_task(&e, GP_LOCAL_USER_ID, "shared-key", "hash-e");
+    assert_int_equal(create(f, &e, &replayed), 0);
+    assert_true(replayed);
+    assert_string_equal(e.id, d.id);
+    assert_null(e.request_hash);
+
+    /* in one batch: two owners, one key, plus a repeat of each */
+    gp_task_t g[4];
+    const char *owners[4] = {"u-3", "u-4", "u-3", "u-4"};
+    gp_store_op_t ops[4];
+    gp_store_op_t *batch[4];
+    for (int i = 0; i < 4; i++) {
+        make_owned_task(&g[i], owners[i], "batch-key", i < 2 ? "first" : "second");
+        ops[i] = (gp_store_op_t){.kind = GP_OP_CREATE, .task = &g[i]};
+        batch[i] = &ops[i];
+    }
+    assert_int_equal(gp_store_apply_batch(f->store, batch, 4), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ops[i].result, 0);
+        assert_int_equal(ops[i].replayed, i >= 2);
+        assert_string_equal(g[i].request_hash, "first");
+    }
+    assert_string_equal(g[2].id, g[0].id);
+    assert_string_equal(g[3].id, g[1].id);
+    assert_string_not_equal(g[0].id, g[1].id);
+    for (int i = 0; i < 4; i++)
+        gp_task_clear(&g[i]);
+    gp_task_clear(&a);
+    gp_task_clear(&b);
+    gp_task_clear(&c);
+    gp_task_clear(&d);
+    gp_task_clear(&e);
+}
+
+/* The schema as migration 1 left it (frozen: this is the past, not the current migration). */
+static const char v1_schema[] =
+    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);"
+    "INSERT INTO schema_migrations VALUES (1, 1);"
+    "CREATE TABLE tasks ("
+    "  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  task_type TEXT NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  params JSONB NOT NULL,"
+    "  result JSONB,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  max_retries INTEGER NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  cancel_requested BOOLEAN NOT NULL DEFAULT false,"
+    "  idempotency_key TEXT UNIQUE,"
+    "  created_at BIGINT NOT NULL,"
+    "  started_at BIGINT,"
+    "  completed_at BIGINT,"
+    "  not_before BIGINT NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX tasks_status_seq ON tasks(status, seq);"
+    "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);"
+    "CREATE INDEX tasks_unfinished_seq ON tasks(seq) WHERE status IN ('pending', 'processing');"
+    "INSERT INTO tasks (id, task_type, provider, status, params, max_retries, priority,"
+    " idempotency_key, created_at) VALUES"
+    " ('00000000-0000-7000-8000-000000000001', 'echo', 'echo', 'pending', '{\"a\":1}', 2, 0,"
+    "  'old-key', 10),"
+    " ('00000000-0000-7000-8000-000000000002', 'echo', 'echo', 'succeeded', '{}', 2, 0,"
+    "  NULL, 11)";
+
+static void test_migrate_from_v1(void **state)
+{
+    FIXTURE(state);
+    close_store(f);
+    assert_true(raw_exec(DROP_ALL));
+    assert_true(raw_exec(v1_schema));
+    assert_int_equal(open_store(f), 0);
+    long long version = raw_int("SELECT MAX(version) FROM schema_migrations");
+    assert_true(version >= 2);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM schema_migrations"), version);
+    /* migrate twice more: nothing changes */
+    char err[512] = "";
+    assert_int_equal(gp_store_migrate(f->store, err, sizeof err), 0);
+    assert_int_equal(gp_store_migrate(f->store, err, sizeof err), 0);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM schema_migrations"), version);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM users"), 1);
+
+    /* the old tasks are kept and belong to the built-in user */
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM tasks WHERE owner = 'local'"), 2);
+    gp_task_t got;
+    assert_int_equal(gp_store_get(f->store, "00000000-0000-7000-8000-000000000001", &got), 0);
+    assert_string_equal(got.owner, GP_LOCAL_USER_ID);
+    assert_null(got.request_hash);
+    assert_string_equal(got.idempotency_key, "old-key");
+    assert_int_equal(got.seq, 1);
+    gp_task_clear(&got);
+    gp_task_t page[4];
+    size_t n = list_owner(f, GP_LOCAL_USER_ID, -1, page, 4);
+    assert_int_equal(n, 2);
+    clear_all(page, n);
+    gp_user_t u;
+    assert_int_equal(VT(f)->user_get(f->store, GP_LOCAL_USER_ID, &u), 0);
+    gp_user_clear(&u);
+
+    /* the old key replays for its owner and is free for any other one */
+    bool replayed = false;
+    gp_task_t t;
+    make_owned_task(&t, "", "old-key", NULL);
+    assert_int_equal(create(f, &t, &replayed), 0);
+    assert_true(replayed);
+    assert_string_equal(t.id, "00000000-0000-7000-8000-000000000001");
+    gp_task_clear(&t);
+    make_owned_task(&t, "u-1", "old-key", NULL);
+    assert_int_equal(create(f, &t, &replayed), 0);
+    assert_false(replayed);
+    assert_true(t.seq > 2); /* the identity kept counting */
+    gp_task_clear(&t);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM pg_constraint"
+                             " WHERE conname = 'tasks_idempotency_key_key'"),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1340,6 +1983,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_held_by_concurrent_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_user_after_migrate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_create_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_list_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_oidc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_list_and_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_per_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
     };
     return cmocka_run_group_tests_name("store_pg", tests, group_setup, NULL);
 }

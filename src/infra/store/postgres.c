@@ -19,7 +19,12 @@
  * - A broken writer is reset (PQreset) on the next call, with a small backoff between failed
  *   attempts so a down server costs one fast 503, not a connect per request.
  * - Readers (get/list/scan_unfinished, any thread) take a connection from a small pool behind
- *   a mutex, connect lazily, and reset-and-retry once when the connection broke.
+ *   a mutex, connect lazily, and reset-and-retry once when the connection broke. The identity
+ *   calls (postgres_identity.c) run there too, each one autocommit statement: they are not
+ *   batched state changes, and must not wait behind the committer.
+ * - Idempotency keys are unique per owner: CREATE's conflict handling and its replay lookup
+ *   key on (owner, idempotency_key). The replayed row carries the first request's
+ *   request_hash; comparing it is the gateway's job.
  * - Nothing waits forever: connect_timeout, TCP keepalives and tcp_user_timeout bound a dead
  *   peer, statement_timeout bounds the server (both defaults, overridable in the URL).
  * - The URL (it may hold a password) is never logged.
@@ -27,6 +32,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "infra/store/postgres_internal.h"
 #include "infra/store/store.h"
 
 #include <libpq-fe.h>
@@ -85,14 +91,51 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_status_seq ON tasks(status, seq);"
     "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);"
     "CREATE INDEX tasks_unfinished_seq ON tasks(seq) WHERE status IN ('pending', 'processing');",
+
+    /* 2: identity. Tasks get an owner (existing rows belong to the built-in user) and the
+     * idempotency key becomes unique per owner. No foreign key from tasks.owner: a CREATE
+     * must not turn into an SQL error (see DESIGN); the gateway only names known users. */
+    "CREATE TABLE users ("
+    "  id TEXT PRIMARY KEY,"
+    "  email TEXT UNIQUE,"
+    "  display_name TEXT,"
+    "  plan TEXT NOT NULL DEFAULT 'free',"
+    "  created_at BIGINT NOT NULL,"
+    "  disabled BOOLEAN NOT NULL DEFAULT false,"
+    "  oidc_issuer TEXT,"
+    "  oidc_subject TEXT,"
+    "  UNIQUE (oidc_issuer, oidc_subject)"
+    ");"
+    "CREATE INDEX users_created ON users(created_at, id);"
+    "INSERT INTO users (id, email, display_name, plan, created_at)"
+    " VALUES ('" GP_LOCAL_USER_ID "', NULL, 'Local user', 'free',"
+    " (extract(epoch FROM clock_timestamp()) * 1000)::bigint) ON CONFLICT DO NOTHING;"
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id),"
+    "  name TEXT,"
+    "  prefix TEXT NOT NULL,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  scopes TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  last_used_at BIGINT,"
+    "  expires_at BIGINT,"
+    "  revoked_at BIGINT"
+    ");"
+    "CREATE INDEX api_keys_user_created ON api_keys(user_id, created_at, id);"
+    "ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT '" GP_LOCAL_USER_ID "',"
+    "  ADD COLUMN request_hash TEXT;"
+    "ALTER TABLE tasks DROP CONSTRAINT tasks_idempotency_key_key;"
+    "CREATE UNIQUE INDEX tasks_owner_idempotency_key ON tasks(owner, idempotency_key);"
+    "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before"
-#define N_TASK_COLUMNS 18
+    "started_at, completed_at, not_before, owner, request_hash"
+#define N_TASK_COLUMNS 20
 
 /* The writer's prepared statements (one statement per op kind). */
 static const struct {
@@ -100,18 +143,21 @@ static const struct {
     int nparams;
     const char *sql;
 } writer_stmts[] = {
-/* CREATE: insert, or find the row holding the idempotency key. Exactly one row comes
-     * back: new_seq set = inserted; the task columns set = replay; both NULL = the id is
-     * taken, or a concurrent transaction holds the key (its row is not in our snapshot). */
+/* CREATE: insert, or find the owner's row holding the idempotency key (keys are unique
+     * per owner). Exactly one row comes back: new_seq set = inserted; the task columns set =
+     * replay (with the first request's request_hash, which the gateway compares); both NULL
+     * = the id is taken, or a concurrent transaction holds the (owner, key) pair (its row is
+     * not in our snapshot). */
 #define ST_CREATE 0
-    {"gp_create", 8,
+    {"gp_create", 10,
      "WITH ins AS ("
      " INSERT INTO tasks (id, task_type, provider, status, params, attempts, max_retries,"
-     " priority, idempotency_key, created_at, not_before)"
-     " VALUES ($1, $2, $3, 'pending', $4::jsonb, 0, $5::int, $6::int, $7::text, $8::bigint, 0)"
+     " priority, idempotency_key, created_at, not_before, owner, request_hash)"
+     " VALUES ($1, $2, $3, 'pending', $4::jsonb, 0, $5::int, $6::int, $7::text, $8::bigint, 0,"
+     " $9::text, $10::text)"
      " ON CONFLICT DO NOTHING RETURNING seq),"
-     " old AS (SELECT " TASK_COLUMNS " FROM tasks WHERE idempotency_key = $7::text"
-     " AND NOT EXISTS (SELECT 1 FROM ins))"
+     " old AS (SELECT " TASK_COLUMNS " FROM tasks WHERE owner = $9::text"
+     " AND idempotency_key = $7::text AND NOT EXISTS (SELECT 1 FROM ins))"
      " SELECT (SELECT seq FROM ins) AS new_seq, old.* FROM (SELECT 1) AS one"
      " LEFT JOIN old ON true"},
 /* TRANSITION: compare-and-set on (id, status, attempts). $12 = honor a requested
@@ -189,6 +235,11 @@ static bool utf8_ok(const char *s)
     return true;
 }
 
+bool gp_pg_utf8_ok(const char *s)
+{
+    return utf8_ok(s);
+}
+
 /* A copy of s with each invalid UTF-8 byte replaced by '?' (s is valid: NULL). */
 static char *utf8_sanitized(const char *s)
 {
@@ -241,23 +292,6 @@ static void json_replace_nul_escape(char *j)
 
 /* ---- rows ---- */
 
-static const char *val(const PGresult *r, int row, int col)
-{
-    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
-}
-
-static char *col_text(const PGresult *r, int row, int col)
-{
-    const char *v = val(r, row, col);
-    return v ? gp_xstrdup(v) : NULL;
-}
-
-static int64_t col_i64(const PGresult *r, int row, int col)
-{
-    const char *v = val(r, row, col);
-    return v ? strtoll(v, NULL, 10) : 0;
-}
-
 static json_t *col_json(const PGresult *r, int row, int col)
 {
     const char *v = val(r, row, col);
@@ -294,6 +328,9 @@ static void read_row(const PGresult *r, int row, int c0, gp_task_t *t)
     t->started_at = col_i64(r, row, c0 + 15);
     t->completed_at = col_i64(r, row, c0 + 16);
     t->not_before = col_i64(r, row, c0 + 17);
+    const char *owner = val(r, row, c0 + 18);
+    snprintf(t->owner, sizeof t->owner, "%s", owner ? owner : GP_LOCAL_USER_ID);
+    t->request_hash = col_text(r, row, c0 + 19);
 }
 
 /* ---- connections ---- */
@@ -584,6 +621,12 @@ static void op_params_free(op_params_t *p)
         free(p->own[i]);
 }
 
+/* The owner a new task is stored under ("" = the built-in user). */
+static const char *task_owner(const gp_task_t *t)
+{
+    return t->owner[0] ? t->owner : GP_LOCAL_USER_ID;
+}
+
 /* Fills p for op; returns 0, or the op's result when the op need not (or must not) be sent. */
 static int op_build(gp_store_op_t *op, op_params_t *p)
 {
@@ -595,15 +638,17 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
             return -GP_E_INTERNAL;
         char *params = json_dumps(t->params, JSON_COMPACT);
         p->own[0] = params;
-        if (!utf8_ok(t->id) || !utf8_ok(t->task_type) || !utf8_ok(t->provider) ||
+        const char *owner = task_owner(t);
+        if (!utf8_ok(t->id) || !utf8_ok(t->task_type) || !utf8_ok(t->provider) || !utf8_ok(owner) ||
             (t->idempotency_key && !utf8_ok(t->idempotency_key)) ||
+            (t->request_hash && !utf8_ok(t->request_hash)) ||
             (params && json_has_nul_escape(params))) {
             GP_WARN("store: task rejected: text PostgreSQL cannot store (invalid UTF-8 or "
                     "\\u0000 in params)");
             return -GP_E_VALIDATION;
         }
         p->stmt = ST_CREATE;
-        p->n = 8;
+        p->n = 10;
         p->v[0] = t->id;
         p->v[1] = t->task_type;
         p->v[2] = t->provider;
@@ -612,6 +657,8 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
         p->v[5] = num(p, 1, t->priority);
         p->v[6] = t->idempotency_key;
         p->v[7] = num(p, 2, (long long)t->created_at);
+        p->v[8] = owner;
+        p->v[9] = t->request_hash;
         return 0;
     }
     case GP_OP_TRANSITION: {
@@ -680,6 +727,8 @@ static void op_apply(gp_store_op_t *op, const PGresult *r)
             op->result = -GP_E_INTERNAL;
         } else if (val(r, 0, 0)) {
             op->task->seq = col_i64(r, 0, 0);
+            if (!op->task->owner[0])
+                snprintf(op->task->owner, sizeof op->task->owner, "%s", GP_LOCAL_USER_ID);
             op->result = 0;
         } else if (val(r, 0, 1)) {
             gp_task_clear(op->task);
@@ -892,9 +941,25 @@ static void give_reader(pg_store_t *s, int slot)
     pthread_mutex_unlock(&s->pool_lock);
 }
 
-/* Runs a read-only query on a pooled connection (connecting it first if needed, and
- * resetting and retrying once if the connection broke). 0 with *out (PGRES_TUPLES_OK),
- * or -GP_E_UNAVAILABLE / -GP_E_IO. */
+/* A statement's expected failures: a unique value taken, a referenced row missing. 0 for
+ * any other error. */
+static int expected_error(const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (!state)
+        return 0;
+    if (!strcmp(state, "23505")) /* unique_violation */
+        return -GP_E_CONFLICT;
+    if (!strcmp(state, "23503")) /* foreign_key_violation */
+        return -GP_E_NOT_FOUND;
+    return 0;
+}
+
+/* Runs one autocommit statement on a pooled connection (connecting it first if needed, and
+ * resetting and retrying once if the connection broke). 0 with *out (PGRES_TUPLES_OK: a
+ * write says RETURNING), -GP_E_CONFLICT / -GP_E_NOT_FOUND (see expected_error), or
+ * -GP_E_UNAVAILABLE / -GP_E_IO. A write retried after a lost connection may have
+ * committed the first time: its retry then reports the conflict with itself. */
 static int reader_query(pg_store_t *s, const char *sql, int nparams, const char *const *values,
                         PGresult **out)
 {
@@ -936,16 +1001,25 @@ static int reader_query(pg_store_t *s, const char *sql, int nparams, const char 
             break;
         }
         if (PQstatus(c) == CONNECTION_OK) {
-            GP_ERROR("store: postgres read failed: %s",
-                     r ? res_msg(r, m, sizeof m) : pq_msg(c, m, sizeof m));
+            rc = expected_error(r);
+            if (rc == 0) {
+                GP_ERROR("store: postgres statement failed: %s",
+                         r ? res_msg(r, m, sizeof m) : pq_msg(c, m, sizeof m));
+                rc = -GP_E_IO;
+            }
             PQclear(r);
-            rc = -GP_E_IO;
             break;
         }
         PQclear(r); /* broken connection: once more after a reset */
     }
     give_reader(s, slot);
     return rc;
+}
+
+int gp_pg_pool_query(gp_store_t *st, const char *sql, int nparams, const char *const *values,
+                     PGresult **out)
+{
+    return reader_query((pg_store_t *)st, sql, nparams, values, out);
 }
 
 static int pg_get(gp_store_t *base, const char *id, gp_task_t *out)
@@ -972,14 +1046,19 @@ static int pg_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
     *n = 0;
     if (f->limit == 0)
         return 0;
-    if (f->task_type && !utf8_ok(f->task_type))
-        return 0; /* no stored task can have this type */
-    /* Only the filters in use, so the planner picks (status, seq) or (task_type, seq). */
+    if ((f->task_type && !utf8_ok(f->task_type)) || (f->owner && !utf8_ok(f->owner)))
+        return 0; /* no stored task can have this type or owner */
+    /* Only the filters in use, so the planner picks (owner, seq), (status, seq) or
+     * (task_type, seq). */
     char sql[512];
-    const char *v[4];
+    const char *v[5];
     char before[24], limit[24];
     int np = 0;
     int len = snprintf(sql, sizeof sql, "SELECT " TASK_COLUMNS " FROM tasks WHERE true");
+    if (f->owner) {
+        v[np++] = f->owner;
+        len += snprintf(sql + len, sizeof sql - (size_t)len, " AND owner = $%d::text", np);
+    }
     if (f->status >= 0) {
         v[np++] = gp_task_status_name((gp_task_status_t)f->status);
         len += snprintf(sql + len, sizeof sql - (size_t)len, " AND status = $%d::text", np);
@@ -1048,4 +1127,14 @@ const gp_store_vt_t gp_store_backend_postgres = {
     .get = pg_get,
     .list = pg_list,
     .scan_unfinished = pg_scan_unfinished,
+    .user_create = gp_pg_user_create,
+    .user_get = gp_pg_user_get,
+    .user_by_oidc = gp_pg_user_by_oidc,
+    .user_list = gp_pg_user_list,
+    .key_create = gp_pg_key_create,
+    .key_by_hash = gp_pg_key_by_hash,
+    .key_list = gp_pg_key_list,
+    .key_revoke = gp_pg_key_revoke,
+    .key_touch = gp_pg_key_touch,
+    .keys_active = gp_pg_keys_active,
 };
