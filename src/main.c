@@ -1,6 +1,6 @@
 /*
- * main.c — the genpulse command line: serve | api | worker | run | migrate | settings | errors
- * | version.
+ * main.c — the genpulse command line: serve | api | worker | run | users | keys | migrate |
+ * settings | errors | version.
  *
  * `serve` is the embedded default: gateway, group committer and worker pool in one process
  * on SQLite, an in-process queue and event bus, and a local output folder. The pieces only
@@ -10,6 +10,7 @@
 #include "api/server.h"
 #include "cli/cli.h"
 #include "core/errors.h"
+#include "core/link_secret.h"
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/settings.h"
@@ -54,6 +55,8 @@ static void usage(FILE *out)
             "  api        run an HTTP gateway only (distributed mode)\n"
             "  worker     run workers only (distributed mode)\n"
             "  run        send a task over Redis and (with --wait) wait for its result\n"
+            "  users      create and list users (genpulse users --help)\n"
+            "  keys       create, list and revoke API keys (genpulse keys --help)\n"
             "  migrate    apply database migrations and exit\n"
             "  settings   print the settings table (Markdown) and exit\n"
             "  errors     print the task error codes (Markdown) and exit\n"
@@ -100,6 +103,23 @@ static int open_store(const gp_settings_t *s, gp_store_t **store)
         gp_store_close(*store);
         return -1;
     }
+    return 0;
+}
+
+/* The id of --service-user (an id or an email), which must exist. */
+static int resolve_service_user(const gp_settings_t *s, gp_store_t *store, char out[37], char *err,
+                                size_t cap)
+{
+    gp_user_t u;
+    int rc = store->vt->user_get(store, s->service_user, &u);
+    if (rc != 0) {
+        snprintf(err, cap,
+                 "--service-user %s: %s (create it with `genpulse users create --email …`)",
+                 s->service_user, rc == -GP_E_NOT_FOUND ? "no such user" : gp_err_message(rc));
+        return -1;
+    }
+    snprintf(out, 37, "%s", u.id);
+    gp_user_clear(&u);
     return 0;
 }
 
@@ -152,6 +172,11 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     if (setup_common(&s) != 0 || open_store(&s, &rt.store) != 0)
         goto out;
     rt.public_url = s.public_url;
+    if (gp_link_secret_load(&s, rt.link_secret, err, sizeof err) != 0 ||
+        (mode->workers && resolve_service_user(&s, rt.store, rt.service_user, err, sizeof err) != 0)) {
+        GP_ERROR("%s", err);
+        goto out;
+    }
     if (gp_queue_open(&rt.queue, &s, err, sizeof err) != 0 ||
         gp_events_open(&rt.events, &s, err, sizeof err) != 0 ||
         gp_storage_open(&rt.storage, &s, err, sizeof err) != 0) {
@@ -255,6 +280,10 @@ int main(int argc, char **argv)
         return cmd_migrate(argc, argv);
     if (!strcmp(cmd, "run"))
         return gp_cmd_run_task(argc, argv);
+    if (!strcmp(cmd, "users"))
+        return gp_cmd_users(argc, argv);
+    if (!strcmp(cmd, "keys"))
+        return gp_cmd_keys(argc, argv);
     if (!strcmp(cmd, "settings")) {
         gp_settings_write_markdown(stdout);
         return 0;

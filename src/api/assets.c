@@ -14,6 +14,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/media_type.h"
+#include "core/signed_link.h"
 #include "core/util.h"
 #include "media/media.h"
 
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- upload plumbing */
@@ -157,6 +159,7 @@ static void store_upload(request_t *r)
     json_object_set_new(a->meta, "name", json_string(name));
     json_object_set_new(a->meta, "id", json_string(a->id));
     json_object_set_new(a->meta, "created_at", json_integer((json_int_t)gp_now_ms()));
+    json_object_set_new(a->meta, "owner", json_string(r->principal.user_id));
     char *url = NULL;
     int rc = gp_storage_put_file(h->rt->storage, a->id, name, r->upload_path, a->type, &url);
     free(url);
@@ -204,6 +207,12 @@ static enum MHD_Result asset_reply(request_t *r, unsigned status)
                              a->detail[0] ? gp_one_detail("body.file", a->detail) : NULL);
     json_t *meta = a->meta;
     a->meta = NULL;
+    /* Another user's asset does not exist, as far as this caller can tell. */
+    if (!gp_principal_owns(&r->principal, json_string_value(json_object_get(meta, "owner")))) {
+        json_decref(meta);
+        return gp_send_error(r->conn, GP_E_NOT_FOUND, "no such asset", NULL);
+    }
+    json_object_del(meta, "owner");
     const char *name = json_string_value(json_object_get(meta, "name"));
     char *link = gp_object_link(r->http, a->id, name);
     json_object_set_new(meta, "url", json_string(link));
@@ -273,10 +282,31 @@ static enum MHD_Result redirect_presigned(request_t *r)
     return ret;
 }
 
+/* Files are served to signed links only (core/signed_link.h), checked before the file is
+ * looked up so that a refusal says nothing about whether it exists. */
+static bool link_signed(request_t *r, enum MHD_Result *ret)
+{
+    char path[2 * GP_PATH_PARAM_LEN + 16];
+    snprintf(path, sizeof path, "/files/%s/%s", r->path_params[0], r->path_params[1]);
+    int rc = gp_signed_link_check(r->http->link_secret, sizeof r->http->link_secret, path,
+                                  gp_req_query(r, "expires"), gp_req_query(r, "signature"),
+                                  (int64_t)time(NULL));
+    if (rc == 0)
+        return true;
+    *ret = gp_send_error(r->conn, rc == GP_LINK_EXPIRED ? GP_E_LINK_EXPIRED : GP_E_INVALID_SIGNATURE,
+                         rc == GP_LINK_EXPIRED ? "this link has expired: read the task again for a fresh one"
+                                  : "this file link is not signed or its signature is wrong",
+                         NULL);
+    return false;
+}
+
 static enum MHD_Result serve_file(request_t *r)
 {
     gp_storage_t *st = r->http->rt->storage;
     char path[4096];
+    enum MHD_Result denied = MHD_NO;
+    if (!link_signed(r, &denied))
+        return denied;
     if (!st->vt->local_path && st->vt->presign && gp_storage_name_ok(r->path_params[1]) &&
         gp_is_uuid(r->path_params[0]))
         return redirect_presigned(r);
@@ -297,14 +327,15 @@ static enum MHD_Result serve_file(request_t *r)
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             gp_media_type_of_name(r->path_params[1]));
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
-                            "public, max-age=86400, immutable");
+    /* private: the link is a bearer credential, shared caches must not keep it */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, max-age=3600");
     enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
-/* Files are public: their links are handed out in task results and fetched by browsers. */
+/* Files need no key: their signed links are handed out in task results and fetched by
+ * browsers. */
 const gp_route_t gp_routes_assets[] = {
     {"POST", "/v1/assets", GP_BODY_UPLOAD, "tasks:write", create_asset, create_asset_finish},
     {"GET", "/v1/assets/{}", GP_BODY_NONE, "tasks:read", get_asset, get_asset_finish},

@@ -214,7 +214,7 @@ static enum MHD_Result task_events(request_t *r)
     gp_hot_state_t hot = {.progress = -1};
     bool have_hot = gp_events_get_hot(h->rt->events, id, &hot) == 0;
     gp_task_t t;
-    int rc = gp_store_get(h->rt->store, id, &t);
+    int rc = gp_tasks_load_visible(r, id, &t);
     if (rc != 0) {
         pthread_mutex_unlock(&c->lock);
         gp_events_unsubscribe(h->rt->events, c->sub);

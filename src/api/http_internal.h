@@ -12,6 +12,7 @@
 #include "api/offload.h"
 #include "api/router.h"
 #include "api/server.h"
+#include "identity/auth.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
@@ -35,6 +36,8 @@ struct gp_http {
     atomic_int inflight;    /* suspended requests waiting for a commit or an offload job */
     MHD_socket quiesced_fd; /* listen socket handed back by quiesce; closed after stop */
     gp_offload_t *offload;  /* blocking work off the event threads */
+    gp_auth_t *auth;        /* who is calling */
+    uint8_t link_secret[32]; /* signs /files/ links (core/signed_link.h) */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
@@ -64,6 +67,7 @@ typedef struct request {
     struct MHD_Connection *conn;
     const gp_route_t *route;
     gp_path_params_t path_params;
+    gp_principal_t principal; /* the caller, set at admission for routes with a scope */
     char *body;
     size_t body_len, body_cap, discarded;
     bool too_large;
@@ -88,6 +92,8 @@ void gp_http_offload(request_t *r, void (*job)(request_t *r));
 /* server.c: suspends r for the commit of r->op (already filled in), then finish answers. */
 void gp_http_defer_commit(request_t *r);
 
+/* tasks.c: the task id names, if r's caller may see it (else -GP_E_NOT_FOUND); t to clear. */
+int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t);
 /* tasks.c: on_completed's part for the task routes (a created task whose client left). */
 void gp_tasks_on_completed(request_t *r);
 

@@ -49,14 +49,21 @@ enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *
     return ret;
 }
 
+enum MHD_Result gp_send_error_full(struct MHD_Connection *c, int err, const char *code,
+                                   const char *message, json_t *details, const char *header,
+                                   const char *value)
+{
+    json_t *body = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code ? code : gp_err_code(err),
+                             "message", message && *message ? message : gp_err_message(err),
+                             "details", details ? details : json_array());
+    return gp_send_json(c, (unsigned)gp_err_http_status(err), body, header, value);
+}
+
 enum MHD_Result gp_send_error_allow(struct MHD_Connection *c, int err, const char *message,
                                     json_t *details, const char *allow)
 {
-    json_t *body = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", gp_err_code(err), "message",
-                             message ? message : gp_err_message(err), "details",
-                             details ? details : json_array());
-    return gp_send_json(c, (unsigned)gp_err_http_status(err), body,
-                        allow ? MHD_HTTP_HEADER_ALLOW : NULL, allow);
+    return gp_send_error_full(c, err, NULL, message, details, allow ? MHD_HTTP_HEADER_ALLOW : NULL,
+                              allow);
 }
 
 enum MHD_Result gp_send_error(struct MHD_Connection *c, int err, const char *message,

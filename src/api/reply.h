@@ -24,6 +24,10 @@ enum MHD_Result gp_send_error_allow(struct MHD_Connection *c, int err, const cha
                                     json_t *details, const char *allow);
 enum MHD_Result gp_send_error(struct MHD_Connection *c, int err, const char *message,
                               json_t *details);
+/* The same with error.code overridden by code (NULL = err's) and one extra header (or NULL). */
+enum MHD_Result gp_send_error_full(struct MHD_Connection *c, int err, const char *code,
+                                   const char *message, json_t *details, const char *header,
+                                   const char *value);
 /* [{"field": field, "message": message}], new reference. */
 json_t *gp_one_detail(const char *field, const char *message);
 

@@ -15,6 +15,7 @@ static const gp_route_t *const surfaces[] = {
     gp_routes_events,
     gp_routes_health,
     gp_routes_assets,
+    gp_routes_accounts,
 };
 #define N_SURFACES (sizeof surfaces / sizeof surfaces[0])
 

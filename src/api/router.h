@@ -32,7 +32,8 @@ typedef struct gp_route {
     const char *method;
     const char *pattern; /* '/'-separated segments; "{}" captures one segment */
     gp_body_kind_t body;
-    const char *scope;  /* "tasks:read", "tasks:write"; NULL = public (not enforced yet) */
+    /* "tasks:read", "tasks:write", "admin"; "" = any authenticated caller; NULL = public */
+    const char *scope;
     gp_route_fn start;  /* the request is complete */
     gp_route_fn finish; /* resumed after the asynchronous step `start` began; NULL = none */
 } gp_route_t;
@@ -44,6 +45,7 @@ extern const gp_route_t gp_routes_tasks[];
 extern const gp_route_t gp_routes_events[];
 extern const gp_route_t gp_routes_health[];
 extern const gp_route_t gp_routes_assets[];
+extern const gp_route_t gp_routes_accounts[];
 
 /* Matches path against pattern, capturing "{}" segments (NUL-terminated, shorter than
  * GP_PATH_PARAM_LEN) into params. One trailing slash is tolerated. params may be written

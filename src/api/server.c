@@ -82,6 +82,55 @@ static enum MHD_Result too_large(struct MHD_Connection *conn, int64_t limit)
     return gp_send_error(conn, GP_E_PAYLOAD_TOO_LARGE, msg, NULL);
 }
 
+/* The peer address as text ("" when unknown). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
+/* Authenticates r for its route (which has a scope): MHD_YES to go on, else the answer is
+ * queued into *ret. */
+static bool authorize(request_t *r, enum MHD_Result *ret)
+{
+    char client[64], msg[256];
+    client_address(r->conn, client, sizeof client);
+    const char *code = NULL;
+    int retry_after = 0;
+    int rc = gp_auth_authenticate(r->http->auth, gp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION),
+                                  client[0] ? client : NULL, &r->principal, &code, msg,
+                                  sizeof msg, &retry_after);
+    if (rc == -GP_E_TOO_MANY_AUTH_FAILURES) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", retry_after);
+        *ret = gp_send_error_full(r->conn, rc, code, NULL, NULL, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+        return false;
+    }
+    if (rc != 0) {
+        bool challenge = gp_err_http_status(rc) == 401;
+        *ret = gp_send_error_full(r->conn, rc, code, msg, NULL,
+                                  challenge ? MHD_HTTP_HEADER_WWW_AUTHENTICATE : NULL,
+                                  "Bearer realm=\"genpulse\"");
+        return false;
+    }
+    if (!gp_principal_allows(&r->principal, r->route->scope)) {
+        snprintf(msg, sizeof msg, "this route needs the %s scope", r->route->scope);
+        *ret = gp_send_error_full(r->conn, GP_E_FORBIDDEN, NULL, msg, NULL,
+                                  MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                  "Bearer realm=\"genpulse\", error=\"insufficient_scope\"");
+        return false;
+    }
+    return true;
+}
+
 /* On the headers: finds the route and checks the declared length and type. */
 static enum MHD_Result admit(request_t *r, const char *method, const char *url)
 {
@@ -97,6 +146,9 @@ static enum MHD_Result admit(request_t *r, const char *method, const char *url)
         }
         return gp_send_error(conn, GP_E_NOT_FOUND, "no such route", NULL);
     }
+    enum MHD_Result denied = MHD_NO;
+    if (r->route->scope && !authorize(r, &denied))
+        return denied;
     const char *cl = gp_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t limit = r->route->body == GP_BODY_UPLOAD ? h->rt->settings->max_upload_bytes + 65536
                                                      : h->rt->settings->max_body_bytes;
@@ -230,6 +282,49 @@ static int listen_addr(const gp_settings_t *s, struct sockaddr_storage *addr, un
     return 0;
 }
 
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* The authenticator for this listener; NULL (err set) when the settings would open the
+ * server to the network without saying so. */
+static gp_auth_t *start_auth(gp_runtime_t *rt, char *err, size_t cap)
+{
+    const gp_settings_t *s = rt->settings;
+    static const char *const names[] = {"auto", "keys", "open", "open-public"};
+    gp_auth_config_t cfg = {.mode = GP_AUTH_AUTO, .loopback_only = host_is_loopback(s->host)};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s->auth_mode, names[i]))
+            cfg.mode = (gp_auth_mode_t)i;
+    if (cfg.mode == GP_AUTH_OPEN && !cfg.loopback_only) {
+        snprintf(err, cap,
+                 "refusing to serve %s without keys: --auth open is for loopback addresses; "
+                 "create a key (genpulse keys create) and use --auth auto, or say "
+                 "--auth open-public if anyone who reaches the port may use it",
+                 s->host);
+        return NULL;
+    }
+    gp_auth_t *a = gp_auth_new(rt->store, &cfg);
+    if (!a) {
+        snprintf(err, cap, "cannot start the authenticator");
+        return NULL;
+    }
+    if (gp_auth_open(a))
+        GP_INFO("auth: open — requests without a key run as the built-in local user (%s; "
+                "create an API key to require keys)",
+                cfg.mode == GP_AUTH_AUTO ? "loopback, no API key exists" : "--auth open");
+    else
+        GP_INFO("auth: every request needs Authorization: Bearer <key>%s",
+                cfg.mode == GP_AUTH_AUTO && !cfg.loopback_only ? " (listening beyond loopback)"
+                                                               : "");
+    return a;
+}
+
 gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
 {
     const gp_settings_t *s = rt->settings;
@@ -245,6 +340,10 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     h->task_types_len = strlen(h->task_types_json);
     h->upload_dir = gp_xasprintf("%s/uploads", s->data_dir);
     gp_mkdirs(h->upload_dir, 0700);
+    memcpy(h->link_secret, rt->link_secret, sizeof h->link_secret);
+    h->auth = start_auth(rt, err, cap);
+    if (!h->auth)
+        goto fail;
 
     struct sockaddr_storage addr;
     unsigned flags =
@@ -275,6 +374,7 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     }
     return h;
 fail:
+    gp_auth_free(h->auth);
     free(h->task_types_json);
     free(h->upload_dir);
     free(h);
@@ -309,6 +409,7 @@ void gp_http_stop(gp_http_t *h)
     usleep(50000);               /* let resumed streams flush their last bytes */
     MHD_stop_daemon(h->daemon);
     gp_offload_free(h->offload);
+    gp_auth_free(h->auth);
     if (h->quiesced_fd != MHD_INVALID_SOCKET)
         close(h->quiesced_fd);
     pthread_mutex_destroy(&h->clients_lock);

@@ -6,6 +6,7 @@
  * then touches the queue and the event bus (that I/O stays off the committer thread).
  */
 #include "api/reply.h"
+#include "core/crypto.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/registry.h"
@@ -41,6 +42,13 @@ static enum MHD_Result create_start(request_t *r)
     json_t *body = gp_parse_body(r, &ret);
     if (!body)
         return ret;
+    /* The request's fingerprint: a replayed Idempotency-Key must come with the same body
+     * (key order and spacing aside). */
+    char *canonical = key ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char hash[GP_SHA256_HEX_LEN] = "";
+    if (canonical)
+        gp_sha256_hex(canonical, strlen(canonical), hash);
+    free(canonical);
     gp_submission_t sub;
     json_t *details = NULL;
     int rc =
@@ -58,6 +66,8 @@ static enum MHD_Result create_start(request_t *r)
     t->max_retries = sub.max_retries;
     t->priority = sub.priority;
     t->idempotency_key = key ? gp_xstrdup(key) : NULL;
+    t->request_hash = hash[0] ? gp_xstrdup(hash) : NULL;
+    snprintf(t->owner, sizeof t->owner, "%s", r->principal.user_id);
     t->created_at = gp_now_ms();
     gp_submission_clear(&sub);
     r->op.kind = GP_OP_CREATE;
@@ -75,8 +85,23 @@ static enum MHD_Result create_finish(request_t *r)
             r->op.result == -GP_E_CONFLICT ? "a task with this Idempotency-Key is being created"
                                            : "the task could not be stored; try again",
             NULL);
-    if (r->op.replayed)
+    if (r->op.replayed) {
+        const char *key = gp_req_header(r, "Idempotency-Key");
+        char hash[GP_SHA256_HEX_LEN] = "";
+        json_t *body = json_loadb(r->body, r->body_len, 0, NULL);
+        char *canonical = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (canonical)
+            gp_sha256_hex(canonical, strlen(canonical), hash);
+        free(canonical);
+        json_decref(body);
+        /* Rows stored before request hashes existed replay as before. */
+        if (key && r->task.request_hash && strcmp(r->task.request_hash, hash) != 0)
+            return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH,
+                                 "this Idempotency-Key was used with a different request body; "
+                                 "use a new key for a new request",
+                                 gp_one_detail("headers.Idempotency-Key", "reused"));
         return gp_send_json(r->conn, 202, gp_task_json(h, &r->task), "Idempotent-Replayed", "true");
+    }
     gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
     r->dispatched = true;
     gp_log(GP_LOG_DEBUG, r->task.id, "accepted %s/%s priority %d", r->task.task_type,
@@ -92,11 +117,23 @@ void gp_tasks_on_completed(request_t *r)
         gp_runtime_dispatch(r->http->rt, &r->task);
 }
 
+/* Reads the task r's path names, as r's caller may see it: another user's task is
+ * -GP_E_NOT_FOUND, never forbidden (its existence is not confirmed). */
+int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t)
+{
+    int rc = gp_is_uuid(id) ? gp_store_get(r->http->rt->store, id, t) : -GP_E_NOT_FOUND;
+    if (rc == 0 && !gp_principal_owns(&r->principal, t->owner)) {
+        gp_task_clear(t);
+        rc = -GP_E_NOT_FOUND;
+    }
+    return rc;
+}
+
 static enum MHD_Result get_task(request_t *r)
 {
     const char *id = r->path_params[0];
     gp_task_t t;
-    int rc = gp_is_uuid(id) ? gp_store_get(r->http->rt->store, id, &t) : -GP_E_NOT_FOUND;
+    int rc = gp_tasks_load_visible(r, id, &t);
     if (rc != 0)
         return no_task(r, rc);
     json_t *j = gp_task_json(r->http, &t);
@@ -147,6 +184,8 @@ static enum MHD_Result list_tasks(request_t *r)
     json_t *details = json_array();
     gp_task_filter_t f = {.status = -1, .limit = 20};
     list_filter(r, &f, details);
+    if (!gp_principal_is_admin(&r->principal))
+        f.owner = r->principal.user_id;
     if (json_array_size(details) > 0)
         return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
     json_decref(details);
@@ -174,8 +213,11 @@ static enum MHD_Result list_tasks(request_t *r)
 static enum MHD_Result cancel_start(request_t *r)
 {
     const char *id = r->path_params[0];
-    if (!gp_is_uuid(id))
-        return gp_send_error(r->conn, GP_E_NOT_FOUND, "no task with this id", NULL);
+    gp_task_t seen;
+    int rc = gp_tasks_load_visible(r, id, &seen);
+    if (rc != 0)
+        return no_task(r, rc);
+    gp_task_clear(&seen);
     r->op.kind = GP_OP_CANCEL;
     memcpy(r->op.cancel_id, id, sizeof r->op.cancel_id);
     gp_http_defer_commit(r);
@@ -218,10 +260,9 @@ static enum MHD_Result cancel_finish(request_t *r)
 /* Puts a failed task back: failed(n) → pending with a fresh retry budget. */
 static enum MHD_Result retry_start(request_t *r)
 {
-    gp_http_t *h = r->http;
     const char *id = r->path_params[0];
     gp_task_t t;
-    int rc = gp_is_uuid(id) ? gp_store_get(h->rt->store, id, &t) : -GP_E_NOT_FOUND;
+    int rc = gp_tasks_load_visible(r, id, &t);
     if (rc != 0)
         return no_task(r, rc);
     if (t.status != GP_TASK_FAILED) {

@@ -9,4 +9,8 @@
 /* `genpulse run TASK_TYPE [key=value ...]` (src/cli/run_task.c). */
 int gp_cmd_run_task(int argc, char **argv);
 
+/* `genpulse users …` and `genpulse keys …` (src/cli/accounts.c). */
+int gp_cmd_users(int argc, char **argv);
+int gp_cmd_keys(int argc, char **argv);
+
 #endif

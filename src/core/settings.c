@@ -36,6 +36,7 @@ typedef struct setting {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const sync_modes[] = {"normal", "full", NULL};
+static const char *const auth_modes[] = {"auto", "keys", "open", "open-public", NULL};
 
 static const setting_t settings_table[] = {
     {"host", SET_STRING, OFF(host), "127.0.0.1", 0, 0, NULL, HTTP,
@@ -89,6 +90,22 @@ static const setting_t settings_table[] = {
      "Seconds between comment heartbeats on event streams."},
     {"commit-batch-max", SET_INT, OFF(commit_batch_max), "512", 1, 10000, NULL, RUNNING,
      "Most state changes committed in one database transaction (group commit)."},
+    {"auth", SET_STRING, OFF(auth_mode), "auto", 0, 0, auth_modes, HTTP,
+     "Who may call without a key. auto: nobody once an API key exists or when the server "
+     "listens beyond loopback (or an OIDC issuer is configured), else the built-in local user; "
+     "keys: a key (or ID token) always; open: anyone, as the local user, on loopback only; "
+     "open-public: anyone, even on a public address."},
+    {"service-user", SET_STRING, OFF(service_user), "local", 0, 0, NULL, WORK,
+     "User (id or email) that owns work entering through Redis (Celery send_task, "
+     "`genpulse run`)."},
+    {"link-secret", SET_STRING, OFF(link_secret), "", 0, 0, NULL, RUNNING,
+     "64 hex digits: the key that signs /files/ links. Empty: DATA_DIR/link-secret, created "
+     "on first start. Processes that serve or write the same files need the same secret."},
+    {"link-ttl", SET_INT, OFF(link_ttl_s), "604800", 60, 31536000, NULL, RUNNING,
+     "Seconds a signed /files/ link stays valid (task reads hand out fresh ones)."},
+    {"cors-origins", SET_STRING, OFF(cors_origins), "", 0, 0, NULL, HTTP,
+     "Comma-separated origins browsers may call the API from (https://app.example.com), or "
+     "*. Empty: no CORS headers."},
     {"sqlite-synchronous", SET_STRING, OFF(sqlite_synchronous), "normal", 0, 0, sync_modes, ALL,
      "SQLite durability: normal survives a killed process; full also survives power loss, "
      "at a lower commit rate."},

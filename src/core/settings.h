@@ -38,6 +38,11 @@ typedef struct gp_settings {
     int64_t lease_s;
     int64_t commit_batch_max;
     char *sqlite_synchronous;
+    char *auth_mode;
+    char *service_user;
+    char *link_secret;
+    int64_t link_ttl_s;
+    char *cors_origins;
     /* Providers' own settings (gp_provider_setting_t), "provider.name" → char*; owned. */
     struct gp_strmap *provider_values;
 } gp_settings_t;

@@ -5,6 +5,7 @@
  */
 #include "core/base64.h"
 #include "core/errors.h"
+#include "core/link_secret.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/media_type.h"
@@ -224,6 +225,13 @@ static json_t *asset_meta(gp_ctx_t *ctx, const char *asset_id)
         json_decref(meta);
         meta = NULL;
     }
+    /* A task reads only its own user's uploads: another user's asset does not exist. */
+    const char *owner = json_string_value(json_object_get(meta, "owner"));
+    const char *task_owner = ctx->task.owner[0] ? ctx->task.owner : GP_LOCAL_USER_ID;
+    if (meta && strcmp(owner ? owner : GP_LOCAL_USER_ID, task_owner) != 0) {
+        json_decref(meta);
+        meta = NULL;
+    }
     return meta;
 }
 
@@ -373,8 +381,8 @@ int gp_ctx_input_url(gp_ctx_t *ctx, const char *param, char **url_out)
     if (st->vt->presign)
         rc = st->vt->presign(st, ref, name, 0, url_out);
     else
-        *url_out = gp_xasprintf("%s/files/%s/%s", ctx->rt->public_url ? ctx->rt->public_url : "",
-                                ref, name);
+        *url_out = gp_files_link(ctx->rt->link_secret, ctx->rt->public_url, ref, name,
+                                 ctx->rt->settings->link_ttl_s);
     json_decref(meta);
     if (rc != 0)
         return gp_ctx_fail(ctx, true, GP_TE_STORAGE_ERROR, "cannot link asset %s: %s", ref,
@@ -404,8 +412,10 @@ void gp_ctx_announce_preview(gp_ctx_t *ctx, const char *name)
     /* The event carries the stable link (served or redirected by the gateway) because it must
      * fit the hot state's step field; a presigned URL would not. */
     char step[sizeof ctx->last_step];
-    int n = snprintf(step, sizeof step, GP_STEP_PREVIEW "%s/files/%s/%s",
-                     ctx->rt->public_url ? ctx->rt->public_url : "", ctx->task.id, name);
+    char *link = gp_files_link(ctx->rt->link_secret, ctx->rt->public_url, ctx->task.id, name,
+                               ctx->rt->settings->link_ttl_s);
+    int n = snprintf(step, sizeof step, GP_STEP_PREVIEW "%s", link);
+    free(link);
     if (n < 0 || (size_t)n >= sizeof step) {
         gp_ctx_log(ctx, GP_LOG_WARN, "preview link too long for an event; not announced");
         return;

@@ -461,6 +461,7 @@ static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
     t.max_retries = valid == 0 ? sub.max_retries : 0;
     t.priority = item->priority;
     t.created_at = gp_now_ms();
+    snprintf(t.owner, sizeof t.owner, "%s", rt->service_user[0] ? rt->service_user : GP_LOCAL_USER_ID);
     if (valid == 0)
         gp_submission_clear(&sub);
     gp_store_op_t op = {.kind = GP_OP_CREATE, .task = &t};

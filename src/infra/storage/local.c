@@ -1,9 +1,11 @@
 /*
  * local.c — outputs in a local directory (DATA_DIR/outputs/<task_id>/<name>), served by
  * this server under /files/<task_id>/<name>. Files are written to a temporary name and
- * renamed, so a reader never sees half an output.
+ * renamed, so a reader never sees half an output. Links are signed and expire
+ * (core/link_secret.h): the gateway serves a file only to a link it could have minted.
  */
 #include "core/errors.h"
+#include "core/link_secret.h"
 #include "core/util.h"
 #include "infra/storage/storage.h"
 
@@ -19,6 +21,8 @@ typedef struct local_storage {
     gp_storage_t base;
     char *root;
     char *public_url;
+    int64_t link_ttl_s;
+    uint8_t secret[GP_LINK_SECRET_LEN];
 } local_storage_t;
 
 static int ls_open(gp_storage_t **out, const char *url, const gp_settings_t *s, char *err,
@@ -32,9 +36,13 @@ static int ls_open(gp_storage_t **out, const char *url, const gp_settings_t *s, 
     else
         ls->root = gp_xasprintf("%s/outputs", s->data_dir);
     ls->public_url = gp_xstrdup(s->public_url);
+    ls->link_ttl_s = s->link_ttl_s;
     int rc = gp_mkdirs(ls->root, 0755);
-    if (rc != 0) {
+    if (rc == 0 && gp_link_secret_load(s, ls->secret, err, cap) != 0)
+        rc = -1;
+    else if (rc != 0)
         snprintf(err, cap, "cannot create %s: %s", ls->root, strerror(-rc));
+    if (rc != 0) {
         free(ls->root);
         free(ls->public_url);
         free(ls);
@@ -77,7 +85,7 @@ static int ls_put_bytes(gp_storage_t *base, const char *task_id, const char *nam
     rc = gp_write_file_atomic(path, data, len) == 0 ? 0 : -GP_E_IO;
     free(path);
     if (rc == 0)
-        *url_out = gp_xasprintf("%s/files/%s/%s", ls->public_url, task_id, name);
+        *url_out = gp_files_link(ls->secret, ls->public_url, task_id, name, ls->link_ttl_s);
     return rc;
 }
 
@@ -132,7 +140,7 @@ static int ls_put_file(gp_storage_t *base, const char *task_id, const char *name
     rc = copy_atomic(src, path);
     free(path);
     if (rc == 0)
-        *url_out = gp_xasprintf("%s/files/%s/%s", ls->public_url, task_id, name);
+        *url_out = gp_files_link(ls->secret, ls->public_url, task_id, name, ls->link_ttl_s);
     return rc;
 }
 
@@ -149,6 +157,17 @@ static int ls_local_path(gp_storage_t *base, const char *task_id, const char *na
     return stat(out, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -GP_E_NOT_FOUND;
 }
 
+static int ls_presign(gp_storage_t *base, const char *owner, const char *name, int64_t expires_s,
+                      char **url_out)
+{
+    local_storage_t *ls = (local_storage_t *)base;
+    if (!gp_is_uuid(owner) || !gp_storage_name_ok(name))
+        return -GP_E_NOT_FOUND;
+    *url_out = gp_files_link(ls->secret, ls->public_url, owner, name,
+                             expires_s > 0 ? expires_s : ls->link_ttl_s);
+    return 0;
+}
+
 static int ls_get_file(gp_storage_t *base, const char *owner, const char *name, const char *dest)
 {
     char path[4096];
@@ -163,5 +182,6 @@ const gp_storage_vt_t gp_storage_backend_local = {
     .put_bytes = ls_put_bytes,
     .put_file = ls_put_file,
     .local_path = ls_local_path,
+    .presign = ls_presign,
     .get_file = ls_get_file,
 };

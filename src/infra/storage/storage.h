@@ -3,8 +3,8 @@
  *
  * Keys are "<owner>/<name>": owner is a task id (outputs) or an asset id (uploads). put_*()
  * stores and returns the URL clients use (caller frees *url_out). A backend that serves files
- * through this server implements local_path(); object stores implement presign() instead,
- * and the gateway mints a fresh link whenever it shows an asset (stored links would expire).
+ * through this server implements local_path(); every backend implements presign(), and the
+ * gateway mints a fresh link whenever it shows an asset (stored links expire).
  * A backend is a const gp_storage_vt_t named gp_storage_backend_<stem>; gp_storage_open()
  * picks it by URL scheme ("local" when empty). All functions are thread-safe.
  */
@@ -30,8 +30,8 @@ typedef struct gp_storage_vt {
     int (*local_path)(gp_storage_t *st, const char *task_id, const char *name, char *out,
                       size_t cap);
     /* A GET URL for the object that expires after expires_s seconds (<= 0: the backend's
-     * configured default, 1 h unless set) (caller frees *url_out).
-     * NULL for backends whose objects are served by this server. */
+     * configured default) (caller frees *url_out). Object stores presign their own URLs;
+     * local storage signs a /files/ link this server checks (core/link_secret.h). */
     int (*presign)(gp_storage_t *st, const char *owner, const char *name, int64_t expires_s,
                    char **url_out);
     /* Copies a stored object into the local file dest_path: 0, -GP_E_NOT_FOUND, or another

@@ -10,28 +10,11 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "infra/store/store.h"
+#include "infra/store/sqlite_internal.h"
 
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define READ_POOL_SIZE 8
-
-typedef struct sqlite_store {
-    gp_store_t base;
-    char *path;
-    sqlite3 *writer;
-    sqlite3_stmt *st_insert, *st_find_key, *st_transition, *st_transition_canceled, *st_claim,
-        *st_cancel_pending, *st_cancel_processing, *st_status_of;
-    pthread_mutex_t pool_lock;
-    pthread_cond_t pool_cond;
-    sqlite3 *readers[READ_POOL_SIZE];
-    sqlite3_stmt *reader_get[READ_POOL_SIZE]; /* prepared once per connection */
-    bool reader_busy[READ_POOL_SIZE];
-} sqlite_store_t;
 
 /* Versioned migrations: entry i brings the schema to version i + 1. Append only. */
 static const char *const migrations[] = {
@@ -57,19 +40,100 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX tasks_status_seq ON tasks(status, seq);"
     "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);",
+    /* 2: users and API keys; tasks gain an owner, and idempotency keys become per owner
+     * (SQLite cannot drop a column's UNIQUE, so the table is rebuilt). */
+    "CREATE TABLE users ("
+    "  id TEXT PRIMARY KEY,"
+    "  email TEXT UNIQUE,"
+    "  display_name TEXT,"
+    "  plan TEXT NOT NULL DEFAULT 'free',"
+    "  created_at INTEGER NOT NULL,"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  oidc_issuer TEXT,"
+    "  oidc_subject TEXT,"
+    "  credits INTEGER NOT NULL DEFAULT 0 CHECK (credits >= 0),"
+    "  reserved INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (oidc_issuer, oidc_subject)"
+    ");"
+    "INSERT INTO users (id, display_name, plan, created_at) VALUES ('local', 'Local user',"
+    "  'unlimited',"
+    "  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));"
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL REFERENCES users(id),"
+    "  name TEXT,"
+    "  prefix TEXT NOT NULL,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  scopes TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_used_at INTEGER,"
+    "  expires_at INTEGER,"
+    "  revoked_at INTEGER"
+    ");"
+    "CREATE INDEX api_keys_user ON api_keys(user_id, created_at);"
+    "CREATE TABLE credit_ledger ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user_id TEXT NOT NULL,"
+    "  task_id TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  amount INTEGER NOT NULL,"
+    "  balance_after INTEGER NOT NULL,"
+    "  unique_key TEXT NOT NULL UNIQUE,"
+    "  note TEXT,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX credit_ledger_user ON credit_ledger(user_id, seq);"
+    "CREATE TABLE tasks_v2 ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  owner TEXT NOT NULL DEFAULT 'local',"
+    "  task_type TEXT NOT NULL,"
+    "  provider TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  params TEXT NOT NULL,"
+    "  result TEXT,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  max_retries INTEGER NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    "  idempotency_key TEXT,"
+    "  request_hash TEXT,"
+    "  price INTEGER NOT NULL DEFAULT 0,"
+    "  charge_round INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  not_before INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (owner, idempotency_key)"
+    ");"
+    "INSERT INTO tasks_v2 (seq, id, task_type, provider, status, params, result, error_code,"
+    "  error_message, attempts, max_retries, priority, cancel_requested, idempotency_key,"
+    "  created_at, started_at, completed_at, not_before)"
+    "  SELECT seq, id, task_type, provider, status, params, result, error_code, error_message,"
+    "  attempts, max_retries, priority, cancel_requested, idempotency_key, created_at,"
+    "  started_at, completed_at, not_before FROM tasks;"
+    "DROP TABLE tasks;"
+    "ALTER TABLE tasks_v2 RENAME TO tasks;"
+    "CREATE INDEX tasks_status_seq ON tasks(status, seq);"
+    "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);"
+    "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before"
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round"
 
-static char *col_text(sqlite3_stmt *s, int i)
+char *gp_sqlite_col_text(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
     return t ? gp_xstrdup((const char *)t) : NULL;
 }
+
+#define col_text gp_sqlite_col_text
 
 static json_t *col_json(sqlite3_stmt *s, int i)
 {
@@ -101,9 +165,14 @@ static void read_row(sqlite3_stmt *s, gp_task_t *t)
     t->started_at = sqlite3_column_int64(s, 15);
     t->completed_at = sqlite3_column_int64(s, 16);
     t->not_before = sqlite3_column_int64(s, 17);
+    const char *owner = (const char *)sqlite3_column_text(s, 18);
+    snprintf(t->owner, sizeof t->owner, "%s", owner ? owner : GP_LOCAL_USER_ID);
+    t->request_hash = col_text(s, 19);
+    t->price = sqlite3_column_int64(s, 20);
+    t->charge_round = sqlite3_column_int(s, 21);
 }
 
-static int open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err, size_t cap)
+int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err, size_t cap)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
@@ -150,7 +219,10 @@ static void sq_close(gp_store_t *base)
     sqlite3_finalize(s->st_cancel_pending);
     sqlite3_finalize(s->st_cancel_processing);
     sqlite3_finalize(s->st_status_of);
+    gp_sqlite_credits_finalize(s);
     sqlite3_close(s->writer);
+    sqlite3_close(s->identity);
+    pthread_mutex_destroy(&s->identity_lock);
     for (int i = 0; i < READ_POOL_SIZE; i++) {
         sqlite3_finalize(s->reader_get[i]);
         sqlite3_close(s->readers[i]);
@@ -215,10 +287,11 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
                 &s->st_transition_canceled, perr, sizeof perr) ||
         prepare(s->writer,
                 "INSERT INTO tasks (id, task_type, provider, status, params, attempts, "
-                "max_retries, priority, idempotency_key, created_at, not_before) "
-                "VALUES (?1, ?2, ?3, 'pending', ?4, 0, ?5, ?6, ?7, ?8, 0)",
+                "max_retries, priority, idempotency_key, created_at, not_before, owner, "
+                "request_hash, price) VALUES (?1, ?2, ?3, 'pending', ?4, 0, ?5, ?6, ?7, ?8, 0, ?9,"
+                " ?10, ?11)",
                 &s->st_insert, perr, sizeof perr) ||
-        prepare(s->writer, "SELECT " TASK_COLUMNS " FROM tasks WHERE idempotency_key = ?1",
+        prepare(s->writer, "SELECT " TASK_COLUMNS " FROM tasks WHERE owner = ?1 AND idempotency_key = ?2",
                 &s->st_find_key, perr, sizeof perr) ||
         prepare(
             s->writer,
@@ -265,9 +338,12 @@ static int sq_open(gp_store_t **out, const char *url, const gp_settings_t *setti
         s->path = gp_xasprintf("%s/genpulse.db", settings->data_dir);
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
-    int rc = open_conn(s->path, settings->sqlite_synchronous, &s->writer, err, cap);
+    pthread_mutex_init(&s->identity_lock, NULL);
+    int rc = gp_sqlite_open_conn(s->path, settings->sqlite_synchronous, &s->writer, err, cap);
+    if (rc == 0)
+        rc = gp_sqlite_open_conn(s->path, settings->sqlite_synchronous, &s->identity, err, cap);
     for (int i = 0; rc == 0 && i < READ_POOL_SIZE; i++)
-        rc = open_conn(s->path, settings->sqlite_synchronous, &s->readers[i], err, cap);
+        rc = gp_sqlite_open_conn(s->path, settings->sqlite_synchronous, &s->readers[i], err, cap);
     if (rc != 0) {
         sq_close(&s->base);
         return rc;
@@ -278,7 +354,7 @@ static int sq_open(gp_store_t **out, const char *url, const gp_settings_t *setti
     return 0;
 }
 
-static sqlite3 *take_reader(sqlite_store_t *s, int *slot)
+sqlite3 *gp_sqlite_take_reader(sqlite_store_t *s, int *slot)
 {
     pthread_mutex_lock(&s->pool_lock);
     for (;;) {
@@ -293,7 +369,7 @@ static sqlite3 *take_reader(sqlite_store_t *s, int *slot)
     }
 }
 
-static void give_reader(sqlite_store_t *s, int slot)
+void gp_sqlite_give_reader(sqlite_store_t *s, int slot)
 {
     pthread_mutex_lock(&s->pool_lock);
     s->reader_busy[slot] = false;
@@ -325,8 +401,10 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st)
 static int op_create(sqlite_store_t *s, gp_store_op_t *op)
 {
     gp_task_t *t = op->task;
+    const char *owner = t->owner[0] ? t->owner : GP_LOCAL_USER_ID;
     if (t->idempotency_key) {
-        sqlite3_bind_text(s->st_find_key, 1, t->idempotency_key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s->st_find_key, 1, owner, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s->st_find_key, 2, t->idempotency_key, -1, SQLITE_TRANSIENT);
         int rc = sqlite3_step(s->st_find_key);
         if (rc == SQLITE_ROW) {
             gp_task_clear(t);
@@ -348,14 +426,92 @@ static int op_create(sqlite_store_t *s, gp_store_op_t *op)
     sqlite3_bind_int(st, 6, t->priority);
     bind_text_or_null(st, 7, t->idempotency_key);
     sqlite3_bind_int64(st, 8, t->created_at);
+    sqlite3_bind_text(st, 9, owner, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(st, 10, t->request_hash);
+    sqlite3_bind_int64(st, 11, t->price > 0 ? t->price : 0);
     free(params);
-    int rc = step_done(s->writer, st);
+    if (t->price <= 0) {
+        int rc = step_done(s->writer, st);
+        if (rc == 0)
+            t->seq = sqlite3_last_insert_rowid(s->writer);
+        return rc;
+    }
+    /* A priced task: the reservation and the row stand or fall together. */
+    sqlite3_exec(s->writer, "SAVEPOINT op_create", NULL, NULL, NULL);
+    int rc = gp_sqlite_reserve(s, owner, t->id, t->price, 0);
+    if (rc == 0)
+        rc = step_done(s->writer, st);
+    else {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
     if (rc == 0)
         t->seq = sqlite3_last_insert_rowid(s->writer);
+    sqlite3_exec(s->writer, rc == 0 ? "RELEASE op_create" : "ROLLBACK TO op_create; RELEASE op_create",
+                 NULL, NULL, NULL);
     return rc;
 }
 
+/* After a task reached status `to`: capture (succeeded) or release (failed, canceled) its
+ * reservation; a no-op for free tasks and for movements already made. */
+static int settle(sqlite_store_t *s, const char *id, gp_task_status_t to, bool keep)
+{
+    if (to == GP_TASK_SUCCEEDED)
+        return gp_sqlite_settle(s, id, true);
+    if ((to == GP_TASK_FAILED || to == GP_TASK_CANCELED) && !keep)
+        return gp_sqlite_settle(s, id, false);
+    return 0;
+}
+
+/* A manual retry of a priced task reserves its price again, in a new round. */
+static int reserve_again(sqlite_store_t *s, const gp_transition_t *tr)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = -GP_E_IO;
+    if (sqlite3_prepare_v2(s->writer,
+                           "UPDATE tasks SET charge_round = charge_round + 1 WHERE id = ?1"
+                           " AND status = ?2 AND attempts = ?3 RETURNING owner, price, charge_round",
+                           -1, &q, NULL) != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, tr->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, gp_task_status_name(tr->from_status), -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 3, tr->from_attempts);
+    int step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        char owner[37];
+        snprintf(owner, sizeof owner, "%s", (const char *)sqlite3_column_text(q, 0));
+        int64_t price = sqlite3_column_int64(q, 1);
+        int round = sqlite3_column_int(q, 2);
+        while (sqlite3_step(q) == SQLITE_ROW)
+            ;
+        rc = price > 0 ? gp_sqlite_reserve(s, owner, tr->id, price, round) : 0;
+    } else if (step == SQLITE_DONE) {
+        rc = -GP_E_CONFLICT;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
+static int transition_row(sqlite_store_t *s, gp_store_op_t *op);
+
 static int op_transition(sqlite_store_t *s, gp_store_op_t *op)
+{
+    gp_transition_t *tr = &op->tr;
+    bool savepoint = tr->reserve_again;
+    if (savepoint)
+        sqlite3_exec(s->writer, "SAVEPOINT op_tr", NULL, NULL, NULL);
+    int rc = tr->reserve_again ? reserve_again(s, tr) : 0;
+    if (rc == 0)
+        rc = transition_row(s, op);
+    if (rc == 0)
+        rc = settle(s, tr->id, tr->applied_status, tr->keep_reservation);
+    if (savepoint)
+        sqlite3_exec(s->writer, rc == 0 ? "RELEASE op_tr" : "ROLLBACK TO op_tr; RELEASE op_tr",
+                     NULL, NULL, NULL);
+    return rc;
+}
+
+static int transition_row(sqlite_store_t *s, gp_store_op_t *op)
 {
     gp_transition_t *tr = &op->tr;
     tr->applied_status = tr->to_status;
@@ -426,7 +582,7 @@ static int op_cancel(sqlite_store_t *s, gp_store_op_t *op)
         return rc;
     if (sqlite3_changes(s->writer) == 1) {
         op->cancel_outcome = GP_CANCEL_DONE;
-        return 0;
+        return gp_sqlite_settle(s, op->cancel_id, false);
     }
     sqlite3_bind_text(s->st_cancel_processing, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
     rc = step_done(s->writer, s->st_cancel_processing);
@@ -479,7 +635,7 @@ static int sq_get(gp_store_t *base, const char *id, gp_task_t *out)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     int slot;
-    sqlite3 *db = take_reader(s, &slot);
+    sqlite3 *db = gp_sqlite_take_reader(s, &slot);
     int rc = -GP_E_IO;
     if (!s->reader_get[slot] &&
         sqlite3_prepare_v3(db, "SELECT " TASK_COLUMNS " FROM tasks WHERE id = ?1", -1,
@@ -498,7 +654,7 @@ static int sq_get(gp_store_t *base, const char *id, gp_task_t *out)
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
-    give_reader(s, slot);
+    gp_sqlite_give_reader(s, slot);
     return rc;
 }
 
@@ -509,9 +665,10 @@ static int sq_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
     snprintf(sql, sizeof sql,
              "SELECT " TASK_COLUMNS " FROM tasks WHERE (?1 IS NULL OR status = ?1)"
              " AND (?2 IS NULL OR task_type = ?2) AND (?3 = 0 OR seq < ?3)"
+             " AND (?5 IS NULL OR owner = ?5)"
              " ORDER BY seq DESC LIMIT ?4");
     int slot;
-    sqlite3 *db = take_reader(s, &slot);
+    sqlite3 *db = gp_sqlite_take_reader(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = 0;
     *n = 0;
@@ -523,6 +680,7 @@ static int sq_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
         bind_text_or_null(st, 2, f->task_type);
         sqlite3_bind_int64(st, 3, f->before_seq);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);
+        bind_text_or_null(st, 5, f->owner);
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < f->limit)
             read_row(st, &out[(*n)++]);
@@ -530,7 +688,7 @@ static int sq_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
             rc = -GP_E_IO;
     }
     sqlite3_finalize(st);
-    give_reader(s, slot);
+    gp_sqlite_give_reader(s, slot);
     return rc;
 }
 
@@ -538,7 +696,7 @@ static int sq_scan_unfinished(gp_store_t *base, void (*fn)(const gp_task_t *, vo
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     int slot;
-    sqlite3 *db = take_reader(s, &slot);
+    sqlite3 *db = gp_sqlite_take_reader(s, &slot);
     sqlite3_stmt *st = NULL;
     int rc = 0;
     if (sqlite3_prepare_v2(db,
@@ -558,7 +716,7 @@ static int sq_scan_unfinished(gp_store_t *base, void (*fn)(const gp_task_t *, vo
             rc = -GP_E_IO;
     }
     sqlite3_finalize(st);
-    give_reader(s, slot);
+    gp_sqlite_give_reader(s, slot);
     return rc;
 }
 
@@ -571,4 +729,5 @@ const gp_store_vt_t gp_store_backend_sqlite = {
     .get = sq_get,
     .list = sq_list,
     .scan_unfinished = sq_scan_unfinished,
+    GP_SQLITE_IDENTITY_FUNCTIONS,
 };
