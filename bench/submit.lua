@@ -7,6 +7,11 @@ wrk.method = "POST"
 wrk.path = "/v1/tasks"
 wrk.body = '{"task_type":"echo","params":{"message":"hi"}}'
 wrk.headers["Content-Type"] = "application/json"
+-- GENPULSE_BENCH_KEY=gp_…: send it as Authorization: Bearer (bench/auth.sh)
+local bench_key = os.getenv("GENPULSE_BENCH_KEY")
+if bench_key and bench_key ~= "" then
+   wrk.headers["Authorization"] = "Bearer " .. bench_key
+end
 
 local threads = {}
 

@@ -57,6 +57,7 @@ static void usage(FILE *out)
             "  run        send a task over Redis and (with --wait) wait for its result\n"
             "  users      create and list users (genpulse users --help)\n"
             "  keys       create, list and revoke API keys (genpulse keys --help)\n"
+            "  credits    grant credits and show a user's ledger (genpulse credits --help)\n"
             "  migrate    apply database migrations and exit\n"
             "  settings   print the settings table (Markdown) and exit\n"
             "  errors     print the task error codes (Markdown) and exit\n"
@@ -284,6 +285,8 @@ int main(int argc, char **argv)
         return gp_cmd_users(argc, argv);
     if (!strcmp(cmd, "keys"))
         return gp_cmd_keys(argc, argv);
+    if (!strcmp(cmd, "credits"))
+        return gp_cmd_credits(argc, argv);
     if (!strcmp(cmd, "settings")) {
         gp_settings_write_markdown(stdout);
         return 0;

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define GP_HANDLER_ABI 3
+#define GP_HANDLER_ABI 4
 
 /* ---------------------------------------------------------------------------------------
  * Parameter declarations
@@ -204,6 +204,25 @@ typedef struct gp_provider_setting {
         .name = NULL                                                                               \
     }
 
+/* What a task costs, in credits, declared by its provider as its real API bills: per task,
+ * per megapixel of output (width × height params; 1 MP when absent), or per second of output
+ * (the `quantity_param`, "duration" when NULL). count_param (e.g. "num_outputs", NULL = 1)
+ * multiplies. Fractions round up; a priced task costs at least 1. The price is reserved at
+ * submit and captured on success (docs/api.md "Credits"). {0} = free. */
+typedef enum gp_price_unit {
+    GP_PRICE_FREE = 0,
+    GP_PRICE_PER_TASK,
+    GP_PRICE_PER_MEGAPIXEL,
+    GP_PRICE_PER_SECOND,
+} gp_price_unit_t;
+
+typedef struct gp_price {
+    gp_price_unit_t unit;
+    int64_t credits; /* per unit */
+    const char *quantity_param;
+    const char *count_param;
+} gp_price_t;
+
 typedef struct gp_provider {
     const char *name; /* "espeak", "simulator", "replicate", ... */
     const char *description;
@@ -211,6 +230,7 @@ typedef struct gp_provider {
     const gp_param_spec_t *params; /* provider-specific params; may be NULL */
     gp_run_fn run;
     const gp_provider_setting_t *settings; /* may be NULL */
+    gp_price_t price;                      /* {0}: free */
 } gp_provider_t;
 
 /* ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/accounts.h"
+#include "identity/plans.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,18 @@ static enum MHD_Result account(request_t *r)
     for (char *save = NULL, *tok = strtok_r(scopes, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save))
         json_array_append_new(list, json_string(tok));
-    json_t *body = json_pack("{s:o, s:s, s:o, s:s, s:o, s:n}", "user", gp_user_json(&u), "plan",
-                             u.plan ? u.plan : "free", "scopes", list, "authenticated_by",
-                             via_names[r->principal.via], "key_id",
-                             r->principal.key_id[0] ? json_string(r->principal.key_id)
-                                                    : json_null(),
-                             "balance");
+    const gp_plan_t *plan = gp_plan_find(u.plan);
+    json_t *balance = plan->charged ? json_pack("{s:I, s:I}", "available", (json_int_t)u.credits,
+                                                "reserved", (json_int_t)u.reserved)
+                                    : json_null();
+    json_t *body = json_pack(
+        "{s:o, s:s, s:o, s:s, s:o, s:o, s:{s:b, s:I, s:i, s:i}}", "user", gp_user_json(&u),
+        "plan", u.plan ? u.plan : "free", "scopes", list, "authenticated_by",
+        via_names[r->principal.via], "key_id",
+        r->principal.key_id[0] ? json_string(r->principal.key_id) : json_null(), "balance",
+        balance, "limits", "charged", plan->charged, "monthly_grant",
+        (json_int_t)plan->monthly_grant, "priority_boost", plan->priority_boost,
+        "requests_per_minute", plan->requests_per_minute);
     gp_user_clear(&u);
     return gp_send_json(r->conn, 200, body, NULL, NULL);
 }
@@ -256,7 +263,126 @@ static enum MHD_Result revoke_key(request_t *r)
                         NULL, NULL);
 }
 
+static json_t *ledger_json(const gp_ledger_entry_t *e)
+{
+    char when[40];
+    gp_format_time(e->created_at, when, sizeof when);
+    return json_pack("{s:I, s:s, s:o, s:I, s:I, s:o, s:s}", "seq", (json_int_t)e->seq, "kind",
+                     e->kind, "task_id", e->task_id[0] ? json_string(e->task_id) : json_null(),
+                     "amount", (json_int_t)e->amount, "balance_after",
+                     (json_int_t)e->balance_after, "note",
+                     e->note ? json_string(e->note) : json_null(), "created_at", when);
+}
+
+/* GET /v1/account/ledger: the caller's credit movements, newest first (keyset pages). */
+static enum MHD_Result account_ledger(request_t *r)
+{
+    size_t limit;
+    const char *cursor;
+    json_t *details = json_array();
+    if (!page_args(r, &limit, &cursor))
+        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "limit", "message",
+                                                 "must be an integer from 1 to 100"));
+    long long before = 0;
+    if (cursor) {
+        char *end = NULL;
+        before = strtoll(cursor, &end, 10);
+        if (*end || before < 1)
+            json_array_append_new(details, json_pack("{s:s, s:s}", "field", "cursor", "message",
+                                                     "is not a cursor from a previous page"));
+    }
+    if (json_array_size(details) > 0)
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    json_decref(details);
+    gp_store_t *st = r->http->rt->store;
+    gp_ledger_entry_t rows[PAGE_MAX];
+    size_t n = 0;
+    if (!st->vt->ledger_list ||
+        st->vt->ledger_list(st, r->principal.user_id, before, rows, limit, &n) != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, ledger_json(&rows[i]));
+    char next[32] = "";
+    if (n == limit && n > 0)
+        snprintf(next, sizeof next, "%lld", (long long)rows[n - 1].seq);
+    for (size_t i = 0; i < n; i++)
+        gp_ledger_entry_clear(&rows[i]);
+    return gp_send_json(r->conn, 200,
+                        json_pack("{s:o, s:o}", "data", data, "next_cursor",
+                                  next[0] ? json_string(next) : json_null()),
+                        NULL, NULL);
+}
+
+/* POST /v1/users/{id}/credits {amount, note}: an admin grant. The Idempotency-Key header
+ * (else a fresh id) keys it, so a retried request grants once. */
+static enum MHD_Result grant_credits(request_t *r)
+{
+    enum MHD_Result ret;
+    json_t *body = gp_parse_body(r, &ret);
+    if (!body)
+        return ret;
+    json_t *amount = json_object_get(body, "amount");
+    json_t *note = json_object_get(body, "note");
+    json_t *details = json_array();
+    if (!json_is_integer(amount) || json_integer_value(amount) < 1 ||
+        json_integer_value(amount) > 1000000000000LL)
+        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "body.amount", "message",
+                                                 "must be an integer from 1 to 10^12"));
+    if (note && !json_is_string(note))
+        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "body.note", "message",
+                                                 "must be a string"));
+    const char *key;
+    json_object_foreach (body, key, note)
+        if (strcmp(key, "amount") && strcmp(key, "note"))
+            json_array_append_new(details, json_pack("{s:s, s:s}", "field", "body", "message",
+                                                     "only amount and note may be given"));
+    note = json_object_get(body, "note");
+    if (json_array_size(details) > 0) {
+        json_decref(body);
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    }
+    json_decref(details);
+    gp_store_t *st = r->http->rt->store;
+    gp_user_t u;
+    int rc = st->vt->user_get(st, r->path_params[0], &u);
+    if (rc != 0) {
+        json_decref(body);
+        return gp_send_error(r->conn, -rc, rc == -GP_E_NOT_FOUND ? "no such user" : NULL, NULL);
+    }
+    char unique[300];
+    const char *idem = gp_req_header(r, "Idempotency-Key");
+    char fresh[37];
+    gp_uuid7(fresh);
+    snprintf(unique, sizeof unique, "grant:%s:%s", u.id, idem && *idem ? idem : fresh);
+    int64_t balance = 0;
+    rc = st->vt->credits_grant ? st->vt->credits_grant(st, u.id, json_integer_value(amount), unique,
+                                                       json_string_value(note), &balance)
+                               : -GP_E_UNAVAILABLE;
+    json_decref(body);
+    bool replay = rc == -GP_E_CONFLICT;
+    if (rc == 0 || replay) {
+        gp_user_t now;
+        if (st->vt->user_get(st, u.id, &now) == 0) {
+            balance = now.credits;
+            gp_user_clear(&now);
+        }
+        gp_log(GP_LOG_INFO, NULL, "user %s: %s by %s", u.id,
+               replay ? "grant replayed" : "credits granted", r->principal.user_id);
+    }
+    json_t *out = json_pack("{s:s, s:I, s:b}", "user_id", u.id, "balance", (json_int_t)balance,
+                            "replayed", replay);
+    gp_user_clear(&u);
+    if (rc != 0 && !replay) {
+        json_decref(out);
+        return gp_send_error(r->conn, rc, NULL, NULL);
+    }
+    return gp_send_json(r->conn, replay ? 200 : 201, out, NULL, NULL);
+}
+
 const gp_route_t gp_routes_accounts[] = {
+    {"GET", "/v1/account/ledger", GP_BODY_NONE, "", account_ledger, NULL},
+    {"POST", "/v1/users/{}/credits", GP_BODY_JSON, "admin", grant_credits, NULL},
     {"GET", "/v1/account", GP_BODY_NONE, "", account, NULL},
     {"GET", "/v1/users", GP_BODY_NONE, "admin", list_users, NULL},
     {"POST", "/v1/users", GP_BODY_JSON, "admin", create_user, NULL},

@@ -277,7 +277,7 @@ static enum MHD_Result redirect_presigned(request_t *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, url);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     free(url);
-    enum MHD_Result ret = MHD_queue_response(r->conn, 302, resp);
+    enum MHD_Result ret = gp_queue_response(r->conn, 302, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -329,7 +329,7 @@ static enum MHD_Result serve_file(request_t *r)
                             gp_media_type_of_name(r->path_params[1]));
     /* private: the link is a bearer credential, shared caches must not keep it */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, max-age=3600");
-    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    enum MHD_Result ret = gp_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }

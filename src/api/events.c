@@ -191,7 +191,7 @@ static enum MHD_Result sse_respond(request_t *r, sse_client_t *c)
         h->clients->prev = c;
     h->clients = c;
     pthread_mutex_unlock(&h->clients_lock);
-    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    enum MHD_Result ret = gp_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }

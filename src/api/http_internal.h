@@ -37,6 +37,7 @@ struct gp_http {
     MHD_socket quiesced_fd; /* listen socket handed back by quiesce; closed after stop */
     gp_offload_t *offload;  /* blocking work off the event threads */
     gp_auth_t *auth;        /* who is calling */
+    struct gp_oidc *oidc;   /* ID token issuers; NULL = none configured */
     uint8_t link_secret[32]; /* signs /files/ links (core/signed_link.h) */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;

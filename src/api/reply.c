@@ -10,6 +10,70 @@
 #include <string.h>
 #include <strings.h>
 
+/* CORS (--cors-origins): set once at start, before the daemon runs; read-only after. */
+static char *cors_origins;
+
+void gp_reply_set_cors(const char *origins)
+{
+    free(cors_origins);
+    cors_origins = origins && *origins ? gp_xstrdup(origins) : NULL;
+}
+
+/* Whether origin is in the comma-separated allow list ("*" = any). */
+static bool origin_allowed(const char *origin)
+{
+    if (!cors_origins || !origin || !*origin)
+        return false;
+    size_t n = strlen(origin);
+    for (const char *p = cors_origins; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',' && *end != ' ')
+            end++;
+        if ((end - p == 1 && *p == '*') || ((size_t)(end - p) == n && !strncmp(p, origin, n)))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+static void add_cors(struct MHD_Connection *c, struct MHD_Response *resp)
+{
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin_allowed(origin))
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                            "Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed, "
+                            "WWW-Authenticate, x-ratelimit-limit-requests, "
+                            "x-ratelimit-remaining-requests, x-ratelimit-reset-requests");
+}
+
+enum MHD_Result gp_queue_response(struct MHD_Connection *c, unsigned status,
+                                  struct MHD_Response *resp)
+{
+    add_cors(c, resp);
+    return MHD_queue_response(c, status, resp);
+}
+
+enum MHD_Result gp_send_preflight(struct MHD_Connection *c)
+{
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin_allowed(origin))
+        return gp_send_error(c, GP_E_FORBIDDEN, "this origin may not call the API (--cors-origins)",
+                             gp_one_detail("headers.Origin", "not allowed"));
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Prefer");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    enum MHD_Result ret = gp_queue_response(c, 204, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                              const char *content_type, const char *allow)
 {
@@ -22,7 +86,7 @@ enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *bo
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    enum MHD_Result ret = gp_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -44,7 +108,7 @@ enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (extra_header)
         MHD_add_response_header(resp, extra_header, extra_value);
-    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    enum MHD_Result ret = gp_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
 }

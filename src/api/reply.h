@@ -12,6 +12,16 @@
 
 #include <jansson.h>
 
+/* Every response goes out through this: it adds the CORS headers an allowed Origin gets. */
+enum MHD_Result gp_queue_response(struct MHD_Connection *c, unsigned status,
+                                  struct MHD_Response *resp);
+/* The answer to a CORS preflight (OPTIONS with Origin): 204 with the allowed methods and
+ * headers, or 403 for an origin not in --cors-origins. */
+enum MHD_Result gp_send_preflight(struct MHD_Connection *c);
+/* Sets the allowed origins (comma-separated, "*" = any; NULL/"" = no CORS). Call before the
+ * daemon starts. */
+void gp_reply_set_cors(const char *origins);
+
 /* Queues body (len bytes, freed by MHD) with Cache-Control: no-store; allow may be NULL. */
 enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                              const char *content_type, const char *allow);

@@ -20,6 +20,8 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/util.h"
+#include "identity/oidc.h"
+#include "identity/plans.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -97,6 +99,38 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
 }
 
+/* 429 with Retry-After, the IETF draft's RateLimit-Policy / RateLimit fields and OpenAI's
+ * x-ratelimit-* headers (docs/api.md "Rate limits"). */
+static enum MHD_Result send_rate_limited(request_t *r, const gp_plan_t *plan, int reset_s)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "the %s plan allows %d requests a minute; retry in %d s", plan->name,
+             plan->requests_per_minute, reset_s);
+    json_t *body = json_pack("{s:{s:s, s:s, s:[]}}", "error", "code", gp_err_code(GP_E_RATE_LIMITED),
+                             "message", msg, "details");
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    char v[96];
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    snprintf(v, sizeof v, "%d", reset_s);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    snprintf(v, sizeof v, "\"minute\";q=%d;w=60", plan->requests_per_minute);
+    MHD_add_response_header(resp, "RateLimit-Policy", v);
+    snprintf(v, sizeof v, "\"minute\";r=0;t=%d", reset_s);
+    MHD_add_response_header(resp, "RateLimit", v);
+    snprintf(v, sizeof v, "%d", plan->requests_per_minute);
+    MHD_add_response_header(resp, "x-ratelimit-limit-requests", v);
+    MHD_add_response_header(resp, "x-ratelimit-remaining-requests", "0");
+    snprintf(v, sizeof v, "%ds", reset_s);
+    MHD_add_response_header(resp, "x-ratelimit-reset-requests", v);
+    enum MHD_Result ret = gp_queue_response(r->conn, 429, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 /* Authenticates r for its route (which has a scope): MHD_YES to go on, else the answer is
  * queued into *ret. */
 static bool authorize(request_t *r, enum MHD_Result *ret)
@@ -128,6 +162,13 @@ static bool authorize(request_t *r, enum MHD_Result *ret)
                                   "Bearer realm=\"genpulse\", error=\"insufficient_scope\"");
         return false;
     }
+    const gp_plan_t *plan = gp_plan_find(r->principal.plan);
+    int remaining = 0, reset = 0;
+    if (gp_auth_rate(r->http->auth, r->principal.user_id, plan->requests_per_minute, &remaining,
+                     &reset) != 0) {
+        *ret = send_rate_limited(r, plan, reset);
+        return false;
+    }
     return true;
 }
 
@@ -137,6 +178,9 @@ static enum MHD_Result admit(request_t *r, const char *method, const char *url)
     gp_http_t *h = r->http;
     struct MHD_Connection *conn = r->conn;
     char allow[64];
+    if (!strcmp(method, "OPTIONS") && gp_req_header(r, "Origin") &&
+        gp_req_header(r, "Access-Control-Request-Method"))
+        return gp_send_preflight(conn);
     r->route = gp_route_find(method, url, r->path_params, allow, sizeof allow);
     if (!r->route) {
         if (allow[0]) {
@@ -291,13 +335,50 @@ static bool host_is_loopback(const char *host)
     return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+/* The configured ID token issuers (Google and/or one by URL); NULL when none, or on a bad
+ * configuration (err set). */
+static gp_oidc_t *start_oidc(const gp_settings_t *s, bool *failed, char *err, size_t cap)
+{
+    gp_oidc_issuer_cfg_t issuers[2];
+    size_t n = 0;
+    const char *hd = s->oidc_hosted_domain[0] ? s->oidc_hosted_domain : NULL;
+    if (s->oidc_google_client_id[0])
+        issuers[n++] = (gp_oidc_issuer_cfg_t){.issuer = GP_OIDC_GOOGLE_ISSUER,
+                                              .client_id = s->oidc_google_client_id,
+                                              .hosted_domain = hd};
+    if (s->oidc_issuer[0]) {
+        if (!s->oidc_client_id[0]) {
+            snprintf(err, cap, "--oidc-issuer needs --oidc-client-id (the audience to accept)");
+            *failed = true;
+            return NULL;
+        }
+        issuers[n++] = (gp_oidc_issuer_cfg_t){
+            .issuer = s->oidc_issuer, .client_id = s->oidc_client_id, .hosted_domain = hd};
+    }
+    if (n == 0)
+        return NULL;
+    char why[256] = "";
+    gp_oidc_t *o = gp_oidc_new(issuers, n, -1, why, sizeof why);
+    if (!o) {
+        snprintf(err, cap, "OIDC: %s", why);
+        *failed = true;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            GP_INFO("auth: ID tokens accepted from %s", issuers[i].issuer);
+    }
+    return o;
+}
+
 /* The authenticator for this listener; NULL (err set) when the settings would open the
  * server to the network without saying so. */
-static gp_auth_t *start_auth(gp_runtime_t *rt, char *err, size_t cap)
+static gp_auth_t *start_auth(gp_runtime_t *rt, gp_oidc_t *oidc, char *err, size_t cap)
 {
     const gp_settings_t *s = rt->settings;
     static const char *const names[] = {"auto", "keys", "open", "open-public"};
-    gp_auth_config_t cfg = {.mode = GP_AUTH_AUTO, .loopback_only = host_is_loopback(s->host)};
+    gp_auth_config_t cfg = {.mode = GP_AUTH_AUTO,
+                            .loopback_only = host_is_loopback(s->host),
+                            .oidc = oidc,
+                            .default_plan = s->default_plan};
     for (int i = 0; i < 4; i++)
         if (!strcmp(s->auth_mode, names[i]))
             cfg.mode = (gp_auth_mode_t)i;
@@ -341,7 +422,10 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     h->upload_dir = gp_xasprintf("%s/uploads", s->data_dir);
     gp_mkdirs(h->upload_dir, 0700);
     memcpy(h->link_secret, rt->link_secret, sizeof h->link_secret);
-    h->auth = start_auth(rt, err, cap);
+    gp_reply_set_cors(s->cors_origins);
+    bool oidc_failed = false;
+    h->oidc = start_oidc(s, &oidc_failed, err, cap);
+    h->auth = oidc_failed ? NULL : start_auth(rt, h->oidc, err, cap);
     if (!h->auth)
         goto fail;
 
@@ -375,6 +459,7 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     return h;
 fail:
     gp_auth_free(h->auth);
+    gp_oidc_free(h->oidc);
     free(h->task_types_json);
     free(h->upload_dir);
     free(h);
@@ -410,6 +495,7 @@ void gp_http_stop(gp_http_t *h)
     MHD_stop_daemon(h->daemon);
     gp_offload_free(h->offload);
     gp_auth_free(h->auth);
+    gp_oidc_free(h->oidc);
     if (h->quiesced_fd != MHD_INVALID_SOCKET)
         close(h->quiesced_fd);
     pthread_mutex_destroy(&h->clients_lock);
@@ -418,4 +504,5 @@ void gp_http_stop(gp_http_t *h)
     free(h->task_types_json);
     free(h->upload_dir);
     free(h);
+    gp_reply_set_cors(NULL);
 }

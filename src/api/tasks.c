@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "core/util.h"
+#include "identity/plans.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +65,10 @@ static enum MHD_Result create_start(request_t *r)
     t->status = GP_TASK_PENDING;
     t->params = json_incref(sub.params);
     t->max_retries = sub.max_retries;
-    t->priority = sub.priority;
+    /* The plan: Pro work runs ahead of Free work; charged plans pay the provider's price. */
+    const gp_plan_t *plan = gp_plan_find(r->principal.plan);
+    t->priority = sub.priority + plan->priority_boost > 9 ? 9 : sub.priority + plan->priority_boost;
+    t->price = plan->charged ? gp_price_of(sub.provider, sub.params) : 0;
     t->idempotency_key = key ? gp_xstrdup(key) : NULL;
     t->request_hash = hash[0] ? gp_xstrdup(hash) : NULL;
     snprintf(t->owner, sizeof t->owner, "%s", r->principal.user_id);
@@ -79,6 +83,12 @@ static enum MHD_Result create_start(request_t *r)
 static enum MHD_Result create_finish(request_t *r)
 {
     gp_http_t *h = r->http;
+    if (r->op.result == -GP_E_INSUFFICIENT_CREDITS) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "this task costs %lld credits, more than the account has",
+                 (long long)r->task.price);
+        return gp_send_error(r->conn, GP_E_INSUFFICIENT_CREDITS, msg, NULL);
+    }
     if (r->op.result != 0)
         return gp_send_error(
             r->conn, r->op.result == -GP_E_CONFLICT ? GP_E_CONFLICT : GP_E_UNAVAILABLE,
@@ -280,6 +290,7 @@ static enum MHD_Result retry_start(request_t *r)
     tr->to_status = GP_TASK_PENDING;
     tr->to_attempts = 0;
     tr->completed_at = -1;
+    tr->reserve_again = t.price > 0; /* its first reservation was released when it failed */
     gp_task_clear(&t);
     gp_http_defer_commit(r);
     return MHD_YES;
@@ -291,6 +302,10 @@ static enum MHD_Result retry_finish(request_t *r)
     const char *id = r->path_params[0];
     if (r->op.result == -GP_E_CONFLICT)
         return gp_send_error(r->conn, GP_E_CONFLICT, "the task changed meanwhile; look again",
+                             NULL);
+    if (r->op.result == -GP_E_INSUFFICIENT_CREDITS)
+        return gp_send_error(r->conn, GP_E_INSUFFICIENT_CREDITS,
+                             "running this task again costs more credits than the account has",
                              NULL);
     if (r->op.result != 0)
         return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);

@@ -23,9 +23,16 @@
 static const char users_usage[] =
     "Usage: genpulse users create --email ADDRESS [--name \"Display Name\"] [--plan PLAN]\n"
     "       genpulse users list\n"
-    "       genpulse users show ID_OR_EMAIL\n\n"
+    "       genpulse users show ID_OR_EMAIL\n"
+    "       genpulse users update ID_OR_EMAIL [--plan PLAN] [--disable | --enable]\n\n"
     "Manage users in the state store (the same --database-url / --data-dir as the server).\n"
     "create prints the new user as JSON; list prints every user as a JSON array.\n";
+
+static const char credits_usage[] =
+    "Usage: genpulse credits grant --user ID_OR_EMAIL --amount N [--note TEXT]\n"
+    "       genpulse credits show --user ID_OR_EMAIL\n\n"
+    "Add credits to a user's balance (an entry in the append-only ledger), or show the\n"
+    "balance and the latest ledger entries as JSON.\n";
 
 static const char keys_usage[] =
     "Usage: genpulse keys create --user ID_OR_EMAIL [--scopes tasks:read,tasks:write]\n"
@@ -39,8 +46,9 @@ static const char keys_usage[] =
 
 typedef struct cli_args {
     const char *verb, *target;
-    const char *email, *name, *plan, *user, *scopes, *expires;
+    const char *email, *name, *plan, *user, *scopes, *expires, *amount, *note;
     bool help;
+    int disable; /* -1 keep, 0 enable, 1 disable */
     int rest_argc;
     char **rest; /* settings flags, argv-shaped: rest[0..1] are placeholders */
 } cli_args_t;
@@ -48,9 +56,10 @@ typedef struct cli_args {
 /* Splits argv into this command's flags and the settings' flags. */
 static bool parse(int argc, char **argv, cli_args_t *a, const char *prog)
 {
-    static const char *const own[] = {"--email", "--name", "--plan", "--user", "--scopes",
-                                      "--expires"};
-    const char **slots[] = {&a->email, &a->name, &a->plan, &a->user, &a->scopes, &a->expires};
+    static const char *const own[] = {"--email",   "--name",   "--plan", "--user",
+                                      "--scopes",  "--expires", "--amount", "--note"};
+    const char **slots[] = {&a->email,  &a->name,    &a->plan,   &a->user,
+                            &a->scopes, &a->expires, &a->amount, &a->note};
     a->rest = gp_xcalloc((size_t)argc + 1, sizeof *a->rest);
     a->rest[0] = argv[0];
     a->rest[1] = argv[1];
@@ -59,6 +68,10 @@ static bool parse(int argc, char **argv, cli_args_t *a, const char *prog)
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             a->help = true;
+            continue;
+        }
+        if (!strcmp(arg, "--disable") || !strcmp(arg, "--enable")) {
+            a->disable = !strcmp(arg, "--disable");
             continue;
         }
         bool mine = false;
@@ -159,6 +172,24 @@ static int users_verb(gp_store_t *st, const cli_args_t *a)
         gp_user_clear(&u);
         return 0;
     }
+    if (!strcmp(a->verb, "update") && a->target) {
+        gp_user_t u;
+        if (st->vt->user_get(st, a->target, &u) != 0) {
+            fprintf(stderr, "genpulse users: %s: no such user\n", a->target);
+            return 1;
+        }
+        int rc = st->vt->user_update(st, u.id, a->plan, a->disable);
+        gp_user_clear(&u);
+        if (rc == 0)
+            rc = st->vt->user_get(st, a->target, &u);
+        if (rc != 0) {
+            fprintf(stderr, "genpulse users: %s\n", gp_err_message(rc));
+            return 1;
+        }
+        print_json(gp_user_json(&u));
+        gp_user_clear(&u);
+        return 0;
+    }
     if (!strcmp(a->verb, "list")) {
         json_t *all = json_array();
         char after[37] = "";
@@ -246,7 +277,7 @@ static int keys_verb(gp_store_t *st, const cli_args_t *a)
 static int run(int argc, char **argv, const char *prog, const char *usage,
                int (*verb)(gp_store_t *, const cli_args_t *))
 {
-    cli_args_t a = {0};
+    cli_args_t a = {.disable = -1};
     int exit_code = EXIT_USAGE;
     if (!parse(argc, argv, &a, prog))
         goto out;
@@ -263,6 +294,63 @@ static int run(int argc, char **argv, const char *prog, const char *usage,
 out:
     free(a.rest);
     return exit_code;
+}
+
+static int credits_verb(gp_store_t *st, const cli_args_t *a)
+{
+    gp_user_t u;
+    if (!a->user || st->vt->user_get(st, a->user, &u) != 0) {
+        fprintf(stderr, "genpulse credits: --user %s: no such user\n", a->user ? a->user : "(missing)");
+        return EXIT_USAGE;
+    }
+    int exit_code = 0;
+    if (!strcmp(a->verb, "grant")) {
+        char *end = NULL;
+        long long amount = a->amount ? strtoll(a->amount, &end, 10) : 0;
+        if (!a->amount || *end || amount < 1 || amount > 1000000000000LL) {
+            fprintf(stderr, "genpulse credits: --amount must be an integer from 1 to 10^12\n");
+            gp_user_clear(&u);
+            return EXIT_USAGE;
+        }
+        char key[80], id[37];
+        gp_uuid7(id);
+        snprintf(key, sizeof key, "grant:%s", id);
+        int64_t balance = 0;
+        int rc = st->vt->credits_grant(st, u.id, amount, key, a->note, &balance);
+        if (rc != 0) {
+            fprintf(stderr, "genpulse credits: %s\n", gp_err_message(rc));
+            exit_code = 1;
+        } else {
+            printf("{\"user_id\": \"%s\", \"granted\": %lld, \"balance\": %lld}\n", u.id, amount,
+                   (long long)balance);
+        }
+    } else if (!strcmp(a->verb, "show")) {
+        gp_ledger_entry_t rows[20];
+        size_t n = 0;
+        json_t *ledger = json_array();
+        if (st->vt->ledger_list(st, u.id, 0, rows, 20, &n) == 0)
+            for (size_t i = 0; i < n; i++) {
+                json_array_append_new(
+                    ledger, json_pack("{s:I, s:s, s:s, s:I, s:I}", "seq", (json_int_t)rows[i].seq,
+                                      "kind", rows[i].kind, "task_id", rows[i].task_id, "amount",
+                                      (json_int_t)rows[i].amount, "balance_after",
+                                      (json_int_t)rows[i].balance_after));
+                gp_ledger_entry_clear(&rows[i]);
+            }
+        print_json(json_pack("{s:s, s:I, s:I, s:o}", "user_id", u.id, "available",
+                             (json_int_t)u.credits, "reserved", (json_int_t)u.reserved, "ledger",
+                             ledger));
+    } else {
+        fputs(credits_usage, stderr);
+        exit_code = EXIT_USAGE;
+    }
+    gp_user_clear(&u);
+    return exit_code;
+}
+
+int gp_cmd_credits(int argc, char **argv)
+{
+    return run(argc, argv, "credits", credits_usage, credits_verb);
 }
 
 int gp_cmd_users(int argc, char **argv)

@@ -12,5 +12,6 @@ int gp_cmd_run_task(int argc, char **argv);
 /* `genpulse users …` and `genpulse keys …` (src/cli/accounts.c). */
 int gp_cmd_users(int argc, char **argv);
 int gp_cmd_keys(int argc, char **argv);
+int gp_cmd_credits(int argc, char **argv);
 
 #endif

@@ -572,6 +572,43 @@ json_t *gp_params_schema(const gp_task_type_t *type, const gp_provider_t *provid
     return schema;
 }
 
+static double param_number(const json_t *params, const char *name, double fallback)
+{
+    const json_t *v = name ? json_object_get(params, name) : NULL;
+    return json_is_number(v) ? json_number_value(v) : fallback;
+}
+
+int64_t gp_price_of(const gp_provider_t *p, const json_t *params)
+{
+    const gp_price_t *pr = &p->price;
+    if (pr->unit == GP_PRICE_FREE || pr->credits <= 0)
+        return 0;
+    double units = 1;
+    if (pr->unit == GP_PRICE_PER_MEGAPIXEL)
+        units = param_number(params, "width", 1000) * param_number(params, "height", 1000) / 1e6;
+    else if (pr->unit == GP_PRICE_PER_SECOND)
+        units = param_number(params, pr->quantity_param ? pr->quantity_param : "duration", 1);
+    units *= param_number(params, pr->count_param, 1);
+    double cost = ceil(units * (double)pr->credits);
+    if (cost < 1)
+        cost = 1;
+    return cost > 1e15 ? (int64_t)1e15 : (int64_t)cost;
+}
+
+json_t *gp_price_json(const gp_provider_t *p)
+{
+    static const char *const units[] = {"free", "task", "megapixel", "second"};
+    const gp_price_t *pr = &p->price;
+    json_t *o = json_pack("{s:s, s:I}", "unit", units[pr->unit <= GP_PRICE_PER_SECOND ? pr->unit : 0],
+                          "credits", (json_int_t)(pr->unit ? pr->credits : 0));
+    if (pr->unit == GP_PRICE_PER_SECOND)
+        json_object_set_new(o, "per_param",
+                            json_string(pr->quantity_param ? pr->quantity_param : "duration"));
+    if (pr->count_param)
+        json_object_set_new(o, "times_param", json_string(pr->count_param));
+    return o;
+}
+
 json_t *gp_registry_describe(void)
 {
     json_t *data = json_array();
@@ -583,9 +620,10 @@ json_t *gp_registry_describe(void)
             if (!serves(p, t->name))
                 continue;
             json_array_append_new(providers,
-                                  json_pack("{s:s, s:s, s:o}", "name", p->name, "description",
-                                            p->description ? p->description : "", "params_schema",
-                                            gp_params_schema(t, p)));
+                                  json_pack("{s:s, s:s, s:o, s:o}", "name", p->name,
+                                            "description", p->description ? p->description : "",
+                                            "params_schema", gp_params_schema(t, p), "price",
+                                            gp_price_json(p)));
         }
         json_t *entry = json_pack("{s:s, s:s, s:o}", "name", t->name, "description",
                                   t->description ? t->description : "", "providers", providers);

@@ -51,6 +51,11 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
                            json_t **details);
 void gp_submission_clear(gp_submission_t *s);
 
+/* The credits a task with these validated params costs on provider p (0 = free). */
+int64_t gp_price_of(const gp_provider_t *p, const json_t *params);
+/* The price declaration as JSON ({"unit": "task", "credits": 10, ...}), new reference. */
+json_t *gp_price_json(const gp_provider_t *p);
+
 /* GET /v1/task-types: {"data": [{name, description, default_provider, providers: [...]}]}. */
 json_t *gp_registry_describe(void);
 /* JSON Schema (draft 2020-12) of params for one (task type, provider) pair. New reference. */

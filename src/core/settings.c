@@ -103,6 +103,18 @@ static const setting_t settings_table[] = {
      "on first start. Processes that serve or write the same files need the same secret."},
     {"link-ttl", SET_INT, OFF(link_ttl_s), "604800", 60, 31536000, NULL, RUNNING,
      "Seconds a signed /files/ link stays valid (task reads hand out fresh ones)."},
+    {"oidc-google-client-id", SET_STRING, OFF(oidc_google_client_id), "", 0, 0, NULL, HTTP,
+     "Accept Google ID tokens issued for this OAuth client id as bearer tokens (Google "
+     "sign-in). Setting it also ends the open-server rule of --auth auto."},
+    {"oidc-issuer", SET_STRING, OFF(oidc_issuer), "", 0, 0, NULL, HTTP,
+     "Accept ID tokens from this OpenID Connect issuer (its exact `iss`, e.g. "
+     "https://login.example.com); keys come from ISSUER/.well-known/openid-configuration."},
+    {"oidc-client-id", SET_STRING, OFF(oidc_client_id), "", 0, 0, NULL, HTTP,
+     "The audience tokens from --oidc-issuer must name (its client id for this app)."},
+    {"oidc-hosted-domain", SET_STRING, OFF(oidc_hosted_domain), "", 0, 0, NULL, HTTP,
+     "Only accept ID tokens whose `hd` claim is this domain (Google Workspace). Empty: any."},
+    {"default-plan", SET_STRING, OFF(default_plan), "free", 0, 0, NULL, HTTP,
+     "Plan of users created on their first OIDC sign-in."},
     {"cors-origins", SET_STRING, OFF(cors_origins), "", 0, 0, NULL, HTTP,
      "Comma-separated origins browsers may call the API from (https://app.example.com), or "
      "*. Empty: no CORS headers."},

@@ -43,6 +43,11 @@ typedef struct gp_settings {
     char *link_secret;
     int64_t link_ttl_s;
     char *cors_origins;
+    char *oidc_google_client_id;
+    char *oidc_issuer;
+    char *oidc_client_id;
+    char *oidc_hosted_domain;
+    char *default_plan;
     /* Providers' own settings (gp_provider_setting_t), "provider.name" → char*; owned. */
     struct gp_strmap *provider_values;
 } gp_settings_t;

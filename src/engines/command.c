@@ -469,4 +469,6 @@ const gp_provider_t gp_provider_command = {
     .params = command_params,
     .run = command_run,
     .settings = command_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_TASK, 1, NULL, NULL},
 };

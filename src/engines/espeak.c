@@ -435,4 +435,6 @@ const gp_provider_t gp_provider_espeak = {
     .task_types = espeak_task_types,
     .params = espeak_params,
     .run = espeak_run,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_TASK, 1, NULL, NULL},
 };

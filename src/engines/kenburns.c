@@ -597,4 +597,6 @@ const gp_provider_t gp_provider_kenburns = {
     .params = kenburns_params,
     .run = kenburns_run,
     .settings = kenburns_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_SECOND, 1, "duration", NULL},
 };

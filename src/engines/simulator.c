@@ -473,4 +473,6 @@ const gp_provider_t gp_provider_simulator = {
     .task_types = simulator_task_types,
     .params = simulator_params,
     .run = simulator_run,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_TASK, 1, NULL, NULL},
 };

@@ -347,4 +347,6 @@ const gp_provider_t gp_provider_vips = {
     .params = vips_params,
     .run = vips_run,
     .settings = vips_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_MEGAPIXEL, 1, NULL, NULL},
 };

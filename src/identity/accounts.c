@@ -160,6 +160,8 @@ json_t *gp_user_json(const gp_user_t *u)
                           str_or_null(u->email), "display_name", str_or_null(u->display_name),
                           "plan", u->plan ? u->plan : "free", "created_at",
                           time_or_null(u->created_at), "disabled", u->disabled);
+    json_object_set_new(o, "credits", json_pack("{s:I, s:I}", "available", (json_int_t)u->credits,
+                                                "reserved", (json_int_t)u->reserved));
     if (u->oidc_issuer)
         json_object_set_new(o, "oidc", json_pack("{s:s, s:s}", "issuer", u->oidc_issuer,
                                                   "subject", u->oidc_subject ? u->oidc_subject : ""));

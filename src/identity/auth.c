@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "identity/oidc_bridge.h"
+#include "identity/plans.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,6 +29,14 @@
 #define CACHE_SLOTS 1024
 #define FAIL_SLOTS 256
 #define TOUCH_QUEUE 64
+#define RATE_SLOTS 1024
+#define RATE_WINDOW_S 60
+
+typedef struct rate_slot {
+    char user_id[37];
+    int64_t window_start; /* monotonic s */
+    int count;
+} rate_slot_t;
 
 typedef struct cache_entry {
     bool used;
@@ -52,6 +61,7 @@ struct gp_auth {
     pthread_mutex_t lock;
     cache_entry_t cache[CACHE_SLOTS];
     fail_slot_t fails[FAIL_SLOTS];
+    rate_slot_t rates[RATE_SLOTS];
     char touches[TOUCH_QUEUE][37];
     size_t n_touches;
     atomic_bool keys_exist;
@@ -200,7 +210,7 @@ static void local_principal(gp_principal_t *p)
 {
     memset(p, 0, sizeof *p);
     snprintf(p->user_id, sizeof p->user_id, "%s", GP_LOCAL_USER_ID);
-    snprintf(p->plan, sizeof p->plan, "free");
+    snprintf(p->plan, sizeof p->plan, "unlimited");
     p->scopes = GP_SCOPE_TASKS_READ | GP_SCOPE_TASKS_WRITE | GP_SCOPE_ADMIN;
     p->via = GP_VIA_LOCAL;
 }
@@ -234,6 +244,7 @@ static void verify_key(gp_auth_t *a, const uint8_t hash[GP_SHA256_LEN], cache_en
     else if (gp_scopes_parse(k.scopes ? k.scopes : "", &scopes, why, sizeof why) != 0)
         e->result = -GP_E_INVALID_KEY;
     if (e->result == 0) {
+        gp_plan_grant_month(a->store, u.id, u.plan);
         gp_principal_t *p = &e->principal;
         memset(p, 0, sizeof *p);
         snprintf(p->user_id, sizeof p->user_id, "%s", u.id);
@@ -261,35 +272,49 @@ static void queue_touch(gp_auth_t *a, cache_entry_t *e)
         memcpy(a->touches[a->n_touches++], e->principal.key_id, 37);
 }
 
-/* Verifies an API key: cached, else from the store. */
-static int authenticate_key(gp_auth_t *a, const char *key, gp_principal_t *out, const char **code)
+/* Verifies a bearer (an API key, or an ID token when is_token): cached, else from the store
+ * (and the issuer's keys). */
+static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token,
+                               gp_principal_t *out, const char **code, char *msg, size_t cap)
 {
     uint8_t hash[GP_SHA256_LEN];
-    gp_sha256(key, strlen(key), hash);
+    gp_sha256(bearer, strlen(bearer), hash);
     cache_entry_t *slot = &a->cache[(hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS];
     cache_entry_t e;
     pthread_mutex_lock(&a->lock);
     bool hit = slot->used && gp_mono_ms() < slot->valid_until &&
                gp_ct_equal(slot->hash, hash, sizeof hash);
     if (hit) {
-        queue_touch(a, slot);
+        if (!is_token)
+            queue_touch(a, slot);
         e = *slot;
     }
     pthread_mutex_unlock(&a->lock);
-    if (!hit) {
+    if (!hit) { /* outside the lock: store (and issuer) round trips */
         memset(&e, 0, sizeof e);
-        verify_key(a, hash, &e); /* outside the lock: a store round trip */
+        if (is_token) {
+            const char *c = NULL;
+            e.result = gp_oidc_bridge_authenticate(a->cfg.oidc, a->store, bearer,
+                                                   a->cfg.default_plan, &e.principal, &c, e.msg,
+                                                   sizeof e.msg);
+            e.code = c;
+            e.valid_until = gp_mono_ms() + GP_AUTH_CACHE_MS;
+        } else {
+            verify_key(a, hash, &e);
+        }
         e.used = true;
         memcpy(e.hash, hash, sizeof hash);
         pthread_mutex_lock(&a->lock);
         if (e.result != -GP_E_UNAVAILABLE) {
             *slot = e;
-            queue_touch(a, slot);
+            if (!is_token)
+                queue_touch(a, slot);
         }
         pthread_mutex_unlock(&a->lock);
     }
     if (e.result != 0) {
-        *code = gp_err_code(e.result);
+        *code = e.code ? e.code : gp_err_code(e.result);
+        snprintf(msg, cap, "%s", e.msg);
         return e.result;
     }
     *out = e.principal;
@@ -331,17 +356,47 @@ int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *cl
         return -GP_E_UNAUTHENTICATED;
     }
     if (a->cfg.oidc && gp_oidc_bridge_is_token(buf)) {
-        rc = gp_oidc_bridge_authenticate(a->cfg.oidc, a->store, buf, out, code, msg, cap);
+        rc = authenticate_cached(a, buf, true, out, code, msg, cap);
     } else if (!gp_api_key_well_formed(buf)) {
         rc = -GP_E_INVALID_KEY;
         *code = gp_err_code(rc);
-        snprintf(msg, cap, "this is not a GenPulse API key (they look like gp_…)");
+        snprintf(msg, cap, "%s", gp_oidc_bridge_is_token(buf)
+                                     ? "ID tokens are not accepted: no OIDC issuer is configured"
+                                     : "this is not a GenPulse API key (they look like gp_…)");
     } else {
-        rc = authenticate_key(a, buf, out, code);
+        rc = authenticate_cached(a, buf, false, out, code, msg, cap);
     }
     if (rc != 0 && rc != -GP_E_UNAVAILABLE)
         count_failure(a, client);
     return rc;
+}
+
+/* ---------------------------------------------------------------- per-user rate */
+
+int gp_auth_rate(gp_auth_t *a, const char *user_id, int per_minute, int *remaining,
+                 int *reset_s)
+{
+    *remaining = per_minute;
+    *reset_s = RATE_WINDOW_S;
+    if (per_minute <= 0)
+        return 0;
+    uint8_t h[GP_SHA256_LEN];
+    gp_sha256(user_id, strlen(user_id), h);
+    int64_t now = gp_mono_ms() / 1000;
+    pthread_mutex_lock(&a->lock);
+    rate_slot_t *r = &a->rates[(h[0] | (unsigned)h[1] << 8) % RATE_SLOTS];
+    if (strcmp(r->user_id, user_id) != 0 || now >= r->window_start + RATE_WINDOW_S) {
+        snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
+        r->window_start = now;
+        r->count = 0;
+    }
+    bool over = r->count >= per_minute;
+    if (!over)
+        r->count++;
+    *remaining = per_minute - r->count;
+    *reset_s = (int)(r->window_start + RATE_WINDOW_S - now);
+    pthread_mutex_unlock(&a->lock);
+    return over ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- decisions */

@@ -58,6 +58,7 @@ typedef struct gp_auth_config {
     gp_auth_mode_t mode;
     bool loopback_only;    /* the listener is on a loopback address */
     struct gp_oidc *oidc;  /* NULL = no OIDC issuer configured; borrowed, outlives the auth */
+    const char *default_plan; /* users created on first OIDC sign-in; borrowed */
 } gp_auth_config_t;
 
 /* NULL if the background thread cannot start. store is borrowed and must outlive it. */
@@ -84,6 +85,12 @@ bool gp_principal_allows(const gp_principal_t *p, const char *scope);
 bool gp_principal_is_admin(const gp_principal_t *p);
 /* Whether p may see a resource owned by owner ("" or NULL = the local user). */
 bool gp_principal_owns(const gp_principal_t *p, const char *owner);
+
+/* The per-user request rate of the caller's plan (fixed one-minute windows, counted in this
+ * process). 0 = allowed; -1 = over the limit. Either way *remaining and *reset_s describe the
+ * current window (for RateLimit headers). per_minute <= 0: always allowed. */
+int gp_auth_rate(gp_auth_t *a, const char *user_id, int per_minute, int *remaining,
+                 int *reset_s);
 
 /* Drops every cached verification (tests, and after a local revoke). */
 void gp_auth_forget(gp_auth_t *a);

@@ -11,9 +11,11 @@
 /* Cheap shape test: does this bearer look like a JWT (three base64url parts)? */
 bool gp_oidc_bridge_is_token(const char *bearer);
 
-/* Verifies token with o and fills out (scopes tasks:read + tasks:write). Returns 0 or
- * -GP_E_INVALID_TOKEN / -GP_E_USER_DISABLED / -GP_E_UNAVAILABLE with *code and msg set. */
+/* Verifies token with o and fills out (scopes tasks:read + tasks:write); a new user gets
+ * default_plan. Returns 0 or -GP_E_INVALID_TOKEN / -GP_E_USER_DISABLED / -GP_E_UNAVAILABLE
+ * with *code (identity/oidc.h's precise code for token refusals) and msg set. */
 int gp_oidc_bridge_authenticate(struct gp_oidc *o, gp_store_t *store, const char *token,
-                                gp_principal_t *out, const char **code, char *msg, size_t cap);
+                                const char *default_plan, gp_principal_t *out, const char **code,
+                                char *msg, size_t cap);
 
 #endif

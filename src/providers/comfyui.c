@@ -1365,4 +1365,6 @@ const gp_provider_t gp_provider_comfyui = {
     .params = comfyui_params,
     .run = comfyui_run,
     .settings = comfyui_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_TASK, 5, NULL, NULL},
 };

@@ -528,4 +528,6 @@ const gp_provider_t gp_provider_kling = {
     .params = kling_params,
     .run = kling_run,
     .settings = kling_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_SECOND, 10, "duration", NULL},
 };

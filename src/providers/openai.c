@@ -400,4 +400,6 @@ const gp_provider_t gp_provider_openai = {
     .params = openai_params,
     .run = openai_run,
     .settings = openai_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_TASK, 20, NULL, "n"},
 };

@@ -988,4 +988,6 @@ const gp_provider_t gp_provider_replicate = {
     .params = replicate_params,
     .run = replicate_run,
     .settings = replicate_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_TASK, 10, NULL, NULL},
 };

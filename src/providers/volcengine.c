@@ -570,4 +570,6 @@ const gp_provider_t gp_provider_volcengine = {
     .params = volc_params,
     .run = volc_run,
     .settings = volc_settings,
+    /* credits; see gp_price_t */
+    .price = {GP_PRICE_PER_TASK, 10, NULL, NULL},
 };

@@ -9,6 +9,7 @@ int gp_runtime_dispatch(gp_runtime_t *rt, const gp_task_t *t)
     gp_queue_item_t item = {
         .priority = t->priority, .enqueued_at = t->created_at, .ready_at = t->not_before};
     memcpy(item.id, t->id, sizeof item.id);
+    memcpy(item.owner, t->owner, sizeof item.owner);
     return gp_queue_push(rt->queue, &item);
 }
 

@@ -307,6 +307,12 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     tr->error_code = t->error_code;
     tr->error_message = t->error_message;
     tr->honor_cancel = true;
+    /* A provider that timed out or a run cut short may still have done (and billed) the
+     * work: its credits stay reserved rather than coming back unseen. */
+    tr->keep_reservation =
+        o.status == GP_TASK_FAILED && t->error_code &&
+        (!strcmp(t->error_code, gp_task_error_code(GP_TE_TIMEOUT)) ||
+         !strcmp(t->error_code, gp_task_error_code(GP_TE_INTERRUPTED)));
     if (o.status == GP_TASK_PENDING) {
         tr->not_before = o.retry_delay_ms ? now_ms + o.retry_delay_ms : 0;
         t->not_before = tr->not_before;
@@ -814,6 +820,7 @@ static void recover_one(const gp_task_t *t, void *arg)
         tr->completed_at = gp_now_ms();
         tr->error_code = gp_task_error_code(GP_TE_INTERRUPTED);
         tr->error_message = "the process running the task stopped, and no retries are left";
+        tr->keep_reservation = true; /* the outcome of the cut-short run is unknown */
     } else {
         tr->to_status = GP_TASK_PENDING;
     }

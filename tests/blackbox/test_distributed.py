@@ -277,3 +277,75 @@ def test_distributed_redis_restart_mid_run(ctx):
     for tid in ids + [late]:
         t = a.wait_terminal(tid, timeout=max(1, deadline - time.time()))
         check(t["status"] == "succeeded", "task %s ended %s: %r" % (tid, t["status"], t["error"]))
+
+
+def _cli(*args):
+    import subprocess
+    env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0", GENPULSE_DATABASE_URL=PG)
+    p = subprocess.run([harness_bin()] + list(args), capture_output=True, text=True, timeout=30,
+                       env=env)
+    check(p.returncode == 0, "genpulse %s: %s" % (" ".join(args), p.stderr[-500:]))
+    import json
+    return json.loads(p.stdout) if p.stdout.strip() else None
+
+
+def harness_bin():
+    import harness
+    return harness.BIN
+
+
+@case(own=True)
+def test_distributed_users_isolated_and_service_user(ctx):
+    # Two users with keys on PostgreSQL, two gateways: each sees only its own tasks, on
+    # either gateway; work sent through Redis belongs to the workers' --service-user.
+    if not (PG and REDIS):
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
+    import subprocess
+    import uuid
+    tag = uuid.uuid4().hex[:8]
+    keys = []
+    try:
+        for who in ("a", "b", "svc"):
+            _cli("users", "create", "--email", "%s-%s@example.com" % (who, tag), "--plan",
+                 "unlimited")
+        ka = _cli("keys", "create", "--user", "a-%s@example.com" % tag)
+        kb = _cli("keys", "create", "--user", "b-%s@example.com" % tag)
+        kadm = _cli("keys", "create", "--user", "svc-%s@example.com" % tag, "--scopes",
+                    "tasks:read")
+        keys = [ka["id"], kb["id"], kadm["id"]]
+        (g1, g2), _ = _cluster(ctx, apis=2, workers=1,
+                               worker_args=["--service-user", "svc-%s@example.com" % tag])
+        ha = {"Authorization": "Bearer " + ka["key"]}
+        hb = {"Authorization": "Bearer " + kb["key"]}
+        check(g1.get("/v1/tasks").status == 401, "gateway open although keys exist")
+        r = g1.post("/v1/tasks", {"task_type": "echo", "params": {"message": "a"}}, headers=ha)
+        check(r.status == 202, "create: %r" % r)
+        tid = r.json["id"]
+        check(g2.get("/v1/tasks/" + tid, headers=ha).status == 200, "owner on the other gateway")
+        check(g2.get("/v1/tasks/" + tid, headers=hb).status == 404, "B sees A's task")
+        check(g2.post("/v1/tasks/%s/cancel" % tid, headers=hb).status == 404, "B cancels A's task")
+        ids_b = [t["id"] for t in g1.get("/v1/tasks?limit=100", headers=hb).json["data"]]
+        check(tid not in ids_b, "A's task in B's list")
+        # genpulse run (Redis, no HTTP): owned by the service user
+        env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0")
+        out = subprocess.run([harness_bin(), "run", "echo", "message=svc", "--queue-url",
+                              _env()["GENPULSE_QUEUE_URL"]], capture_output=True, text=True,
+                             timeout=30, env=env)
+        check(out.returncode == 0, "genpulse run: %r" % out)
+        sent = out.stdout.strip()
+        hadm = {"Authorization": "Bearer " + kadm["key"]}
+        t = None
+        for _ in range(100):
+            r = g1.get("/v1/tasks/" + sent, headers=hadm)
+            if r.status == 200:
+                t = r.json
+                break
+            time.sleep(0.1)
+        check(t is not None, "the Redis-sent task never appeared")
+        check(g1.get("/v1/tasks/" + sent, headers=ha).status == 404,
+              "a task sent through Redis is visible to user A")
+        svc_ids = [x["id"] for x in g1.get("/v1/tasks?limit=100", headers=hadm).json["data"]]
+        check(sent in svc_ids, "the service user's list lacks the Redis-sent task")
+    finally:
+        for k in keys:  # later tests expect an open gateway
+            _cli("keys", "revoke", k)

@@ -25,6 +25,7 @@ def cli(srv, *args, expect=0):
 
 
 def new_user_key(srv, email, scopes="tasks:read,tasks:write", **kw):
+    kw.setdefault("plan", "pro")
     user, _ = cli(srv, "users", "create", "--email", email, *sum(
         (["--" + k, v] for k, v in kw.items()), []))
     key, _ = cli(srv, "keys", "create", "--user", email, "--scopes", scopes)
@@ -298,3 +299,22 @@ def test_identity_public_address_rules(ctx):
     srv2 = ctx.new_server(["--host", "0.0.0.0"]).start()
     check_error(srv2.get("/v1/tasks"), 401, "unauthenticated")
     check(srv2.get("/health").status == 200, "health needs no key")
+
+
+@case(own=True)
+def test_identity_cors(ctx):
+    srv = ctx.new_server(["--cors-origins", "https://app.example.com"]).start()
+    pre = srv.req("OPTIONS", "/v1/tasks", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    check(pre.status == 204 and pre.headers.get("access-control-allow-origin") ==
+          "https://app.example.com" and "Authorization" in
+          pre.headers.get("access-control-allow-headers", ""), "preflight: %r %r" % (pre, pre.headers))
+    r = srv.get("/v1/task-types", headers={"Origin": "https://app.example.com"})
+    check(r.headers.get("access-control-allow-origin") == "https://app.example.com" and
+          "Origin" in r.headers.get("vary", ""), "CORS on a response: %r" % r.headers)
+    r = srv.get("/v1/task-types", headers={"Origin": "https://evil.example.com"})
+    check("access-control-allow-origin" not in r.headers, "foreign origin allowed: %r" % r.headers)
+    bad = srv.req("OPTIONS", "/v1/tasks", headers={
+        "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"})
+    check(bad.status == 403, "preflight from a foreign origin: %r" % bad)

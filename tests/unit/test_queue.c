@@ -97,10 +97,10 @@ static void test_priority_order(void **state)
 static void test_fifo_within_priority(void **state)
 {
     gp_queue_t *q = *state;
-    /* older enqueued_at first, regardless of push order */
-    push(q, "c", 3, 300, 0);
-    push(q, "a", 3, 100, 0);
-    push(q, "b", 3, 200, 0);
+    /* one user's tasks leave in the order they were dispatched */
+    push(q, "a", 3, 300, 0);
+    push(q, "b", 3, 100, 0);
+    push(q, "c", 3, 200, 0);
     expect_pop(q, "a");
     expect_pop(q, "b");
     expect_pop(q, "c");
@@ -115,6 +115,41 @@ static void test_fifo_within_priority(void **state)
         snprintf(id, sizeof id, "same-%02d", i);
         expect_pop(q, id);
     }
+}
+
+static void push_owned(gp_queue_t *q, const char *id, const char *owner, int priority)
+{
+    gp_queue_item_t it = {.priority = priority, .enqueued_at = 1};
+    snprintf(it.id, sizeof it.id, "%s", id);
+    snprintf(it.owner, sizeof it.owner, "%s", owner);
+    assert_int_equal(gp_queue_push(q, &it), 0);
+}
+
+/* A flood from one user does not starve another: their tasks interleave. */
+static void test_fair_among_owners(void **state)
+{
+    gp_queue_t *q = *state;
+    char id[37];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof id, "a-%04d", i);
+        push_owned(q, id, "alice", 0);
+    }
+    expect_pop(q, "a-0000");
+    expect_pop(q, "a-0001");
+    push_owned(q, "b-0", "bob", 0);
+    push_owned(q, "b-1", "bob", 0);
+    gp_queue_item_t out;
+    int seen_b = 0, popped = 0;
+    while (seen_b < 2) {
+        assert_int_equal(gp_queue_pop(q, &out, 1000), 0);
+        popped++;
+        if (out.id[0] == 'b')
+            seen_b++;
+    }
+    assert_true(popped <= 4); /* bob's two tasks interleave with alice's, not after 998 */
+    /* priority still comes first */
+    push_owned(q, "urgent", "alice", 9);
+    expect_pop(q, "urgent");
 }
 
 static void test_many_items_ordered(void **state)
@@ -281,6 +316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_priority_order, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_fifo_within_priority, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_many_items_ordered, open_queue, close_queue),
+        cmocka_unit_test_setup_teardown(test_fair_among_owners, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_pop_timeout, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_delayed_items, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_delayed_order, open_queue, close_queue),

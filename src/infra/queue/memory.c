@@ -1,10 +1,17 @@
 /*
  * memory.c — the in-process dispatch queue (embedded mode).
  *
- * Two binary heaps under one mutex: `ready` ordered by (priority desc, enqueued_at asc,
+ * Two binary heaps under one mutex: `ready` ordered by (priority desc, fair tag asc,
  * push order asc) and `delayed` ordered by ready_at. pop() moves due items from delayed to
  * ready, then waits on a condition variable until the next one is due, so idle workers
  * sleep instead of polling.
+ *
+ * Fairness among users (start-time fair queueing): each push gets the tag
+ * max(virtual time, the owner's last tag + 1), and the virtual time is the tag of the last
+ * item popped. A user who queues 10,000 tasks takes tags far ahead; another user's next task
+ * is tagged near the virtual time and runs after at most about one task per other active
+ * user, not after the whole flood. Owners share a fixed table by hash (a collision only
+ * merges two owners' shares). Priority still comes first.
  */
 #include "core/errors.h"
 #include "core/util.h"
@@ -19,7 +26,10 @@
 typedef struct entry {
     gp_queue_item_t item;
     uint64_t order;
+    uint64_t tag; /* fair-queueing start tag */
 } entry_t;
+
+#define OWNER_SLOTS 4096
 
 typedef struct heap {
     entry_t *v;
@@ -33,15 +43,25 @@ typedef struct memory_queue {
     pthread_cond_t cond;
     heap_t ready, delayed;
     uint64_t next_order;
+    uint64_t vtime;                     /* tag of the last item popped */
+    uint64_t owner_tag[OWNER_SLOTS];    /* each owner's last tag */
     bool shut;
 } memory_queue_t;
+
+static size_t owner_slot(const char *owner)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)owner; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h % OWNER_SLOTS);
+}
 
 static bool ready_before(const entry_t *a, const entry_t *b)
 {
     if (a->item.priority != b->item.priority)
         return a->item.priority > b->item.priority;
-    if (a->item.enqueued_at != b->item.enqueued_at)
-        return a->item.enqueued_at < b->item.enqueued_at;
+    if (a->tag != b->tag)
+        return a->tag < b->tag;
     return a->order < b->order;
 }
 
@@ -129,6 +149,9 @@ static int mq_push(gp_queue_t *base, const gp_queue_item_t *item)
     entry_t e = {.item = *item};
     pthread_mutex_lock(&q->lock);
     e.order = q->next_order++;
+    uint64_t *last = &q->owner_tag[owner_slot(item->owner)];
+    e.tag = *last + 1 > q->vtime ? *last + 1 : q->vtime;
+    *last = e.tag;
     bool delayed = item->ready_at > gp_now_ms();
     heap_push(delayed ? &q->delayed : &q->ready, &e);
     /* A delayed item may now be the earliest deadline: wake one waiter to re-arm its timer. */
@@ -153,7 +176,10 @@ static int mq_pop(gp_queue_t *base, gp_queue_item_t *out, int timeout_ms)
             heap_push(&q->ready, &e);
         }
         if (q->ready.n > 0) {
-            *out = heap_pop(&q->ready).item;
+            entry_t e = heap_pop(&q->ready);
+            if (e.tag > q->vtime)
+                q->vtime = e.tag;
+            *out = e.item;
             if (q->ready.n > 0)
                 pthread_cond_signal(&q->cond); /* more work: let another worker look */
             pthread_mutex_unlock(&q->lock);

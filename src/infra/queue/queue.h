@@ -20,6 +20,7 @@ typedef struct gp_queue gp_queue_t;
 
 typedef struct gp_queue_item {
     char id[37];
+    char owner[37]; /* the task's user: backends may share capacity fairly among users */
     int priority;
     int64_t enqueued_at;   /* ms; older first within a priority */
     int64_t ready_at;      /* ms; 0 = now */

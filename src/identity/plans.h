@@ -1,0 +1,34 @@
+/*
+ * plans.h — what a user's plan gives: whether tasks are charged, the credits granted each
+ * calendar month, a priority boost (seed 003: Pro users ahead of Free users) and a request
+ * rate. Plans are data: the built-in table below (docs/api.md "Plans"); an unknown plan name
+ * behaves like "free".
+ *
+ * Thread-safety: the table is immutable.
+ */
+#ifndef GP_IDENTITY_PLANS_H
+#define GP_IDENTITY_PLANS_H
+
+#include "infra/store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct gp_plan {
+    const char *name;
+    bool charged;          /* tasks reserve and capture credits */
+    int64_t monthly_grant; /* credits added on the first request of each month (UTC) */
+    int priority_boost;    /* added to the requested priority (capped at 9) */
+    int requests_per_minute; /* per user, every authenticated route; 0 = unlimited */
+} gp_plan_t;
+
+/* The plan called name; "free" when there is none. Never NULL. */
+const gp_plan_t *gp_plan_find(const char *name);
+/* Every plan, ending with a row whose name is NULL. */
+extern const gp_plan_t gp_plans[];
+
+/* Grants the plan's monthly credits to the user once per calendar month (UTC): idempotent by
+ * a ledger key, so every gateway may call it. Errors are ignored (the next call retries). */
+void gp_plan_grant_month(gp_store_t *store, const char *user_id, const char *plan_name);
+
+#endif
