@@ -18,7 +18,7 @@
 
 #define PAGE_MAX 100
 
-static const char *const via_names[] = {"local", "api_key", "oidc"};
+static const char *const via_names[] = {"local", "api_key", "oidc", "session"};
 
 static enum MHD_Result account(request_t *r)
 {
@@ -47,6 +47,8 @@ static enum MHD_Result account(request_t *r)
         (json_int_t)plan->monthly_grant, "priority_boost", plan->priority_boost,
         "requests_per_minute", plan->requests_per_minute);
     gp_user_clear(&u);
+    if (r->principal.via == GP_VIA_SESSION) /* a browser app sends it back as X-CSRF-Token */
+        json_object_set_new(body, "csrf_token", json_string(r->principal.csrf));
     return gp_send_json(r->conn, 200, body, NULL, NULL);
 }
 

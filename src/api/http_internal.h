@@ -38,6 +38,9 @@ struct gp_http {
     gp_offload_t *offload;  /* blocking work off the event threads */
     gp_auth_t *auth;        /* who is calling */
     struct gp_oidc *oidc;   /* ID token issuers; NULL = none configured */
+    const char *issuers[2]; /* their names (borrowed from the settings), for sign-in */
+    size_t n_issuers;
+    uint8_t session_secret[32]; /* signs browser cookies (core/session_token.h) */
     uint8_t link_secret[32]; /* signs /files/ links (core/signed_link.h) */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;
@@ -63,12 +66,24 @@ typedef struct asset_job {
     char id[37];
 } asset_job_t;
 
+/* A browser sign-in's callback, between its start and the offload job that redeems it. */
+typedef struct signin_job {
+    int issuer;
+    char nonce[48], verifier[48];
+    char return_to[64];
+    int rc;
+    const char *code;
+    char msg[256];
+    gp_principal_t principal;
+} signin_job_t;
+
 typedef struct request {
     gp_http_t *http;
     struct MHD_Connection *conn;
     const gp_route_t *route;
     gp_path_params_t path_params;
     gp_principal_t principal; /* the caller, set at admission for routes with a scope */
+    bool unsafe_method;       /* not GET/HEAD: needs CSRF proof with a session cookie */
     char *body;
     size_t body_len, body_cap, discarded;
     bool too_large;
@@ -84,6 +99,7 @@ typedef struct request {
     uint64_t upload_bytes;
     bool upload_has_file, upload_failed;
     asset_job_t asset;
+    signin_job_t signin;
     void (*offload_job)(struct request *r); /* the job gp_http_offload runs */
 } request_t;
 

@@ -16,6 +16,7 @@ static const gp_route_t *const surfaces[] = {
     gp_routes_health,
     gp_routes_assets,
     gp_routes_accounts,
+    gp_routes_signin,
 };
 #define N_SURFACES (sizeof surfaces / sizeof surfaces[0])
 

@@ -22,6 +22,8 @@
 #include "core/util.h"
 #include "identity/oidc.h"
 #include "identity/plans.h"
+#include "core/crypto.h"
+#include "core/session_token.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -139,8 +141,10 @@ static bool authorize(request_t *r, enum MHD_Result *ret)
     client_address(r->conn, client, sizeof client);
     const char *code = NULL;
     int retry_after = 0;
+    const char *cookie =
+        MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, GP_SESSION_COOKIE);
     int rc = gp_auth_authenticate(r->http->auth, gp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION),
-                                  client[0] ? client : NULL, &r->principal, &code, msg,
+                                  cookie, client[0] ? client : NULL, &r->principal, &code, msg,
                                   sizeof msg, &retry_after);
     if (rc == -GP_E_TOO_MANY_AUTH_FAILURES) {
         char secs[16];
@@ -154,6 +158,19 @@ static bool authorize(request_t *r, enum MHD_Result *ret)
                                   challenge ? MHD_HTTP_HEADER_WWW_AUTHENTICATE : NULL,
                                   "Bearer realm=\"genpulse\"");
         return false;
+    }
+    /* Cookies ride along on cross-site requests: a write made with one must prove it comes
+     * from a page that could read the session's CSRF token (double submit). */
+    if (r->principal.via == GP_VIA_SESSION && r->unsafe_method) {
+        const char *sent = gp_req_header(r, "X-CSRF-Token");
+        size_t n = strlen(r->principal.csrf);
+        if (!sent || strlen(sent) != n || !gp_ct_equal(sent, r->principal.csrf, n)) {
+            *ret = gp_send_error(r->conn, GP_E_CSRF, NULL,
+                                 gp_one_detail("headers.X-CSRF-Token",
+                                               "required with a session cookie: the csrf_token "
+                                               "of GET /v1/account"));
+            return false;
+        }
     }
     if (!gp_principal_allows(&r->principal, r->route->scope)) {
         snprintf(msg, sizeof msg, "this route needs the %s scope", r->route->scope);
@@ -191,6 +208,7 @@ static enum MHD_Result admit(request_t *r, const char *method, const char *url)
         return gp_send_error(conn, GP_E_NOT_FOUND, "no such route", NULL);
     }
     enum MHD_Result denied = MHD_NO;
+    r->unsafe_method = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
     if (r->route->scope && !authorize(r, &denied))
         return denied;
     const char *cl = gp_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -337,15 +355,18 @@ static bool host_is_loopback(const char *host)
 
 /* The configured ID token issuers (Google and/or one by URL); NULL when none, or on a bad
  * configuration (err set). */
-static gp_oidc_t *start_oidc(const gp_settings_t *s, bool *failed, char *err, size_t cap)
+static gp_oidc_t *start_oidc(gp_http_t *h, const gp_settings_t *s, bool *failed, char *err,
+                             size_t cap)
 {
     gp_oidc_issuer_cfg_t issuers[2];
     size_t n = 0;
     const char *hd = s->oidc_hosted_domain[0] ? s->oidc_hosted_domain : NULL;
     if (s->oidc_google_client_id[0])
-        issuers[n++] = (gp_oidc_issuer_cfg_t){.issuer = GP_OIDC_GOOGLE_ISSUER,
-                                              .client_id = s->oidc_google_client_id,
-                                              .hosted_domain = hd};
+        issuers[n++] = (gp_oidc_issuer_cfg_t){
+            .issuer = GP_OIDC_GOOGLE_ISSUER,
+            .client_id = s->oidc_google_client_id,
+            .client_secret = s->oidc_google_client_secret[0] ? s->oidc_google_client_secret : NULL,
+            .hosted_domain = hd};
     if (s->oidc_issuer[0]) {
         if (!s->oidc_client_id[0]) {
             snprintf(err, cap, "--oidc-issuer needs --oidc-client-id (the audience to accept)");
@@ -353,10 +374,16 @@ static gp_oidc_t *start_oidc(const gp_settings_t *s, bool *failed, char *err, si
             return NULL;
         }
         issuers[n++] = (gp_oidc_issuer_cfg_t){
-            .issuer = s->oidc_issuer, .client_id = s->oidc_client_id, .hosted_domain = hd};
+            .issuer = s->oidc_issuer,
+            .client_id = s->oidc_client_id,
+            .client_secret = s->oidc_client_secret[0] ? s->oidc_client_secret : NULL,
+            .hosted_domain = hd};
     }
     if (n == 0)
         return NULL;
+    for (size_t i = 0; i < n; i++)
+        h->issuers[i] = issuers[i].issuer;
+    h->n_issuers = n;
     char why[256] = "";
     gp_oidc_t *o = gp_oidc_new(issuers, n, -1, why, sizeof why);
     if (!o) {
@@ -379,6 +406,7 @@ static gp_auth_t *start_auth(gp_runtime_t *rt, gp_oidc_t *oidc, char *err, size_
                             .loopback_only = host_is_loopback(s->host),
                             .oidc = oidc,
                             .default_plan = s->default_plan};
+    gp_token_derive_secret(rt->link_secret, cfg.session_secret);
     for (int i = 0; i < 4; i++)
         if (!strcmp(s->auth_mode, names[i]))
             cfg.mode = (gp_auth_mode_t)i;
@@ -424,7 +452,8 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     memcpy(h->link_secret, rt->link_secret, sizeof h->link_secret);
     gp_reply_set_cors(s->cors_origins);
     bool oidc_failed = false;
-    h->oidc = start_oidc(s, &oidc_failed, err, cap);
+    h->oidc = start_oidc(h, s, &oidc_failed, err, cap);
+    gp_token_derive_secret(rt->link_secret, h->session_secret);
     h->auth = oidc_failed ? NULL : start_auth(rt, h->oidc, err, cap);
     if (!h->auth)
         goto fail;

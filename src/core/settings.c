@@ -106,11 +106,16 @@ static const setting_t settings_table[] = {
     {"oidc-google-client-id", SET_STRING, OFF(oidc_google_client_id), "", 0, 0, NULL, HTTP,
      "Accept Google ID tokens issued for this OAuth client id as bearer tokens (Google "
      "sign-in). Setting it also ends the open-server rule of --auth auto."},
+    {"oidc-google-client-secret", SET_STRING, OFF(oidc_google_client_secret), "", 0, 0, NULL,
+     HTTP, "The Google OAuth client's secret, for the browser sign-in (/v1/auth/login)."},
     {"oidc-issuer", SET_STRING, OFF(oidc_issuer), "", 0, 0, NULL, HTTP,
      "Accept ID tokens from this OpenID Connect issuer (its exact `iss`, e.g. "
      "https://login.example.com); keys come from ISSUER/.well-known/openid-configuration."},
     {"oidc-client-id", SET_STRING, OFF(oidc_client_id), "", 0, 0, NULL, HTTP,
      "The audience tokens from --oidc-issuer must name (its client id for this app)."},
+    {"oidc-client-secret", SET_STRING, OFF(oidc_client_secret), "", 0, 0, NULL, HTTP,
+     "--oidc-issuer's client secret, for the browser sign-in (empty: a public client, PKCE "
+     "only)."},
     {"oidc-hosted-domain", SET_STRING, OFF(oidc_hosted_domain), "", 0, 0, NULL, HTTP,
      "Only accept ID tokens whose `hd` claim is this domain (Google Workspace). Empty: any."},
     {"default-plan", SET_STRING, OFF(default_plan), "free", 0, 0, NULL, HTTP,

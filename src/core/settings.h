@@ -46,6 +46,8 @@ typedef struct gp_settings {
     char *oidc_google_client_id;
     char *oidc_issuer;
     char *oidc_client_id;
+    char *oidc_google_client_secret;
+    char *oidc_client_secret;
     char *oidc_hosted_domain;
     char *default_plan;
     /* Providers' own settings (gp_provider_setting_t), "provider.name" → char*; owned. */

@@ -15,6 +15,7 @@
 #include "core/crypto.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/session_token.h"
 #include "core/util.h"
 #include "identity/oidc_bridge.h"
 #include "identity/plans.h"
@@ -321,12 +322,70 @@ static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token,
     return 0;
 }
 
-int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *client,
-                         gp_principal_t *out, const char **code, char *msg, size_t cap,
-                         int *retry_after_s)
+/* A session cookie: signature and expiry, then its user (cached like keys). */
+static int authenticate_session(gp_auth_t *a, const char *cookie, gp_principal_t *out,
+                                const char **code, char *msg, size_t cap)
+{
+    char f[2][128];
+    int rc = gp_token_check(a->cfg.session_secret, cookie, 2, (int64_t)time(NULL), f, 128);
+    if (rc != 0) {
+        *code = gp_err_code(GP_E_UNAUTHENTICATED);
+        snprintf(msg, cap, rc == -2 ? "the session has expired: sign in again"
+                                    : "the session cookie is not valid: sign in again");
+        return -GP_E_UNAUTHENTICATED;
+    }
+    uint8_t hash[GP_SHA256_LEN];
+    gp_sha256(cookie, strlen(cookie), hash);
+    cache_entry_t *slot = &a->cache[(hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS];
+    cache_entry_t e;
+    pthread_mutex_lock(&a->lock);
+    bool hit = slot->used && gp_mono_ms() < slot->valid_until &&
+               gp_ct_equal(slot->hash, hash, sizeof hash);
+    if (hit)
+        e = *slot;
+    pthread_mutex_unlock(&a->lock);
+    if (!hit) {
+        memset(&e, 0, sizeof e);
+        gp_user_t u = {0};
+        int urc = a->store->vt->user_get(a->store, f[0], &u);
+        if (urc != 0)
+            e.result = urc == -GP_E_NOT_FOUND ? -GP_E_UNAUTHENTICATED : -GP_E_UNAVAILABLE;
+        else if (u.disabled)
+            e.result = -GP_E_USER_DISABLED;
+        else {
+            gp_principal_t *p = &e.principal;
+            snprintf(p->user_id, sizeof p->user_id, "%s", u.id);
+            snprintf(p->plan, sizeof p->plan, "%s", u.plan ? u.plan : "free");
+            snprintf(p->csrf, sizeof p->csrf, "%.47s", f[1]);
+            p->scopes = GP_SCOPE_TASKS_READ | GP_SCOPE_TASKS_WRITE;
+            p->via = GP_VIA_SESSION;
+        }
+        gp_user_clear(&u);
+        e.used = true;
+        e.valid_until = gp_mono_ms() + GP_AUTH_CACHE_MS;
+        memcpy(e.hash, hash, sizeof hash);
+        if (e.result != -GP_E_UNAVAILABLE) {
+            pthread_mutex_lock(&a->lock);
+            *slot = e;
+            pthread_mutex_unlock(&a->lock);
+        }
+    }
+    if (e.result != 0) {
+        *code = gp_err_code(e.result);
+        return e.result;
+    }
+    *out = e.principal;
+    return 0;
+}
+
+int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *session_cookie,
+                         const char *client, gp_principal_t *out, const char **code, char *msg,
+                         size_t cap, int *retry_after_s)
 {
     msg[0] = '\0';
     *code = NULL;
+    if ((!authorization || !*authorization) && session_cookie && *session_cookie)
+        return authenticate_session(a, session_cookie, out, code, msg, cap);
     if (!authorization || !*authorization) {
         if (gp_auth_open(a)) {
             local_principal(out);

@@ -5,7 +5,9 @@
  * The rule (docs/api.md "Authentication"):
  *   - A request with `Authorization: Bearer <key or ID token>` is that key's (or token's)
  *     user, whatever the mode.
- *   - A request without one is the built-in local user with every scope only while the server
+ *   - A request without one but with a valid session cookie (browser sign-in) is that
+ *     session's user; unsafe methods must then echo its CSRF token (checked by the gateway).
+ *   - A request with neither is the built-in local user with every scope only while the server
  *     is open: mode "open"/"open-public", or mode "auto" while the listener is on loopback AND
  *     no active API key exists AND no OIDC issuer is configured. Otherwise it gets 401.
  *
@@ -41,6 +43,7 @@ typedef enum gp_auth_via {
     GP_VIA_LOCAL, /* no credentials: the built-in user of an open server */
     GP_VIA_KEY,
     GP_VIA_OIDC,
+    GP_VIA_SESSION, /* the browser session cookie of an OIDC sign-in */
 } gp_auth_via_t;
 
 typedef struct gp_principal {
@@ -49,6 +52,7 @@ typedef struct gp_principal {
     unsigned scopes; /* GP_SCOPE_* bits (core/api_key.h) */
     gp_auth_via_t via;
     char key_id[37]; /* "" unless via a key */
+    char csrf[48];   /* via a session: the token unsafe requests must echo in X-CSRF-Token */
 } gp_principal_t;
 
 typedef struct gp_auth gp_auth_t;
@@ -59,6 +63,7 @@ typedef struct gp_auth_config {
     bool loopback_only;    /* the listener is on a loopback address */
     struct gp_oidc *oidc;  /* NULL = no OIDC issuer configured; borrowed, outlives the auth */
     const char *default_plan; /* users created on first OIDC sign-in; borrowed */
+    uint8_t session_secret[32]; /* verifies session cookies (core/session_token.h) */
 } gp_auth_config_t;
 
 /* NULL if the background thread cannot start. store is borrowed and must outlive it. */
@@ -75,9 +80,12 @@ bool gp_auth_open(gp_auth_t *a);
  * reason for the client (never the credential itself). -GP_E_TOO_MANY_AUTH_FAILURES sets
  * *retry_after_s.
  */
-int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *client,
-                         gp_principal_t *out, const char **code, char *msg, size_t cap,
-                         int *retry_after_s);
+int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *session_cookie,
+                         const char *client, gp_principal_t *out, const char **code, char *msg,
+                         size_t cap, int *retry_after_s);
+
+#define GP_SESSION_COOKIE "gp_session"
+#define GP_SESSION_TTL_S (8 * 3600)
 
 /* Whether p may use a route that needs `scope` (NULL: public, "": any signed-in caller). */
 bool gp_principal_allows(const gp_principal_t *p, const char *scope);

@@ -46,16 +46,12 @@ static int user_for(gp_store_t *store, const gp_oidc_identity_t *id, const char 
     return store->vt->user_by_oidc(store, id->issuer, id->subject, out);
 }
 
-int gp_oidc_bridge_authenticate(struct gp_oidc *o, gp_store_t *store, const char *token,
-                                const char *default_plan, gp_principal_t *out, const char **code,
-                                char *msg, size_t cap)
+int gp_oidc_bridge_principal(gp_store_t *store, const struct gp_oidc_identity *id,
+                             const char *default_plan, gp_principal_t *out, const char **code,
+                             char *msg, size_t cap)
 {
-    gp_oidc_identity_t id = {0};
-    if (gp_oidc_verify(o, token, (int64_t)time(NULL), &id, code, msg, cap) != 0)
-        return gp_oidc_code_status(*code) == 503 ? -GP_E_UNAVAILABLE : -GP_E_INVALID_TOKEN;
     gp_user_t u = {0};
-    int rc = user_for(store, &id, default_plan, &u);
-    gp_oidc_identity_clear(&id);
+    int rc = user_for(store, id, default_plan, &u);
     if (rc != 0) {
         *code = gp_err_code(GP_E_UNAVAILABLE);
         snprintf(msg, cap, "the user could not be read or created; try again");
@@ -74,4 +70,16 @@ int gp_oidc_bridge_authenticate(struct gp_oidc *o, gp_store_t *store, const char
     out->via = GP_VIA_OIDC;
     gp_user_clear(&u);
     return 0;
+}
+
+int gp_oidc_bridge_authenticate(struct gp_oidc *o, gp_store_t *store, const char *token,
+                                const char *default_plan, gp_principal_t *out, const char **code,
+                                char *msg, size_t cap)
+{
+    gp_oidc_identity_t id = {0};
+    if (gp_oidc_verify(o, token, (int64_t)time(NULL), &id, code, msg, cap) != 0)
+        return gp_oidc_code_status(*code) == 503 ? -GP_E_UNAVAILABLE : -GP_E_INVALID_TOKEN;
+    int rc = gp_oidc_bridge_principal(store, &id, default_plan, out, code, msg, cap);
+    gp_oidc_identity_clear(&id);
+    return rc;
 }

@@ -18,4 +18,10 @@ int gp_oidc_bridge_authenticate(struct gp_oidc *o, gp_store_t *store, const char
                                 const char *default_plan, gp_principal_t *out, const char **code,
                                 char *msg, size_t cap);
 
+/* The principal for an already verified identity (the browser sign-in's callback). */
+struct gp_oidc_identity;
+int gp_oidc_bridge_principal(gp_store_t *store, const struct gp_oidc_identity *id,
+                             const char *default_plan, gp_principal_t *out, const char **code,
+                             char *msg, size_t cap);
+
 #endif

@@ -80,3 +80,57 @@ def test_oidc_key_rotation(ctx):
     check(r.status == 200, "token signed with the rotated key: %r" % r)
     stats = fake.control("GET", "/_stats")
     check(stats["jwks_fetches"] >= 2, "JWKS not refetched after rotation: %r" % stats)
+
+
+def _cookies(resp):
+    """The Set-Cookie headers the harness kept (it keeps the last of repeated headers)."""
+    raw = resp.headers.get("set-cookie", "")
+    out = {}
+    for part in raw.split(", "):
+        if "=" in part.split(";")[0]:
+            k, v = part.split(";")[0].split("=", 1)
+            out[k.strip()] = (v, part)
+    return out
+
+
+@case(own=True)
+def test_oidc_browser_sign_in(ctx):
+    import urllib.parse
+    fake, srv = setup(ctx, ["--oidc-client-secret", "test-secret"])
+    r = srv.get("/v1/auth/login?return_to=/v1/account")
+    check(r.status == 302, "login: %r" % r)
+    auth_url = r.headers["location"]
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(auth_url).query)
+    check(q["response_type"] == ["code"] and q["code_challenge_method"] == ["S256"] and
+          q["client_id"] == [CLIENT] and "state" in q and "nonce" in q, "authorize URL %s" % auth_url)
+    flow = _cookies(r)["gp_signin"]
+    check("HttpOnly" in flow[1] and "SameSite=Lax" in flow[1], "flow cookie %r" % flow[1])
+    # the fake issuer answers at once with a redirect carrying the code
+    p = urllib.parse.urlsplit(auth_url)
+    fr = srv.__class__.req(type("F", (), {"port": fake.port})(), "GET", p.path + "?" + p.query)
+    check(fr.status == 302, "fake authorize: %r" % fr)
+    cb = urllib.parse.urlsplit(fr.headers["location"])
+    # a callback without the flow cookie (another browser) is refused
+    check_error(srv.get(cb.path + "?" + cb.query), 401, "unauthenticated")
+    r = srv.get(cb.path + "?" + cb.query, headers={"Cookie": "gp_signin=" + flow[0]})
+    check(r.status == 302 and r.headers["location"] == "/v1/account", "callback: %r" % r)
+    sess = _cookies(r)["gp_session"]
+    check("HttpOnly" in sess[1] and "SameSite=Lax" in sess[1], "session cookie %r" % sess[1])
+    jar = {"Cookie": "gp_session=" + sess[0]}
+    acct = srv.get("/v1/account", headers=jar)
+    check(acct.status == 200 and acct.json["authenticated_by"] == "session" and
+          acct.json.get("csrf_token"), "account via session: %r" % acct)
+    body = {"task_type": "echo", "params": {"message": "from the browser"}}
+    check_error(srv.post("/v1/tasks", body, headers=jar), 403, "csrf_token_invalid",
+                ["headers.X-CSRF-Token"])
+    r = srv.post("/v1/tasks", body, headers=dict(jar, **{"X-CSRF-Token": acct.json["csrf_token"]}))
+    check(r.status == 202, "write with session + CSRF token: %r" % r)
+    # a forged cookie is refused; a replayed code is refused by the issuer
+    check_error(srv.get("/v1/account", headers={"Cookie": "gp_session=" + sess[0][:-2] + "xx"}),
+                401, "unauthenticated")
+    r = srv.get(cb.path + "?" + cb.query, headers={"Cookie": "gp_signin=" + flow[0]})
+    check(r.status == 401, "second use of one code: %r" % r)
+    out = srv.post("/v1/auth/logout", headers=dict(jar, **{"X-CSRF-Token": acct.json["csrf_token"]}))
+    check(out.status == 204 and "Max-Age=0" in out.headers.get("set-cookie", ""), "logout %r" % out)
+    check_error(srv.get("/v1/auth/login?return_to=//evil.example.com"), 422, "validation_error",
+                ["return_to"])
