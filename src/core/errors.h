@@ -18,6 +18,8 @@
     X(FORBIDDEN, "insufficient_scope", 403, "the key lacks the scope this route needs")            \
     X(INVALID_SIGNATURE, "invalid_signature", 403, "the link's signature is missing or wrong")     \
     X(LINK_EXPIRED, "link_expired", 403, "the signed link has expired")                            \
+    X(INSUFFICIENT_CREDITS, "insufficient_credits", 402,                                           \
+      "the account does not have the credits this task costs")                                     \
     X(NOT_FOUND, "not_found", 404, "no such resource")                                             \
     X(METHOD_NOT_ALLOWED, "method_not_allowed", 405, "method not allowed on this resource")        \
     X(CONFLICT, "conflict", 409, "the resource is in a state that does not allow this")            \

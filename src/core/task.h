@@ -44,6 +44,10 @@ typedef struct gp_task {
     bool cancel_requested;
     char *idempotency_key;                                    /* NULL = none; per owner */
     char *request_hash; /* SHA-256 hex of the creating request (idempotency check); NULL = none */
+    /* Credits reserved when the task was accepted (0 = free): captured when it succeeds,
+     * released when it fails or is canceled (store.h, "credits"). */
+    int64_t price;
+    int charge_round; /* 0, +1 for each manual retry that reserved again */
     int64_t created_at, started_at, completed_at, not_before; /* ms since epoch; 0 = unset */
 } gp_task_t;
 

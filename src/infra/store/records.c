@@ -20,3 +20,9 @@ void gp_api_key_clear(gp_api_key_t *k)
     free(k->scopes);
     memset(k, 0, sizeof *k);
 }
+
+void gp_ledger_entry_clear(gp_ledger_entry_t *e)
+{
+    free(e->note);
+    memset(e, 0, sizeof *e);
+}

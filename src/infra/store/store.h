@@ -10,6 +10,21 @@
  * compare-and-set in one op does not undo the others. Every transition is a compare-and-set
  * on (status, attempts), so a duplicate execution commits nothing twice.
  *
+ * Credits ride on the same ops, in the same transaction, so a crash can never separate a
+ * task's state from its money. A user row holds `credits` (available) and `reserved`; the
+ * append-only ledger has one row per movement with a unique key per (task, kind, round):
+ *   CREATE with price > 0      reserve: credits -= price, reserved += price; if credits <
+ *                              price, the op fails with -GP_E_INSUFFICIENT_CREDITS and no task
+ *                              row is written (a replayed idempotency key reserves nothing)
+ *   → succeeded                capture: reserved -= price
+ *   → failed / canceled        release: reserved -= price, credits += price (unless
+ *     (CANCEL of a pending       keep_reservation)
+ *     task included)
+ *   failed → pending with      reserve again (charge_round + 1)
+ *     reserve_again
+ * The unique keys make every step happen at most once, whatever is replayed or redelivered;
+ * credits never go below zero.
+ *
  * Threading: apply_batch() is called by one thread at a time (the committer). get(), list()
  * and scan_unfinished() may be called from any thread concurrently with it.
  */
@@ -45,6 +60,12 @@ typedef struct gp_transition {
     /* From processing: if a cancel was requested meanwhile, end canceled instead (so a
      * cancel answered 202 never ends succeeded). The status written is reported back. */
     bool honor_cancel;
+    /* Credits (tasks with a price): ending failed/canceled releases the reservation unless
+     * keep_reservation (the outcome at the provider is unknown: it may have been billed).
+     * reserve_again (a manual retry, failed → pending) reserves the price anew; without the
+     * balance the op fails with -GP_E_INSUFFICIENT_CREDITS and nothing changes. */
+    bool keep_reservation;
+    bool reserve_again;
     gp_task_status_t applied_status; /* out */
 } gp_transition_t;
 
@@ -90,7 +111,20 @@ typedef struct gp_user {
     int64_t created_at; /* ms since epoch */
     bool disabled;
     char *oidc_issuer, *oidc_subject; /* both set for users first seen through OIDC; unique pair */
+    int64_t credits;  /* available balance */
+    int64_t reserved; /* held by unfinished tasks */
 } gp_user_t;
+
+typedef struct gp_ledger_entry {
+    int64_t seq;        /* store-assigned, increasing: orders the ledger */
+    char user_id[37];
+    char task_id[37];   /* "" for grants */
+    char kind[16];      /* "grant", "reserve", "capture", "release" */
+    int64_t amount;     /* > 0; the kind says which way it moved */
+    int64_t balance_after; /* credits (available) after this entry */
+    char *note;         /* NULL = none */
+    int64_t created_at;
+} gp_ledger_entry_t;
 
 typedef struct gp_api_key {
     char id[37];      /* UUID */
@@ -104,6 +138,7 @@ typedef struct gp_api_key {
 
 void gp_user_clear(gp_user_t *u);
 void gp_api_key_clear(gp_api_key_t *k);
+void gp_ledger_entry_clear(gp_ledger_entry_t *e);
 
 typedef struct gp_store_vt {
     const char *scheme; /* URL scheme this backend serves ("sqlite") */
@@ -139,6 +174,17 @@ typedef struct gp_store_vt {
     int (*key_touch)(gp_store_t *st, const char *id, int64_t now_ms); /* last_used_at */
     /* Keys neither revoked nor expired at now_ms. */
     int (*keys_active)(gp_store_t *st, int64_t now_ms, int64_t *count);
+    /* Changes a user's plan (NULL = keep) and disabled flag (-1 = keep). */
+    int (*user_update)(gp_store_t *st, const char *id, const char *plan, int disabled);
+
+    /* Credits. grant adds amount (> 0) to the user's available credits with a ledger row
+     * keyed unique_key: the same key twice grants once (the second call returns
+     * -GP_E_CONFLICT and changes nothing). *balance_out (may be NULL) = credits after. */
+    int (*credits_grant)(gp_store_t *st, const char *user_id, int64_t amount,
+                         const char *unique_key, const char *note, int64_t *balance_out);
+    /* The user's ledger, newest first, entries with seq < before_seq (0 = from the newest). */
+    int (*ledger_list)(gp_store_t *st, const char *user_id, int64_t before_seq,
+                       gp_ledger_entry_t *out, size_t cap, size_t *n);
 } gp_store_vt_t;
 
 struct gp_store {
