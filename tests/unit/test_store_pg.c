@@ -7,10 +7,13 @@
  * lost connection (the store reconnects by itself).
  *
  * Identity (migration 2): users and API keys, task owners and per-owner idempotency keys,
- * and the upgrade of a version-1 database.
+ * and the upgrade of a version-1 database. Credits (migration 2 too): reserve on create,
+ * capture, release, reserve again, each exactly once; grants and the ledger; and two
+ * stores (two gateways) spending one balance at once, or crossing two users' rows.
  *
  * The group setup drops the tables; each test then opens + migrates and empties `tasks`,
- * `api_keys` and `users` (all but the built-in user).
+ * `credit_ledger`, `api_keys` and `users` (all but the built-in user, whose balance it
+ * zeroes).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,7 +40,8 @@ typedef struct fixture {
     gp_committer_t *committer;
 } fixture_t;
 
-#define DROP_ALL "DROP TABLE IF EXISTS api_keys, users, tasks, schema_migrations CASCADE"
+#define DROP_ALL                                                                                   \
+    "DROP TABLE IF EXISTS credit_ledger, api_keys, users, tasks, schema_migrations CASCADE"
 
 static const char *g_url; /* NULL: skip everything */
 static char g_empty[1];
@@ -148,8 +152,10 @@ static int setup(void **state)
     s->data_dir = g_empty;
     s->sqlite_synchronous = g_normal;
     s->commit_batch_max = 64;
-    if (open_store(f) != 0 || !raw_exec("TRUNCATE tasks RESTART IDENTITY; DELETE FROM api_keys;"
-                                        " DELETE FROM users WHERE id <> '" GP_LOCAL_USER_ID "'")) {
+    if (open_store(f) != 0 ||
+        !raw_exec("TRUNCATE tasks, credit_ledger RESTART IDENTITY; DELETE FROM api_keys;"
+                  " DELETE FROM users WHERE id <> '" GP_LOCAL_USER_ID "';"
+                  " UPDATE users SET credits = 0, reserved = 0")) {
         if (f->store)
             close_store(f);
         free(f);
@@ -408,6 +414,8 @@ static void test_create_and_get(void **state)
     assert_int_equal(got.started_at, 0);
     assert_int_equal(got.completed_at, 0);
     assert_int_equal(got.not_before, 0);
+    assert_int_equal(got.price, 0);
+    assert_int_equal(got.charge_round, 0);
     gp_task_clear(&got);
 
     gp_task_t t2;
@@ -1402,8 +1410,10 @@ static void test_local_user_after_migrate(void **state)
     assert_string_equal(u.id, GP_LOCAL_USER_ID);
     assert_null(u.email);
     assert_string_equal(u.display_name, "Local user");
-    assert_string_equal(u.plan, "free");
+    assert_string_equal(u.plan, "unlimited");
     assert_false(u.disabled);
+    assert_int_equal(u.credits, 0);
+    assert_int_equal(u.reserved, 0);
     assert_true(u.created_at > 1700000000000LL && u.created_at <= gp_now_ms());
     assert_null(u.oidc_issuer);
     assert_null(u.oidc_subject);
@@ -1876,6 +1886,662 @@ static void test_idempotency_per_owner(void **state)
     gp_task_clear(&e);
 }
 
+/* ---- credits ---- */
+
+/* A user holding `credits` (granted through the ledger); its id in id. */
+static void funded_user(fixture_t *f, int64_t credits, char id[37])
+{
+    gp_user_t u;
+    make_user(&u, NULL, 0);
+    assert_int_equal(VT(f)->user_create(f->store, &u), 0);
+    memcpy(id, u.id, 37);
+    gp_user_clear(&u);
+    if (credits > 0) {
+        char key[64];
+        snprintf(key, sizeof key, "seed-%s", id);
+        int64_t bal = -1;
+        assert_int_equal(VT(f)->credits_grant(f->store, id, credits, key, "seed", &bal), 0);
+        assert_int_equal(bal, credits);
+    }
+}
+
+static void priced_task(gp_task_t *t, const char *owner, int64_t price, const char *key)
+{
+    make_task(t, "echo", key, 0);
+    snprintf(t->owner, sizeof t->owner, "%s", owner);
+    t->price = price;
+}
+
+/* Asserts the user's (credits, reserved). */
+static void assert_balance(fixture_t *f, const char *id, int64_t credits, int64_t reserved)
+{
+    gp_user_t u;
+    assert_int_equal(VT(f)->user_get(f->store, id, &u), 0);
+    assert_int_equal(u.credits, credits);
+    assert_int_equal(u.reserved, reserved);
+    gp_user_clear(&u);
+}
+
+/* Ledger rows of a task (kind NULL = any). */
+static long long ledger_rows(const char *task_id, const char *kind)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM credit_ledger WHERE task_id = '%s'%s%s%s",
+             task_id, kind ? " AND kind = '" : "", kind ? kind : "", kind ? "'" : "");
+    return raw_int(sql);
+}
+
+/* The newest ledger entry of user_id (caller clears). */
+static void newest_entry(fixture_t *f, const char *user_id, gp_ledger_entry_t *e)
+{
+    size_t n = 0;
+    assert_int_equal(VT(f)->ledger_list(f->store, user_id, 0, e, 1, &n), 0);
+    assert_int_equal(n, 1);
+}
+
+typedef struct tr_flags {
+    bool keep, again, honor;
+} tr_flags_t;
+
+/* Runs one transition; returns the op (result, applied_status). */
+static gp_store_op_t run_tr(fixture_t *f, const char *id, gp_task_status_t from, int fa,
+                            gp_task_status_t to, int ta, tr_flags_t fl)
+{
+    gp_store_op_t op = {.kind = GP_OP_TRANSITION};
+    snprintf(op.tr.id, sizeof op.tr.id, "%s", id);
+    op.tr.from_status = from;
+    op.tr.from_attempts = fa;
+    op.tr.to_status = to;
+    op.tr.to_attempts = ta;
+    if (gp_task_status_terminal(to))
+        op.tr.completed_at = gp_now_ms();
+    else if (to == GP_TASK_PENDING)
+        op.tr.completed_at = -1;
+    if (to == GP_TASK_FAILED) {
+        op.tr.error_code = "engine_error";
+        op.tr.error_message = "boom";
+    }
+    op.tr.keep_reservation = fl.keep;
+    op.tr.reserve_again = fl.again;
+    op.tr.honor_cancel = fl.honor;
+    op.tr.applied_status = (gp_task_status_t)-1;
+    gp_committer_run_sync(f->committer, &op);
+    return op;
+}
+
+static const tr_flags_t NO_FLAGS = {false, false, false};
+
+static void test_credits_reserve_on_create(void **state)
+{
+    FIXTURE(state);
+    char uid[37];
+    funded_user(f, 10, uid);
+    gp_task_t a;
+    priced_task(&a, uid, 3, NULL);
+    assert_int_equal(create(f, &a, NULL), 0);
+    assert_true(a.seq > 0);
+    assert_balance(f, uid, 7, 3);
+    gp_task_t got;
+    assert_int_equal(gp_store_get(f->store, a.id, &got), 0);
+    assert_int_equal(got.price, 3);
+    assert_int_equal(got.charge_round, 0);
+    gp_task_clear(&got);
+    gp_ledger_entry_t e;
+    newest_entry(f, uid, &e);
+    assert_string_equal(e.kind, "reserve");
+    assert_string_equal(e.task_id, a.id);
+    assert_string_equal(e.user_id, uid);
+    assert_int_equal(e.amount, 3);
+    assert_int_equal(e.balance_after, 7);
+    assert_true(e.created_at > 0);
+    gp_ledger_entry_clear(&e);
+    char key[128];
+    snprintf(key, sizeof key,
+             "SELECT COUNT(*) FROM credit_ledger WHERE unique_key = '%s:reserve:0'", a.id);
+    assert_int_equal(raw_int(key), 1);
+
+    /* short: 402, no task row, nothing moved */
+    gp_task_t b;
+    priced_task(&b, uid, 8, NULL);
+    assert_int_equal(create(f, &b, NULL), -GP_E_INSUFFICIENT_CREDITS);
+    assert_int_equal(gp_store_get(f->store, b.id, &got), -GP_E_NOT_FOUND);
+    assert_balance(f, uid, 7, 3);
+    assert_int_equal(ledger_rows(b.id, NULL), 0);
+    /* exactly the balance */
+    gp_task_t c;
+    priced_task(&c, uid, 7, NULL);
+    assert_int_equal(create(f, &c, NULL), 0);
+    assert_balance(f, uid, 0, 10);
+    /* a free task needs no balance; an unknown owner cannot pay */
+    gp_task_t d, g;
+    priced_task(&d, uid, 0, NULL);
+    assert_int_equal(create(f, &d, NULL), 0);
+    priced_task(&g, "no-such-user", 1, NULL);
+    assert_int_equal(create(f, &g, NULL), -GP_E_INSUFFICIENT_CREDITS);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM tasks"), 3);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'reserve'"), 2);
+    gp_task_clear(&a);
+    gp_task_clear(&b);
+    gp_task_clear(&c);
+    gp_task_clear(&d);
+    gp_task_clear(&g);
+}
+
+static void test_credits_replay_reserves_once(void **state)
+{
+    FIXTURE(state);
+    char uid[37];
+    funded_user(f, 5, uid);
+    gp_task_t a, b, c;
+    priced_task(&a, uid, 5, "pay-once");
+    bool replayed = true;
+    assert_int_equal(create(f, &a, &replayed), 0);
+    assert_false(replayed);
+    assert_balance(f, uid, 0, 5);
+    /* the replay succeeds although the balance is now 0, and reserves nothing */
+    priced_task(&b, uid, 5, "pay-once");
+    assert_int_equal(create(f, &b, &replayed), 0);
+    assert_true(replayed);
+    assert_string_equal(b.id, a.id);
+    assert_int_equal(b.price, 5);
+    assert_balance(f, uid, 0, 5);
+    /* the same in one batch with a fresh key: one reservation, one replay */
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 4, "more", NULL, NULL), 0);
+    gp_task_t d;
+    priced_task(&c, uid, 4, "batch-pay");
+    priced_task(&d, uid, 4, "batch-pay");
+    gp_store_op_t ops[2] = {{.kind = GP_OP_CREATE, .task = &c}, {.kind = GP_OP_CREATE, .task = &d}};
+    gp_store_op_t *batch[2] = {&ops[0], &ops[1]};
+    assert_int_equal(gp_store_apply_batch(f->store, batch, 2), 0);
+    assert_int_equal(ops[0].result, 0);
+    assert_int_equal(ops[1].result, 0);
+    assert_true(ops[1].replayed);
+    assert_balance(f, uid, 0, 9);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'reserve'"), 2);
+    gp_task_clear(&a);
+    gp_task_clear(&b);
+    gp_task_clear(&c);
+    gp_task_clear(&d);
+}
+
+static void test_credits_capture_once(void **state)
+{
+    FIXTURE(state);
+    char uid[37];
+    funded_user(f, 10, uid);
+    gp_task_t t;
+    priced_task(&t, uid, 4, NULL);
+    assert_int_equal(create(f, &t, NULL), 0);
+    assert_int_equal(transition(f, t.id, GP_TASK_PENDING, 0, GP_TASK_PROCESSING, 1), 0);
+    assert_balance(f, uid, 6, 4); /* starting moves nothing */
+    gp_store_op_t op = run_tr(f, t.id, GP_TASK_PROCESSING, 1, GP_TASK_SUCCEEDED, 1, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_int_equal(op.tr.applied_status, GP_TASK_SUCCEEDED);
+    assert_balance(f, uid, 6, 0);
+    gp_ledger_entry_t e;
+    newest_entry(f, uid, &e);
+    assert_string_equal(e.kind, "capture");
+    assert_int_equal(e.amount, 4);
+    assert_int_equal(e.balance_after, 6);
+    gp_ledger_entry_clear(&e);
+    /* the same transition again loses its CAS and captures nothing */
+    op = run_tr(f, t.id, GP_TASK_PROCESSING, 1, GP_TASK_SUCCEEDED, 1, NO_FLAGS);
+    assert_int_equal(op.result, -GP_E_CONFLICT);
+    assert_balance(f, uid, 6, 0);
+    /* a second settle of the same round (the row forced back behind the store's back):
+     * neither another capture nor a release of the captured round */
+    assert_true(raw_exec("UPDATE tasks SET status = 'processing'"));
+    op = run_tr(f, t.id, GP_TASK_PROCESSING, 1, GP_TASK_SUCCEEDED, 1, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_true(raw_exec("UPDATE tasks SET status = 'processing'"));
+    op = run_tr(f, t.id, GP_TASK_PROCESSING, 1, GP_TASK_FAILED, 1, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_balance(f, uid, 6, 0);
+    assert_int_equal(ledger_rows(t.id, "capture"), 1);
+    assert_int_equal(ledger_rows(t.id, "release"), 0);
+    /* free tasks settle nothing */
+    gp_task_t free_t;
+    priced_task(&free_t, uid, 0, NULL);
+    assert_int_equal(create(f, &free_t, NULL), 0);
+    assert_int_equal(transition(f, free_t.id, GP_TASK_PENDING, 0, GP_TASK_PROCESSING, 1), 0);
+    op = run_tr(f, free_t.id, GP_TASK_PROCESSING, 1, GP_TASK_SUCCEEDED, 1, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_int_equal(ledger_rows(free_t.id, NULL), 0);
+    assert_balance(f, uid, 6, 0);
+    gp_task_clear(&free_t);
+    gp_task_clear(&t);
+}
+
+static void test_credits_release(void **state)
+{
+    FIXTURE(state);
+    char uid[37];
+    funded_user(f, 20, uid);
+    gp_task_t failed, pending, honored, kept;
+    priced_task(&failed, uid, 2, NULL);
+    priced_task(&pending, uid, 3, NULL);
+    priced_task(&honored, uid, 4, NULL);
+    priced_task(&kept, uid, 5, NULL);
+    assert_int_equal(create(f, &failed, NULL), 0);
+    assert_int_equal(create(f, &pending, NULL), 0);
+    assert_int_equal(create(f, &honored, NULL), 0);
+    assert_int_equal(create(f, &kept, NULL), 0);
+    assert_balance(f, uid, 6, 14);
+
+    /* failure releases */
+    assert_int_equal(transition(f, failed.id, GP_TASK_PENDING, 0, GP_TASK_PROCESSING, 1), 0);
+    gp_store_op_t op = run_tr(f, failed.id, GP_TASK_PROCESSING, 1, GP_TASK_FAILED, 1, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_balance(f, uid, 8, 12);
+    gp_ledger_entry_t e;
+    newest_entry(f, uid, &e);
+    assert_string_equal(e.kind, "release");
+    assert_string_equal(e.task_id, failed.id);
+    assert_int_equal(e.amount, 2);
+    assert_int_equal(e.balance_after, 8);
+    gp_ledger_entry_clear(&e);
+
+    /* cancel of a pending task releases; cancelling again does nothing */
+    gp_cancel_outcome_t out;
+    assert_int_equal(cancel(f, pending.id, &out), 0);
+    assert_int_equal(out, GP_CANCEL_DONE);
+    assert_balance(f, uid, 11, 9);
+    assert_int_equal(cancel(f, pending.id, &out), 0);
+    assert_int_equal(out, GP_CANCEL_TOO_LATE);
+    assert_balance(f, uid, 11, 9);
+    assert_int_equal(ledger_rows(pending.id, "release"), 1);
+
+    /* a cancel requested while processing: the success ends canceled and releases */
+    assert_int_equal(transition(f, honored.id, GP_TASK_PENDING, 0, GP_TASK_PROCESSING, 1), 0);
+    assert_int_equal(cancel(f, honored.id, &out), 0);
+    assert_int_equal(out, GP_CANCEL_REQUESTED);
+    assert_balance(f, uid, 11, 9); /* requesting moves nothing */
+    op = run_tr(f, honored.id, GP_TASK_PROCESSING, 1, GP_TASK_SUCCEEDED, 1,
+                (tr_flags_t){.honor = true});
+    assert_int_equal(op.result, 0);
+    assert_int_equal(op.tr.applied_status, GP_TASK_CANCELED);
+    assert_balance(f, uid, 15, 5);
+    assert_int_equal(ledger_rows(honored.id, "release"), 1);
+    assert_int_equal(ledger_rows(honored.id, "capture"), 0);
+
+    /* keep_reservation: failed, but the credits stay reserved */
+    assert_int_equal(transition(f, kept.id, GP_TASK_PENDING, 0, GP_TASK_PROCESSING, 1), 0);
+    op = run_tr(f, kept.id, GP_TASK_PROCESSING, 1, GP_TASK_FAILED, 1, (tr_flags_t){.keep = true});
+    assert_int_equal(op.result, 0);
+    assert_balance(f, uid, 15, 5);
+    assert_int_equal(ledger_rows(kept.id, NULL), 1); /* the reserve only */
+    /* a retry that keeps the round (no reserve_again) captures the kept reservation */
+    op = run_tr(f, kept.id, GP_TASK_FAILED, 1, GP_TASK_PENDING, 1, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_int_equal(transition(f, kept.id, GP_TASK_PENDING, 1, GP_TASK_PROCESSING, 2), 0);
+    op = run_tr(f, kept.id, GP_TASK_PROCESSING, 2, GP_TASK_SUCCEEDED, 2, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_balance(f, uid, 15, 0);
+    assert_int_equal(ledger_rows(kept.id, "capture"), 1);
+
+    /* the ledger adds up: 20 granted, 5 captured */
+    assert_int_equal(raw_int("SELECT SUM(CASE kind WHEN 'grant' THEN amount WHEN 'reserve'"
+                             " THEN -amount WHEN 'release' THEN amount ELSE 0 END)"
+                             " FROM credit_ledger"),
+                     15);
+    gp_task_clear(&failed);
+    gp_task_clear(&pending);
+    gp_task_clear(&honored);
+    gp_task_clear(&kept);
+}
+
+static void test_credits_reserve_again(void **state)
+{
+    FIXTURE(state);
+    char uid[37];
+    funded_user(f, 10, uid);
+    gp_task_t t, hog;
+    priced_task(&t, uid, 4, NULL);
+    assert_int_equal(create(f, &t, NULL), 0);
+    assert_int_equal(transition(f, t.id, GP_TASK_PENDING, 0, GP_TASK_PROCESSING, 1), 0);
+    gp_store_op_t op = run_tr(f, t.id, GP_TASK_PROCESSING, 1, GP_TASK_FAILED, 1, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_balance(f, uid, 10, 0);
+
+    /* a manual retry reserves again, in round 1 */
+    op = run_tr(f, t.id, GP_TASK_FAILED, 1, GP_TASK_PENDING, 1, (tr_flags_t){.again = true});
+    assert_int_equal(op.result, 0);
+    assert_int_equal(op.tr.applied_status, GP_TASK_PENDING);
+    assert_balance(f, uid, 6, 4);
+    gp_task_t got;
+    assert_int_equal(gp_store_get(f->store, t.id, &got), 0);
+    assert_int_equal(got.status, GP_TASK_PENDING);
+    assert_int_equal(got.charge_round, 1);
+    assert_int_equal(got.completed_at, 0);
+    gp_task_clear(&got);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM credit_ledger WHERE unique_key = '%s:reserve:1'"
+             " AND balance_after = 6",
+             t.id);
+    assert_int_equal(raw_int(sql), 1);
+    /* the retried run's success captures round 1 */
+    assert_int_equal(transition(f, t.id, GP_TASK_PENDING, 1, GP_TASK_PROCESSING, 2), 0);
+    op = run_tr(f, t.id, GP_TASK_PROCESSING, 2, GP_TASK_FAILED, 2, NO_FLAGS);
+    assert_int_equal(op.result, 0);
+    assert_balance(f, uid, 10, 0);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM credit_ledger WHERE unique_key = '%s:release:1'", t.id);
+    assert_int_equal(raw_int(sql), 1);
+
+    /* short balance: 402 and nothing changes */
+    priced_task(&hog, uid, 8, NULL);
+    assert_int_equal(create(f, &hog, NULL), 0);
+    assert_balance(f, uid, 2, 8);
+    op = run_tr(f, t.id, GP_TASK_FAILED, 2, GP_TASK_PENDING, 2, (tr_flags_t){.again = true});
+    assert_int_equal(op.result, -GP_E_INSUFFICIENT_CREDITS);
+    assert_int_equal(gp_store_get(f->store, t.id, &got), 0);
+    assert_int_equal(got.status, GP_TASK_FAILED);
+    assert_int_equal(got.charge_round, 1);
+    assert_string_equal(got.error_code, "engine_error");
+    gp_task_clear(&got);
+    assert_balance(f, uid, 2, 8);
+    /* a lost CAS is still a conflict, whatever the balance */
+    op = run_tr(f, t.id, GP_TASK_FAILED, 9, GP_TASK_PENDING, 9, (tr_flags_t){.again = true});
+    assert_int_equal(op.result, -GP_E_CONFLICT);
+    /* with the credits back, the retry goes through */
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 2, "topup", NULL, NULL), 0);
+    op = run_tr(f, t.id, GP_TASK_FAILED, 2, GP_TASK_PENDING, 2, (tr_flags_t){.again = true});
+    assert_int_equal(op.result, 0);
+    assert_balance(f, uid, 0, 12);
+    assert_int_equal(ledger_rows(t.id, "reserve"), 3);
+    gp_task_clear(&t);
+    gp_task_clear(&hog);
+}
+
+static void test_credits_grant(void **state)
+{
+    FIXTURE(state);
+    char uid[37];
+    funded_user(f, 0, uid);
+    int64_t bal = -1;
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 50, "order-1", "welcome", &bal), 0);
+    assert_int_equal(bal, 50);
+    bal = -1;
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 50, "order-1", "welcome", &bal),
+                     -GP_E_CONFLICT);
+    assert_int_equal(bal, -1); /* untouched on failure */
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 5, "order-2", NULL, &bal), 0);
+    assert_int_equal(bal, 55);
+    assert_balance(f, uid, 55, 0);
+    assert_int_equal(VT(f)->credits_grant(f->store, "nobody", 5, "order-3", NULL, &bal),
+                     -GP_E_NOT_FOUND);
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 0, "order-4", NULL, &bal),
+                     -GP_E_BAD_REQUEST);
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, -3, "order-5", NULL, &bal),
+                     -GP_E_BAD_REQUEST);
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 1, "", NULL, &bal), -GP_E_BAD_REQUEST);
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, 1, "k\xff", NULL, &bal),
+                     -GP_E_BAD_REQUEST);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM credit_ledger"), 2);
+    /* balances stay far from bigint overflow (which would fail whole batches) */
+    char big[37];
+    funded_user(f, 0, big);
+    assert_int_equal(VT(f)->credits_grant(f->store, big, INT64_C(1) << 62, "huge", NULL, &bal), 0);
+    assert_int_equal(VT(f)->credits_grant(f->store, big, 1, "one-more", NULL, &bal),
+                     -GP_E_BAD_REQUEST);
+    assert_int_equal(VT(f)->credits_grant(f->store, uid, INT64_MAX, "max", NULL, &bal),
+                     -GP_E_BAD_REQUEST);
+    assert_balance(f, big, INT64_C(1) << 62, 0);
+    gp_ledger_entry_t e[4];
+    size_t n = 0;
+    assert_int_equal(VT(f)->ledger_list(f->store, uid, 0, e, 4, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(e[1].kind, "grant");
+    assert_string_equal(e[1].task_id, "");
+    assert_int_equal(e[1].amount, 50);
+    assert_int_equal(e[1].balance_after, 50);
+    assert_string_equal(e[1].note, "welcome");
+    assert_null(e[0].note);
+    assert_int_equal(e[0].balance_after, 55);
+    for (size_t i = 0; i < n; i++)
+        gp_ledger_entry_clear(&e[i]);
+
+    /* user_update: plan and disabled, each kept when not given */
+    assert_int_equal(VT(f)->user_update(f->store, uid, "pro", -1), 0);
+    gp_user_t u;
+    assert_int_equal(VT(f)->user_get(f->store, uid, &u), 0);
+    assert_string_equal(u.plan, "pro");
+    assert_false(u.disabled);
+    assert_int_equal(u.credits, 55);
+    gp_user_clear(&u);
+    assert_int_equal(VT(f)->user_update(f->store, uid, NULL, 1), 0);
+    assert_int_equal(VT(f)->user_get(f->store, uid, &u), 0);
+    assert_string_equal(u.plan, "pro");
+    assert_true(u.disabled);
+    gp_user_clear(&u);
+    assert_int_equal(VT(f)->user_update(f->store, uid, NULL, 0), 0);
+    assert_int_equal(VT(f)->user_get(f->store, uid, &u), 0);
+    assert_false(u.disabled);
+    gp_user_clear(&u);
+    assert_int_equal(VT(f)->user_update(f->store, "nobody", "pro", 1), -GP_E_NOT_FOUND);
+    assert_int_equal(VT(f)->user_update(f->store, "\xff", NULL, 1), -GP_E_NOT_FOUND);
+}
+
+#define N_GRANTS 7
+
+static void test_ledger_paging(void **state)
+{
+    FIXTURE(state);
+    char uid[37], other[37];
+    funded_user(f, 0, uid);
+    funded_user(f, 100, other);
+    for (int i = 0; i < N_GRANTS; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "g-%d", i);
+        assert_int_equal(VT(f)->credits_grant(f->store, uid, i + 1, key, NULL, NULL), 0);
+    }
+    /* pages of 3, newest first, until the end */
+    int64_t before = 0, last_seq = INT64_MAX;
+    int seen = 0;
+    gp_ledger_entry_t page[3];
+    for (int round = 0; round < 5; round++) {
+        size_t n = 99;
+        assert_int_equal(VT(f)->ledger_list(f->store, uid, before, page, 3, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(page[i].seq < last_seq);
+            last_seq = page[i].seq;
+            assert_string_equal(page[i].user_id, uid);
+            assert_int_equal(page[i].amount, N_GRANTS - seen); /* newest = largest */
+            seen++;
+            gp_ledger_entry_clear(&page[i]);
+        }
+        if (n == 0)
+            break;
+        before = last_seq;
+    }
+    assert_int_equal(seen, N_GRANTS);
+    size_t n = 99;
+    assert_int_equal(VT(f)->ledger_list(f->store, "nobody", 0, page, 3, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(VT(f)->ledger_list(f->store, uid, 0, page, 0, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(VT(f)->ledger_list(f->store, other, 0, page, 3, &n), 0);
+    assert_int_equal(n, 1);
+    gp_ledger_entry_clear(&page[0]);
+}
+
+static void test_credits_batch_same_user(void **state)
+{
+    FIXTURE(state);
+    /* five creates of 3 against 10 in one batch: each sees the debits before it */
+    char uid[37];
+    funded_user(f, 10, uid);
+    gp_task_t t[5];
+    gp_store_op_t ops[6];
+    gp_store_op_t *batch[6];
+    for (int i = 0; i < 5; i++) {
+        priced_task(&t[i], uid, 3, NULL);
+        ops[i] = (gp_store_op_t){.kind = GP_OP_CREATE, .task = &t[i]};
+        batch[i] = &ops[i];
+    }
+    /* ... and a cancel of the first, after them: its release does not help the others */
+    ops[5] = (gp_store_op_t){.kind = GP_OP_CANCEL};
+    memcpy(ops[5].cancel_id, t[0].id, sizeof ops[5].cancel_id);
+    batch[5] = &ops[5];
+    assert_int_equal(gp_store_apply_batch(f->store, batch, 6), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ops[i].result, i < 3 ? 0 : -GP_E_INSUFFICIENT_CREDITS);
+    assert_int_equal(ops[5].result, 0);
+    assert_int_equal(ops[5].cancel_outcome, GP_CANCEL_DONE);
+    assert_balance(f, uid, 4, 6);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM tasks"), 3);
+    /* the ledger's balances follow the batch's order */
+    gp_ledger_entry_t e[8];
+    size_t n = 0;
+    assert_int_equal(VT(f)->ledger_list(f->store, uid, 0, e, 8, &n), 0);
+    assert_int_equal(n, 5); /* grant, 3 reserves, release */
+    const int64_t after[5] = {4, 1, 4, 7, 10};
+    const char *kinds[5] = {"release", "reserve", "reserve", "reserve", "grant"};
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(e[i].kind, kinds[i]);
+        assert_int_equal(e[i].balance_after, after[i]);
+        gp_ledger_entry_clear(&e[i]);
+    }
+    for (int i = 0; i < 5; i++)
+        gp_task_clear(&t[i]);
+}
+
+/* ---- credits across gateways (two stores, two writer connections) ---- */
+
+#define GW_CREATES 60
+
+typedef struct gateway {
+    fixture_t fx;
+    const char *user;
+    int ok, short_balance, other;
+} gateway_t;
+
+static void *gateway_thread(void *arg)
+{
+    gateway_t *g = arg;
+    static __thread gp_task_t t[GW_CREATES];
+    gp_store_op_t ops[GW_CREATES];
+    async_state_t a = {.done = 0};
+    pthread_mutex_init(&a.lock, NULL);
+    pthread_cond_init(&a.cond, NULL);
+    for (int i = 0; i < GW_CREATES; i++) {
+        priced_task(&t[i], g->user, 1, NULL);
+        ops[i] = (gp_store_op_t){
+            .kind = GP_OP_CREATE, .task = &t[i], .done = async_done, .done_arg = &a};
+        gp_committer_submit(g->fx.committer, &ops[i]);
+    }
+    pthread_mutex_lock(&a.lock);
+    while (a.done < GW_CREATES)
+        pthread_cond_wait(&a.cond, &a.lock);
+    pthread_mutex_unlock(&a.lock);
+    for (int i = 0; i < GW_CREATES; i++) {
+        if (ops[i].result == 0)
+            g->ok++;
+        else if (ops[i].result == -GP_E_INSUFFICIENT_CREDITS)
+            g->short_balance++;
+        else
+            g->other++;
+        gp_task_clear(&t[i]);
+    }
+    pthread_mutex_destroy(&a.lock);
+    pthread_cond_destroy(&a.cond);
+    return NULL;
+}
+
+static void test_credits_two_gateways(void **state)
+{
+    FIXTURE(state);
+    char uid[37];
+    funded_user(f, 100, uid);
+    gateway_t gw[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&gw[i], 0, sizeof gw[i]);
+        gw[i].fx.settings = f->settings;
+        assert_int_equal(open_store(&gw[i].fx), 0);
+        gw[i].user = uid;
+    }
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, gateway_thread, &gw[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        close_store(&gw[i].fx);
+    assert_int_equal(gw[0].other + gw[1].other, 0);
+    assert_int_equal(gw[0].ok + gw[1].ok, 100);
+    assert_int_equal(gw[0].short_balance + gw[1].short_balance, 2 * GW_CREATES - 100);
+    assert_balance(f, uid, 0, 100);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM tasks"), 100);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'reserve'"), 100);
+    assert_int_equal(raw_int("SELECT MIN(balance_after) FROM credit_ledger"), 0);
+    assert_int_equal(raw_int("SELECT COUNT(DISTINCT balance_after) FROM credit_ledger"
+                             " WHERE kind = 'reserve'"),
+                     100);
+}
+
+#define DL_ROUNDS 25
+
+typedef struct crosser {
+    fixture_t fx;
+    const char *first, *second;
+    int failures;
+} crosser_t;
+
+/* Batches that touch two users in opposite orders from two sessions: the user lock taken
+ * in id order first keeps them from deadlocking (a deadlock aborts a whole batch). */
+static void *crosser_thread(void *arg)
+{
+    crosser_t *c = arg;
+    for (int r = 0; r < DL_ROUNDS; r++) {
+        gp_task_t t[2];
+        priced_task(&t[0], c->first, 1, NULL);
+        priced_task(&t[1], c->second, 1, NULL);
+        gp_store_op_t ops[2] = {{.kind = GP_OP_CREATE, .task = &t[0]},
+                                {.kind = GP_OP_CREATE, .task = &t[1]}};
+        gp_store_op_t *batch[2] = {&ops[0], &ops[1]};
+        if (gp_store_apply_batch(c->fx.store, batch, 2) != 0 || ops[0].result != 0 ||
+            ops[1].result != 0)
+            c->failures++;
+        /* and settle them crosswise too */
+        gp_store_op_t cancels[2] = {{.kind = GP_OP_CANCEL}, {.kind = GP_OP_CANCEL}};
+        memcpy(cancels[0].cancel_id, t[1].id, sizeof cancels[0].cancel_id);
+        memcpy(cancels[1].cancel_id, t[0].id, sizeof cancels[1].cancel_id);
+        gp_store_op_t *cb[2] = {&cancels[0], &cancels[1]};
+        if (gp_store_apply_batch(c->fx.store, cb, 2) != 0 || cancels[0].result != 0 ||
+            cancels[1].result != 0)
+            c->failures++;
+        gp_task_clear(&t[0]);
+        gp_task_clear(&t[1]);
+    }
+    return NULL;
+}
+
+static void test_credits_no_deadlock(void **state)
+{
+    FIXTURE(state);
+    char a[37], b[37];
+    funded_user(f, 1000, a);
+    funded_user(f, 1000, b);
+    crosser_t cr[2] = {{.first = a, .second = b}, {.first = b, .second = a}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        cr[i].fx.settings = f->settings;
+        assert_int_equal(open_store(&cr[i].fx), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, crosser_thread, &cr[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        close_store(&cr[i].fx);
+    assert_int_equal(cr[0].failures + cr[1].failures, 0);
+    assert_balance(f, a, 1000, 0);
+    assert_balance(f, b, 1000, 0);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'release'"),
+                     4 * DL_ROUNDS);
+}
+
 /* The schema as migration 1 left it (frozen: this is the past, not the current migration). */
 static const char v1_schema[] =
     "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);"
@@ -1935,7 +2601,10 @@ static void test_migrate_from_v1(void **state)
     assert_null(got.request_hash);
     assert_string_equal(got.idempotency_key, "old-key");
     assert_int_equal(got.seq, 1);
+    assert_int_equal(got.price, 0); /* old tasks are free */
+    assert_int_equal(got.charge_round, 0);
     gp_task_clear(&got);
+    assert_int_equal(raw_int("SELECT COUNT(*) FROM credit_ledger"), 0);
     gp_task_t page[4];
     size_t n = list_owner(f, GP_LOCAL_USER_ID, -1, page, 4);
     assert_int_equal(n, 2);
@@ -1994,6 +2663,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_per_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_reserve_on_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_replay_reserves_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_capture_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_reserve_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_grant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_batch_same_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_two_gateways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credits_no_deadlock, setup, teardown),
     };
     return cmocka_run_group_tests_name("store_pg", tests, group_setup, NULL);
 }

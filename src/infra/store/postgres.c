@@ -15,6 +15,15 @@
  *   apart. So an SQL error (or a lost connection) means the batch failed as a whole: every op
  *   gets -GP_E_UNAVAILABLE. Input PostgreSQL would reject (invalid UTF-8, \u0000 in jsonb) is
  *   caught before sending, so one bad op cannot abort its neighbours.
+ * - Credits (store.h) move inside the op's own statement, as data-modifying CTEs chained by
+ *   their RETURNING rows: the task change, then the ledger row (unique key, ON CONFLICT DO
+ *   NOTHING), then the balance, each only if the one before happened. A balance too short
+ *   is a condition in that chain, never a CHECK violation, so it fails its op alone. The
+ *   owner's row is read FOR NO KEY UPDATE, so a second gateway spending the same balance
+ *   waits and then sees what the first one left.
+ * - A batch that may move credits starts with one more statement that locks all the users
+ *   it may touch, in id order (ST_LOCK_USERS): row locks taken op by op would let two
+ *   gateways' batches deadlock over two users, and a deadlock aborts a batch whole.
  * - Results are applied to the ops only after the sync confirmed the commit.
  * - A broken writer is reset (PQreset) on the next call, with a small backoff between failed
  *   attempts so a down server costs one fast 503, not a connect per request.
@@ -92,9 +101,10 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);"
     "CREATE INDEX tasks_unfinished_seq ON tasks(seq) WHERE status IN ('pending', 'processing');",
 
-    /* 2: identity. Tasks get an owner (existing rows belong to the built-in user) and the
-     * idempotency key becomes unique per owner. No foreign key from tasks.owner: a CREATE
-     * must not turn into an SQL error (see DESIGN); the gateway only names known users. */
+    /* 2: identity and credits. Tasks get an owner (existing rows belong to the built-in
+     * user) and the idempotency key becomes unique per owner. No foreign key from
+     * tasks.owner: a CREATE must not turn into an SQL error (see DESIGN); the gateway only
+     * names known users. Users hold credits; the ledger records every movement. */
     "CREATE TABLE users ("
     "  id TEXT PRIMARY KEY,"
     "  email TEXT UNIQUE,"
@@ -104,11 +114,13 @@ static const char *const migrations[] = {
     "  disabled BOOLEAN NOT NULL DEFAULT false,"
     "  oidc_issuer TEXT,"
     "  oidc_subject TEXT,"
+    "  credits BIGINT NOT NULL DEFAULT 0 CHECK (credits >= 0),"
+    "  reserved BIGINT NOT NULL DEFAULT 0,"
     "  UNIQUE (oidc_issuer, oidc_subject)"
     ");"
     "CREATE INDEX users_created ON users(created_at, id);"
     "INSERT INTO users (id, email, display_name, plan, created_at)"
-    " VALUES ('" GP_LOCAL_USER_ID "', NULL, 'Local user', 'free',"
+    " VALUES ('" GP_LOCAL_USER_ID "', NULL, 'Local user', 'unlimited',"
     " (extract(epoch FROM clock_timestamp()) * 1000)::bigint) ON CONFLICT DO NOTHING;"
     "CREATE TABLE api_keys ("
     "  id TEXT PRIMARY KEY,"
@@ -124,20 +136,74 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX api_keys_user_created ON api_keys(user_id, created_at, id);"
     "ALTER TABLE tasks ADD COLUMN owner TEXT NOT NULL DEFAULT '" GP_LOCAL_USER_ID "',"
-    "  ADD COLUMN request_hash TEXT;"
+    "  ADD COLUMN request_hash TEXT,"
+    "  ADD COLUMN price BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN charge_round INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE tasks DROP CONSTRAINT tasks_idempotency_key_key;"
     "CREATE UNIQUE INDEX tasks_owner_idempotency_key ON tasks(owner, idempotency_key);"
-    "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);",
+    "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);"
+    /* No foreign keys here either: a movement must never become an SQL error. */
+    "CREATE TABLE credit_ledger ("
+    "  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  user_id TEXT NOT NULL,"
+    "  task_id TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  amount BIGINT NOT NULL,"
+    "  balance_after BIGINT NOT NULL,"
+    "  unique_key TEXT NOT NULL UNIQUE,"
+    "  note TEXT,"
+    "  created_at BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX credit_ledger_user_seq ON credit_ledger(user_id, seq);",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before, owner, request_hash"
-#define N_TASK_COLUMNS 20
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round"
+#define N_TASK_COLUMNS 22
 
-/* The writer's prepared statements (one statement per op kind). */
+/* Credit movements inside the op statements (store.h, "credits"). Each one first inserts
+ * its ledger row, keyed "<task>:<kind>:<round>" (the keys sqlite.c uses), and moves the
+ * balance only if that row is new: a replayed or duplicated op moves nothing twice. The
+ * statement before them provides `lk` (the owner's row, locked FOR NO KEY UPDATE, so
+ * READ COMMITTED hands us the latest balance after any wait, and an API key insert's
+ * FOR KEY SHARE is not blocked) and `mk` (id, owner, price, charge_round, kind, at = now:
+ * at most one movement per op). A round is settled once: a capture is skipped if the round was released
+ * and vice versa (the opposite key of a reserve is NULL, so its check is a no-op; no OR, so
+ * the check stays an index probe). balance_after is `credits` after the movement. */
+#define MOVE_CTES                                                                                  \
+    " led AS (INSERT INTO credit_ledger (user_id, task_id, kind, amount, balance_after,"           \
+    " unique_key, created_at) SELECT m.owner, m.id, m.kind, m.price, lk.credits"                   \
+    " + CASE m.kind WHEN 'reserve' THEN -m.price WHEN 'release' THEN m.price ELSE 0 END,"          \
+    " m.id || ':' || m.kind || ':' || m.charge_round, m.at"                                        \
+    " FROM mk m JOIN lk ON lk.id = m.owner WHERE m.kind IS NOT NULL"                               \
+    " AND NOT EXISTS (SELECT 1 FROM credit_ledger c WHERE c.unique_key = m.id || CASE m.kind"      \
+    " WHEN 'capture' THEN ':release:' WHEN 'release' THEN ':capture:' END || m.charge_round)"      \
+    " ON CONFLICT (unique_key) DO NOTHING RETURNING user_id, kind, amount),"                       \
+    " mv AS (UPDATE users SET credits = credits"                                                   \
+    " + CASE l.kind WHEN 'reserve' THEN -l.amount WHEN 'release' THEN l.amount ELSE 0 END,"        \
+    " reserved = reserved + CASE l.kind WHEN 'reserve' THEN l.amount ELSE -l.amount END"           \
+    " FROM led l WHERE users.id = l.user_id)"
+
+/* The owner's row of task $1, locked, when the task has a price (else no row). */
+#define LOCK_TASK_OWNER                                                                            \
+    " lk AS (SELECT id, credits FROM users WHERE id = (SELECT owner FROM tasks"                    \
+    " WHERE id = $1::text AND price > 0) FOR NO KEY UPDATE),"
+
+#define CREATE_INSERT_COLUMNS                                                                      \
+    "id, task_type, provider, status, params, attempts, max_retries, priority,"                    \
+    " idempotency_key, created_at, not_before, owner, request_hash"
+#define CREATE_VALUES                                                                              \
+    "$1::text, $2::text, $3::text, 'pending', $4::jsonb, 0, $5::int, $6::int, $7::text,"           \
+    " $8::bigint, 0, $9::text, $10::text"
+/* The owner's row holding the idempotency key, when nothing was inserted (replay). */
+#define CREATE_OLD                                                                                 \
+    " old AS (SELECT " TASK_COLUMNS " FROM tasks WHERE owner = $9::text"                           \
+    " AND idempotency_key = $7::text AND NOT EXISTS (SELECT 1 FROM ins))"
+
+/* The writer's prepared statements (one statement per op, plus the batch's lock). */
 static const struct {
     const char *name;
     int nparams;
@@ -147,24 +213,35 @@ static const struct {
      * per owner). Exactly one row comes back: new_seq set = inserted; the task columns set =
      * replay (with the first request's request_hash, which the gateway compares); both NULL
      * = the id is taken, or a concurrent transaction holds the (owner, key) pair (its row is
-     * not in our snapshot). */
+     * not in our snapshot) — or, with `short` true, the balance could not pay the price. */
 #define ST_CREATE 0
     {"gp_create", 10,
-     "WITH ins AS ("
-     " INSERT INTO tasks (id, task_type, provider, status, params, attempts, max_retries,"
-     " priority, idempotency_key, created_at, not_before, owner, request_hash)"
-     " VALUES ($1, $2, $3, 'pending', $4::jsonb, 0, $5::int, $6::int, $7::text, $8::bigint, 0,"
-     " $9::text, $10::text)"
-     " ON CONFLICT DO NOTHING RETURNING seq),"
-     " old AS (SELECT " TASK_COLUMNS " FROM tasks WHERE owner = $9::text"
-     " AND idempotency_key = $7::text AND NOT EXISTS (SELECT 1 FROM ins))"
-     " SELECT (SELECT seq FROM ins) AS new_seq, old.* FROM (SELECT 1) AS one"
+     "WITH ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS ") VALUES (" CREATE_VALUES ")"
+     " ON CONFLICT DO NOTHING RETURNING seq)," CREATE_OLD
+     " SELECT (SELECT seq FROM ins) AS new_seq, false AS short, old.* FROM (SELECT 1) AS one"
      " LEFT JOIN old ON true"},
+/* CREATE of a priced task ($11 > 0): the same, plus the reservation. The insert happens
+     * only if the locked balance covers the price, the ledger row only if the insert did,
+     * the debit only if the ledger row is new; so a short balance, a taken id or a replay
+     * changes nothing and is no SQL error. */
+#define ST_CREATE_PRICED 1
+    {"gp_create_priced", 12,
+     "WITH lk AS (SELECT id, credits FROM users WHERE id = $9::text FOR NO KEY UPDATE),"
+     " ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS ", price) SELECT " CREATE_VALUES
+     ", $11::bigint WHERE (SELECT credits FROM lk) >= $11::bigint"
+     " ON CONFLICT DO NOTHING RETURNING seq, id, owner, price, charge_round),"
+     " mk AS (SELECT id, owner, price, charge_round, 'reserve'::text AS kind, $12::bigint AS at"
+     " FROM ins)," MOVE_CTES "," CREATE_OLD " SELECT (SELECT seq FROM ins) AS new_seq,"
+     " COALESCE((SELECT credits FROM lk) < $11::bigint, true) AS short, old.*"
+     " FROM (SELECT 1) AS one LEFT JOIN old ON true"},
 /* TRANSITION: compare-and-set on (id, status, attempts). $12 = honor a requested
-     * cancel: then the row ends 'canceled' (other fields kept) instead of $4. */
-#define ST_TRANSITION 1
-    {"gp_transition", 13,
-     "UPDATE tasks SET"
+     * cancel: then the row ends 'canceled' (other fields kept) instead of $4. Then the
+     * task's credits: $15 = reserve again (new round; the CAS also requires the balance),
+     * else capture on succeeded, release on failed/canceled unless $14 (keep). One row:
+     * the status written (NULL = nothing changed) and whether the balance was short. */
+#define ST_TRANSITION 2
+    {"gp_transition", 16,
+     "WITH" LOCK_TASK_OWNER " upd AS (UPDATE tasks SET"
      " status = CASE WHEN $12::boolean AND cancel_requested THEN 'canceled' ELSE $4::text END,"
      " attempts = CASE WHEN $12 AND cancel_requested THEN attempts ELSE $5::int END,"
      " started_at = CASE WHEN $12 AND cancel_requested THEN started_at"
@@ -176,28 +253,63 @@ static const struct {
      "   ELSE COALESCE($9::jsonb, result) END,"
      " error_code = CASE WHEN $12 AND cancel_requested THEN 'canceled' ELSE $10::text END,"
      " error_message = CASE WHEN $12 AND cancel_requested THEN 'canceled by request'"
-     "   ELSE $11::text END"
+     "   ELSE $11::text END,"
+     " charge_round = charge_round + CASE WHEN $15::boolean THEN 1 ELSE 0 END"
      " WHERE id = $1::text AND status = $2::text AND attempts = $3::int"
-     " RETURNING status"},
-#define ST_CLAIM 2
+     " AND (NOT $15 OR price = 0 OR (SELECT credits FROM lk) >= price)"
+     " RETURNING id, owner, status, price, charge_round),"
+     " mk AS (SELECT id, owner, price, charge_round, CASE WHEN $15 THEN 'reserve'"
+     " WHEN status = 'succeeded' THEN 'capture'"
+     " WHEN status IN ('failed', 'canceled') AND NOT $14::boolean THEN 'release' END AS kind,"
+     " $16::bigint AS at FROM upd WHERE price > 0)," MOVE_CTES
+     " SELECT (SELECT status FROM upd), $15 AND NOT EXISTS (SELECT 1 FROM upd)"
+     " AND EXISTS (SELECT 1 FROM tasks WHERE id = $1::text AND status = $2::text"
+     " AND attempts = $3::int AND price > COALESCE((SELECT credits FROM lk), 0))"},
+#define ST_CLAIM 3
     {"gp_claim", 3,
      "UPDATE tasks SET status = 'processing', attempts = attempts + 1,"
      " started_at = $2::bigint, not_before = 0, error_code = NULL, error_message = NULL"
      " WHERE id = $1::text AND (status = 'pending' OR ($3::bool AND status = 'processing'))"
      " RETURNING " TASK_COLUMNS},
-/* CANCEL: pending → canceled, processing → cancel_requested. Returns the new status
-     * (NULL when nothing changed) and the status before (NULL = no such task). */
-#define ST_CANCEL 3
+/* CANCEL: pending → canceled (releasing a reservation), processing → cancel_requested.
+     * Returns the new status (NULL when nothing changed) and the status before (NULL = no
+     * such task). */
+#define ST_CANCEL 4
     {"gp_cancel", 2,
-     "WITH upd AS (UPDATE tasks SET"
+     "WITH" LOCK_TASK_OWNER " upd AS (UPDATE tasks SET"
      " status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,"
      " completed_at = CASE WHEN status = 'pending' THEN $2::bigint ELSE completed_at END,"
      " error_code = CASE WHEN status = 'pending' THEN 'canceled' ELSE error_code END,"
      " error_message = CASE WHEN status = 'pending' THEN 'canceled by request'"
      "   ELSE error_message END,"
      " cancel_requested = true"
-     " WHERE id = $1::text AND status IN ('pending', 'processing') RETURNING status)"
+     " WHERE id = $1::text AND status IN ('pending', 'processing')"
+     " RETURNING id, owner, status, price, charge_round),"
+     " mk AS (SELECT id, owner, price, charge_round, 'release'::text AS kind, $2::bigint AS at"
+     " FROM upd WHERE status = 'canceled' AND price > 0)," MOVE_CTES
      " SELECT (SELECT status FROM upd), (SELECT status FROM tasks WHERE id = $1::text)"},
+/* The batch's first statement when it may move credits: locks, in id order, the users
+     * whose balance it may touch ($1 = owners of priced creates, $2 = tasks that may
+     * settle or reserve). Without it two gateways' batches locking users A, B in opposite
+     * orders would deadlock, and PostgreSQL would abort one batch whole. */
+#define ST_LOCK_USERS 5
+    {"gp_lock_users", 2,
+     "SELECT 1 FROM users WHERE id IN (SELECT unnest($1::text[]) UNION"
+     " SELECT owner FROM tasks WHERE id = ANY($2::text[]) AND price > 0)"
+     " ORDER BY id FOR NO KEY UPDATE"},
+/* TRANSITION that cannot move credits (to pending or processing, no reserve_again, no
+     * cancel to honor): the compare-and-set alone. gp_transition's CTEs would cost it about
+     * twice as much, for nothing. No row = CAS lost. */
+#define ST_TRANSITION_PLAIN 6
+    {"gp_transition_plain", 11,
+     "UPDATE tasks SET status = $4::text, attempts = $5::int,"
+     " started_at = CASE WHEN $6::bigint > 0 THEN $6 ELSE started_at END,"
+     " completed_at = CASE WHEN $7::bigint > 0 THEN $7 WHEN $7::bigint < 0 THEN NULL"
+     "   ELSE completed_at END,"
+     " not_before = $8::bigint, result = COALESCE($9::jsonb, result), error_code = $10::text,"
+     " error_message = $11::text"
+     " WHERE id = $1::text AND status = $2::text AND attempts = $3::int"
+     " RETURNING status, false"},
 };
 #define N_WRITER_STMTS (sizeof writer_stmts / sizeof writer_stmts[0])
 
@@ -321,8 +433,7 @@ static void read_row(const PGresult *r, int row, int c0, gp_task_t *t)
     t->attempts = (int)col_i64(r, row, c0 + 9);
     t->max_retries = (int)col_i64(r, row, c0 + 10);
     t->priority = (int)col_i64(r, row, c0 + 11);
-    const char *cr = val(r, row, c0 + 12);
-    t->cancel_requested = cr && cr[0] == 't';
+    t->cancel_requested = col_bool(r, row, c0 + 12);
     t->idempotency_key = col_text(r, row, c0 + 13);
     t->created_at = col_i64(r, row, c0 + 14);
     t->started_at = col_i64(r, row, c0 + 15);
@@ -331,6 +442,8 @@ static void read_row(const PGresult *r, int row, int c0, gp_task_t *t)
     const char *owner = val(r, row, c0 + 18);
     snprintf(t->owner, sizeof t->owner, "%s", owner ? owner : GP_LOCAL_USER_ID);
     t->request_hash = col_text(r, row, c0 + 19);
+    t->price = col_i64(r, row, c0 + 20);
+    t->charge_round = (int)col_i64(r, row, c0 + 21);
 }
 
 /* ---- connections ---- */
@@ -399,9 +512,20 @@ static PGconn *connect_db(const char *url, char *err, size_t cap)
                                 "dbname",
                                 "client_encoding",
                                 NULL};
-    const char *const vals[] = {"5", "1",     "10",       "5",
-                                "3", "30000", "genpulse", "-c statement_timeout=10000",
-                                url, "UTF8",  NULL};
+    /* READ COMMITTED whatever the server's default: the op statements rely on a locked or
+     * updated row being re-read at its latest version after a wait (see DESIGN). */
+    const char *const vals[] = {"5",
+                                "1",
+                                "10",
+                                "5",
+                                "3",
+                                "30000",
+                                "genpulse",
+                                "-c statement_timeout=10000"
+                                " -c default_transaction_isolation=read\\ committed",
+                                url,
+                                "UTF8",
+                                NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) {
         snprintf(err, cap, "postgres: out of memory");
@@ -604,7 +728,7 @@ fail:
 typedef struct op_params {
     int stmt;
     int n;
-    const char *v[13];
+    const char *v[16];
     char num[8][24];
     char *own[4]; /* freed after sending */
 } op_params_t;
@@ -627,6 +751,13 @@ static const char *task_owner(const gp_task_t *t)
     return t->owner[0] ? t->owner : GP_LOCAL_USER_ID;
 }
 
+/* True if tr may capture, release or reserve (if its task has a price). */
+static bool tr_may_move(const gp_transition_t *tr)
+{
+    return tr->reserve_again || gp_task_status_terminal(tr->to_status) ||
+           (tr->honor_cancel && tr->from_status == GP_TASK_PROCESSING);
+}
+
 /* Fills p for op; returns 0, or the op's result when the op need not (or must not) be sent. */
 static int op_build(gp_store_op_t *op, op_params_t *p)
 {
@@ -647,8 +778,8 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
                     "\\u0000 in params)");
             return -GP_E_VALIDATION;
         }
-        p->stmt = ST_CREATE;
-        p->n = 10;
+        p->stmt = t->price > 0 ? ST_CREATE_PRICED : ST_CREATE;
+        p->n = t->price > 0 ? 12 : 10;
         p->v[0] = t->id;
         p->v[1] = t->task_type;
         p->v[2] = t->provider;
@@ -659,6 +790,8 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
         p->v[7] = num(p, 2, (long long)t->created_at);
         p->v[8] = owner;
         p->v[9] = t->request_hash;
+        p->v[10] = num(p, 3, (long long)t->price);
+        p->v[11] = num(p, 4, (long long)gp_now_ms());
         return 0;
     }
     case GP_OP_TRANSITION: {
@@ -677,8 +810,8 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
             code = p->own[1];
         if ((p->own[2] = utf8_sanitized(msg)))
             msg = p->own[2];
-        p->stmt = ST_TRANSITION;
-        p->n = 13;
+        p->stmt = tr_may_move(tr) ? ST_TRANSITION : ST_TRANSITION_PLAIN;
+        p->n = tr_may_move(tr) ? 16 : 11;
         p->v[0] = tr->id;
         p->v[1] = gp_task_status_name(tr->from_status);
         p->v[2] = num(p, 0, tr->from_attempts);
@@ -691,7 +824,11 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
         p->v[9] = code;
         p->v[10] = msg;
         p->v[11] = honor ? "t" : "f";
-        p->v[12] = num(p, 5, (long long)(tr->completed_at ? tr->completed_at : gp_now_ms()));
+        int64_t now = gp_now_ms();
+        p->v[12] = num(p, 5, (long long)(tr->completed_at ? tr->completed_at : now));
+        p->v[13] = tr->keep_reservation ? "t" : "f";
+        p->v[14] = tr->reserve_again ? "t" : "f";
+        p->v[15] = num(p, 6, (long long)now);
         return 0;
     }
     case GP_OP_CLAIM:
@@ -717,34 +854,123 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
     return -GP_E_INTERNAL;
 }
 
+/* ---- the batch's user lock (ST_LOCK_USERS) ---- */
+
+typedef struct pg_array {
+    char *s;
+    size_t len, cap;
+} pg_array_t;
+
+/* Appends one element to an array literal ("{...}"), quoted so any text survives. */
+static void array_add(pg_array_t *a, const char *el)
+{
+    size_t need = a->len + 2 * strlen(el) + 5;
+    if (need > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (cap < need)
+            cap *= 2;
+        char *grown = gp_xmalloc(cap);
+        if (a->len)
+            memcpy(grown, a->s, a->len);
+        else
+            grown[a->len++] = '{';
+        free(a->s);
+        a->s = grown;
+        a->cap = cap;
+    }
+    if (a->len > 1)
+        a->s[a->len++] = ',';
+    a->s[a->len++] = '"';
+    for (const char *p = el; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            a->s[a->len++] = '\\';
+        a->s[a->len++] = *p;
+    }
+    a->s[a->len++] = '"';
+    a->s[a->len] = '}';
+    a->s[a->len + 1] = '\0';
+}
+
+/* The empty array literal, or a's text (complete after any number of array_add). */
+static const char *array_text(const pg_array_t *a)
+{
+    return a->len ? a->s : "{}";
+}
+
+/* True if op may move credits, so its batch must lock the users first. Fills the owners
+ * of priced creates and the tasks of transitions that can settle or reserve, and of
+ * cancels. */
+static bool lock_targets(const gp_store_op_t *op, pg_array_t *owners, pg_array_t *tasks)
+{
+    switch (op->kind) {
+    case GP_OP_CREATE:
+        if (!op->task || op->task->price <= 0 || !utf8_ok(task_owner(op->task)))
+            return false;
+        array_add(owners, task_owner(op->task));
+        return true;
+    case GP_OP_TRANSITION:
+        if (!tr_may_move(&op->tr) || !utf8_ok(op->tr.id))
+            return false;
+        array_add(tasks, op->tr.id);
+        return true;
+    case GP_OP_CANCEL:
+        if (!utf8_ok(op->cancel_id))
+            return false;
+        array_add(tasks, op->cancel_id);
+        return true;
+    case GP_OP_CLAIM: return false;
+    }
+    return false;
+}
+
+/* Queues the user lock ahead of the batch's ops when any of them may move credits.
+ * Returns 1 if it was sent, 0 if not needed, -1 if sending failed. */
+static int send_user_lock(PGconn *c, gp_store_op_t **ops, size_t n)
+{
+    pg_array_t owners = {0}, tasks = {0};
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        any |= lock_targets(ops[i], &owners, &tasks);
+    int rc = 0;
+    if (any) {
+        const char *v[2] = {array_text(&owners), array_text(&tasks)};
+        rc = PQsendQueryPrepared(c, writer_stmts[ST_LOCK_USERS].name, 2, v, NULL, NULL, 0) ? 1 : -1;
+    }
+    free(owners.s);
+    free(tasks.s);
+    return rc;
+}
+
 /* Sets op's outcome from its statement's result (only after the commit). */
 static void op_apply(gp_store_op_t *op, const PGresult *r)
 {
     int rows = PQntuples(r);
     switch (op->kind) {
     case GP_OP_CREATE:
-        if (rows != 1 || PQnfields(r) != 1 + N_TASK_COLUMNS) {
+        if (rows != 1 || PQnfields(r) != 2 + N_TASK_COLUMNS) {
             op->result = -GP_E_INTERNAL;
         } else if (val(r, 0, 0)) {
             op->task->seq = col_i64(r, 0, 0);
             if (!op->task->owner[0])
                 snprintf(op->task->owner, sizeof op->task->owner, "%s", GP_LOCAL_USER_ID);
+            op->task->charge_round = 0;
             op->result = 0;
-        } else if (val(r, 0, 1)) {
+        } else if (val(r, 0, 2)) {
             gp_task_clear(op->task);
-            read_row(r, 0, 1, op->task);
+            read_row(r, 0, 2, op->task);
             op->replayed = true;
             op->result = 0;
         } else {
-            op->result = -GP_E_CONFLICT;
+            op->result = col_bool(r, 0, 1) ? -GP_E_INSUFFICIENT_CREDITS : -GP_E_CONFLICT;
         }
         break;
-    case GP_OP_TRANSITION:
-        if (rows == 1) {
+    case GP_OP_TRANSITION: /* gp_transition: always a row; gp_transition_plain: none if lost */
+        if (rows == 1 && val(r, 0, 0)) {
             op->tr.applied_status = parse_status(val(r, 0, 0));
             op->result = 0;
         } else {
-            op->result = -GP_E_CONFLICT;
+            op->result =
+                rows == 1 && col_bool(r, 0, 1) ? -GP_E_INSUFFICIENT_CREDITS : -GP_E_CONFLICT;
         }
         break;
     case GP_OP_CLAIM:
@@ -813,6 +1039,35 @@ static void fail_all(gp_store_op_t **ops, size_t n, int rc)
         ops[i]->result = rc;
 }
 
+/* Queues the batch in pipeline mode: the user lock if needed (*locked), then one statement
+ * per op that needs sending (sent[i]; the others got their result from op_build). False if
+ * libpq could not queue one. */
+static bool send_ops(PGconn *c, gp_store_op_t **ops, size_t n, bool *sent, size_t *nsent,
+                     bool *locked)
+{
+    char m[512];
+    int lock = send_user_lock(c, ops, n);
+    *locked = lock > 0;
+    *nsent = *locked ? 1 : 0;
+    bool ok = lock >= 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        op_params_t p;
+        int pre = op_build(ops[i], &p);
+        if (pre != 0) {
+            ops[i]->result = pre;
+        } else if (!PQsendQueryPrepared(c, writer_stmts[p.stmt].name, p.n, p.v, NULL, NULL, 0)) {
+            ok = false;
+        } else {
+            sent[i] = true;
+            (*nsent)++;
+        }
+        op_params_free(&p);
+    }
+    if (!ok)
+        GP_ERROR("store: postgres send failed: %s", pq_msg(c, m, sizeof m));
+    return ok;
+}
+
 static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
 {
     pg_store_t *s = (pg_store_t *)base;
@@ -829,7 +1084,7 @@ static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
     PGresult **res = gp_xcalloc(n, sizeof *res);
     bool *sent = gp_xcalloc(n, sizeof *sent);
     size_t nsent = 0;
-    bool failed = false, in_pipeline = false;
+    bool failed = false, in_pipeline = false, locked = false;
     char m[512];
 
     if (!PQenterPipelineMode(c)) {
@@ -837,20 +1092,7 @@ static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
         failed = true;
     } else {
         in_pipeline = true;
-    }
-    for (size_t i = 0; !failed && i < n; i++) {
-        op_params_t p;
-        int pre = op_build(ops[i], &p);
-        if (pre != 0) {
-            ops[i]->result = pre;
-        } else if (!PQsendQueryPrepared(c, writer_stmts[p.stmt].name, p.n, p.v, NULL, NULL, 0)) {
-            GP_ERROR("store: postgres send failed: %s", pq_msg(c, m, sizeof m));
-            failed = true;
-        } else {
-            sent[i] = true;
-            nsent++;
-        }
-        op_params_free(&p);
+        failed = !send_ops(c, ops, n, sent, &nsent, &locked);
     }
     if (!failed && !PQpipelineSync(c)) {
         GP_ERROR("store: postgres sync failed: %s", pq_msg(c, m, sizeof m));
@@ -861,6 +1103,8 @@ static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
      * Every wait is bounded: a dead connection makes PQgetResult return at once. */
     bool synced = false;
     if (!failed) {
+        if (locked)
+            PQclear(read_one(c, &failed));
         for (size_t i = 0; i < n && PQstatus(c) == CONNECTION_OK; i++)
             if (sent[i])
                 res[i] = read_one(c, &failed);
@@ -1137,4 +1381,7 @@ const gp_store_vt_t gp_store_backend_postgres = {
     .key_revoke = gp_pg_key_revoke,
     .key_touch = gp_pg_key_touch,
     .keys_active = gp_pg_keys_active,
+    .user_update = gp_pg_user_update,
+    .credits_grant = gp_pg_credits_grant,
+    .ledger_list = gp_pg_ledger_list,
 };

@@ -19,9 +19,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* user_create writes the first 8; credits and reserved start at 0 and move only with the
+ * ledger (postgres_credits.c, the op statements in postgres.c). */
 #define USER_COLUMNS                                                                               \
+    "id, email, display_name, plan, created_at, disabled, oidc_issuer, oidc_subject, credits,"     \
+    " reserved"
+#define N_USER_COLUMNS 10
+#define USER_CREATE_COLUMNS                                                                        \
     "id, email, display_name, plan, created_at, disabled, oidc_issuer, oidc_subject"
-#define N_USER_COLUMNS 8
 #define KEY_COLUMNS                                                                                \
     "id, user_id, name, prefix, hash, scopes, created_at, last_used_at, expires_at, revoked_at"
 #define N_KEY_COLUMNS 10
@@ -86,10 +91,11 @@ static void read_user(const PGresult *r, int row, gp_user_t *u)
     if (!u->plan)
         u->plan = gp_xstrdup("free");
     u->created_at = col_i64(r, row, 4);
-    const char *disabled = val(r, row, 5);
-    u->disabled = disabled && disabled[0] == 't';
+    u->disabled = col_bool(r, row, 5);
     u->oidc_issuer = col_text(r, row, 6);
     u->oidc_subject = col_text(r, row, 7);
+    u->credits = col_i64(r, row, 8);
+    u->reserved = col_i64(r, row, 9);
 }
 
 static void read_key(const PGresult *r, int row, gp_api_key_t *k)
@@ -154,7 +160,7 @@ int gp_pg_user_create(gp_store_t *st, const gp_user_t *u)
                         u->oidc_issuer,
                         u->oidc_subject};
     int rc = one_write(st,
-                       "INSERT INTO users (" USER_COLUMNS ") VALUES ($1::text, $2::text,"
+                       "INSERT INTO users (" USER_CREATE_COLUMNS ") VALUES ($1::text, $2::text,"
                        " $3::text, COALESCE($4::text, 'free'), $5::bigint, $6::boolean,"
                        " $7::text, $8::text) RETURNING id",
                        8, v);
@@ -209,6 +215,19 @@ int gp_pg_user_list(gp_store_t *st, const char *after_id, gp_user_t *out, size_t
         read_user(r, i, &out[(*n)++]);
     PQclear(r);
     return 0;
+}
+
+int gp_pg_user_update(gp_store_t *st, const char *id, const char *plan, int disabled)
+{
+    if (!id || !gp_pg_utf8_ok(id))
+        return -GP_E_NOT_FOUND;
+    if (!opt_ok(plan))
+        return -GP_E_BAD_REQUEST;
+    const char *v[3] = {id, plan, disabled < 0 ? NULL : disabled ? "t" : "f"};
+    return one_write(st,
+                     "UPDATE users SET plan = COALESCE($2::text, plan),"
+                     " disabled = COALESCE($3::boolean, disabled) WHERE id = $1::text RETURNING id",
+                     3, v);
 }
 
 /* ---- API keys ---- */

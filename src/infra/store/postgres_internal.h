@@ -1,6 +1,7 @@
 /*
- * postgres_internal.h — what postgres.c shares with postgres_identity.c; private to the
- * PostgreSQL store (nothing outside src/infra/store/postgres*.c includes it).
+ * postgres_internal.h — what postgres.c shares with postgres_identity.c and
+ * postgres_credits.c; private to the PostgreSQL store (nothing outside
+ * src/infra/store/postgres*.c includes it).
  *
  * Ownership: a PGresult handed out by gp_pg_pool_query belongs to the caller (PQclear); the
  * column helpers return pointers into the result (val) or new strings (col_text, free()).
@@ -37,6 +38,13 @@ static inline char *col_text(const PGresult *r, int row, int col)
     return v ? gp_xstrdup(v) : NULL;
 }
 
+/* NULL reads as false. */
+static inline bool col_bool(const PGresult *r, int row, int col)
+{
+    const char *v = val(r, row, col);
+    return v && v[0] == 't';
+}
+
 /* NULL reads as 0 (the records' "unset"). */
 static inline int64_t col_i64(const PGresult *r, int row, int col)
 {
@@ -56,5 +64,12 @@ int gp_pg_key_list(gp_store_t *st, const char *user_id, const char *after_id, gp
 int gp_pg_key_revoke(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_pg_key_touch(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_pg_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count);
+int gp_pg_user_update(gp_store_t *st, const char *id, const char *plan, int disabled);
+
+/* The credit entries (postgres_credits.c); see store.h. */
+int gp_pg_credits_grant(gp_store_t *st, const char *user_id, int64_t amount, const char *unique_key,
+                        const char *note, int64_t *balance_out);
+int gp_pg_ledger_list(gp_store_t *st, const char *user_id, int64_t before_seq,
+                      gp_ledger_entry_t *out, size_t cap, size_t *n);
 
 #endif
