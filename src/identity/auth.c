@@ -28,6 +28,7 @@
 #include <time.h>
 
 #define CACHE_SLOTS 1024
+#define CACHE_STRIPES 64 /* cache slots share this many locks: HTTP threads rarely meet */
 #define FAIL_SLOTS 256
 #define TOUCH_QUEUE 64
 #define RATE_SLOTS 1024
@@ -59,7 +60,8 @@ typedef struct fail_slot {
 struct gp_auth {
     gp_store_t *store;
     gp_auth_config_t cfg;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* everything but the cache slots */
+    pthread_mutex_t stripes[CACHE_STRIPES];
     cache_entry_t cache[CACHE_SLOTS];
     fail_slot_t fails[FAIL_SLOTS];
     rate_slot_t rates[RATE_SLOTS];
@@ -127,6 +129,8 @@ gp_auth_t *gp_auth_new(gp_store_t *store, const gp_auth_config_t *cfg)
     a->store = store;
     a->cfg = *cfg;
     pthread_mutex_init(&a->lock, NULL);
+    for (size_t i = 0; i < CACHE_STRIPES; i++)
+        pthread_mutex_init(&a->stripes[i], NULL);
     pthread_cond_init(&a->wake, NULL);
     refresh_keys_exist(a);
     if (pthread_create(&a->thread, NULL, auth_thread, a) != 0) {
@@ -151,16 +155,19 @@ void gp_auth_free(gp_auth_t *a)
     for (size_t i = 0; i < a->n_touches; i++)
         a->store->vt->key_touch(a->store, a->touches[i], gp_now_ms());
     pthread_mutex_destroy(&a->lock);
+    for (size_t i = 0; i < CACHE_STRIPES; i++)
+        pthread_mutex_destroy(&a->stripes[i]);
     pthread_cond_destroy(&a->wake);
     free(a);
 }
 
 void gp_auth_forget(gp_auth_t *a)
 {
-    pthread_mutex_lock(&a->lock);
-    for (size_t i = 0; i < CACHE_SLOTS; i++)
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        pthread_mutex_lock(&a->stripes[i % CACHE_STRIPES]);
         a->cache[i].used = false;
-    pthread_mutex_unlock(&a->lock);
+        pthread_mutex_unlock(&a->stripes[i % CACHE_STRIPES]);
+    }
     refresh_keys_exist(a);
 }
 
@@ -269,20 +276,28 @@ static void queue_touch(gp_auth_t *a, cache_entry_t *e)
     if (e->result != 0 || (e->last_touch && now - e->last_touch < GP_AUTH_TOUCH_INTERVAL_MS))
         return;
     e->last_touch = now;
+    pthread_mutex_lock(&a->lock);
     if (a->n_touches < TOUCH_QUEUE)
         memcpy(a->touches[a->n_touches++], e->principal.key_id, 37);
+    pthread_mutex_unlock(&a->lock);
 }
 
+static int throttled(gp_auth_t *a, const char *client);
+
 /* Verifies a bearer (an API key, or an ID token when is_token): cached, else from the store
- * (and the issuer's keys). */
+ * (and the issuer's keys). A valid cached credential skips the failure throttle: only
+ * guesses pay for it. */
 static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token,
-                               gp_principal_t *out, const char **code, char *msg, size_t cap)
+                               const char *client, gp_principal_t *out, const char **code,
+                               char *msg, size_t cap, int *retry_after_s)
 {
     uint8_t hash[GP_SHA256_LEN];
     gp_sha256(bearer, strlen(bearer), hash);
-    cache_entry_t *slot = &a->cache[(hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS];
+    size_t idx = (hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS;
+    cache_entry_t *slot = &a->cache[idx];
+    pthread_mutex_t *lock = &a->stripes[idx % CACHE_STRIPES];
     cache_entry_t e;
-    pthread_mutex_lock(&a->lock);
+    pthread_mutex_lock(lock);
     bool hit = slot->used && gp_mono_ms() < slot->valid_until &&
                gp_ct_equal(slot->hash, hash, sizeof hash);
     if (hit) {
@@ -290,7 +305,15 @@ static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token,
             queue_touch(a, slot);
         e = *slot;
     }
-    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(lock);
+    if (!hit || e.result != 0) {
+        int wait = throttled(a, client);
+        if (wait > 0) {
+            *retry_after_s = wait;
+            *code = gp_err_code(GP_E_TOO_MANY_AUTH_FAILURES);
+            return -GP_E_TOO_MANY_AUTH_FAILURES;
+        }
+    }
     if (!hit) { /* outside the lock: store (and issuer) round trips */
         memset(&e, 0, sizeof e);
         if (is_token) {
@@ -305,13 +328,13 @@ static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token,
         }
         e.used = true;
         memcpy(e.hash, hash, sizeof hash);
-        pthread_mutex_lock(&a->lock);
+        pthread_mutex_lock(lock);
         if (e.result != -GP_E_UNAVAILABLE) {
             *slot = e;
             if (!is_token)
                 queue_touch(a, slot);
         }
-        pthread_mutex_unlock(&a->lock);
+        pthread_mutex_unlock(lock);
     }
     if (e.result != 0) {
         *code = e.code ? e.code : gp_err_code(e.result);
@@ -336,14 +359,16 @@ static int authenticate_session(gp_auth_t *a, const char *cookie, gp_principal_t
     }
     uint8_t hash[GP_SHA256_LEN];
     gp_sha256(cookie, strlen(cookie), hash);
-    cache_entry_t *slot = &a->cache[(hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS];
+    size_t idx = (hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS;
+    cache_entry_t *slot = &a->cache[idx];
+    pthread_mutex_t *lock = &a->stripes[idx % CACHE_STRIPES];
     cache_entry_t e;
-    pthread_mutex_lock(&a->lock);
+    pthread_mutex_lock(lock);
     bool hit = slot->used && gp_mono_ms() < slot->valid_until &&
                gp_ct_equal(slot->hash, hash, sizeof hash);
     if (hit)
         e = *slot;
-    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(lock);
     if (!hit) {
         memset(&e, 0, sizeof e);
         gp_user_t u = {0};
@@ -365,9 +390,9 @@ static int authenticate_session(gp_auth_t *a, const char *cookie, gp_principal_t
         e.valid_until = gp_mono_ms() + GP_AUTH_CACHE_MS;
         memcpy(e.hash, hash, sizeof hash);
         if (e.result != -GP_E_UNAVAILABLE) {
-            pthread_mutex_lock(&a->lock);
+            pthread_mutex_lock(lock);
             *slot = e;
-            pthread_mutex_unlock(&a->lock);
+            pthread_mutex_unlock(lock);
         }
     }
     if (e.result != 0) {
@@ -395,12 +420,6 @@ int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *se
         snprintf(msg, cap, "this server needs an API key: send Authorization: Bearer <key>");
         return -GP_E_UNAUTHENTICATED;
     }
-    int wait = throttled(a, client);
-    if (wait > 0) {
-        *retry_after_s = wait;
-        *code = gp_err_code(GP_E_TOO_MANY_AUTH_FAILURES);
-        return -GP_E_TOO_MANY_AUTH_FAILURES;
-    }
     const char *token = NULL;
     size_t len = 0;
     int rc = gp_bearer_parse(authorization, &token, &len);
@@ -409,23 +428,35 @@ int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *se
         memcpy(buf, token, len);
         buf[len] = '\0';
     } else {
+        int wait = throttled(a, client);
+        if (wait > 0) {
+            *retry_after_s = wait;
+            *code = gp_err_code(GP_E_TOO_MANY_AUTH_FAILURES);
+            return -GP_E_TOO_MANY_AUTH_FAILURES;
+        }
         count_failure(a, client);
         *code = gp_err_code(GP_E_UNAUTHENTICATED);
         snprintf(msg, cap, "the Authorization header must be \"Bearer <key>\"");
         return -GP_E_UNAUTHENTICATED;
     }
     if (a->cfg.oidc && gp_oidc_bridge_is_token(buf)) {
-        rc = authenticate_cached(a, buf, true, out, code, msg, cap);
+        rc = authenticate_cached(a, buf, true, client, out, code, msg, cap, retry_after_s);
     } else if (!gp_api_key_well_formed(buf)) {
+        int wait = throttled(a, client);
+        if (wait > 0) {
+            *retry_after_s = wait;
+            *code = gp_err_code(GP_E_TOO_MANY_AUTH_FAILURES);
+            return -GP_E_TOO_MANY_AUTH_FAILURES;
+        }
         rc = -GP_E_INVALID_KEY;
         *code = gp_err_code(rc);
         snprintf(msg, cap, "%s", gp_oidc_bridge_is_token(buf)
                                      ? "ID tokens are not accepted: no OIDC issuer is configured"
                                      : "this is not a GenPulse API key (they look like gp_…)");
     } else {
-        rc = authenticate_cached(a, buf, false, out, code, msg, cap);
+        rc = authenticate_cached(a, buf, false, client, out, code, msg, cap, retry_after_s);
     }
-    if (rc != 0 && rc != -GP_E_UNAVAILABLE)
+    if (rc != 0 && rc != -GP_E_UNAVAILABLE && rc != -GP_E_TOO_MANY_AUTH_FAILURES)
         count_failure(a, client);
     return rc;
 }

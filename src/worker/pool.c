@@ -307,6 +307,7 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     tr->error_code = t->error_code;
     tr->error_message = t->error_message;
     tr->honor_cancel = true;
+    tr->known_free = t->price == 0;
     /* A provider that timed out or a run cut short may still have done (and billed) the
      * work: its credits stay reserved rather than coming back unseen. */
     tr->keep_reservation =

@@ -754,6 +754,8 @@ static const char *task_owner(const gp_task_t *t)
 /* True if tr may capture, release or reserve (if its task has a price). */
 static bool tr_may_move(const gp_transition_t *tr)
 {
+    if (tr->known_free && !tr->reserve_again)
+        return false;
     return tr->reserve_again || gp_task_status_terminal(tr->to_status) ||
            (tr->honor_cancel && tr->from_status == GP_TASK_PROCESSING);
 }

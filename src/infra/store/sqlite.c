@@ -503,7 +503,7 @@ static int op_transition(sqlite_store_t *s, gp_store_op_t *op)
     int rc = tr->reserve_again ? reserve_again(s, tr) : 0;
     if (rc == 0)
         rc = transition_row(s, op);
-    if (rc == 0)
+    if (rc == 0 && !(tr->known_free && !tr->reserve_again))
         rc = settle(s, tr->id, tr->applied_status, tr->keep_reservation);
     if (savepoint)
         sqlite3_exec(s->writer, rc == 0 ? "RELEASE op_tr" : "ROLLBACK TO op_tr; RELEASE op_tr",

@@ -66,6 +66,9 @@ typedef struct gp_transition {
      * balance the op fails with -GP_E_INSUFFICIENT_CREDITS and nothing changes. */
     bool keep_reservation;
     bool reserve_again;
+    /* The caller read the task and its price is 0: no credit can move, so the store skips
+     * the settlement work (the common case stays as cheap as before credits existed). */
+    bool known_free;
     gp_task_status_t applied_status; /* out */
 } gp_transition_t;
 
