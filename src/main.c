@@ -174,7 +174,8 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
         goto out;
     rt.public_url = s.public_url;
     if (gp_link_secret_load(&s, rt.link_secret, err, sizeof err) != 0 ||
-        (mode->workers && resolve_service_user(&s, rt.store, rt.service_user, err, sizeof err) != 0)) {
+        (mode->workers &&
+         resolve_service_user(&s, rt.store, rt.service_user, err, sizeof err) != 0)) {
         GP_ERROR("%s", err);
         goto out;
     }

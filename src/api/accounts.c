@@ -39,11 +39,10 @@ static enum MHD_Result account(request_t *r)
                                                 "reserved", (json_int_t)u.reserved)
                                     : json_null();
     json_t *body = json_pack(
-        "{s:o, s:s, s:o, s:s, s:o, s:o, s:{s:b, s:I, s:i, s:i}}", "user", gp_user_json(&u),
-        "plan", u.plan ? u.plan : "free", "scopes", list, "authenticated_by",
-        via_names[r->principal.via], "key_id",
-        r->principal.key_id[0] ? json_string(r->principal.key_id) : json_null(), "balance",
-        balance, "limits", "charged", plan->charged, "monthly_grant",
+        "{s:o, s:s, s:o, s:s, s:o, s:o, s:{s:b, s:I, s:i, s:i}}", "user", gp_user_json(&u), "plan",
+        u.plan ? u.plan : "free", "scopes", list, "authenticated_by", via_names[r->principal.via],
+        "key_id", r->principal.key_id[0] ? json_string(r->principal.key_id) : json_null(),
+        "balance", balance, "limits", "charged", plan->charged, "monthly_grant",
         (json_int_t)plan->monthly_grant, "priority_boost", plan->priority_boost,
         "requests_per_minute", plan->requests_per_minute);
     gp_user_clear(&u);
@@ -58,8 +57,8 @@ static json_t *read_fields(json_t *body, const char *const *allowed, const char 
 {
     json_t *details = json_array();
     if (!json_is_object(body)) {
-        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "body", "message",
-                                                 "must be a JSON object"));
+        json_array_append_new(
+            details, json_pack("{s:s, s:s}", "field", "body", "message", "must be a JSON object"));
         return details;
     }
     const char *key;
@@ -71,13 +70,13 @@ static json_t *read_fields(json_t *body, const char *const *allowed, const char 
         char field[96];
         snprintf(field, sizeof field, "body.%s", key);
         if (!allowed[i])
-            json_array_append_new(details,
-                                  json_pack("{s:s, s:s}", "field", field, "message", "unknown field"));
+            json_array_append_new(
+                details, json_pack("{s:s, s:s}", "field", field, "message", "unknown field"));
         else if (json_is_string(v))
             out[i] = json_string_value(v);
         else if (!json_is_null(v))
-            json_array_append_new(details,
-                                  json_pack("{s:s, s:s}", "field", field, "message", "must be a string"));
+            json_array_append_new(
+                details, json_pack("{s:s, s:s}", "field", field, "message", "must be a string"));
     }
     return details;
 }
@@ -261,8 +260,8 @@ static enum MHD_Result revoke_key(request_t *r)
                              NULL);
     gp_auth_forget(r->http->auth); /* at once here; other gateways within the cache time */
     gp_log(GP_LOG_INFO, NULL, "API key %s revoked by %s", r->path_params[0], r->principal.user_id);
-    return gp_send_json(r->conn, 200, json_pack("{s:s, s:b}", "id", r->path_params[0], "revoked", 1),
-                        NULL, NULL);
+    return gp_send_json(r->conn, 200,
+                        json_pack("{s:s, s:b}", "id", r->path_params[0], "revoked", 1), NULL, NULL);
 }
 
 static json_t *ledger_json(const gp_ledger_entry_t *e)
@@ -271,9 +270,8 @@ static json_t *ledger_json(const gp_ledger_entry_t *e)
     gp_format_time(e->created_at, when, sizeof when);
     return json_pack("{s:I, s:s, s:o, s:I, s:I, s:o, s:s}", "seq", (json_int_t)e->seq, "kind",
                      e->kind, "task_id", e->task_id[0] ? json_string(e->task_id) : json_null(),
-                     "amount", (json_int_t)e->amount, "balance_after",
-                     (json_int_t)e->balance_after, "note",
-                     e->note ? json_string(e->note) : json_null(), "created_at", when);
+                     "amount", (json_int_t)e->amount, "balance_after", (json_int_t)e->balance_after,
+                     "note", e->note ? json_string(e->note) : json_null(), "created_at", when);
 }
 
 /* GET /v1/account/ledger: the caller's credit movements, newest first (keyset pages). */
@@ -332,8 +330,8 @@ static enum MHD_Result grant_credits(request_t *r)
         json_array_append_new(details, json_pack("{s:s, s:s}", "field", "body.amount", "message",
                                                  "must be an integer from 1 to 10^12"));
     if (note && !json_is_string(note))
-        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "body.note", "message",
-                                                 "must be a string"));
+        json_array_append_new(
+            details, json_pack("{s:s, s:s}", "field", "body.note", "message", "must be a string"));
     const char *key;
     json_object_foreach (body, key, note)
         if (strcmp(key, "amount") && strcmp(key, "note"))

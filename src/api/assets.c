@@ -293,10 +293,11 @@ static bool link_signed(request_t *r, enum MHD_Result *ret)
                                   (int64_t)time(NULL));
     if (rc == 0)
         return true;
-    *ret = gp_send_error(r->conn, rc == GP_LINK_EXPIRED ? GP_E_LINK_EXPIRED : GP_E_INVALID_SIGNATURE,
-                         rc == GP_LINK_EXPIRED ? "this link has expired: read the task again for a fresh one"
-                                  : "this file link is not signed or its signature is wrong",
-                         NULL);
+    *ret = gp_send_error(
+        r->conn, rc == GP_LINK_EXPIRED ? GP_E_LINK_EXPIRED : GP_E_INVALID_SIGNATURE,
+        rc == GP_LINK_EXPIRED ? "this link has expired: read the task again for a fresh one"
+                              : "this file link is not signed or its signature is wrong",
+        NULL);
     return false;
 }
 

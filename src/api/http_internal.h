@@ -41,7 +41,7 @@ struct gp_http {
     const char *issuers[2]; /* their names (borrowed from the settings), for sign-in */
     size_t n_issuers;
     uint8_t session_secret[32]; /* signs browser cookies (core/session_token.h) */
-    uint8_t link_secret[32]; /* signs /files/ links (core/signed_link.h) */
+    uint8_t link_secret[32];    /* signs /files/ links (core/signed_link.h) */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;

@@ -108,8 +108,8 @@ static enum MHD_Result send_rate_limited(request_t *r, const gp_plan_t *plan, in
     char msg[160];
     snprintf(msg, sizeof msg, "the %s plan allows %d requests a minute; retry in %d s", plan->name,
              plan->requests_per_minute, reset_s);
-    json_t *body = json_pack("{s:{s:s, s:s, s:[]}}", "error", "code", gp_err_code(GP_E_RATE_LIMITED),
-                             "message", msg, "details");
+    json_t *body = json_pack("{s:{s:s, s:s, s:[]}}", "error", "code",
+                             gp_err_code(GP_E_RATE_LIMITED), "message", msg, "details");
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     struct MHD_Response *resp =
@@ -141,8 +141,7 @@ static bool authorize(request_t *r, enum MHD_Result *ret)
     client_address(r->conn, client, sizeof client);
     const char *code = NULL;
     int retry_after = 0;
-    const char *cookie =
-        MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, GP_SESSION_COOKIE);
+    const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, GP_SESSION_COOKIE);
     int rc = gp_auth_authenticate(r->http->auth, gp_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION),
                                   cookie, client[0] ? client : NULL, &r->principal, &code, msg,
                                   sizeof msg, &retry_after);
@@ -463,6 +462,12 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (listen_addr(s, &addr, &flags, err, cap) != 0)
         goto fail;
+    /* Before the daemon: its threads may take a request (and offload it) at once. */
+    h->offload = gp_offload_start(OFFLOAD_THREADS);
+    if (!h->offload) {
+        snprintf(err, cap, "cannot start the gateway's threads");
+        goto fail;
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)s->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
@@ -478,15 +483,14 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : (int)s->port;
-    h->offload = gp_offload_start(OFFLOAD_THREADS);
-    if (!h->offload || gp_sse_start(h) != 0) {
+    if (gp_sse_start(h) != 0) {
         snprintf(err, cap, "cannot start the gateway's threads");
         MHD_stop_daemon(h->daemon);
-        gp_offload_free(h->offload);
         goto fail;
     }
     return h;
 fail:
+    gp_offload_free(h->offload);
     gp_auth_free(h->auth);
     gp_oidc_free(h->oidc);
     free(h->task_types_json);

@@ -133,10 +133,9 @@ static enum MHD_Result login(request_t *r)
                                           verifier, &code, msg, sizeof msg);
     free(redirect_uri);
     if (!url)
-        return gp_send_error_full(r->conn,
-                                  gp_oidc_code_status(code) == 503 ? GP_E_UNAVAILABLE
-                                                                   : GP_E_INVALID_TOKEN,
-                                  code, msg, NULL, NULL, NULL);
+        return gp_send_error_full(
+            r->conn, gp_oidc_code_status(code) == 503 ? GP_E_UNAVAILABLE : GP_E_INVALID_TOKEN, code,
+            msg, NULL, NULL, NULL);
     char *c = cookie(r, FLOW_COOKIE, flow, FLOW_TTL_S);
     enum MHD_Result ret = redirect(r, url, c, NULL);
     free(c);
@@ -157,8 +156,8 @@ static void finish_signin(request_t *r)
     free(redirect_uri);
     gp_oidc_identity_t id = {0};
     if (j->rc == 0)
-        j->rc = gp_oidc_verify_login(h->oidc, id_token, issuer, j->nonce, (int64_t)time(NULL),
-                                     &id, &j->code, j->msg, sizeof j->msg);
+        j->rc = gp_oidc_verify_login(h->oidc, id_token, issuer, j->nonce, (int64_t)time(NULL), &id,
+                                     &j->code, j->msg, sizeof j->msg);
     free(id_token);
     if (j->rc == 0) {
         j->rc = gp_oidc_bridge_principal(h->rt->store, &id, h->rt->settings->default_plan,

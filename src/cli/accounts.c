@@ -56,8 +56,8 @@ typedef struct cli_args {
 /* Splits argv into this command's flags and the settings' flags. */
 static bool parse(int argc, char **argv, cli_args_t *a, const char *prog)
 {
-    static const char *const own[] = {"--email",   "--name",   "--plan", "--user",
-                                      "--scopes",  "--expires", "--amount", "--note"};
+    static const char *const own[] = {"--email",  "--name",    "--plan",   "--user",
+                                      "--scopes", "--expires", "--amount", "--note"};
     const char **slots[] = {&a->email,  &a->name,    &a->plan,   &a->user,
                             &a->scopes, &a->expires, &a->amount, &a->note};
     a->rest = gp_xcalloc((size_t)argc + 1, sizeof *a->rest);
@@ -118,8 +118,8 @@ static void print_json(json_t *j)
 
 static int fail(const char *prog, int rc, const gp_account_error_t *e)
 {
-    fprintf(stderr, "genpulse %s: %s%s%s\n", prog, e->field ? e->field : "",
-            e->field ? ": " : "", e->why[0] ? e->why : gp_err_message(rc));
+    fprintf(stderr, "genpulse %s: %s%s%s\n", prog, e->field ? e->field : "", e->field ? ": " : "",
+            e->why[0] ? e->why : gp_err_message(rc));
     return rc == -GP_E_VALIDATION || rc == -GP_E_CONFLICT ? EXIT_USAGE : 1;
 }
 
@@ -220,7 +220,8 @@ static int keys_verb(gp_store_t *st, const cli_args_t *a)
     if (!strcmp(a->verb, "create")) {
         char secret[GP_API_KEY_LEN + 1];
         gp_api_key_t k;
-        int rc = gp_accounts_create_key(st, a->user, a->scopes, a->name, a->expires, secret, &k, &e);
+        int rc =
+            gp_accounts_create_key(st, a->user, a->scopes, a->name, a->expires, secret, &k, &e);
         if (rc != 0)
             return fail("keys", rc, &e);
         json_t *j = gp_api_key_json(&k);
@@ -300,7 +301,8 @@ static int credits_verb(gp_store_t *st, const cli_args_t *a)
 {
     gp_user_t u;
     if (!a->user || st->vt->user_get(st, a->user, &u) != 0) {
-        fprintf(stderr, "genpulse credits: --user %s: no such user\n", a->user ? a->user : "(missing)");
+        fprintf(stderr, "genpulse credits: --user %s: no such user\n",
+                a->user ? a->user : "(missing)");
         return EXIT_USAGE;
     }
     int exit_code = 0;

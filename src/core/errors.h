@@ -17,7 +17,7 @@
     X(USER_DISABLED, "user_disabled", 403, "this account is disabled")                             \
     X(FORBIDDEN, "insufficient_scope", 403, "the key lacks the scope this route needs")            \
     X(INVALID_SIGNATURE, "invalid_signature", 403, "the link's signature is missing or wrong")     \
-    X(CSRF, "csrf_token_invalid", 403, "send the session's CSRF token in X-CSRF-Token")           \
+    X(CSRF, "csrf_token_invalid", 403, "send the session's CSRF token in X-CSRF-Token")            \
     X(LINK_EXPIRED, "link_expired", 403, "the signed link has expired")                            \
     X(INSUFFICIENT_CREDITS, "insufficient_credits", 402,                                           \
       "the account does not have the credits this task costs")                                     \

@@ -21,8 +21,8 @@ int gp_link_secret_load(const gp_settings_t *s, uint8_t out[GP_LINK_SECRET_LEN],
     char *path = gp_xasprintf("%s/link-secret", s->data_dir);
     int rc = gp_secret_load_or_create(path, out);
     if (rc != 0)
-        snprintf(err, cap,
-                 "cannot read or create %s (64 hex digits); set --link-secret instead", path);
+        snprintf(err, cap, "cannot read or create %s (64 hex digits); set --link-secret instead",
+                 path);
     free(path);
     return rc == 0 ? 0 : -1;
 }

@@ -599,8 +599,9 @@ json_t *gp_price_json(const gp_provider_t *p)
 {
     static const char *const units[] = {"free", "task", "megapixel", "second"};
     const gp_price_t *pr = &p->price;
-    json_t *o = json_pack("{s:s, s:I}", "unit", units[pr->unit <= GP_PRICE_PER_SECOND ? pr->unit : 0],
-                          "credits", (json_int_t)(pr->unit ? pr->credits : 0));
+    json_t *o =
+        json_pack("{s:s, s:I}", "unit", units[pr->unit <= GP_PRICE_PER_SECOND ? pr->unit : 0],
+                  "credits", (json_int_t)(pr->unit ? pr->credits : 0));
     if (pr->unit == GP_PRICE_PER_SECOND)
         json_object_set_new(o, "per_param",
                             json_string(pr->quantity_param ? pr->quantity_param : "duration"));
@@ -620,10 +621,9 @@ json_t *gp_registry_describe(void)
             if (!serves(p, t->name))
                 continue;
             json_array_append_new(providers,
-                                  json_pack("{s:s, s:s, s:o, s:o}", "name", p->name,
-                                            "description", p->description ? p->description : "",
-                                            "params_schema", gp_params_schema(t, p), "price",
-                                            gp_price_json(p)));
+                                  json_pack("{s:s, s:s, s:o, s:o}", "name", p->name, "description",
+                                            p->description ? p->description : "", "params_schema",
+                                            gp_params_schema(t, p), "price", gp_price_json(p)));
         }
         json_t *entry = json_pack("{s:s, s:s, s:o}", "name", t->name, "description",
                                   t->description ? t->description : "", "providers", providers);

@@ -15,8 +15,8 @@ static void sign(const uint8_t secret[32], const char *data, size_t len, char ou
     gp_base64url(mac, sizeof mac, out);
 }
 
-int gp_token_sign(const uint8_t secret[32], const char *const *fields, size_t n,
-                  int64_t expires_s, char *out, size_t cap)
+int gp_token_sign(const uint8_t secret[32], const char *const *fields, size_t n, int64_t expires_s,
+                  char *out, size_t cap)
 {
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {

@@ -18,8 +18,8 @@
 
 /* "f0.f1.….<expires unix s>.<sig>" into out (cap bytes). 0, or -1 if it does not fit or a
  * field contains '.'. */
-int gp_token_sign(const uint8_t secret[32], const char *const *fields, size_t n,
-                  int64_t expires_s, char *out, size_t cap);
+int gp_token_sign(const uint8_t secret[32], const char *const *fields, size_t n, int64_t expires_s,
+                  char *out, size_t cap);
 
 /* Checks value's signature (constant time) and expiry at now_s; on success copies the n
  * fields into fields_out[i] (each field_cap bytes). 0, -1 (bad or malformed), -2 (expired). */

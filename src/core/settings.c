@@ -106,8 +106,8 @@ static const setting_t settings_table[] = {
     {"oidc-google-client-id", SET_STRING, OFF(oidc_google_client_id), "", 0, 0, NULL, HTTP,
      "Accept Google ID tokens issued for this OAuth client id as bearer tokens (Google "
      "sign-in). Setting it also ends the open-server rule of --auth auto."},
-    {"oidc-google-client-secret", SET_STRING, OFF(oidc_google_client_secret), "", 0, 0, NULL,
-     HTTP, "The Google OAuth client's secret, for the browser sign-in (/v1/auth/login)."},
+    {"oidc-google-client-secret", SET_STRING, OFF(oidc_google_client_secret), "", 0, 0, NULL, HTTP,
+     "The Google OAuth client's secret, for the browser sign-in (/v1/auth/login)."},
     {"oidc-issuer", SET_STRING, OFF(oidc_issuer), "", 0, 0, NULL, HTTP,
      "Accept ID tokens from this OpenID Connect issuer (its exact `iss`, e.g. "
      "https://login.example.com); keys come from ISSUER/.well-known/openid-configuration."},

@@ -30,7 +30,7 @@ bool gp_task_status_terminal(gp_task_status_t s);
 typedef struct gp_task {
     char id[37];
     char owner[37]; /* the user id the task belongs to ("" read as GP_LOCAL_USER_ID) */
-    int64_t seq; /* store-assigned, orders the list endpoint */
+    int64_t seq;    /* store-assigned, orders the list endpoint */
     char *task_type;
     char *provider;
     gp_task_status_t status;
@@ -42,7 +42,7 @@ typedef struct gp_task {
     int max_retries;
     int priority;
     bool cancel_requested;
-    char *idempotency_key;                                    /* NULL = none; per owner */
+    char *idempotency_key; /* NULL = none; per owner */
     char *request_hash; /* SHA-256 hex of the creating request (idempotency check); NULL = none */
     /* Credits reserved when the task was accepted (0 = free): captured when it succeeds,
      * released when it fails or is canceled (store.h, "credits"). */

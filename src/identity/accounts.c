@@ -156,15 +156,17 @@ static json_t *str_or_null(const char *s)
 
 json_t *gp_user_json(const gp_user_t *u)
 {
-    json_t *o = json_pack("{s:s, s:o, s:o, s:s, s:o, s:b}", "id", u->id, "email",
-                          str_or_null(u->email), "display_name", str_or_null(u->display_name),
-                          "plan", u->plan ? u->plan : "free", "created_at",
-                          time_or_null(u->created_at), "disabled", u->disabled);
-    json_object_set_new(o, "credits", json_pack("{s:I, s:I}", "available", (json_int_t)u->credits,
-                                                "reserved", (json_int_t)u->reserved));
+    json_t *o =
+        json_pack("{s:s, s:o, s:o, s:s, s:o, s:b}", "id", u->id, "email", str_or_null(u->email),
+                  "display_name", str_or_null(u->display_name), "plan", u->plan ? u->plan : "free",
+                  "created_at", time_or_null(u->created_at), "disabled", u->disabled);
+    json_object_set_new(o, "credits",
+                        json_pack("{s:I, s:I}", "available", (json_int_t)u->credits, "reserved",
+                                  (json_int_t)u->reserved));
     if (u->oidc_issuer)
-        json_object_set_new(o, "oidc", json_pack("{s:s, s:s}", "issuer", u->oidc_issuer,
-                                                  "subject", u->oidc_subject ? u->oidc_subject : ""));
+        json_object_set_new(o, "oidc",
+                            json_pack("{s:s, s:s}", "issuer", u->oidc_issuer, "subject",
+                                      u->oidc_subject ? u->oidc_subject : ""));
     return o;
 }
 
@@ -172,7 +174,8 @@ json_t *gp_api_key_json(const gp_api_key_t *k)
 {
     json_t *scopes = json_array();
     char *copy = gp_xstrdup(k->scopes ? k->scopes : "");
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save))
         json_array_append_new(scopes, json_string(tok));
     free(copy);
     return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "id", k->id, "user_id",

@@ -89,8 +89,7 @@ bool gp_auth_open(gp_auth_t *a)
     case GP_AUTH_OPEN:
     case GP_AUTH_OPEN_PUBLIC: return true;
     case GP_AUTH_KEYS: return false;
-    default:
-        return a->cfg.loopback_only && !a->cfg.oidc && !atomic_load(&a->keys_exist);
+    default: return a->cfg.loopback_only && !a->cfg.oidc && !atomic_load(&a->keys_exist);
     }
 }
 
@@ -287,9 +286,9 @@ static int throttled(gp_auth_t *a, const char *client);
 /* Verifies a bearer (an API key, or an ID token when is_token): cached, else from the store
  * (and the issuer's keys). A valid cached credential skips the failure throttle: only
  * guesses pay for it. */
-static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token,
-                               const char *client, gp_principal_t *out, const char **code,
-                               char *msg, size_t cap, int *retry_after_s)
+static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token, const char *client,
+                               gp_principal_t *out, const char **code, char *msg, size_t cap,
+                               int *retry_after_s)
 {
     uint8_t hash[GP_SHA256_LEN];
     gp_sha256(bearer, strlen(bearer), hash);
@@ -318,9 +317,9 @@ static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token,
         memset(&e, 0, sizeof e);
         if (is_token) {
             const char *c = NULL;
-            e.result = gp_oidc_bridge_authenticate(a->cfg.oidc, a->store, bearer,
-                                                   a->cfg.default_plan, &e.principal, &c, e.msg,
-                                                   sizeof e.msg);
+            e.result =
+                gp_oidc_bridge_authenticate(a->cfg.oidc, a->store, bearer, a->cfg.default_plan,
+                                            &e.principal, &c, e.msg, sizeof e.msg);
             e.code = c;
             e.valid_until = gp_mono_ms() + GP_AUTH_CACHE_MS;
         } else {
@@ -353,8 +352,9 @@ static int authenticate_session(gp_auth_t *a, const char *cookie, gp_principal_t
     int rc = gp_token_check(a->cfg.session_secret, cookie, 2, (int64_t)time(NULL), f, 128);
     if (rc != 0) {
         *code = gp_err_code(GP_E_UNAUTHENTICATED);
-        snprintf(msg, cap, rc == -2 ? "the session has expired: sign in again"
-                                    : "the session cookie is not valid: sign in again");
+        snprintf(msg, cap,
+                 rc == -2 ? "the session has expired: sign in again"
+                          : "the session cookie is not valid: sign in again");
         return -GP_E_UNAUTHENTICATED;
     }
     uint8_t hash[GP_SHA256_LEN];
@@ -450,9 +450,10 @@ int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *se
         }
         rc = -GP_E_INVALID_KEY;
         *code = gp_err_code(rc);
-        snprintf(msg, cap, "%s", gp_oidc_bridge_is_token(buf)
-                                     ? "ID tokens are not accepted: no OIDC issuer is configured"
-                                     : "this is not a GenPulse API key (they look like gp_…)");
+        snprintf(msg, cap, "%s",
+                 gp_oidc_bridge_is_token(buf)
+                     ? "ID tokens are not accepted: no OIDC issuer is configured"
+                     : "this is not a GenPulse API key (they look like gp_…)");
     } else {
         rc = authenticate_cached(a, buf, false, client, out, code, msg, cap, retry_after_s);
     }
@@ -463,8 +464,7 @@ int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *se
 
 /* ---------------------------------------------------------------- per-user rate */
 
-int gp_auth_rate(gp_auth_t *a, const char *user_id, int per_minute, int *remaining,
-                 int *reset_s)
+int gp_auth_rate(gp_auth_t *a, const char *user_id, int per_minute, int *remaining, int *reset_s)
 {
     *remaining = per_minute;
     *reset_s = RATE_WINDOW_S;

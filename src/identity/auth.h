@@ -28,8 +28,8 @@
 #include <stdint.h>
 
 #define GP_AUTH_CACHE_MS 5000
-#define GP_AUTH_FAIL_LIMIT 20       /* failed attempts per address per window … */
-#define GP_AUTH_FAIL_WINDOW_S 60    /* … before 429 for the rest of the window */
+#define GP_AUTH_FAIL_LIMIT 20           /* failed attempts per address per window … */
+#define GP_AUTH_FAIL_WINDOW_S 60        /* … before 429 for the rest of the window */
 #define GP_AUTH_TOUCH_INTERVAL_MS 60000 /* last_used_at is written at most this often */
 
 typedef enum gp_auth_mode {
@@ -60,9 +60,9 @@ struct gp_oidc;
 
 typedef struct gp_auth_config {
     gp_auth_mode_t mode;
-    bool loopback_only;    /* the listener is on a loopback address */
-    struct gp_oidc *oidc;  /* NULL = no OIDC issuer configured; borrowed, outlives the auth */
-    const char *default_plan; /* users created on first OIDC sign-in; borrowed */
+    bool loopback_only;         /* the listener is on a loopback address */
+    struct gp_oidc *oidc;       /* NULL = no OIDC issuer configured; borrowed, outlives the auth */
+    const char *default_plan;   /* users created on first OIDC sign-in; borrowed */
     uint8_t session_secret[32]; /* verifies session cookies (core/session_token.h) */
 } gp_auth_config_t;
 
@@ -97,8 +97,7 @@ bool gp_principal_owns(const gp_principal_t *p, const char *owner);
 /* The per-user request rate of the caller's plan (fixed one-minute windows, counted in this
  * process). 0 = allowed; -1 = over the limit. Either way *remaining and *reset_s describe the
  * current window (for RateLimit headers). per_minute <= 0: always allowed. */
-int gp_auth_rate(gp_auth_t *a, const char *user_id, int per_minute, int *remaining,
-                 int *reset_s);
+int gp_auth_rate(gp_auth_t *a, const char *user_id, int per_minute, int *remaining, int *reset_s);
 
 /* Drops every cached verification (tests, and after a local revoke). */
 void gp_auth_forget(gp_auth_t *a);

@@ -16,9 +16,9 @@
 
 typedef struct gp_plan {
     const char *name;
-    bool charged;          /* tasks reserve and capture credits */
-    int64_t monthly_grant; /* credits added on the first request of each month (UTC) */
-    int priority_boost;    /* added to the requested priority (capped at 9) */
+    bool charged;            /* tasks reserve and capture credits */
+    int64_t monthly_grant;   /* credits added on the first request of each month (UTC) */
+    int priority_boost;      /* added to the requested priority (capped at 9) */
     int requests_per_minute; /* per user, every authenticated route; 0 = unlimited */
 } gp_plan_t;
 

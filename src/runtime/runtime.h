@@ -25,8 +25,8 @@ typedef struct gp_runtime {
     gp_committer_t *committer;
     struct gp_worker_pool *workers; /* NULL in a gateway-only process */
     int64_t started_at;
-    uint8_t link_secret[32];    /* signs /files/ links (core/link_secret.h) */
-    char service_user[37];      /* owner of work that enters through Redis (worker processes) */
+    uint8_t link_secret[32]; /* signs /files/ links (core/link_secret.h) */
+    char service_user[37];   /* owner of work that enters through Redis (worker processes) */
 } gp_runtime_t;
 
 /* Pushes a committed pending task to the dispatch queue. */

@@ -310,10 +310,9 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     tr->known_free = t->price == 0;
     /* A provider that timed out or a run cut short may still have done (and billed) the
      * work: its credits stay reserved rather than coming back unseen. */
-    tr->keep_reservation =
-        o.status == GP_TASK_FAILED && t->error_code &&
-        (!strcmp(t->error_code, gp_task_error_code(GP_TE_TIMEOUT)) ||
-         !strcmp(t->error_code, gp_task_error_code(GP_TE_INTERRUPTED)));
+    tr->keep_reservation = o.status == GP_TASK_FAILED && t->error_code &&
+                           (!strcmp(t->error_code, gp_task_error_code(GP_TE_TIMEOUT)) ||
+                            !strcmp(t->error_code, gp_task_error_code(GP_TE_INTERRUPTED)));
     if (o.status == GP_TASK_PENDING) {
         tr->not_before = o.retry_delay_ms ? now_ms + o.retry_delay_ms : 0;
         t->not_before = tr->not_before;
@@ -468,7 +467,8 @@ static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
     t.max_retries = valid == 0 ? sub.max_retries : 0;
     t.priority = item->priority;
     t.created_at = gp_now_ms();
-    snprintf(t.owner, sizeof t.owner, "%s", rt->service_user[0] ? rt->service_user : GP_LOCAL_USER_ID);
+    snprintf(t.owner, sizeof t.owner, "%s",
+             rt->service_user[0] ? rt->service_user : GP_LOCAL_USER_ID);
     if (valid == 0)
         gp_submission_clear(&sub);
     gp_store_op_t op = {.kind = GP_OP_CREATE, .task = &t};

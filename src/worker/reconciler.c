@@ -69,7 +69,7 @@ static void visit(const gp_task_t *t, void *arg)
             .priority = t->priority, .enqueued_at = t->created_at, .redelivered = true};
         memcpy(item.id, t->id, sizeof item.id);
         memcpy(item.owner, t->owner, sizeof item.owner);
-    memcpy(item.owner, t->owner, sizeof item.owner);
+        memcpy(item.owner, t->owner, sizeof item.owner);
         if (gp_queue_push(sc->rt->queue, &item) == 0) {
             sc->orphans++;
             gp_log(GP_LOG_WARN, t->id,

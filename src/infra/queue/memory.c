@@ -43,8 +43,8 @@ typedef struct memory_queue {
     pthread_cond_t cond;
     heap_t ready, delayed;
     uint64_t next_order;
-    uint64_t vtime;                     /* tag of the last item popped */
-    uint64_t owner_tag[OWNER_SLOTS];    /* each owner's last tag */
+    uint64_t vtime;                  /* tag of the last item popped */
+    uint64_t owner_tag[OWNER_SLOTS]; /* each owner's last tag */
     bool shut;
 } memory_queue_t;
 

@@ -172,7 +172,8 @@ static void read_row(sqlite3_stmt *s, gp_task_t *t)
     t->charge_round = sqlite3_column_int(s, 21);
 }
 
-int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err, size_t cap)
+int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err,
+                        size_t cap)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
@@ -291,7 +292,8 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
                 "request_hash, price) VALUES (?1, ?2, ?3, 'pending', ?4, 0, ?5, ?6, ?7, ?8, 0, ?9,"
                 " ?10, ?11)",
                 &s->st_insert, perr, sizeof perr) ||
-        prepare(s->writer, "SELECT " TASK_COLUMNS " FROM tasks WHERE owner = ?1 AND idempotency_key = ?2",
+        prepare(s->writer,
+                "SELECT " TASK_COLUMNS " FROM tasks WHERE owner = ?1 AND idempotency_key = ?2",
                 &s->st_find_key, perr, sizeof perr) ||
         prepare(
             s->writer,
@@ -447,8 +449,9 @@ static int op_create(sqlite_store_t *s, gp_store_op_t *op)
     }
     if (rc == 0)
         t->seq = sqlite3_last_insert_rowid(s->writer);
-    sqlite3_exec(s->writer, rc == 0 ? "RELEASE op_create" : "ROLLBACK TO op_create; RELEASE op_create",
-                 NULL, NULL, NULL);
+    sqlite3_exec(s->writer,
+                 rc == 0 ? "RELEASE op_create" : "ROLLBACK TO op_create; RELEASE op_create", NULL,
+                 NULL, NULL);
     return rc;
 }
 
@@ -468,10 +471,11 @@ static int reserve_again(sqlite_store_t *s, const gp_transition_t *tr)
 {
     sqlite3_stmt *q = NULL;
     int rc = -GP_E_IO;
-    if (sqlite3_prepare_v2(s->writer,
-                           "UPDATE tasks SET charge_round = charge_round + 1 WHERE id = ?1"
-                           " AND status = ?2 AND attempts = ?3 RETURNING owner, price, charge_round",
-                           -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            s->writer,
+            "UPDATE tasks SET charge_round = charge_round + 1 WHERE id = ?1"
+            " AND status = ?2 AND attempts = ?3 RETURNING owner, price, charge_round",
+            -1, &q, NULL) != SQLITE_OK)
         return rc;
     sqlite3_bind_text(q, 1, tr->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, gp_task_status_name(tr->from_status), -1, SQLITE_STATIC);

@@ -169,14 +169,12 @@ int gp_sqlite_user_get(gp_store_t *st, const char *id_or_email, gp_user_t *out)
     return rc;
 }
 
-int gp_sqlite_user_by_oidc(gp_store_t *st, const char *issuer, const char *subject,
-                           gp_user_t *out)
+int gp_sqlite_user_by_oidc(gp_store_t *st, const char *issuer, const char *subject, gp_user_t *out)
 {
     query_t q;
-    if (query_begin(st,
-                    "SELECT " USER_COLUMNS
-                    " FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2",
-                    &q) != 0)
+    if (query_begin(
+            st, "SELECT " USER_COLUMNS " FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2",
+            &q) != 0)
         return -GP_E_IO;
     bind_str(q.st, 1, issuer);
     bind_str(q.st, 2, subject);
@@ -189,14 +187,13 @@ int gp_sqlite_user_by_oidc(gp_store_t *st, const char *issuer, const char *subje
 #define AFTER_ROW(table)                                                                           \
     " (?1 IS NULL OR (created_at, id) > (SELECT created_at, id FROM " table " WHERE id = ?1))"
 
-int gp_sqlite_user_list(gp_store_t *st, const char *after_id, gp_user_t *out, size_t cap,
-                        size_t *n)
+int gp_sqlite_user_list(gp_store_t *st, const char *after_id, gp_user_t *out, size_t cap, size_t *n)
 {
     query_t q;
     *n = 0;
     if (query_begin(st,
-                    "SELECT " USER_COLUMNS " FROM users WHERE" AFTER_ROW(
-                        "users") " ORDER BY created_at, id LIMIT ?2",
+                    "SELECT " USER_COLUMNS
+                    " FROM users WHERE" AFTER_ROW("users") " ORDER BY created_at, id LIMIT ?2",
                     &q) != 0)
         return -GP_E_IO;
     bind_str(q.st, 1, after_id);
@@ -242,8 +239,8 @@ int gp_sqlite_key_by_hash(gp_store_t *st, const char *hash_hex, gp_api_key_t *ou
     return rc;
 }
 
-int gp_sqlite_key_list(gp_store_t *st, const char *user_id, const char *after_id,
-                       gp_api_key_t *out, size_t cap, size_t *n)
+int gp_sqlite_key_list(gp_store_t *st, const char *user_id, const char *after_id, gp_api_key_t *out,
+                       size_t cap, size_t *n)
 {
     query_t q;
     *n = 0;

@@ -55,14 +55,13 @@ int gp_sqlite_user_update(gp_store_t *st, const char *id, const char *plan, int 
 /* sqlite_identity.c */
 int gp_sqlite_user_create(gp_store_t *st, const gp_user_t *u);
 int gp_sqlite_user_get(gp_store_t *st, const char *id_or_email, gp_user_t *out);
-int gp_sqlite_user_by_oidc(gp_store_t *st, const char *issuer, const char *subject,
-                           gp_user_t *out);
+int gp_sqlite_user_by_oidc(gp_store_t *st, const char *issuer, const char *subject, gp_user_t *out);
 int gp_sqlite_user_list(gp_store_t *st, const char *after_id, gp_user_t *out, size_t cap,
                         size_t *n);
 int gp_sqlite_key_create(gp_store_t *st, const gp_api_key_t *k);
 int gp_sqlite_key_by_hash(gp_store_t *st, const char *hash_hex, gp_api_key_t *out);
-int gp_sqlite_key_list(gp_store_t *st, const char *user_id, const char *after_id,
-                       gp_api_key_t *out, size_t cap, size_t *n);
+int gp_sqlite_key_list(gp_store_t *st, const char *user_id, const char *after_id, gp_api_key_t *out,
+                       size_t cap, size_t *n);
 int gp_sqlite_key_revoke(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_sqlite_key_touch(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_sqlite_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count);

@@ -114,18 +114,18 @@ typedef struct gp_user {
     int64_t created_at; /* ms since epoch */
     bool disabled;
     char *oidc_issuer, *oidc_subject; /* both set for users first seen through OIDC; unique pair */
-    int64_t credits;  /* available balance */
-    int64_t reserved; /* held by unfinished tasks */
+    int64_t credits;                  /* available balance */
+    int64_t reserved;                 /* held by unfinished tasks */
 } gp_user_t;
 
 typedef struct gp_ledger_entry {
-    int64_t seq;        /* store-assigned, increasing: orders the ledger */
+    int64_t seq; /* store-assigned, increasing: orders the ledger */
     char user_id[37];
-    char task_id[37];   /* "" for grants */
-    char kind[16];      /* "grant", "reserve", "capture", "release" */
-    int64_t amount;     /* > 0; the kind says which way it moved */
+    char task_id[37];      /* "" for grants */
+    char kind[16];         /* "grant", "reserve", "capture", "release" */
+    int64_t amount;        /* > 0; the kind says which way it moved */
     int64_t balance_after; /* credits (available) after this entry */
-    char *note;         /* NULL = none */
+    char *note;            /* NULL = none */
     int64_t created_at;
 } gp_ledger_entry_t;
 
