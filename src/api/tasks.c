@@ -58,6 +58,20 @@ static enum MHD_Result create_start(request_t *r)
     if (rc != 0)
         return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
 
+    /* The plan's queue limit: counted in the store, so every gateway sees the same queue. */
+    const gp_plan_t *plan = gp_plan_find(r->principal.plan);
+    gp_store_t *st = h->rt->store;
+    int64_t pending = 0;
+    if (plan->max_queued > 0 && st->vt->count_pending &&
+        st->vt->count_pending(st, r->principal.user_id, plan->max_queued, &pending) == 0 &&
+        pending >= plan->max_queued) {
+        gp_submission_clear(&sub);
+        char msg[160];
+        snprintf(msg, sizeof msg, "the %s plan allows %d pending tasks; wait for some to start",
+                 plan->name, plan->max_queued);
+        return gp_send_error_full(r->conn, GP_E_TOO_MANY_QUEUED, NULL, msg, NULL,
+                                  MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    }
     gp_task_t *t = &r->task;
     gp_uuid7(t->id);
     t->task_type = gp_xstrdup(sub.task_type->name);
@@ -66,7 +80,6 @@ static enum MHD_Result create_start(request_t *r)
     t->params = json_incref(sub.params);
     t->max_retries = sub.max_retries;
     /* The plan: Pro work runs ahead of Free work; charged plans pay the provider's price. */
-    const gp_plan_t *plan = gp_plan_find(r->principal.plan);
     t->priority = sub.priority + plan->priority_boost > 9 ? 9 : sub.priority + plan->priority_boost;
     t->price = plan->charged ? gp_price_of(sub.provider, sub.params) : 0;
     t->idempotency_key = key ? gp_xstrdup(key) : NULL;

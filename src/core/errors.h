@@ -30,6 +30,8 @@
     X(IDEMPOTENCY_MISMATCH, "idempotency_key_reused", 422,                                         \
       "this Idempotency-Key was used with a different request")                                    \
     X(RATE_LIMITED, "rate_limited", 429, "too many requests for this account's plan; slow down")   \
+    X(TOO_MANY_QUEUED, "too_many_queued", 429,                                                     \
+      "the account has as many pending tasks as its plan allows; wait for some to start")          \
     X(TOO_MANY_AUTH_FAILURES, "too_many_auth_failures", 429,                                       \
       "too many failed authentication attempts; wait and retry")                                   \
     X(INTERNAL, "internal_error", 500, "internal error")                                           \

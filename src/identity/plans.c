@@ -4,13 +4,14 @@
 #include <string.h>
 
 const gp_plan_t gp_plans[] = {
-    {"free", true, 100, 0, 120},
-    {"pro", true, 10000, 5, 1200},
+    /* name, charged, monthly grant, boost, requests/min, max running, max queued */
+    {"free", true, 100, 0, 120, 2, 100},
+    {"pro", true, 10000, 5, 1200, 16, 10000},
     /* pay as you go: credits only from grants */
-    {"payg", true, 0, 0, 600},
+    {"payg", true, 0, 0, 600, 8, 1000},
     /* the built-in local user of a zero-configuration server, and service accounts */
-    {"unlimited", false, 0, 0, 0},
-    {NULL, false, 0, 0, 0},
+    {"unlimited", false, 0, 0, 0, 0, 0},
+    {NULL, false, 0, 0, 0, 0, 0},
 };
 
 const gp_plan_t *gp_plan_find(const char *name)

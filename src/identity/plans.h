@@ -1,7 +1,7 @@
 /*
  * plans.h — what a user's plan gives: whether tasks are charged, the credits granted each
- * calendar month, a priority boost (seed 003: Pro users ahead of Free users) and a request
- * rate. Plans are data: the built-in table below (docs/api.md "Plans"); an unknown plan name
+ * calendar month, a priority boost (seed 003: Pro users ahead of Free users), a request
+ * rate, and how many of the user's tasks may run at once and wait in the queue. Plans are data: the built-in table below (docs/api.md "Plans"); an unknown plan name
  * behaves like "free".
  *
  * Thread-safety: the table is immutable.
@@ -20,6 +20,8 @@ typedef struct gp_plan {
     int64_t monthly_grant;   /* credits added on the first request of each month (UTC) */
     int priority_boost;      /* added to the requested priority (capped at 9) */
     int requests_per_minute; /* per user, every authenticated route; 0 = unlimited */
+    int max_running;         /* the user's tasks running at once, across workers; 0 = any */
+    int max_queued;          /* the user's pending tasks; a submit past it gets 429; 0 = any */
 } gp_plan_t;
 
 /* The plan called name; "free" when there is none. Never NULL. */

@@ -14,6 +14,7 @@
  * that committed (or a bus cancel that did) is handed to the pool's finisher thread, which
  * publishes the status event, dispatches the retry and acks the delivery, in commit order.
  */
+#include "identity/plans.h"
 #include "worker/worker.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -503,6 +504,69 @@ static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
     return rc;
 }
 
+/* ---- the plan's running limit per user ------------------------------------------------
+ * Before a task is claimed, its user takes one of their plan's max_running slots in the
+ * limiter (shared by every worker through Redis in distributed mode; slots expire on their
+ * own if a worker dies). A user at the limit gets the task put back for a moment instead,
+ * so a worker thread never sits waiting on one user while others have work. Plans are read
+ * once per user per minute. */
+#define PLAN_CACHE_SLOTS 256
+#define PLAN_CACHE_MS 60000
+#define DEFER_MS 200
+
+static pthread_mutex_t plan_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char owner[37];
+    int max_running;
+    int64_t until;
+} plan_cache[PLAN_CACHE_SLOTS];
+
+static int owner_max_running(gp_runtime_t *rt, const char *owner)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)owner; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    size_t i = (size_t)(h % PLAN_CACHE_SLOTS);
+    int64_t now = gp_mono_ms();
+    pthread_mutex_lock(&plan_cache_lock);
+    if (!strcmp(plan_cache[i].owner, owner) && now < plan_cache[i].until) {
+        int max = plan_cache[i].max_running;
+        pthread_mutex_unlock(&plan_cache_lock);
+        return max;
+    }
+    pthread_mutex_unlock(&plan_cache_lock);
+    gp_user_t u;
+    int max = 0;
+    if (rt->store->vt->user_get(rt->store, owner, &u) == 0) {
+        max = gp_plan_find(u.plan)->max_running;
+        gp_user_clear(&u);
+    }
+    pthread_mutex_lock(&plan_cache_lock);
+    snprintf(plan_cache[i].owner, sizeof plan_cache[i].owner, "%s", owner);
+    plan_cache[i].max_running = max;
+    plan_cache[i].until = now + PLAN_CACHE_MS;
+    pthread_mutex_unlock(&plan_cache_lock);
+    return max;
+}
+
+/* True when item may run now (user_slot then holds the user's slot if one was needed). */
+static bool take_user_slot(gp_worker_pool_t *pool, const gp_queue_item_t *item,
+                           gp_limit_slot_t *user_slot)
+{
+    memset(user_slot, 0, sizeof *user_slot);
+    gp_limiter_t *lim = pool->rt->limiter;
+    if (!item->owner[0] || !lim)
+        return true;
+    int max = owner_max_running(pool->rt, item->owner);
+    if (max <= 0)
+        return true;
+    char key[64];
+    snprintf(key, sizeof key, "user:%s", item->owner);
+    int64_t lifetime = pool->rt->settings->task_timeout_s * 1000 + 60000;
+    int rc = lim->vt->acquire_slot(lim, key, max, lifetime, gp_mono_ms(), NULL, NULL, user_slot);
+    return rc != -GP_E_TIMEOUT; /* the limiter unreachable: run rather than stall */
+}
+
 static void *worker_main(void *arg)
 {
     worker_arg_t *wa = arg;
@@ -532,7 +596,18 @@ static void *worker_main(void *arg)
             gp_queue_ack(pool->rt->queue, &item);  /* the new push replaces this delivery */
             break;
         }
+        gp_limit_slot_t user_slot;
+        if (!take_user_slot(pool, &item, &user_slot)) {
+            gp_queue_item_t later = item; /* the user is at their plan's running limit */
+            later.ready_at = gp_now_ms() + DEFER_MS;
+            later.delivery_tag[0] = '\0';
+            gp_queue_push(pool->rt->queue, &later);
+            gp_queue_ack(pool->rt->queue, &item);
+            continue;
+        }
         run_one(pool, slot, &item);
+        if (user_slot.held)
+            pool->rt->limiter->vt->release_slot(pool->rt->limiter, &user_slot);
     }
     pthread_mutex_lock(&pool->lock);
     pool->threads_alive--;

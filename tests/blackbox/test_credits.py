@@ -184,3 +184,43 @@ def test_plans_flood_does_not_starve_another_user(ctx):
                 if (lambda t: t["started_at"] and t["started_at"] < done["started_at"])(
                     srv.get("/v1/tasks/" + tid, headers=auth(a)).json))
     check(ahead <= 10, "the other user's task waited behind %d of the flood's 150 tasks" % ahead)
+
+
+@case(own=True)
+def test_plans_running_limit(ctx):
+    srv = ctx.new_server(["--concurrency", "8"]).start()
+    free = user(srv, "limits@example.com", plan="free")  # 2 running, 100 pending
+    ids = [create(srv, free, "text-to-image", dict(IMG, delay_ms=400))["id"] for _ in range(6)]
+    spans = []
+    for tid in ids:
+        t = terminal(srv, free, tid, timeout=30)
+        check(t["status"] == "succeeded", "limited task failed: %r" % t)
+        spans.append((t["started_at"], t["completed_at"]))
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans],
+                    key=lambda x: (x[0], x[1]))
+    running = peak = 0
+    for _, d in events:
+        running += d
+        peak = max(peak, running)
+    check(peak <= 2, "the free plan ran %d of the user's tasks at once (limit 2)" % peak)
+
+
+@case(own=True)
+def test_plans_queue_limit(ctx):
+    # (a fresh user: the free plan's 120 requests a minute must not be what stops it)
+    srv = ctx.new_server(["--concurrency", "8"]).start()
+    free = user(srv, "queue@example.com", plan="free")  # 2 running, 100 pending
+    # two slow tasks hold the user's two running slots, so the rest stays pending
+    blockers = [create(srv, free, "text-to-image", dict(IMG, delay_ms=3000))["id"] for _ in range(2)]
+    time.sleep(0.3)
+    accepted = 0
+    last = None
+    for _ in range(101):
+        last = srv.post("/v1/tasks", {"task_type": "echo", "params": {"message": "q"}},
+                        headers=auth(free))
+        if last.status != 202:
+            break
+        accepted += 1
+    check(accepted == 100, "accepted %d pending tasks (limit 100): %r" % (accepted, last))
+    check_error(last, 429, "too_many_queued")
+    check(last.headers.get("retry-after") == "5", "no Retry-After: %r" % last.headers)

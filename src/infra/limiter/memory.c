@@ -3,9 +3,10 @@
  *
  * Each key gets an entry on first use: a mutex, a condition variable that releases signal,
  * the held slots (token + wall-clock expiry) and the GCRA state of the rate limit. Entries
- * live until close. Keys are provider names — a handful — so the table is capped (MAX_KEYS)
- * instead of reclaimed; a key beyond the cap gets -GP_E_UNAVAILABLE, which callers treat as
- * "no limit", plus one warning, rather than memory growing with whatever names show up.
+ * live until close. Keys are provider names and "user:<id>" (the plans' running limits), so
+ * the table is capped (MAX_KEYS, about 2 MB when full) instead of reclaimed; a key beyond the
+ * cap gets -GP_E_UNAVAILABLE, which callers treat as "no limit", plus one warning, rather
+ * than memory growing with whatever names show up.
  */
 #include "core/errors.h"
 #include "core/log.h"
@@ -20,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_KEYS 256
+#define MAX_KEYS 16384
 
 typedef struct held {
     char token[40];

@@ -523,6 +523,8 @@ static char *build_message(redis_queue_t *q, const gp_queue_item_t *it, bool del
     /* Ours (consumers ignore headers they do not know): keeps the within-priority age, and
      * marks a task re-dispatched by the reconciler after its holder vanished. */
     json_t *extra = json_pack("{s:I}", "genpulse_enqueued_at", (json_int_t)it->enqueued_at);
+    if (it->owner[0]) /* the task's user: workers apply its plan's running limit */
+        json_object_set_new(extra, "genpulse_owner", json_string(it->owner));
     if (extra && it->redelivered)
         json_object_set_new(extra, "redelivered", json_true());
     gp_celery_task_t t = {.task = TASK_NAME,
@@ -570,6 +572,9 @@ static bool parse_message(const char *msg, size_t len, gp_queue_item_t *out, cha
         out->priority = gp_celery_genpulse_priority(d.kombu_priority);
         json_t *enq = json_object_get(d.headers, "genpulse_enqueued_at");
         out->enqueued_at = json_is_integer(enq) ? json_integer_value(enq) : 0;
+        const char *owner = json_string_value(json_object_get(d.headers, "genpulse_owner"));
+        if (owner && strlen(owner) < sizeof out->owner)
+            memcpy(out->owner, owner, strlen(owner) + 1);
         /* Put back after its lease expired: the claim may take over the task. */
         out->redelivered = json_is_true(json_object_get(d.headers, "redelivered"));
         if (foreign) {

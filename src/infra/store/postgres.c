@@ -142,6 +142,7 @@ static const char *const migrations[] = {
     "ALTER TABLE tasks DROP CONSTRAINT tasks_idempotency_key_key;"
     "CREATE UNIQUE INDEX tasks_owner_idempotency_key ON tasks(owner, idempotency_key);"
     "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);"
+    "CREATE INDEX tasks_owner_pending ON tasks(owner) WHERE status = 'pending';"
     /* No foreign keys here either: a movement must never become an SQL error. */
     "CREATE TABLE credit_ledger ("
     "  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
@@ -1383,6 +1384,7 @@ const gp_store_vt_t gp_store_backend_postgres = {
     .key_revoke = gp_pg_key_revoke,
     .key_touch = gp_pg_key_touch,
     .keys_active = gp_pg_keys_active,
+    .count_pending = gp_pg_count_pending,
     .user_update = gp_pg_user_update,
     .credits_grant = gp_pg_credits_grant,
     .ledger_list = gp_pg_ledger_list,

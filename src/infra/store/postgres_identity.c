@@ -327,6 +327,25 @@ int gp_pg_key_touch(gp_store_t *st, const char *id, int64_t now_ms)
                      2, v);
 }
 
+int gp_pg_count_pending(gp_store_t *st, const char *owner, int64_t cap, int64_t *n)
+{
+    char lim[24];
+    const char *v[2] = {owner, i64_param(lim, cap)};
+    PGresult *r;
+    int rc = gp_pg_pool_query(st,
+                              "SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE owner = $1::text"
+                              " AND status = 'pending' LIMIT $2::bigint) AS q",
+                              2, v, &r);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 1)
+        *n = col_i64(r, 0, 0);
+    else
+        rc = -GP_E_IO;
+    PQclear(r);
+    return rc;
+}
+
 int gp_pg_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count)
 {
     char now[24];

@@ -63,6 +63,7 @@ int gp_pg_key_list(gp_store_t *st, const char *user_id, const char *after_id, gp
                    size_t cap, size_t *n);
 int gp_pg_key_revoke(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_pg_key_touch(gp_store_t *st, const char *id, int64_t now_ms);
+int gp_pg_count_pending(gp_store_t *st, const char *owner, int64_t cap, int64_t *n);
 int gp_pg_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count);
 int gp_pg_user_update(gp_store_t *st, const char *id, const char *plan, int disabled);
 

@@ -118,7 +118,8 @@ static const char *const migrations[] = {
     "ALTER TABLE tasks_v2 RENAME TO tasks;"
     "CREATE INDEX tasks_status_seq ON tasks(status, seq);"
     "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);"
-    "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);",
+    "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);"
+    "CREATE INDEX tasks_owner_pending ON tasks(owner) WHERE status = 'pending';",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -285,6 +285,29 @@ int gp_sqlite_key_touch(gp_store_t *st, const char *id, int64_t now_ms)
     return update_key(st, "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", id, now_ms);
 }
 
+int gp_sqlite_count_pending(gp_store_t *base, const char *owner, int64_t cap, int64_t *n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int slot;
+    sqlite3 *db = gp_sqlite_take_reader(s, &slot);
+    sqlite3_stmt *q = NULL;
+    int rc = -GP_E_IO;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM (SELECT 1 FROM tasks WHERE owner = ?1"
+                           " AND status = 'pending' LIMIT ?2)",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, cap);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            *n = sqlite3_column_int64(q, 0);
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(q);
+    gp_sqlite_give_reader(s, slot);
+    return rc;
+}
+
 int gp_sqlite_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count)
 {
     query_t q;

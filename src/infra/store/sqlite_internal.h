@@ -65,6 +65,7 @@ int gp_sqlite_key_list(gp_store_t *st, const char *user_id, const char *after_id
 int gp_sqlite_key_revoke(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_sqlite_key_touch(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_sqlite_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count);
+int gp_sqlite_count_pending(gp_store_t *st, const char *owner, int64_t cap, int64_t *n);
 
 #define GP_SQLITE_IDENTITY_FUNCTIONS                                                               \
     .user_create = gp_sqlite_user_create, .user_get = gp_sqlite_user_get,                          \
@@ -73,6 +74,6 @@ int gp_sqlite_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count);
     .key_list = gp_sqlite_key_list, .key_revoke = gp_sqlite_key_revoke,                            \
     .key_touch = gp_sqlite_key_touch, .keys_active = gp_sqlite_keys_active,                        \
     .user_update = gp_sqlite_user_update, .credits_grant = gp_sqlite_credits_grant,                \
-    .ledger_list = gp_sqlite_ledger_list
+    .ledger_list = gp_sqlite_ledger_list, .count_pending = gp_sqlite_count_pending
 
 #endif

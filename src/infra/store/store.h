@@ -177,6 +177,8 @@ typedef struct gp_store_vt {
     int (*key_touch)(gp_store_t *st, const char *id, int64_t now_ms); /* last_used_at */
     /* Keys neither revoked nor expired at now_ms. */
     int (*keys_active)(gp_store_t *st, int64_t now_ms, int64_t *count);
+    /* The user's pending tasks, counted up to cap (the plan's queue limit): *n <= cap. */
+    int (*count_pending)(gp_store_t *st, const char *owner, int64_t cap, int64_t *n);
     /* Changes a user's plan (NULL = keep) and disabled flag (-1 = keep). */
     int (*user_update)(gp_store_t *st, const char *id, const char *plan, int disabled);
 
