@@ -15,6 +15,7 @@
 #include "core/registry.h"
 #include "core/settings.h"
 #include "core/util.h"
+#include "identity/plans.h"
 #include "infra/http/http_internal.h"
 #include "media/media.h"
 #include "worker/worker.h"
@@ -173,6 +174,10 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     if (setup_common(&s) != 0 || open_store(&s, &rt.store) != 0)
         goto out;
     rt.public_url = s.public_url;
+    if (s.plans_file[0] && gp_plans_load(s.plans_file, err, sizeof err) != 0) {
+        GP_ERROR("%s", err);
+        goto out;
+    }
     if (gp_link_secret_load(&s, rt.link_secret, err, sizeof err) != 0 ||
         (mode->workers &&
          resolve_service_user(&s, rt.store, rt.service_user, err, sizeof err) != 0)) {

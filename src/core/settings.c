@@ -120,6 +120,11 @@ static const setting_t settings_table[] = {
      "Only accept ID tokens whose `hd` claim is this domain (Google Workspace). Empty: any."},
     {"default-plan", SET_STRING, OFF(default_plan), "free", 0, 0, NULL, HTTP,
      "Plan of users created on their first OIDC sign-in."},
+    {"plans", SET_STRING, OFF(plans_file), "", 0, 0, NULL, RUNNING,
+     "A JSON file of plans replacing the built-in ones (free, pro, payg, unlimited): "
+     "{\"name\": {\"charged\", \"monthly_grant\", \"priority_boost\", "
+     "\"requests_per_minute\", \"max_running\", \"max_queued\"}}; the first is the fallback. "
+     "Gateways and workers need the same file."},
     {"cors-origins", SET_STRING, OFF(cors_origins), "", 0, 0, NULL, HTTP,
      "Comma-separated origins browsers may call the API from (https://app.example.com), or "
      "*. Empty: no CORS headers."},

@@ -43,6 +43,7 @@ typedef struct gp_settings {
     char *link_secret;
     int64_t link_ttl_s;
     char *cors_origins;
+    char *plans_file;
     char *oidc_google_client_id;
     char *oidc_issuer;
     char *oidc_client_id;

@@ -4,7 +4,8 @@
  * rate, and how many of the user's tasks may run at once and wait in the queue. Plans are data: the built-in table below (docs/api.md "Plans"); an unknown plan name
  * behaves like "free".
  *
- * Thread-safety: the table is immutable.
+ * Thread-safety: gp_plans_load() runs once at start, before any other thread reads plans;
+ * afterwards the table is immutable.
  */
 #ifndef GP_IDENTITY_PLANS_H
 #define GP_IDENTITY_PLANS_H
@@ -12,6 +13,7 @@
 #include "infra/store/store.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct gp_plan {
@@ -24,10 +26,16 @@ typedef struct gp_plan {
     int max_queued;          /* the user's pending tasks; a submit past it gets 429; 0 = any */
 } gp_plan_t;
 
-/* The plan called name; "free" when there is none. Never NULL. */
+/* Replaces the built-in table with the plans of a JSON file:
+ *   {"free": {"charged": true, "monthly_grant": 100, "priority_boost": 0,
+ *             "requests_per_minute": 120, "max_running": 2, "max_queued": 100}, …}
+ * Every field is required; unknown fields, names that are not [a-z0-9_-]{1,31} and negative
+ * numbers are refused. The first plan is the fallback for unknown names. 0, or -1 with the
+ * reason in err. */
+int gp_plans_load(const char *path, char *err, size_t cap);
+
+/* The plan called name; the first plan ("free" built in) when there is none. Never NULL. */
 const gp_plan_t *gp_plan_find(const char *name);
-/* Every plan, ending with a row whose name is NULL. */
-extern const gp_plan_t gp_plans[];
 
 /* Grants the plan's monthly credits to the user once per calendar month (UTC): idempotent by
  * a ledger key, so every gateway may call it. Errors are ignored (the next call retries). */

@@ -224,3 +224,38 @@ def test_plans_queue_limit(ctx):
     check(accepted == 100, "accepted %d pending tasks (limit 100): %r" % (accepted, last))
     check_error(last, 429, "too_many_queued")
     check(last.headers.get("retry-after") == "5", "no Retry-After: %r" % last.headers)
+
+
+@case(own=True)
+def test_plans_from_a_file(ctx):
+    import os
+    import tempfile
+    path = tempfile.mktemp(suffix=".json")
+    with open(path, "w") as f:
+        json.dump({"starter": {"charged": True, "monthly_grant": 5, "priority_boost": 1,
+                               "requests_per_minute": 1000, "max_running": 1, "max_queued": 3},
+                   "house": {"charged": False, "monthly_grant": 0, "priority_boost": 0,
+                             "requests_per_minute": 0, "max_running": 0, "max_queued": 0}}, f)
+    srv = ctx.new_server(["--plans", path]).start()
+    key = user(srv, "starter@example.com", plan="starter")
+    acct = srv.get("/v1/account", headers=auth(key)).json
+    check(acct["balance"] == {"available": 5, "reserved": 0} and acct["limits"]["priority_boost"] == 1
+          and acct["limits"]["monthly_grant"] == 5, "account on a file plan: %r" % acct)
+    t = create(srv, key, "text-to-image", IMG)
+    check(t["priority"] == 1, "boost from the file: %r" % t["priority"])
+    # a user whose plan the file does not name falls back to its first plan
+    other = user(srv, "pro-in-db@example.com", plan="pro")
+    check(srv.get("/v1/account", headers=auth(other)).json["limits"]["monthly_grant"] == 5,
+          "unknown plan did not fall back to the first")
+    with open(path, "w") as f:
+        json.dump({"broken": {"charged": True, "monthly_grant": -1}}, f)
+    bad = ctx.new_server(["--plans", path])
+    try:
+        bad.start(timeout=5)
+        started = True
+    except Exception:
+        started = False
+    check(not started, "a broken plans file was accepted")
+    check("--plans" in bad.stderr_text() or "plan broken" in bad.stderr_text(),
+          "the refusal does not name the file: %s" % bad.stderr_tail(3))
+    os.remove(path)
