@@ -349,3 +349,56 @@ def test_distributed_users_isolated_and_service_user(ctx):
     finally:
         for k in keys:  # later tests expect an open gateway
             _cli("keys", "revoke", k)
+
+
+@case(own=True)
+def test_distributed_credits_two_gateways(ctx):
+    # Concurrent priced submits through two gateways on PostgreSQL never overspend, and every
+    # accepted task is captured exactly once.
+    if not (PG and REDIS):
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
+    import threading
+    import uuid
+    tag = uuid.uuid4().hex[:8]
+    email = "credits-%s@example.com" % tag
+    keys = []
+    try:
+        _cli("users", "create", "--email", email, "--plan", "payg")
+        _cli("credits", "grant", "--user", email, "--amount", "10")
+        k = _cli("keys", "create", "--user", email)
+        keys = [k["id"]]
+        h = {"Authorization": "Bearer " + k["key"]}
+        (g1, g2), _ = _cluster(ctx, apis=2, workers=1, worker_args=["--concurrency", "4"])
+        statuses, ids, lock = [], [], threading.Lock()
+
+        def submit(gw):
+            r = gw.post("/v1/tasks", {"task_type": "text-to-image",
+                                      "params": {"prompt": "c", "width": 64, "height": 64,
+                                                 "steps": 1}}, headers=h)
+            with lock:
+                statuses.append(r.status)
+                if r.status == 202:
+                    ids.append(r.json["id"])
+        threads = [threading.Thread(target=submit, args=(g1 if i % 2 else g2,)) for i in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(statuses.count(202) == 10 and statuses.count(402) == 20,
+              "30 submits against 10 credits: %r" % sorted(statuses))
+        for tid in ids:
+            for _ in range(300):
+                t = g1.get("/v1/tasks/" + tid, headers=h).json
+                if t["status"] in ("succeeded", "failed"):
+                    break
+                time.sleep(0.1)
+            check(t["status"] == "succeeded", "task %s: %r" % (tid, t["status"]))
+        acct = g2.get("/v1/account", headers=h).json
+        check(acct["balance"] == {"available": 0, "reserved": 0}, "balance %r" % acct["balance"])
+        led = g1.get("/v1/account/ledger?limit=100", headers=h).json["data"]
+        kinds = sorted(e["kind"] for e in led)
+        check(kinds.count("capture") == 10 and kinds.count("reserve") == 10 and
+              kinds.count("grant") == 1, "ledger kinds %r" % kinds)
+    finally:
+        for kid in keys:
+            _cli("keys", "revoke", kid)
