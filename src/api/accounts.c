@@ -118,6 +118,59 @@ static enum MHD_Result create_user(request_t *r)
     return ret;
 }
 
+/* PATCH /v1/users/{id} {"plan"?, "disabled"?}: a disabled user's keys, tokens and sessions are
+ * refused within the cache time on every gateway. */
+static enum MHD_Result update_user(request_t *r)
+{
+    enum MHD_Result ret;
+    json_t *body = gp_parse_body(r, &ret);
+    if (!body)
+        return ret;
+    json_t *details = json_array();
+    const char *key;
+    json_t *v;
+    const char *plan = NULL;
+    int disabled = -1;
+    if (!json_is_object(body))
+        json_array_append_new(
+            details, json_pack("{s:s, s:s}", "field", "body", "message", "must be a JSON object"));
+    json_object_foreach (body, key, v) {
+        if (!strcmp(key, "plan") && json_is_string(v) && json_string_length(v) >= 1 &&
+            json_string_length(v) <= 31)
+            plan = json_string_value(v);
+        else if (!strcmp(key, "disabled") && json_is_boolean(v))
+            disabled = json_is_true(v) ? 1 : 0;
+        else
+            json_array_append_new(details,
+                                  json_pack("{s:s+, s:s}", "field", "body.", key, "message",
+                                            !strcmp(key, "plan")       ? "must be a plan name"
+                                            : !strcmp(key, "disabled") ? "must be true or false"
+                                                                       : "unknown field"));
+    }
+    if (json_array_size(details) > 0) {
+        json_decref(body);
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    }
+    json_decref(details);
+    gp_store_t *st = r->http->rt->store;
+    gp_user_t u;
+    int rc = st->vt->user_get(st, r->path_params[0], &u);
+    if (rc == 0) {
+        rc = st->vt->user_update(st, u.id, plan, disabled);
+        gp_user_clear(&u);
+    }
+    json_decref(body);
+    if (rc == 0)
+        rc = st->vt->user_get(st, r->path_params[0], &u);
+    if (rc != 0)
+        return gp_send_error(r->conn, -rc, rc == -GP_E_NOT_FOUND ? "no such user" : NULL, NULL);
+    gp_auth_forget(r->http->auth);
+    gp_log(GP_LOG_INFO, NULL, "user %s updated by %s", u.id, r->principal.user_id);
+    ret = gp_send_json(r->conn, 200, gp_user_json(&u), NULL, NULL);
+    gp_user_clear(&u);
+    return ret;
+}
+
 static enum MHD_Result get_user(request_t *r)
 {
     gp_user_t u;
@@ -387,6 +440,7 @@ const gp_route_t gp_routes_accounts[] = {
     {"GET", "/v1/users", GP_BODY_NONE, "admin", list_users, NULL},
     {"POST", "/v1/users", GP_BODY_JSON, "admin", create_user, NULL},
     {"GET", "/v1/users/{}", GP_BODY_NONE, "admin", get_user, NULL},
+    {"PATCH", "/v1/users/{}", GP_BODY_JSON, "admin", update_user, NULL},
     {"GET", "/v1/keys", GP_BODY_NONE, "admin", list_keys, NULL},
     {"POST", "/v1/keys", GP_BODY_JSON, "admin", create_key, NULL},
     {"POST", "/v1/keys/{}/revoke", GP_BODY_NONE, "admin", revoke_key, NULL},

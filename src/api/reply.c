@@ -65,7 +65,7 @@ enum MHD_Result gp_send_preflight(struct MHD_Connection *c)
         return gp_send_error(c, GP_E_FORBIDDEN, "this origin may not call the API (--cors-origins)",
                              gp_one_detail("headers.Origin", "not allowed"));
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS");
     MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                             "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Prefer");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");

@@ -257,6 +257,17 @@ def test_identity_admin_routes(ctx):
     users = srv.get("/v1/users?limit=100", headers=auth(admin)).json["data"]
     check({"local", uid} <= {u["id"] for u in users}, "GET /v1/users: %r" % users)
     check(srv.get("/v1/users/new@example.com", headers=auth(admin)).status == 200, "user by email")
+    # change the plan, then disable the user: its key is refused at once on this gateway
+    r = srv.req("PATCH", "/v1/users/" + uid, {"plan": "free"}, headers=auth(admin))
+    check(r.status == 200 and r.json["plan"] == "free", "PATCH plan: %r" % r)
+    check_error(srv.req("PATCH", "/v1/users/" + uid, {"disabled": "yes", "x": 1},
+                        headers=auth(admin)), 422, "validation_error",
+                ["body.disabled", "body.x"])
+    r = srv.req("PATCH", "/v1/users/" + uid, {"disabled": True}, headers=auth(admin))
+    check(r.status == 200 and r.json["disabled"] is True, "PATCH disabled: %r" % r)
+    check_error(srv.get("/v1/account", headers=auth(newkey)), 403, "user_disabled")
+    r = srv.req("PATCH", "/v1/users/" + uid, {"disabled": False}, headers=auth(admin))
+    check(srv.get("/v1/account", headers=auth(newkey)).status == 200, "re-enabled user refused")
     r = srv.post("/v1/keys/%s/revoke" % kid, headers=auth(admin))
     check(r.status == 200 and r.json["revoked"] is True, "revoke: %r" % r)
     check_error(srv.get("/v1/account", headers=auth(newkey)), 401, "key_revoked")
