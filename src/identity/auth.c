@@ -283,6 +283,42 @@ static void queue_touch(gp_auth_t *a, cache_entry_t *e)
 
 static int throttled(gp_auth_t *a, const char *client);
 
+/* The cache, keyed by the SHA-256 of a credential (key, ID token or session cookie): a
+ * direct-mapped slot under one of CACHE_STRIPES locks. cache_get copies a live entry into e
+ * (true) and, for API keys, queues a last-used touch; cache_put stores e (not a transient
+ * store failure, which must be retried next time). */
+static bool cache_get(gp_auth_t *a, const uint8_t hash[GP_SHA256_LEN], bool touch, cache_entry_t *e)
+{
+    size_t idx = (hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS;
+    cache_entry_t *slot = &a->cache[idx];
+    pthread_mutex_t *lock = &a->stripes[idx % CACHE_STRIPES];
+    pthread_mutex_lock(lock);
+    bool hit = slot->used && gp_mono_ms() < slot->valid_until &&
+               gp_ct_equal(slot->hash, hash, GP_SHA256_LEN);
+    if (hit) {
+        if (touch)
+            queue_touch(a, slot);
+        *e = *slot;
+    }
+    pthread_mutex_unlock(lock);
+    return hit;
+}
+
+static void cache_put(gp_auth_t *a, const uint8_t hash[GP_SHA256_LEN], bool touch, cache_entry_t *e)
+{
+    e->used = true;
+    memcpy(e->hash, hash, GP_SHA256_LEN);
+    if (e->result == -GP_E_UNAVAILABLE)
+        return;
+    size_t idx = (hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS;
+    pthread_mutex_t *lock = &a->stripes[idx % CACHE_STRIPES];
+    pthread_mutex_lock(lock);
+    a->cache[idx] = *e;
+    if (touch)
+        queue_touch(a, &a->cache[idx]);
+    pthread_mutex_unlock(lock);
+}
+
 /* Verifies a bearer (an API key, or an ID token when is_token): cached, else from the store
  * (and the issuer's keys). A valid cached credential skips the failure throttle: only
  * guesses pay for it. */
@@ -292,19 +328,8 @@ static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token, 
 {
     uint8_t hash[GP_SHA256_LEN];
     gp_sha256(bearer, strlen(bearer), hash);
-    size_t idx = (hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS;
-    cache_entry_t *slot = &a->cache[idx];
-    pthread_mutex_t *lock = &a->stripes[idx % CACHE_STRIPES];
     cache_entry_t e;
-    pthread_mutex_lock(lock);
-    bool hit = slot->used && gp_mono_ms() < slot->valid_until &&
-               gp_ct_equal(slot->hash, hash, sizeof hash);
-    if (hit) {
-        if (!is_token)
-            queue_touch(a, slot);
-        e = *slot;
-    }
-    pthread_mutex_unlock(lock);
+    bool hit = cache_get(a, hash, !is_token, &e);
     if (!hit || e.result != 0) {
         int wait = throttled(a, client);
         if (wait > 0) {
@@ -313,7 +338,7 @@ static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token, 
             return -GP_E_TOO_MANY_AUTH_FAILURES;
         }
     }
-    if (!hit) { /* outside the lock: store (and issuer) round trips */
+    if (!hit) { /* store (and issuer) round trips, outside any lock */
         memset(&e, 0, sizeof e);
         if (is_token) {
             const char *c = NULL;
@@ -325,15 +350,7 @@ static int authenticate_cached(gp_auth_t *a, const char *bearer, bool is_token, 
         } else {
             verify_key(a, hash, &e);
         }
-        e.used = true;
-        memcpy(e.hash, hash, sizeof hash);
-        pthread_mutex_lock(lock);
-        if (e.result != -GP_E_UNAVAILABLE) {
-            *slot = e;
-            if (!is_token)
-                queue_touch(a, slot);
-        }
-        pthread_mutex_unlock(lock);
+        cache_put(a, hash, !is_token, &e);
     }
     if (e.result != 0) {
         *code = e.code ? e.code : gp_err_code(e.result);
@@ -359,17 +376,8 @@ static int authenticate_session(gp_auth_t *a, const char *cookie, gp_principal_t
     }
     uint8_t hash[GP_SHA256_LEN];
     gp_sha256(cookie, strlen(cookie), hash);
-    size_t idx = (hash[0] | (unsigned)hash[1] << 8) % CACHE_SLOTS;
-    cache_entry_t *slot = &a->cache[idx];
-    pthread_mutex_t *lock = &a->stripes[idx % CACHE_STRIPES];
     cache_entry_t e;
-    pthread_mutex_lock(lock);
-    bool hit = slot->used && gp_mono_ms() < slot->valid_until &&
-               gp_ct_equal(slot->hash, hash, sizeof hash);
-    if (hit)
-        e = *slot;
-    pthread_mutex_unlock(lock);
-    if (!hit) {
+    if (!cache_get(a, hash, false, &e)) {
         memset(&e, 0, sizeof e);
         gp_user_t u = {0};
         int urc = a->store->vt->user_get(a->store, f[0], &u);
@@ -386,14 +394,8 @@ static int authenticate_session(gp_auth_t *a, const char *cookie, gp_principal_t
             p->via = GP_VIA_SESSION;
         }
         gp_user_clear(&u);
-        e.used = true;
         e.valid_until = gp_mono_ms() + GP_AUTH_CACHE_MS;
-        memcpy(e.hash, hash, sizeof hash);
-        if (e.result != -GP_E_UNAVAILABLE) {
-            pthread_mutex_lock(lock);
-            *slot = e;
-            pthread_mutex_unlock(lock);
-        }
+        cache_put(a, hash, false, &e);
     }
     if (e.result != 0) {
         *code = gp_err_code(e.result);
