@@ -110,8 +110,13 @@ int gp_plans_load(const char *path, char *err, size_t cap)
 #include "core/errors.h"
 #include "core/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
+
+#define GRANTED_SLOTS 4096 /* a collision only costs one more idempotent store call */
+static pthread_mutex_t granted_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t granted[GRANTED_SLOTS];
 
 void gp_plan_grant_month(gp_store_t *store, const char *user_id, const char *plan_name)
 {
@@ -123,9 +128,25 @@ void gp_plan_grant_month(gp_store_t *store, const char *user_id, const char *pla
     gmtime_r(&now, &tm);
     char key[96];
     snprintf(key, sizeof key, "monthly:%s:%04d-%02d", user_id, tm.tm_year + 1900, tm.tm_mon + 1);
+    /* Once this process has seen the month's grant through, it does not ask the store again:
+     * the store call is a write, and this runs on every key-cache miss (an event thread). */
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a of the ledger key */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    size_t slot = (size_t)(h % GRANTED_SLOTS);
+    pthread_mutex_lock(&granted_lock);
+    bool done = granted[slot] == h;
+    pthread_mutex_unlock(&granted_lock);
+    if (done)
+        return;
     int64_t balance = 0;
     int rc = store->vt->credits_grant(store, user_id, plan->monthly_grant, key,
                                       "monthly grant of the plan", &balance);
+    if (rc == 0 || rc == -GP_E_CONFLICT) { /* granted now, or before */
+        pthread_mutex_lock(&granted_lock);
+        granted[slot] = h;
+        pthread_mutex_unlock(&granted_lock);
+    }
     if (rc == 0)
         gp_log(GP_LOG_INFO, NULL, "user %s: monthly grant of %lld credits (%s plan), balance %lld",
                user_id, (long long)plan->monthly_grant, plan->name, (long long)balance);
