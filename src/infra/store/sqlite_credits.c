@@ -1,7 +1,7 @@
 /*
  * sqlite_credits.c — the credit movements of the embedded store (store.h, "credits"): run by
  * the committer inside the batch transaction, next to the task change they belong to, and
- * the identity connection's grant and ledger reads.
+ * grants (on the identity connection) and ledger reads (on a pooled reader).
  *
  * Exactly-once comes from the ledger's UNIQUE unique_key: every movement first inserts its
  * ledger row (INSERT OR IGNORE) and touches the balance only if that row was new.
@@ -183,10 +183,11 @@ int gp_sqlite_ledger_list(gp_store_t *base, const char *user_id, int64_t before_
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     *n = 0;
-    pthread_mutex_lock(&s->identity_lock);
+    int slot;
+    sqlite3 *db = gp_sqlite_take_reader(s, &slot); /* a read: never behind a write */
     sqlite3_stmt *q = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(s->identity,
+    if (sqlite3_prepare_v2(db,
                            "SELECT seq, user_id, task_id, kind, amount, balance_after, note,"
                            " created_at FROM credit_ledger WHERE user_id = ?1"
                            " AND (?2 = 0 OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
@@ -213,6 +214,6 @@ int gp_sqlite_ledger_list(gp_store_t *base, const char *user_id, int64_t before_
         }
     }
     sqlite3_finalize(q);
-    pthread_mutex_unlock(&s->identity_lock);
+    gp_sqlite_give_reader(s, slot);
     return rc;
 }

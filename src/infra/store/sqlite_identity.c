@@ -1,9 +1,9 @@
 /*
  * sqlite_identity.c — users and API keys in the embedded store (store.h's identity calls).
  *
- * Every call runs on the store's own identity connection under a mutex: these calls are rare
- * (key lookups are cached by the gateway), and one connection keeps the prepared SQL simple.
- * SQLite's busy timeout makes a write wait for the committer's transaction instead of failing.
+ * Reads take a connection from the reader pool, so a key lookup never waits behind a write.
+ * Writes run on the store's own identity connection under a mutex: they are rare, and
+ * SQLite's busy timeout makes them wait for the committer's transaction instead of failing.
  */
 #include "core/errors.h"
 #include "core/log.h"
@@ -23,25 +23,47 @@
 typedef struct {
     sqlite_store_t *s;
     sqlite3_stmt *st;
+    sqlite3 *db;
+    int reader; /* the pool slot of a read; -1 = the identity connection (writes) */
 } query_t;
 
-/* Prepares sql on the identity connection, holding its lock until query_end. */
+static int prepare_on(query_t *q, const char *sql)
+{
+    if (sqlite3_prepare_v2(q->db, sql, -1, &q->st, NULL) == SQLITE_OK)
+        return 0;
+    GP_ERROR("store: identity query failed: %s", sqlite3_errmsg(q->db));
+    if (q->reader >= 0)
+        gp_sqlite_give_reader(q->s, q->reader);
+    else
+        pthread_mutex_unlock(&q->s->identity_lock);
+    return -GP_E_IO;
+}
+
+/* Prepares a write on the identity connection, holding its lock until query_end. */
 static int query_begin(gp_store_t *base, const char *sql, query_t *q)
 {
     q->s = (sqlite_store_t *)base;
+    q->reader = -1;
     pthread_mutex_lock(&q->s->identity_lock);
-    if (sqlite3_prepare_v2(q->s->identity, sql, -1, &q->st, NULL) != SQLITE_OK) {
-        GP_ERROR("store: identity query failed: %s", sqlite3_errmsg(q->s->identity));
-        pthread_mutex_unlock(&q->s->identity_lock);
-        return -GP_E_IO;
-    }
-    return 0;
+    q->db = q->s->identity;
+    return prepare_on(q, sql);
+}
+
+/* Prepares a read on a pooled reader connection, held until query_end. */
+static int query_begin_read(gp_store_t *base, const char *sql, query_t *q)
+{
+    q->s = (sqlite_store_t *)base;
+    q->db = gp_sqlite_take_reader(q->s, &q->reader);
+    return prepare_on(q, sql);
 }
 
 static void query_end(query_t *q)
 {
     sqlite3_finalize(q->st);
-    pthread_mutex_unlock(&q->s->identity_lock);
+    if (q->reader >= 0)
+        gp_sqlite_give_reader(q->s, q->reader);
+    else
+        pthread_mutex_unlock(&q->s->identity_lock);
 }
 
 /* Steps a statement that returns no rows: 0, -GP_E_CONFLICT on a unique field, -GP_E_IO. */
@@ -52,7 +74,7 @@ static int query_exec(query_t *q)
     if (rc == SQLITE_CONSTRAINT)
         out = -GP_E_CONFLICT;
     else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        GP_ERROR("store: identity write failed: %s", sqlite3_errmsg(q->s->identity));
+        GP_ERROR("store: identity write failed: %s", sqlite3_errmsg(q->db));
         out = -GP_E_IO;
     }
     return out;
@@ -157,11 +179,11 @@ int gp_sqlite_user_create(gp_store_t *st, const gp_user_t *u)
 int gp_sqlite_user_get(gp_store_t *st, const char *id_or_email, gp_user_t *out)
 {
     query_t q;
-    if (query_begin(st,
-                    "SELECT " USER_COLUMNS " FROM users WHERE id = ?1 UNION ALL"
-                    " SELECT " USER_COLUMNS " FROM users WHERE email = lower(?1) AND id <> ?1"
-                    " LIMIT 1",
-                    &q) != 0)
+    if (query_begin_read(st,
+                         "SELECT " USER_COLUMNS " FROM users WHERE id = ?1 UNION ALL"
+                         " SELECT " USER_COLUMNS " FROM users WHERE email = lower(?1) AND id <> ?1"
+                         " LIMIT 1",
+                         &q) != 0)
         return -GP_E_IO;
     bind_str(q.st, 1, id_or_email);
     int rc = query_one(&q, read_user_cb, out);
@@ -172,7 +194,7 @@ int gp_sqlite_user_get(gp_store_t *st, const char *id_or_email, gp_user_t *out)
 int gp_sqlite_user_by_oidc(gp_store_t *st, const char *issuer, const char *subject, gp_user_t *out)
 {
     query_t q;
-    if (query_begin(
+    if (query_begin_read(
             st, "SELECT " USER_COLUMNS " FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2",
             &q) != 0)
         return -GP_E_IO;
@@ -191,10 +213,10 @@ int gp_sqlite_user_list(gp_store_t *st, const char *after_id, gp_user_t *out, si
 {
     query_t q;
     *n = 0;
-    if (query_begin(st,
-                    "SELECT " USER_COLUMNS
-                    " FROM users WHERE" AFTER_ROW("users") " ORDER BY created_at, id LIMIT ?2",
-                    &q) != 0)
+    if (query_begin_read(st,
+                         "SELECT " USER_COLUMNS
+                         " FROM users WHERE" AFTER_ROW("users") " ORDER BY created_at, id LIMIT ?2",
+                         &q) != 0)
         return -GP_E_IO;
     bind_str(q.st, 1, after_id);
     sqlite3_bind_int64(q.st, 2, (sqlite3_int64)cap);
@@ -231,7 +253,7 @@ int gp_sqlite_key_create(gp_store_t *st, const gp_api_key_t *k)
 int gp_sqlite_key_by_hash(gp_store_t *st, const char *hash_hex, gp_api_key_t *out)
 {
     query_t q;
-    if (query_begin(st, "SELECT " KEY_COLUMNS " FROM api_keys WHERE hash = ?1", &q) != 0)
+    if (query_begin_read(st, "SELECT " KEY_COLUMNS " FROM api_keys WHERE hash = ?1", &q) != 0)
         return -GP_E_IO;
     bind_str(q.st, 1, hash_hex);
     int rc = query_one(&q, read_key_cb, out);
@@ -244,11 +266,11 @@ int gp_sqlite_key_list(gp_store_t *st, const char *user_id, const char *after_id
 {
     query_t q;
     *n = 0;
-    if (query_begin(st,
-                    "SELECT " KEY_COLUMNS " FROM api_keys WHERE" AFTER_ROW(
-                        "api_keys") " AND (?3 IS NULL OR user_id = ?3)"
-                                    " ORDER BY created_at, id LIMIT ?2",
-                    &q) != 0)
+    if (query_begin_read(st,
+                         "SELECT " KEY_COLUMNS " FROM api_keys WHERE" AFTER_ROW(
+                             "api_keys") " AND (?3 IS NULL OR user_id = ?3)"
+                                         " ORDER BY created_at, id LIMIT ?2",
+                         &q) != 0)
         return -GP_E_IO;
     bind_str(q.st, 1, after_id);
     sqlite3_bind_int64(q.st, 2, (sqlite3_int64)cap);
@@ -268,7 +290,7 @@ static int update_key(gp_store_t *st, const char *sql, const char *id, int64_t n
     bind_str(q.st, 1, id);
     sqlite3_bind_int64(q.st, 2, now_ms);
     int rc = query_exec(&q);
-    if (rc == 0 && sqlite3_changes(q.s->identity) == 0)
+    if (rc == 0 && sqlite3_changes(q.db) == 0)
         rc = -GP_E_NOT_FOUND;
     query_end(&q);
     return rc;
@@ -311,10 +333,10 @@ int gp_sqlite_count_pending(gp_store_t *base, const char *owner, int64_t cap, in
 int gp_sqlite_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count)
 {
     query_t q;
-    if (query_begin(st,
-                    "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
-                    " AND (expires_at IS NULL OR expires_at > ?1)",
-                    &q) != 0)
+    if (query_begin_read(st,
+                         "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
+                         " AND (expires_at IS NULL OR expires_at > ?1)",
+                         &q) != 0)
         return -GP_E_IO;
     sqlite3_bind_int64(q.st, 1, now_ms);
     int rc = sqlite3_step(q.st) == SQLITE_ROW ? 0 : -GP_E_IO;
@@ -336,7 +358,7 @@ int gp_sqlite_user_update(gp_store_t *st, const char *id, const char *plan, int 
     bind_str(q.st, 2, plan);
     sqlite3_bind_int(q.st, 3, disabled);
     int rc = query_exec(&q);
-    if (rc == 0 && sqlite3_changes(q.s->identity) == 0)
+    if (rc == 0 && sqlite3_changes(q.db) == 0)
         rc = -GP_E_NOT_FOUND;
     query_end(&q);
     return rc;

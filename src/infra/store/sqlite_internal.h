@@ -2,7 +2,7 @@
  * sqlite_internal.h — what the SQLite store's files share (sqlite.c: tasks;
  * sqlite_identity.c: users and API keys). Private to src/infra/store/.
  *
- * Threading: `writer` belongs to the committer thread; `identity` is the identity calls' own
+ * Threading: `writer` belongs to the committer thread; `identity` is the identity writes' own
  * connection, used under identity_lock (SQLite serialises it against the writer with its
  * busy timeout); readers come from the pool (take/give).
  */
