@@ -84,6 +84,7 @@ typedef struct request {
     gp_path_params_t path_params;
     gp_principal_t principal; /* the caller, set at admission for routes with a scope */
     bool unsafe_method;       /* not GET/HEAD: needs CSRF proof with a session cookie */
+    char request_hash[65];    /* create with Idempotency-Key: SHA-256 hex of the body */
     char *body;
     size_t body_len, body_cap, discarded;
     bool too_large;

@@ -46,7 +46,7 @@ static enum MHD_Result create_start(request_t *r)
     /* The request's fingerprint: a replayed Idempotency-Key must come with the same body
      * (key order and spacing aside). */
     char *canonical = key ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    char hash[GP_SHA256_HEX_LEN] = "";
+    char *hash = r->request_hash; /* kept: a replay compares it with the stored one */
     if (canonical)
         gp_sha256_hex(canonical, strlen(canonical), hash);
     free(canonical);
@@ -109,16 +109,10 @@ static enum MHD_Result create_finish(request_t *r)
                                            : "the task could not be stored; try again",
             NULL);
     if (r->op.replayed) {
-        const char *key = gp_req_header(r, "Idempotency-Key");
-        char hash[GP_SHA256_HEX_LEN] = "";
-        json_t *body = json_loadb(r->body, r->body_len, 0, NULL);
-        char *canonical = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        if (canonical)
-            gp_sha256_hex(canonical, strlen(canonical), hash);
-        free(canonical);
-        json_decref(body);
-        /* Rows stored before request hashes existed replay as before. */
-        if (key && r->task.request_hash && strcmp(r->task.request_hash, hash) != 0)
+        /* r->task is now the first request's row. Rows stored before request hashes existed
+         * replay as before. */
+        if (r->request_hash[0] && r->task.request_hash &&
+            strcmp(r->task.request_hash, r->request_hash) != 0)
             return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH,
                                  "this Idempotency-Key was used with a different request body; "
                                  "use a new key for a new request",
