@@ -327,40 +327,37 @@ int gp_pg_key_touch(gp_store_t *st, const char *id, int64_t now_ms)
                      2, v);
 }
 
-int gp_pg_count_pending(gp_store_t *st, const char *owner, int64_t cap, int64_t *n)
+/* A query whose one row, one column answer is a count. */
+static int count_query(gp_store_t *st, const char *sql, int n, const char *const *v, int64_t *out)
 {
-    char lim[24];
-    const char *v[2] = {owner, i64_param(lim, cap)};
     PGresult *r;
-    int rc = gp_pg_pool_query(st,
-                              "SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE owner = $1::text"
-                              " AND status = 'pending' LIMIT $2::bigint) AS q",
-                              2, v, &r);
+    int rc = gp_pg_pool_query(st, sql, n, v, &r);
     if (rc != 0)
         return rc;
     if (PQntuples(r) == 1)
-        *n = col_i64(r, 0, 0);
+        *out = col_i64(r, 0, 0);
     else
         rc = -GP_E_IO;
     PQclear(r);
     return rc;
 }
 
+int gp_pg_count_pending(gp_store_t *st, const char *owner, int64_t cap, int64_t *n)
+{
+    char lim[24];
+    const char *v[2] = {owner, i64_param(lim, cap)};
+    return count_query(st,
+                       "SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE owner = $1::text"
+                       " AND status = 'pending' LIMIT $2::bigint) AS q",
+                       2, v, n);
+}
+
 int gp_pg_keys_active(gp_store_t *st, int64_t now_ms, int64_t *count)
 {
     char now[24];
     const char *v[1] = {i64_param(now, now_ms)};
-    PGresult *r;
-    int rc = gp_pg_pool_query(st,
-                              "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL"
-                              " AND (expires_at IS NULL OR expires_at > $1::bigint)",
-                              1, v, &r);
-    if (rc != 0)
-        return rc;
-    if (PQntuples(r) == 1)
-        *count = col_i64(r, 0, 0);
-    else
-        rc = -GP_E_IO;
-    PQclear(r);
-    return rc;
+    return count_query(st,
+                       "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL"
+                       " AND (expires_at IS NULL OR expires_at > $1::bigint)",
+                       1, v, count);
 }
