@@ -3,7 +3,7 @@ valid tokens map (iss, sub) to a user created on first sight; every forged, stal
 misdirected token is refused with 401 and its own error.code; key rotation is picked up."""
 import time
 
-from harness import case, check, check_error
+from harness import case, check, check_error, http_request
 from provider_fakes import FakeAPI
 
 CLIENT = "genpulse-test-client"
@@ -107,7 +107,7 @@ def test_oidc_browser_sign_in(ctx):
     check("HttpOnly" in flow[1] and "SameSite=Lax" in flow[1], "flow cookie %r" % flow[1])
     # the fake issuer answers at once with a redirect carrying the code
     p = urllib.parse.urlsplit(auth_url)
-    fr = srv.__class__.req(type("F", (), {"port": fake.port})(), "GET", p.path + "?" + p.query)
+    fr = http_request(fake.port, "GET", p.path + "?" + p.query)
     check(fr.status == 302, "fake authorize: %r" % fr)
     cb = urllib.parse.urlsplit(fr.headers["location"])
     # a callback without the flow cookie (another browser) is refused

@@ -33,14 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *ptrs[GP_TOKEN_FIELDS_MAX];
             for (size_t i = 0; i < counts[c]; i++)
                 ptrs[i] = fields[i];
-            const char *exp_text = strrchr(value, '.');
-            (void)exp_text;
             char again[GP_TOKEN_MAX + 64];
-            long long exp = 0;
             const char *p = value;
             for (size_t i = 0; i < counts[c]; i++)
                 p = strchr(p, '.') + 1;
-            exp = strtoll(p, NULL, 10);
+            long long exp = strtoll(p, NULL, 10);
             if (gp_token_sign(SECRET, ptrs, counts[c], exp, again, sizeof again) != 0 ||
                 strcmp(again, value) != 0) {
                 fprintf(stderr, "fuzz_session_token: accepted a value the signer does not make\n");
