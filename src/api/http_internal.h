@@ -66,10 +66,13 @@ typedef struct asset_job {
     char id[37];
 } asset_job_t;
 
-/* A browser sign-in's callback, between its start and the offload job that redeems it. */
+/* A browser sign-in step between its start and its offload job (login: the issuer's URL;
+ * callback: redeeming the code). url is malloc'd by the job and freed by on_completed. */
 typedef struct signin_job {
     int issuer;
-    char nonce[48], verifier[48];
+    char state[48], nonce[48], verifier[48];
+    char flow[640]; /* the signed gp_signin cookie value */
+    char *url;
     char return_to[64];
     int rc;
     const char *code;

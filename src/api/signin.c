@@ -2,7 +2,8 @@
  * signin.c — browser sign-in through OpenID Connect: authorization code flow with PKCE
  * (S256), `state` and `nonce`, ending in a session cookie.
  *
- *   GET  /v1/auth/login?issuer=&return_to=   → 302 to the issuer, with a short-lived signed
+ *   GET  /v1/auth/login?issuer=&return_to=   → (offload pool: the issuer's discovery document
+ *                                              may be fetched) 302 to the issuer, with a short-lived signed
  *                                              cookie holding state, nonce and the verifier
  *   GET  /v1/auth/callback?code=&state=      → the code is exchanged (offload pool: network
  *                                              I/O), the ID token verified with the nonce, the
@@ -99,6 +100,17 @@ static int issuer_index(request_t *r, const char *name)
     return -1;
 }
 
+/* Offload job: the issuer's authorization URL (its discovery document is fetched once). */
+static void build_login_url(request_t *r)
+{
+    gp_http_t *h = r->http;
+    signin_job_t *j = &r->signin;
+    char *redirect_uri = gp_xasprintf("%s/v1/auth/callback", h->rt->public_url);
+    j->url = gp_oidc_authorization_url(h->oidc, h->issuers[j->issuer], redirect_uri, j->state,
+                                       j->nonce, j->verifier, &j->code, j->msg, sizeof j->msg);
+    free(redirect_uri);
+}
+
 static enum MHD_Result login(request_t *r)
 {
     gp_http_t *h = r->http;
@@ -122,24 +134,28 @@ static enum MHD_Result login(request_t *r)
     hex_encode(rt ? rt : "/", back);
     snprintf(idxs, sizeof idxs, "%d", idx);
     const char *fields[] = {state, nonce, verifier, idxs, back};
-    char flow[GP_TOKEN_MAX];
-    if (gp_token_sign(h->session_secret, fields, 5, (int64_t)time(NULL) + FLOW_TTL_S, flow,
-                      sizeof flow) != 0)
+    signin_job_t *j = &r->signin;
+    if (gp_token_sign(h->session_secret, fields, 5, (int64_t)time(NULL) + FLOW_TTL_S, j->flow,
+                      sizeof j->flow) != 0)
         return gp_send_error(r->conn, GP_E_INTERNAL, NULL, NULL);
-    char *redirect_uri = gp_xasprintf("%s/v1/auth/callback", h->rt->public_url);
-    const char *code = NULL;
-    char msg[256];
-    char *url = gp_oidc_authorization_url(h->oidc, h->issuers[idx], redirect_uri, state, nonce,
-                                          verifier, &code, msg, sizeof msg);
-    free(redirect_uri);
-    if (!url)
+    j->issuer = idx;
+    snprintf(j->state, sizeof j->state, "%s", state);
+    snprintf(j->nonce, sizeof j->nonce, "%s", nonce);
+    snprintf(j->verifier, sizeof j->verifier, "%s", verifier);
+    gp_http_offload(r, build_login_url); /* may fetch the discovery document */
+    return MHD_YES;
+}
+
+static enum MHD_Result login_finish(request_t *r)
+{
+    signin_job_t *j = &r->signin;
+    if (!j->url)
         return gp_send_error_full(
-            r->conn, gp_oidc_code_status(code) == 503 ? GP_E_UNAVAILABLE : GP_E_INVALID_TOKEN, code,
-            msg, NULL, NULL, NULL);
-    char *c = cookie(r, FLOW_COOKIE, flow, FLOW_TTL_S);
-    enum MHD_Result ret = redirect(r, url, c, NULL);
+            r->conn, gp_oidc_code_status(j->code) == 503 ? GP_E_UNAVAILABLE : GP_E_INVALID_TOKEN,
+            j->code, j->msg, NULL, NULL, NULL);
+    char *c = cookie(r, FLOW_COOKIE, j->flow, FLOW_TTL_S);
+    enum MHD_Result ret = redirect(r, j->url, c, NULL);
     free(c);
-    free(url);
     return ret;
 }
 
@@ -236,7 +252,7 @@ static enum MHD_Result logout(request_t *r)
 }
 
 const gp_route_t gp_routes_signin[] = {
-    {"GET", "/v1/auth/login", GP_BODY_NONE, NULL, login, NULL},
+    {"GET", "/v1/auth/login", GP_BODY_NONE, NULL, login, login_finish},
     {"GET", "/v1/auth/callback", GP_BODY_NONE, NULL, callback, callback_finish},
     {"POST", "/v1/auth/logout", GP_BODY_NONE, "", logout, NULL},
     {NULL, NULL, GP_BODY_NONE, NULL, NULL, NULL},
