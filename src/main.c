@@ -186,6 +186,7 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     }
     if (gp_queue_open(&rt.queue, &s, err, sizeof err) != 0 ||
         gp_events_open(&rt.events, &s, err, sizeof err) != 0 ||
+        gp_presence_open(&rt.presence, &s, err, sizeof err) != 0 ||
         gp_storage_open(&rt.storage, &s, err, sizeof err) != 0) {
         GP_ERROR("%s", err);
         goto out;
@@ -242,6 +243,7 @@ out:
     gp_http_set_limiter(NULL);
     gp_limiter_close(rt.limiter);
     gp_storage_close(rt.storage);
+    gp_presence_close(rt.presence);
     gp_events_close(rt.events);
     gp_queue_close(rt.queue);
     gp_store_close(rt.store);

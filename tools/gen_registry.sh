@@ -14,13 +14,15 @@ tmp="$out.tmp"
   echo "#include \"infra/events/events.h\""
   echo "#include \"infra/storage/storage.h\""
   echo "#include \"infra/limiter/limiter.h\""
+  echo "#include \"infra/presence/presence.h\""
   for spec in "gp_task_type_t gp_task_type_ gp_generated_task_types" \
               "gp_provider_t gp_provider_ gp_generated_providers" \
               "gp_store_vt_t gp_store_backend_ gp_generated_store_backends" \
               "gp_queue_vt_t gp_queue_backend_ gp_generated_queue_backends" \
               "gp_events_vt_t gp_events_backend_ gp_generated_events_backends" \
               "gp_storage_vt_t gp_storage_backend_ gp_generated_storage_backends" \
-              "gp_limiter_vt_t gp_limiter_backend_ gp_generated_limiter_backends"; do
+              "gp_limiter_vt_t gp_limiter_backend_ gp_generated_limiter_backends" \
+              "gp_presence_vt_t gp_presence_backend_ gp_generated_presence_backends"; do
     set -- $spec "$@"
     kind=$1 prefix=$2 name=$3; shift 3
     syms=$(grep -ho "^const $kind $prefix[a-z0-9_]* *=" "$@" 2>/dev/null | sed "s/^const $kind \($prefix[a-z0-9_]*\).*/\1/" | sort -u || true)

@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "infra/events/events.h"
 #include "infra/limiter/limiter.h"
+#include "infra/presence/presence.h"
 #include "infra/queue/queue.h"
 #include "infra/storage/storage.h"
 #include "infra/store/store.h"
@@ -50,3 +51,4 @@ DEFINE_OPEN(queue, gp_queue_t, gp_generated_queue_backends, queue_url, "memory")
 DEFINE_OPEN(events, gp_events_t, gp_generated_events_backends, queue_url, "memory")
 DEFINE_OPEN(storage, gp_storage_t, gp_generated_storage_backends, storage_url, "local")
 DEFINE_OPEN(limiter, gp_limiter_t, gp_generated_limiter_backends, queue_url, "memory")
+DEFINE_OPEN(presence, gp_presence_t, gp_generated_presence_backends, queue_url, "memory")

@@ -10,6 +10,7 @@
 #include "core/settings.h"
 #include "infra/events/events.h"
 #include "infra/limiter/limiter.h"
+#include "infra/presence/presence.h"
 #include "infra/queue/queue.h"
 #include "infra/storage/storage.h"
 #include "infra/store/store.h"
@@ -22,6 +23,7 @@ typedef struct gp_runtime {
     gp_events_t *events;
     gp_storage_t *storage;
     gp_limiter_t *limiter; /* provider limits; NULL in a gateway-only process */
+    gp_presence_t *presence; /* live workers (every process: gateways read it for /ready) */
     gp_committer_t *committer;
     struct gp_worker_pool *workers; /* NULL in a gateway-only process */
     int64_t started_at;
