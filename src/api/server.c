@@ -62,7 +62,9 @@ static void run_offload(void *arg)
 {
     request_t *r = arg;
     gp_http_t *h = r->http;
+    gp_log_set_request_id(r->request_id); /* the job's log lines belong to the request */
     r->offload_job(r);
+    gp_log_set_request_id(NULL);
     r->state = REQ_READY;
     MHD_resume_connection(r->conn);
     atomic_fetch_sub(&h->inflight, 1);

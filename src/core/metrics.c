@@ -238,40 +238,47 @@ typedef struct table {
 
 static table_t tables[GP_M_COUNT];
 static bool g_enabled = true;
-static const char other_labels[GP_METRICS_LABELS_MAX][GP_METRICS_LABEL_LEN] = {"other", "other",
-                                                                               "other"};
 
 /* ---------------------------------------------------------------- series lookup */
 
-static uint64_t hash_labels(const char (*v)[GP_METRICS_LABEL_LEN], int n)
+/* A label value as stored: its first GP_METRICS_LABEL_LEN - 1 bytes. */
+typedef struct label_in {
+    const char *p;
+    size_t n;
+} label_in_t;
+
+static uint64_t hash_labels(const label_in_t *v, int n)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (int i = 0; i < n; i++) {
-        for (const unsigned char *p = (const unsigned char *)v[i]; *p; p++)
-            h = (h ^ *p) * 1099511628211ULL;
+        for (size_t k = 0; k < v[i].n; k++)
+            h = (h ^ (unsigned char)v[i].p[k]) * 1099511628211ULL;
         h = (h ^ 0xff) * 1099511628211ULL; /* separator: ("ab","") ≠ ("a","b") */
     }
     return h;
 }
 
-static bool same_labels(const series_t *s, const char (*v)[GP_METRICS_LABEL_LEN], int n)
+static bool same_labels(const series_t *s, const label_in_t *v, int n)
 {
-    for (int i = 0; i < n; i++)
-        if (strcmp(s->labels[i], v[i]) != 0)
+    for (int i = 0; i < n; i++) /* stored values are NUL-padded */
+        if (s->labels[i][v[i].n] != '\0' || memcmp(s->labels[i], v[i].p, v[i].n) != 0)
             return false;
     return true;
 }
 
-static bool is_other(const char (*v)[GP_METRICS_LABEL_LEN], int n)
+static bool is_other(const label_in_t *v, int n)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(v[i], "other") != 0)
+        if (v[i].n != 5 || memcmp(v[i].p, "other", 5) != 0)
             return false;
     return true;
 }
 
-/* The ready slot for the label values v (already cut to length), inserting it if new. */
-static series_t *find_in(gp_metric_t m, const char (*v)[GP_METRICS_LABEL_LEN], int n)
+static const label_in_t other_labels[GP_METRICS_LABELS_MAX] = {
+    {"other", 5}, {"other", 5}, {"other", 5}};
+
+/* The ready slot for the label values v, inserting it if new. */
+static series_t *find_in(gp_metric_t m, const label_in_t *v, int n)
 {
     table_t *t = &tables[m];
     size_t i = (size_t)(hash_labels(v, n) % GP_METRICS_SERIES_MAX);
@@ -285,8 +292,10 @@ static series_t *find_in(gp_metric_t m, const char (*v)[GP_METRICS_LABEL_LEN], i
             int expect = SLOT_EMPTY;
             if (atomic_compare_exchange_strong(&s->state, &expect, SLOT_WRITING)) {
                 atomic_fetch_add(&t->used, 1);
-                for (int k = 0; k < n; k++)
-                    memcpy(s->labels[k], v[k], GP_METRICS_LABEL_LEN);
+                for (int k = 0; k < n; k++) {
+                    memset(s->labels[k], 0, GP_METRICS_LABEL_LEN);
+                    memcpy(s->labels[k], v[k].p, v[k].n);
+                }
                 atomic_store_explicit(&s->state, SLOT_READY, memory_order_release);
                 return s;
             }
@@ -305,15 +314,13 @@ static series_t *find_in(gp_metric_t m, const char (*v)[GP_METRICS_LABEL_LEN], i
 static series_t *find(gp_metric_t m, const char *l1, const char *l2, const char *l3)
 {
     const char *in[GP_METRICS_LABELS_MAX] = {l1, l2, l3};
-    char v[GP_METRICS_LABELS_MAX][GP_METRICS_LABEL_LEN];
+    label_in_t v[GP_METRICS_LABELS_MAX];
     int n = families[m].nlabels;
     for (int i = 0; i < n; i++) {
-        const char *s = in[i] ? in[i] : "";
-        size_t len = strnlen(s, GP_METRICS_LABEL_LEN - 1);
-        memcpy(v[i], s, len);
-        memset(v[i] + len, 0, GP_METRICS_LABEL_LEN - len);
+        v[i].p = in[i] ? in[i] : "";
+        v[i].n = strnlen(v[i].p, GP_METRICS_LABEL_LEN - 1);
     }
-    return find_in(m, (const char(*)[GP_METRICS_LABEL_LEN])v, n);
+    return find_in(m, v, n);
 }
 
 /* ---------------------------------------------------------------- recording */
@@ -485,20 +492,45 @@ static void put_help(buf_t *b, const family_t *f)
     putf(b, "\n# TYPE %s %s\n", f->name, types[f->kind]);
 }
 
-/* {a="x",b="y"[,le="…"]}, or nothing when there is neither a label nor le. */
-static void put_labels(buf_t *b, const family_t *f, const series_t *s, const char *le)
+/* a="x",b="y" for a series (escaped once, reused by every line of the series). */
+static size_t label_text(const family_t *f, const series_t *s, char *out, size_t cap)
 {
-    if (f->nlabels == 0 && !le)
-        return;
-    put(b, "{", 1);
-    for (int i = 0; i < f->nlabels; i++) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < f->nlabels && o < cap; i++) {
         char esc[GP_METRICS_LABEL_LEN * 2 + 1];
         gp_metrics_escape_label(s->labels[i], esc, sizeof esc);
-        putf(b, "%s%s=\"%s\"", i ? "," : "", f->labels[i], esc);
+        int n = snprintf(out + o, cap - o, "%s%s=\"%s\"", i ? "," : "", f->labels[i], esc);
+        o = n < 0 ? o : o + (size_t)n;
     }
-    if (le)
-        putf(b, "%sle=\"%s\"", f->nlabels ? "," : "", le);
+    return o < cap ? o : cap - 1;
+}
+
+/* name+suffix{labels[,le="…"]} — braces only when there is something inside. */
+static void put_name(buf_t *b, const family_t *f, const char *suffix, const char *labels,
+                     size_t labels_len, const char *le)
+{
+    puts_(b, f->name);
+    puts_(b, suffix);
+    if (!labels_len && !le)
+        return;
+    put(b, "{", 1);
+    put(b, labels, labels_len);
+    if (le) {
+        if (labels_len)
+            put(b, ",", 1);
+        puts_(b, "le=\"");
+        puts_(b, le);
+        put(b, "\"", 1);
+    }
     put(b, "}", 1);
+}
+
+static void put_u64(buf_t *b, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, " %llu\n", (unsigned long long)v);
+    put(b, tmp, (size_t)n);
 }
 
 /* v / divisor in decimal, exactly (divisor a power of ten). */
@@ -516,7 +548,8 @@ static void put_scaled(buf_t *b, int64_t v, int64_t divisor)
          digits, (unsigned long long)(mag % (uint64_t)divisor));
 }
 
-static void put_histogram(buf_t *b, const family_t *f, const series_t *s)
+static void put_histogram(buf_t *b, const family_t *f, const series_t *s, const char *labels,
+                          size_t labels_len)
 {
     uint64_t cum = 0;
     for (int i = 0; i <= f->nbuckets; i++) {
@@ -526,18 +559,16 @@ static void put_histogram(buf_t *b, const family_t *f, const series_t *s)
             snprintf(le, sizeof le, "%g", f->buckets[i]);
         else
             snprintf(le, sizeof le, "+Inf");
-        putf(b, "%s_bucket", f->name);
-        put_labels(b, f, s, le);
-        putf(b, " %llu\n", (unsigned long long)cum);
+        put_name(b, f, "_bucket", labels, labels_len, le);
+        put_u64(b, cum);
     }
     uint64_t sum = atomic_load_explicit(&s->sum_micro, memory_order_relaxed);
-    putf(b, "%s_sum", f->name);
-    put_labels(b, f, s, NULL);
+    put_name(b, f, "_sum", labels, labels_len, NULL);
     put(b, " ", 1);
     put_scaled(b, (int64_t)(sum & INT64_MAX), 1000000);
-    putf(b, "\n%s_count", f->name);
-    put_labels(b, f, s, NULL);
-    putf(b, " %llu\n", (unsigned long long)cum);
+    put(b, "\n", 1);
+    put_name(b, f, "_count", labels, labels_len, NULL);
+    put_u64(b, cum);
 }
 
 char *gp_metrics_render(size_t *len)
@@ -551,12 +582,13 @@ char *gp_metrics_render(size_t *len)
             const series_t *s = &tables[m].slot[i];
             if (atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_READY)
                 continue;
+            char labels[GP_METRICS_LABELS_MAX * (GP_METRICS_LABEL_LEN * 2 + 40)];
+            size_t labels_len = label_text(f, s, labels, sizeof labels);
             if (f->kind == KIND_HISTOGRAM) {
-                put_histogram(&b, f, s);
+                put_histogram(&b, f, s, labels, labels_len);
                 continue;
             }
-            puts_(&b, f->name);
-            put_labels(&b, f, s, NULL);
+            put_name(&b, f, "", labels, labels_len, NULL);
             put(&b, " ", 1);
             put_scaled(&b, atomic_load_explicit(&s->value, memory_order_relaxed), f->divisor);
             put(&b, "\n", 1);
