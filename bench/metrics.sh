@@ -43,11 +43,19 @@ drain() { # port: wait until its queue is empty and no slot is busy
 }
 
 echo "# bench/metrics.sh $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, wrk -t2 -c64 -d${WRK_SECONDS}s, ROUNDS=$ROUNDS"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of a process
+TCK=$(getconf CLK_TCK)
 for r in $(seq "$ROUNDS"); do
     for i in 0 1 2; do
         for j in 0 1 2; do drain $((PORT + j)); done
-        wrk -t2 -c64 -d"${WRK_SECONDS}s" --latency -s bench/submit.lua \
-            "http://127.0.0.1:$((PORT + i))" | awk -v l="${NAMES[$i]} round $r" '/^RESULT/ {print l, $0}'
+        c0=$(cpu_ticks "${PIDS[$i]}")
+        line=$(wrk -t2 -c64 -d"${WRK_SECONDS}s" --latency -s bench/submit.lua \
+            "http://127.0.0.1:$((PORT + i))" | grep '^RESULT')
+        drain $((PORT + i)) # the tasks it accepted have run: the CPU covers their whole life
+        c1=$(cpu_ticks "${PIDS[$i]}")
+        n=$(printf '%s' "$line" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
+        cpu=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v t="$TCK" 'BEGIN {printf "%.1f", (b - a) / t * 1e6 / n}')
+        echo "${NAMES[$i]} round $r cpu_us_per_task=$cpu $line"
     done
 done | tee "$WORK/rounds.txt"
 
@@ -56,9 +64,23 @@ for n in "${NAMES[@]}"; do
     grep "^$n round" "$WORK/rounds.txt" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p' | sort -n |
         awk -v n="$n" '{v[NR]=$1} END {printf "%-14s median_rps=%.0f (min %.0f, max %.0f)\n", n, v[int((NR+1)/2)], v[1], v[NR]}'
 done
+echo "# server CPU per task (accept + run + commit, user + system), median of $ROUNDS rounds:"
+echo "# less sensitive to other load on the machine than throughput"
+for n in "${NAMES[@]}"; do
+    grep "^$n round" "$WORK/rounds.txt" | sed -n 's/.* cpu_us_per_task=\([0-9.]*\).*/\1/p' | sort -n |
+        awk -v n="$n" '{v[NR]=$1} END {printf "%-14s median_cpu_us_per_task=%.1f (min %.1f, max %.1f)\n", n, v[int((NR+1)/2)], v[1], v[NR]}'
+done
 on=$(grep "^metrics-on round" "$WORK/rounds.txt" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
 off=$(grep "^metrics-off round" "$WORK/rounds.txt" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
 awk -v a="$on" -v b="$off" 'BEGIN {printf "metrics on vs off: %+.1f%% submit throughput\n", (a - b) / b * 100}'
+med() { # name field
+    grep "^$1 round" "$WORK/rounds.txt" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p" | sort -n |
+        awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
+awk -v a="$(med metrics-on cpu_us_per_task)" -v b="$(med metrics-off cpu_us_per_task)" \
+    -v c="$(med on+access-log cpu_us_per_task)" 'BEGIN {
+    printf "metrics on vs off: %+.1f us CPU per task (%+.1f%%); access log on top: %+.1f us\n",
+        a - b, (a - b) / b * 100, c - a}'
 
 for j in 0 1 2; do drain $((PORT + j)); done
 echo "# one /metrics scrape (metrics-on server, $(curl -s "http://127.0.0.1:$PORT/metrics" | grep -vc '^#') sample lines)"

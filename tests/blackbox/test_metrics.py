@@ -208,3 +208,37 @@ def test_metrics_provider_calls(ctx):
           "provider requests: %r" % {k: v for k, v in s.items() if "provider_" in k[0]})
     check(value(s, "genpulse_provider_retries_total", provider="openai") == 2, "retries")
     check(value(s, "genpulse_provider_rate_limited_total", provider="openai") == 2, "429s")
+
+
+@case(own=True)
+def test_metrics_queue_depth_on_redis(ctx):
+    """A gateway with no worker: what it queues shows up by kombu band, read from Redis."""
+    from harness import Skip
+    from test_distributed import PG, REDIS, _env
+    if not (PG and REDIS):
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
+    env = _env()
+    gw = ctx.new_server(name="api", env=env, command="api").start()
+    base = samples(scrape(gw))
+    bands = {"0": 0, "1-3": 0, "4-6": 0, "7-9": 0}
+
+    def band(p):
+        return "0" if p == 0 else "1-3" if p <= 3 else "4-6" if p <= 6 else "7-9"
+
+    ids = []
+    for prio in (0, 2, 5, 5, 9):
+        t = gw.create("echo", {"message": "p%d" % prio}, priority=prio)
+        ids.append(t["id"])
+        bands[band(t["priority"])] += 1
+    text = scrape(gw)
+    promtool_ok(text)
+    s = samples(text)
+    for b, n in bands.items():
+        got = value(s, "genpulse_queue_depth", priority=b) - value(base, "genpulse_queue_depth",
+                                                                    priority=b)
+        check(got == n, "queue depth band %s grew by %r, expected %r" % (b, got, n))
+    check(value(s, "genpulse_worker_slots") == 0, "a gateway-only process reports worker slots")
+    # a worker drains them, so later tests start from an empty queue
+    ctx.new_server(name="worker", env=env, command="worker").start()
+    for tid in ids:
+        check(gw.wait_terminal(tid, 20)["status"] == "succeeded", "task %s" % tid)
