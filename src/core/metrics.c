@@ -318,7 +318,11 @@ static series_t *find(gp_metric_t m, const char *l1, const char *l2, const char 
     int n = families[m].nlabels;
     for (int i = 0; i < n; i++) {
         v[i].p = in[i] ? in[i] : "";
-        v[i].n = strnlen(v[i].p, GP_METRICS_LABEL_LEN - 1);
+        size_t len = strnlen(v[i].p, GP_METRICS_LABEL_LEN - 1);
+        if (v[i].p[len] != '\0') /* cut: not inside a UTF-8 sequence (promtool wants UTF-8) */
+            while (len > 0 && ((unsigned char)v[i].p[len] & 0xC0) == 0x80)
+                len--;
+        v[i].n = len;
     }
     return find_in(m, v, n);
 }

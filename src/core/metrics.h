@@ -27,7 +27,7 @@
 
 #define GP_METRICS_SERIES_MAX 256
 #define GP_METRICS_LABELS_MAX 3
-#define GP_METRICS_LABEL_LEN 48 /* longer values are cut (the same way every time) */
+#define GP_METRICS_LABEL_LEN 48 /* longer values are cut (at a UTF-8 boundary, always alike) */
 
 /* Families; labels in parentheses, in the order the add/observe calls pass them. */
 typedef enum gp_metric {

@@ -165,6 +165,17 @@ static void test_long_label_is_cut_consistently(void **state)
              GP_METRICS_LABEL_LEN - 1, long_route);
     assert_true(has_line(t, want));
     free(t);
+    /* A cut never splits a UTF-8 sequence: 46 ASCII bytes then "é" (2 bytes) keeps 46. */
+    gp_metrics_reset();
+    char utf[64];
+    memset(utf, 'u', 46);
+    snprintf(utf + 46, sizeof utf - 46, "\xc3\xa9tail");
+    gp_metrics_inc(GP_M_HTTP_REQUESTS, "GET", utf, "200");
+    t = render();
+    snprintf(want, sizeof want,
+             "genpulse_http_requests_total{method=\"GET\",route=\"%.46s\",status=\"200\"} 1", utf);
+    assert_true(has_line(t, want));
+    free(t);
 }
 
 static void test_task_labels_come_from_the_registry(void **state)
