@@ -862,28 +862,12 @@ static int rq_depth_by_priority(gp_queue_t *base, gp_queue_depths_t *out)
 
 static size_t rq_depth(gp_queue_t *base)
 {
-    redis_queue_t *q = (redis_queue_t *)base;
-    conn_t *c;
-    if (acquire(q, &c) != 0)
+    gp_queue_depths_t d;
+    if (rq_depth_by_priority(base, &d) != 0)
         return 0;
-    static const int lists[4] = {K_L0, K_L3, K_L6, K_L9};
-    for (int i = 0; i < 4; i++) {
-        const char *argv[2] = {"LLEN", q->keys[lists[i]]};
-        redisAppendCommandArgv(c->c, 2, argv, NULL);
-    }
-    const char *zc[2] = {"ZCARD", q->keys[K_DELAYED]};
-    redisAppendCommandArgv(c->c, 2, zc, NULL);
-    size_t n = 0;
-    for (int i = 0; i < 5; i++) {
-        void *v = NULL;
-        if (redisGetReply(c->c, &v) != REDIS_OK)
-            break;
-        redisReply *r = v;
-        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-            n += (size_t)r->integer;
-        freeReplyObject(r);
-    }
-    release(q, c);
+    size_t n = d.delayed;
+    for (size_t i = 0; i < d.n; i++)
+        n += d.band[i].ready;
     return n;
 }
 
