@@ -242,3 +242,27 @@ def test_metrics_queue_depth_on_redis(ctx):
     ctx.new_server(name="worker", env=env, command="worker").start()
     for tid in ids:
         check(gw.wait_terminal(tid, 20)["status"] == "succeeded", "task %s" % tid)
+
+
+@case(args=ARGS)
+def test_metrics_needs_admin_once_keys_exist(ctx):
+    """Open loopback server: anyone. With a key: 401 without one, 403 for a tasks key,
+    200 for an admin key (Prometheus' bearer token)."""
+    from harness import check_error
+    from test_identity import auth, new_user_key
+    srv = ctx.srv
+    scrape(srv)
+    _, user_key = new_user_key(srv, "u@example.com")
+    _, admin_key = new_user_key(srv, "ops@example.com", scopes="admin")
+    deadline = time.time() + 10  # the open-server decision is cached for a few seconds
+    while time.time() < deadline and srv.get("/metrics").status == 200:
+        time.sleep(0.2)
+    check_error(srv.get("/metrics"), 401, "unauthenticated", what="no key")
+    check_error(srv.get("/metrics", headers=auth(user_key)), 403, "insufficient_scope",
+                what="tasks key")
+    r = srv.get("/metrics", headers=auth(admin_key))
+    check(r.status == 200 and r.headers.get("content-type") == EXPOSITION, "admin key: %r" % r)
+    promtool_ok(r.body.decode())
+    s = samples(r.body.decode())
+    check(value(s, "genpulse_http_requests_total", method="GET", route="/metrics",
+                status="401") >= 1, "the 401s are not counted")
