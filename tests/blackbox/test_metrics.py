@@ -266,3 +266,32 @@ def test_metrics_needs_admin_once_keys_exist(ctx):
     s = samples(r.body.decode())
     check(value(s, "genpulse_http_requests_total", method="GET", route="/metrics",
                 status="401") >= 1, "the 401s are not counted")
+
+
+@case(args=ARGS + ["--log-format", "json"])
+def test_metrics_sse_streams_and_json_logs(ctx):
+    import json
+    from harness import SSEStream
+    srv = ctx.srv
+    t = srv.create("text-to-image", {"prompt": "x", "width": 64, "height": 64, "steps": 4,
+                                     "delay_ms": 3000}, headers={"X-Request-Id": "sse-1"})
+    streams = [SSEStream(srv.port, "/v1/tasks/%s/events" % t["id"]) for _ in range(2)]
+    check(value(samples(scrape(srv)), "genpulse_sse_streams") == 2, "two streams open")
+    streams[0].close()
+    deadline = time.time() + 5
+    while time.time() < deadline and value(samples(scrape(srv)), "genpulse_sse_streams") != 1:
+        time.sleep(0.05)
+    check(value(samples(scrape(srv)), "genpulse_sse_streams") == 1, "one stream left open")
+    streams[1].read_body(time.time() + 15)  # the stream ends with the task
+    streams[1].close()
+    deadline = time.time() + 5
+    while time.time() < deadline and value(samples(scrape(srv)), "genpulse_sse_streams") != 0:
+        time.sleep(0.05)
+    s = samples(scrape(srv))
+    check(value(s, "genpulse_sse_streams") == 0, "streams still counted open")
+    check(value(s, "genpulse_http_request_duration_seconds_count", method="GET",
+                route="/v1/tasks/{}/events") == 2, "the streams' durations")
+    lines = [json.loads(ln) for ln in srv.stderr_text().splitlines() if ln.startswith("{")]
+    mine = [o for o in lines if o.get("request_id") == "sse-1"]
+    check(any("access method=POST route=/v1/tasks status=202" in o["msg"] for o in mine),
+          "no JSON access line with request_id: %r" % mine)
