@@ -214,7 +214,7 @@ def test_metrics_provider_calls(ctx):
 def test_metrics_queue_depth_on_redis(ctx):
     """A gateway with no worker: what it queues shows up by kombu band, read from Redis."""
     from harness import Skip
-    from test_distributed import PG, REDIS, _env
+    from test_distributed import PG, REDIS, _env, _worker
     if not (PG and REDIS):
         raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
     env = _env()
@@ -239,7 +239,7 @@ def test_metrics_queue_depth_on_redis(ctx):
         check(got == n, "queue depth band %s grew by %r, expected %r" % (b, got, n))
     check(value(s, "genpulse_worker_slots") == 0, "a gateway-only process reports worker slots")
     # a worker drains them, so later tests start from an empty queue
-    ctx.new_server(name="worker", env=env, command="worker").start()
+    _worker(ctx, gw, env=env)
     for tid in ids:
         check(gw.wait_terminal(tid, 20)["status"] == "succeeded", "task %s" % tid)
 
