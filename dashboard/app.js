@@ -138,7 +138,8 @@ function setProgress(bar, p) {
   bar.dataset.progress = p || 0;
 }
 
-function shortId(id) { return id.slice(0, 8) + "…" + id.slice(-4); }
+// UUIDv7s share their leading time bits: the random tail tells tasks apart.
+function shortId(id) { return id.slice(0, 4) + "…" + id.slice(-8); }
 
 function taskLink(id) { return el("a", { href: "#/task/" + id, class: "mono", title: id }, shortId(id)); }
 
@@ -315,7 +316,9 @@ $("#submit-form").addEventListener("submit", async (ev) => {
   let params;
   try { params = JSON.parse($("#submit-params").value || "{}"); } catch (e) { msg.textContent = "params: " + e.message; msg.className = "error"; return; }
   try {
-    const t = await api("POST", "/v1/tasks", { task_type: $("#submit-type").value, provider: $("#submit-provider").value, params });
+    // The provider is one of the params (docs/api.md, POST /v1/tasks).
+    if (!params.provider && $("#submit-provider").value) params.provider = $("#submit-provider").value;
+    const t = await api("POST", "/v1/tasks", { task_type: $("#submit-type").value, params });
     msg.className = "";
     msg.replaceChildren("submitted ", taskLink(t.id));
     addTaskRow(t, true);
@@ -473,7 +476,7 @@ async function showTask(id) {
   state.taskStream = sse(`/v1/tasks/${id}/events`, async (type, snap, seq) => {
     timeline.append(el("li", { class: snap.status },
       el("time", {}, new Date().toLocaleTimeString()), " ", el("b", {}, type), " ", badge(snap.status),
-      ` ${snap.progress}%`, snap.step ? ` · ${snap.step}` : "", snap.error ? ` · ${snap.error.code}` : "", seq ? el("span", { class: "hint" }, ` #${seq}`) : ""));
+      ` ${snap.progress}%`, snap.step ? ` · ${snap.step}` : "", snap.error ? ` · ${snap.error.code}` : "", seq && seq !== "0" ? el("span", { class: "hint" }, ` #${seq}`) : ""));
     if (type === "status" || snap.status !== currentTask.status || snap.result) {
       try { currentTask = await api("GET", "/v1/tasks/" + id); renderTask(currentTask); loadAttempts(id); } catch (e) { /* keep */ }
     } else {

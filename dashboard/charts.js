@@ -14,6 +14,8 @@ const Charts = (() => {
   function fmt(v) {
     if (v >= 1000) return (v / 1000).toFixed(v >= 10000 ? 0 : 1) + "k";
     if (Number.isInteger(v)) return String(v);
+    if (v < 0.1) return v.toFixed(3);
+    if (v < 1) return v.toFixed(2);
     return v < 10 ? v.toFixed(1) : v.toFixed(0);
   }
 

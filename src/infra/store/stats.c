@@ -123,7 +123,8 @@ void gp_stats_finish(gp_stats_acc_t *a, gp_stats_bucket_t *out)
         a->b[i].pending = pending;
         a->b[i].processing = processing;
     }
-    qsort(a->waits, a->n_waits, sizeof *a->waits, by_bucket_then_wait);
+    if (a->n_waits > 0) /* qsort wants a non-NULL base even for 0 items */
+        qsort(a->waits, a->n_waits, sizeof *a->waits, by_bucket_then_wait);
     for (size_t j = 0; j < a->n_waits;) {
         size_t k = j;
         double sum = 0;
