@@ -343,6 +343,7 @@ function addTaskRow(t, top) {
   const old = body.querySelector(`tr[data-id="${t.id}"]`);
   const row = taskRow(t);
   state.tasks.set(t.id, t);
+  for (const e of body.querySelectorAll("tr.empty")) e.remove();
   if (old) old.replaceWith(row);
   else if (top) body.prepend(row);
   else body.append(row);
@@ -367,7 +368,7 @@ async function loadTasks(more) {
     for (const t of page.data) addTaskRow(t, false);
     state.tasksCursor = page.next_cursor;
     $("#tasks-more").hidden = !page.next_cursor;
-    if (!page.data.length && !more) $("#tasks-table tbody").append(el("tr", {}, el("td", { colspan: 6, class: "hint" }, "no task matches")));
+    if (!page.data.length && !more) $("#tasks-table tbody").append(el("tr", { class: "empty" }, el("td", { colspan: 6, class: "hint" }, "no task matches")));
   } catch (e) { $("#tasks-error").textContent = e.message; }
 }
 

@@ -80,6 +80,14 @@ const Charts = (() => {
           if (!started) { ctx.moveTo(x(i), y(v)); started = true; } else ctx.lineTo(x(i), y(v));
         }
         ctx.stroke();
+        // Dots too: a lone point (one busy bucket) draws no line segment.
+        ctx.fillStyle = se.color;
+        for (let i = 0; i < n; i++) {
+          const v = se.values[i];
+          if (v === null || v === undefined) continue;
+          const lone = (i === 0 || se.values[i - 1] == null) && (i === n - 1 || se.values[i + 1] == null);
+          if (lone || n <= 60) { ctx.beginPath(); ctx.arc(x(i), y(v), lone ? 3 : 1.5, 0, 2 * Math.PI); ctx.fill(); }
+        }
       }
     }
     // legend

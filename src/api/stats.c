@@ -53,11 +53,10 @@ static enum MHD_Result get_stats(request_t *r)
         seconds_arg(r, "window", STATS_DEFAULT_WINDOW_S, 60, STATS_WINDOW_MAX_S, details);
     int64_t bucket =
         seconds_arg(r, "bucket", STATS_DEFAULT_BUCKET_S, 1, STATS_WINDOW_MAX_S, details);
-    if (json_array_size(details) == 0 && (window % bucket != 0 || window / bucket < 1 ||
-                                          window / bucket > GP_STATS_MAX_BUCKETS))
-        json_array_append_new(details,
-                              json_pack("{s:s, s:s}", "field", "bucket", "message",
-                                        "must divide window into 1 to 1440 buckets"));
+    if (json_array_size(details) == 0 &&
+        (window % bucket != 0 || window / bucket < 1 || window / bucket > GP_STATS_MAX_BUCKETS))
+        json_array_append_new(details, json_pack("{s:s, s:s}", "field", "bucket", "message",
+                                                 "must divide window into 1 to 1440 buckets"));
     if (json_array_size(details) > 0)
         return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
     json_decref(details);
@@ -68,8 +67,8 @@ static enum MHD_Result get_stats(request_t *r)
      * and a refresh keeps earlier buckets in place. */
     int64_t bucket_ms = bucket * 1000, now = gp_now_ms();
     int64_t end = (now / bucket_ms + 1) * bucket_ms;
-    gp_stats_query_t q = {.owner = gp_principal_is_admin(&r->principal) ? NULL
-                                                                         : r->principal.user_id,
+    gp_stats_query_t q = {.owner =
+                              gp_principal_is_admin(&r->principal) ? NULL : r->principal.user_id,
                           .since_ms = end - window * 1000,
                           .bucket_ms = bucket_ms,
                           .n_buckets = (size_t)(window / bucket)};
