@@ -230,6 +230,10 @@ typedef struct gp_store_vt {
     int (*ledger_list)(gp_store_t *st, const char *user_id, int64_t before_seq,
                        gp_ledger_entry_t *out, size_t cap, size_t *n);
 
+    /* Readiness: a round trip to the database that reads the applied schema version
+     * (*applied) and the version this binary expects (*expected). 0 or -GP_E_*. */
+    int (*schema_status)(gp_store_t *st, int *applied, int *expected);
+
     /* Stats: fills out[0..q->n_buckets) (see gp_stats_bucket_t); any thread. 0 or -GP_E_*. */
     int (*stats)(gp_store_t *st, const gp_stats_query_t *q, gp_stats_bucket_t *out);
 } gp_store_vt_t;
