@@ -72,8 +72,8 @@ static void test_aggregator_edges(void **state)
     (void)state;
     gp_stats_query_t q = {.since_ms = T0, .bucket_ms = MIN, .n_buckets = 2};
     gp_stats_acc_t *a = gp_stats_begin(&q);
-    gp_stats_add(a, T0 + 2 * MIN, 0, 0, GP_TASK_PENDING); /* at the window's end: outside */
-    gp_stats_add(a, T0 + MIN, 0, 0, GP_TASK_PENDING);     /* exactly at bucket 1's start */
+    gp_stats_add(a, T0 + 2 * MIN, 0, 0, GP_TASK_PENDING);     /* at the window's end: outside */
+    gp_stats_add(a, T0 + MIN, 0, 0, GP_TASK_PENDING);         /* exactly at bucket 1's start */
     gp_stats_add(a, T0 - 1, T0 + MIN, 0, GP_TASK_PROCESSING); /* starts at bucket 0's end */
     gp_stats_bucket_t b[2];
     gp_stats_finish(a, b);
@@ -218,8 +218,8 @@ static void test_stats_from_store(void **state)
              GP_TASK_SUCCEEDED, NULL, id);
     put_task(f, f->owner, "text-to-image", "simulator", "b", T0 - 5 * MIN, 0, 0, GP_TASK_PENDING,
              NULL, id);
-    put_task(f, f->owner, "echo", "echo", "c", T0 + MIN + 1000, T0 + MIN + 2000,
-             T0 + 3 * MIN + 1, GP_TASK_FAILED, "boom", id);
+    put_task(f, f->owner, "echo", "echo", "c", T0 + MIN + 1000, T0 + MIN + 2000, T0 + 3 * MIN + 1,
+             GP_TASK_FAILED, "boom", id);
     /* finished before the window: not selected at all */
     put_task(f, f->owner, "echo", "echo", "d", T0 - 9 * MIN, T0 - 8 * MIN, T0 - 7 * MIN,
              GP_TASK_SUCCEEDED, NULL, id);
