@@ -397,7 +397,7 @@ function renderOutputs(t) {
   const box = $("#task-outputs");
   const assets = (t.result && t.result.assets) || [];
   if (!assets.length) {
-    box.replaceChildren(el("p", { class: "hint" }, t.status === "succeeded" ? "no files" : "none yet"));
+    box.replaceChildren(el("p", { class: "hint" }, t.status === "succeeded" ? "no files" : ["failed", "canceled"].includes(t.status) ? "none" : "none yet"));
     if (t.result && Object.keys(t.result).length) box.append(el("pre", {}, JSON.stringify(t.result, null, 2)));
     return;
   }

@@ -87,8 +87,11 @@ def test_dashboard_worker_lost(ctx):
     api = ctx.new_server(name="api", env=env, command="api").start()
     if api.get("/v1/workers").status == 404:
         raise Skip("GET /v1/workers is not on this build (workers branch not merged)")
-    wks = [ctx.new_server(["--concurrency", "2"], name="worker%d" % i, env=env,
-                          command="worker").start() for i in range(2)]
+    # Local storage in distributed mode: the workers share the api's data dir and link
+    # outputs at it (as test_distributed.py does).
+    wenv = dict(env, GENPULSE_PUBLIC_URL="http://127.0.0.1:%d" % api.port)
+    wks = [ctx.new_server(["--concurrency", "2"], data_dir=api.data_dir, name="worker%d" % i,
+                          env=wenv, command="worker").start() for i in range(2)]
     out = os.path.join(SCREENSHOTS, "workers")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out, exist_ok=True)
@@ -96,11 +99,12 @@ def test_dashboard_worker_lost(ctx):
 
     def on_line(line):
         if not killed and line == "ready-to-kill":
+            killed["pid"] = wks[1].proc.pid
             wks[1].kill9()
-            killed["pid"] = True
             with open(os.path.join(out, "killed"), "w") as f:
-                f.write("worker1")
+                f.write(str(killed["pid"]))
 
     text = _run_script({"base": "http://127.0.0.1:%d" % api.port, "out": out,
                         "scenario": "workers"}, on_line=on_line)
     check(killed and "all checks passed" in text, "browser script: %s" % text[-2000:])
+    print("    " + "\n    ".join(l for l in text.splitlines() if l.startswith("ok -")))

@@ -136,6 +136,15 @@ async function embedded(browser) {
   }, 10000, "retried task failed again");
   check(true, "retry from the dead-letter view ran the task again (it fails again by design)");
   await shot(page, "05-failed-after-retry");
+  // its page: attempts (worker, error, duration) when the server keeps that history
+  await page.goto(cfg.base + "/dashboard#/task/" + fid);
+  await page.waitForSelector("#page-task:not([hidden]) #task-attempts tbody tr");
+  await page.waitForTimeout(300);
+  const attempts = await page.$$eval("#task-attempts tbody tr", (rs) => rs.map((r) => r.textContent));
+  if (attempts.some((t) => /keeps no attempt history/.test(t))) console.log("note - this build has no GET /v1/tasks/{id}/attempts");
+  else check(attempts.length >= 1 && attempts.every((t) => /simulated_failure/.test(t)), `attempts listed with worker and error: ${attempts.length} row(s)`);
+  check(await page.isVisible("#task-retry"), "a failed task's page offers Retry");
+  await shot(page, "05b-failed-task");
 
   // 5. the overview draws its charts from GET /v1/stats
   await page.click('a[data-page="overview"]');
@@ -202,14 +211,24 @@ async function workers(browser) {
   await page.waitForSelector("#page-workers:not([hidden])");
   await until(() => page.$$eval("#workers-table tbody tr.alive", (r) => r.length >= 2), 15000, "two live workers");
   check(true, "the Workers page lists two live workers");
+  // slow tasks, so the running column has something to show
+  for (let i = 0; i < 3; i++) {
+    await fetch(cfg.base + "/v1/tasks", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ task_type: "text-to-image", params: { prompt: "slow " + i, width: 64, height: 64, steps: 4, delay_ms: 20000 } }) });
+  }
+  await until(() => page.$$eval("#workers-table tbody tr.alive td:last-child a", (a) => a.length >= 2), 15000, "running tasks shown");
+  check(true, "the Workers page shows the running tasks");
   await shot(page, "08-workers-alive");
   // the test kills the worker whose id it names, then tells us through a file
   fs.writeFileSync(path.join(cfg.out, "ready-to-kill"), "");
   console.log("ready-to-kill");
   await until(() => fs.existsSync(path.join(cfg.out, "killed")), 15000, "the worker was killed");
-  const victim = fs.readFileSync(path.join(cfg.out, "killed"), "utf8").trim();
-  await until(() => page.$$eval("#workers-table tbody tr.lost", (rs, host) => rs.length > 0, victim), 60000, "a worker marked lost");
-  check(true, "the killed worker is marked lost");
+  const pid = fs.readFileSync(path.join(cfg.out, "killed"), "utf8").trim();
+  const t0 = Date.now();
+  await until(() => page.$$eval("#workers-table tbody tr.lost", (rs, p) => rs.some((r) => r.children[3].textContent === p), pid), 60000, "the killed worker marked lost");
+  check(true, `the killed worker (pid ${pid}) is marked lost after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const aliveLeft = await page.$$eval("#workers-table tbody tr.alive", (r) => r.length);
+  check(aliveLeft === 1, "the other worker is still alive");
   await shot(page, "09-workers-lost");
   await ctx.close();
 }
