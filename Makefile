@@ -15,7 +15,9 @@ LDFLAGS   := $(SAN)
 
 SRCS      := $(sort $(shell find src -name '*.c'))
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
-OBJS      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/registry_gen.o
+OBJS      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/registry_gen.o \
+             $(BUILD)/obj/gen/dashboard_gen.o
+DASHBOARD := $(sort $(wildcard dashboard/*.html dashboard/*.css dashboard/*.js))
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 .PHONY: all deps run test unit fuzz blackbox release bench tsan docs clean check-docs format check-format
@@ -30,6 +32,15 @@ deps:
 $(BUILD)/gen/registry_gen.c: $(LIB_SRCS) tools/gen_registry.sh
 	@mkdir -p $(dir $@)
 	sh tools/gen_registry.sh $@ $(LIB_SRCS)
+
+# The dashboard's files become C data (tools/embed.sh): the binary serves them offline.
+$(BUILD)/gen/dashboard_gen.c: $(DASHBOARD) tools/embed.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed.sh $@ $(DASHBOARD)
+
+$(BUILD)/obj/gen/dashboard_gen.o: $(BUILD)/gen/dashboard_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)

@@ -111,6 +111,7 @@ static int open_store(const gp_settings_t *s, gp_store_t **store)
     if (gp_store_migrate(*store, err, sizeof err) != 0) {
         GP_ERROR("store: %s", err);
         gp_store_close(*store);
+        *store = NULL; /* the caller's exit path closes it too */
         return -1;
     }
     return 0;

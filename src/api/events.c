@@ -1,5 +1,6 @@
 /*
- * events.c — GET /v1/tasks/{id}/events: a task's status as a Server-Sent Events stream.
+ * events.c — GET /v1/tasks/{id}/events: a task's status as a Server-Sent Events stream;
+ * GET /v1/events: every task the caller may see, one stream (the dashboard's live view).
  *
  * DESIGN
  * - A stream is a callback response. Between events its connection is suspended (no
@@ -27,6 +28,8 @@ struct sse_client {
     char *buf;
     size_t len, off, cap;
     uint64_t last_seq;
+    /* The every-task stream: owner = the only user whose tasks it carries ("" = all). */
+    char owner[37];
     bool suspended, ended, closed;
     bool listed; /* on h->clients (and counted in genpulse_sse_streams) */
     sse_client_t *prev, *next;
@@ -89,6 +92,24 @@ static void sse_on_event(const gp_event_t *ev, void *arg)
         sse_append_event(c, ev->seq, ev->type, ev->data, ev->data_len);
         if (ev->terminal)
             c->ended = true;
+        sse_wake(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The every-task stream: sequences are per task, so the stream numbers its own events
+ * (a reconnect starts afresh: the client reloads the list, then listens). */
+static void sse_on_any_event(const gp_event_t *ev, void *arg)
+{
+    sse_client_t *c = arg;
+    if (c->owner[0]) {
+        const char *owner = ev->owner && ev->owner[0] ? ev->owner : "";
+        if (strcmp(owner, c->owner) != 0)
+            return; /* another user's task, or a publisher that did not say whose */
+    }
+    pthread_mutex_lock(&c->lock);
+    if (!c->closed && !c->ended) {
+        sse_append_event(c, ++c->last_seq, ev->type, ev->data, ev->data_len);
         sse_wake(c);
     }
     pthread_mutex_unlock(&c->lock);
@@ -235,6 +256,23 @@ static enum MHD_Result task_events(request_t *r)
     return sse_respond(r, c);
 }
 
+static enum MHD_Result all_events(request_t *r)
+{
+    gp_http_t *h = r->http;
+    sse_client_t *c = gp_xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    c->http = h;
+    c->conn = r->conn;
+    if (!gp_principal_is_admin(&r->principal))
+        snprintf(c->owner, sizeof c->owner, "%s", r->principal.user_id);
+    pthread_mutex_lock(&c->lock);
+    static const char opening[] = "retry: 1000\n\n: every task\n\n"; /* sent at once */
+    sse_append(c, opening, sizeof opening - 1);
+    gp_events_subscribe(h->rt->events, NULL, sse_on_any_event, c, &c->sub);
+    pthread_mutex_unlock(&c->lock);
+    return sse_respond(r, c);
+}
+
 static void *heartbeat_main(void *arg)
 {
     gp_http_t *h = arg;
@@ -288,5 +326,6 @@ void gp_sse_end_all(gp_http_t *h)
 
 const gp_route_t gp_routes_events[] = {
     {"GET", "/v1/tasks/{}/events", GP_BODY_NONE, "tasks:read", task_events, NULL},
+    {"GET", "/v1/events", GP_BODY_NONE, "tasks:read", all_events, NULL},
     {NULL, NULL, GP_BODY_NONE, NULL, NULL, NULL},
 };

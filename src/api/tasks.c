@@ -169,10 +169,58 @@ static void add_detail(json_t *details, const char *field, const char *message)
     json_array_append_new(details, json_pack("{s:s, s:s}", "field", field, "message", message));
 }
 
-/* Reads ?limit, ?status, ?task_type, ?cursor into f; problems go to details. */
+/* A provider name or error code: 1..64 of [a-z0-9_.-] (every one the registry has). */
+static bool plain_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_' ||
+             v[i] == '-' || v[i] == '.';
+    return ok;
+}
+
+#define LIST_Q_MAX 200 /* ?q: longer than any useful search, short enough to stay cheap */
+
+/* The dashboard's search fields: ?id, ?provider, ?error_code, ?q (params text), ?user. */
+static void list_search(request_t *r, gp_task_filter_t *f, json_t *details)
+{
+    const char *v;
+    if ((v = gp_req_query(r, "id")) && *v) {
+        if (!gp_is_uuid(v))
+            add_detail(details, "id", "must be a task id (a lowercase UUID)");
+        f->id = v;
+    }
+    if ((v = gp_req_query(r, "provider")) && *v) {
+        if (!plain_name_ok(v))
+            add_detail(details, "provider", "must be 1 to 64 of a-z, 0-9, '_', '-', '.'");
+        f->provider = v;
+    }
+    if ((v = gp_req_query(r, "error_code")) && *v) {
+        if (!plain_name_ok(v))
+            add_detail(details, "error_code", "must be 1 to 64 of a-z, 0-9, '_', '-', '.'");
+        f->error_code = v;
+    }
+    if ((v = gp_req_query(r, "q")) && *v) {
+        if (strlen(v) > LIST_Q_MAX)
+            add_detail(details, "q", "must be at most 200 bytes");
+        f->params_text = v;
+    }
+    if ((v = gp_req_query(r, "user")) && *v) {
+        if (strlen(v) > 64)
+            add_detail(details, "user", "must be a user id");
+        else if (!gp_principal_is_admin(&r->principal) && strcmp(v, r->principal.user_id) != 0)
+            add_detail(details, "user", "only an admin can list another user's tasks");
+        f->owner = v;
+    }
+}
+
+/* Reads ?limit, ?status, ?task_type, ?cursor and the search fields into f; problems go to
+ * details. */
 static void list_filter(request_t *r, gp_task_filter_t *f, json_t *details)
 {
     const char *v;
+    list_search(r, f, details);
     if ((v = gp_req_query(r, "limit"))) {
         char *end = NULL;
         long n = strtol(v, &end, 10);

@@ -24,7 +24,8 @@ typedef struct gp_subscription gp_subscription_t;
 
 typedef struct gp_event {
     const char *task_id;
-    const char *type; /* "status" | "progress" */
+    const char *owner; /* the task's user id; "" when the publisher did not say (older) */
+    const char *type;  /* "status" | "progress" */
     uint64_t seq;
     const char *data; /* JSON snapshot text (gp_task_snapshot) */
     size_t data_len;
@@ -45,6 +46,7 @@ typedef struct gp_events_vt {
     int (*publish_progress)(gp_events_t *ev, const gp_task_t *t, int percent, const char *step);
     /* 0 and fills out, or -GP_E_NOT_FOUND when the bus knows nothing of the task. */
     int (*get_hot)(gp_events_t *ev, const char *task_id, gp_hot_state_t *out);
+    /* task_id NULL: every task's events (the dashboard's stream). */
     int (*subscribe)(gp_events_t *ev, const char *task_id, gp_event_cb cb, void *arg,
                      gp_subscription_t **out);
     void (*unsubscribe)(gp_events_t *ev, gp_subscription_t *sub);

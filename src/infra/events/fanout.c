@@ -21,8 +21,10 @@ struct gp_subscription {
 struct gp_fanout {
     pthread_mutex_t lock;
     pthread_cond_t calls_done;
-    gp_strmap_t *by_task; /* task id → gp_subscription_t list */
+    gp_strmap_t *by_task; /* task id → gp_subscription_t list; "" = every task's events */
 };
+
+#define EVERY_TASK "" /* no task id is empty */
 
 gp_fanout_t *gp_fanout_new(void)
 {
@@ -57,7 +59,7 @@ gp_subscription_t *gp_fanout_subscribe(gp_fanout_t *f, const char *task_id, gp_e
                                        void *arg)
 {
     gp_subscription_t *s = gp_xcalloc(1, sizeof *s);
-    snprintf(s->task_id, sizeof s->task_id, "%s", task_id);
+    snprintf(s->task_id, sizeof s->task_id, "%s", task_id ? task_id : EVERY_TASK);
     s->cb = cb;
     s->arg = arg;
     pthread_mutex_lock(&f->lock);
@@ -91,19 +93,22 @@ void gp_fanout_deliver(gp_fanout_t *f, const gp_event_t *ev)
     gp_subscription_t *stack_subs[STACK_SUBS], **subs = stack_subs;
     size_t n = 0, cap = STACK_SUBS;
     pthread_mutex_lock(&f->lock);
-    for (gp_subscription_t *s = gp_strmap_get(f->by_task, ev->task_id); s; s = s->next) {
-        if (s->dead)
-            continue;
-        if (n == cap) {
-            gp_subscription_t **bigger = gp_xmalloc(cap * 2 * sizeof *bigger);
-            memcpy(bigger, subs, n * sizeof *bigger);
-            if (subs != stack_subs)
-                free(subs);
-            subs = bigger;
-            cap *= 2;
+    const char *keys[2] = {ev->task_id, EVERY_TASK};
+    for (int k = 0; k < 2; k++) {
+        for (gp_subscription_t *s = gp_strmap_get(f->by_task, keys[k]); s; s = s->next) {
+            if (s->dead)
+                continue;
+            if (n == cap) {
+                gp_subscription_t **bigger = gp_xmalloc(cap * 2 * sizeof *bigger);
+                memcpy(bigger, subs, n * sizeof *bigger);
+                if (subs != stack_subs)
+                    free(subs);
+                subs = bigger;
+                cap *= 2;
+            }
+            s->in_flight++;
+            subs[n++] = s;
         }
-        s->in_flight++;
-        subs[n++] = s;
     }
     pthread_mutex_unlock(&f->lock);
     if (n == 0)
@@ -122,7 +127,7 @@ void gp_fanout_deliver(gp_fanout_t *f, const gp_event_t *ev)
 bool gp_fanout_has(gp_fanout_t *f, const char *task_id)
 {
     pthread_mutex_lock(&f->lock);
-    bool has = gp_strmap_get(f->by_task, task_id) != NULL;
+    bool has = gp_strmap_get(f->by_task, task_id) || gp_strmap_get(f->by_task, EVERY_TASK);
     pthread_mutex_unlock(&f->lock);
     return has;
 }

@@ -130,6 +130,7 @@ static int publish(memory_events_t *e, const gp_task_t *t, const char *type, boo
     if (!data)
         return -GP_E_NOMEM;
     gp_event_t ev = {.task_id = t->id,
+                     .owner = t->owner[0] ? t->owner : GP_LOCAL_USER_ID,
                      .type = type,
                      .seq = hot.seq,
                      .data = data,

@@ -5,7 +5,7 @@
  * - Hot state per task is a hash genpulse:hot:<id> {progress, step, seq} with a TTL; one Lua
  *   script updates it and increments the event sequence atomically, so every process sees
  *   one sequence per task (the SSE `id:`), whichever process published.
- * - Events go to one channel, genpulse:events, as "<id> <seq> <type> <terminal>\n<json>";
+ * - Events go to one channel, genpulse:events, as "<id> <seq> <type> <terminal> <owner>\n<json>";
  *   cancel requests go to genpulse:cancel. Every process runs one subscriber thread that
  *   hands events to its local subscribers (fanout.c). One channel keeps the subscriber
  *   static (no SUBSCRIBE traffic per stream); per-task channels are the next step if event
@@ -123,12 +123,13 @@ static void handle_message(redis_events_t *e, const char *channel, const char *m
         return;
     memcpy(head, msg, hl);
     head[hl] = '\0';
-    char id[37], type[16];
+    char id[37], type[16], owner[37] = "";
     unsigned long long seq;
     int terminal;
-    if (sscanf(head, "%36s %llu %15s %d", id, &seq, type, &terminal) != 4)
+    if (sscanf(head, "%36s %llu %15s %d %36s", id, &seq, type, &terminal, owner) < 4)
         return;
     gp_event_t ev = {.task_id = id,
+                     .owner = owner,
                      .type = type,
                      .seq = seq,
                      .data = nl + 1,
@@ -275,8 +276,10 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
     json_t *snap = gp_task_snapshot(t, &hot);
     char *data = json_dumps(snap, JSON_COMPACT);
     json_decref(snap);
-    char *msg = gp_xasprintf("%s %llu %s %d\n%s", t->id, (unsigned long long)hot.seq, type,
-                             terminal ? 1 : 0, data ? data : "{}");
+    /* The owner rides last in the head: a reader that parses four fields ignores it. */
+    char *msg = gp_xasprintf("%s %llu %s %d %s\n%s", t->id, (unsigned long long)hot.seq, type,
+                             terminal ? 1 : 0, t->owner[0] ? t->owner : GP_LOCAL_USER_ID,
+                             data ? data : "{}");
     free(data);
     r = redisCommand(c, "PUBLISH %s %b", EVENTS_CHANNEL, msg, strlen(msg));
     free(msg);

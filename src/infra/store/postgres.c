@@ -1310,12 +1310,15 @@ static int pg_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
     *n = 0;
     if (f->limit == 0)
         return 0;
-    if ((f->task_type && !utf8_ok(f->task_type)) || (f->owner && !utf8_ok(f->owner)))
-        return 0; /* no stored task can have this type or owner */
+    const char *texts[] = {f->task_type, f->owner,      f->id,
+                           f->provider,  f->error_code, f->params_text};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (texts[i] && !utf8_ok(texts[i]))
+            return 0; /* no stored task can have this text */
     /* Only the filters in use, so the planner picks (owner, seq), (status, seq) or
      * (task_type, seq). */
-    char sql[512];
-    const char *v[5];
+    char sql[1024];
+    const char *v[10];
     char before[24], limit[24];
     int np = 0;
     int len = snprintf(sql, sizeof sql, "SELECT " TASK_COLUMNS " FROM tasks WHERE true");
@@ -1330,6 +1333,24 @@ static int pg_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
     if (f->task_type) {
         v[np++] = f->task_type;
         len += snprintf(sql + len, sizeof sql - (size_t)len, " AND task_type = $%d::text", np);
+    }
+    static const struct {
+        size_t off;
+        const char *clause;
+    } extra[] = {
+        {offsetof(gp_task_filter_t, id), " AND id = $%d::text"},
+        {offsetof(gp_task_filter_t, provider), " AND provider = $%d::text"},
+        {offsetof(gp_task_filter_t, error_code), " AND error_code = $%d::text"},
+        {offsetof(gp_task_filter_t, params_text),
+         " AND EXISTS (SELECT 1 FROM jsonb_each_text(params) AS p"
+         " WHERE strpos(lower(p.value), lower($%d::text)) > 0)"},
+    };
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        const char *value = *(const char *const *)((const char *)f + extra[i].off);
+        if (!value)
+            continue;
+        v[np++] = value;
+        len += snprintf(sql + len, sizeof sql - (size_t)len, extra[i].clause, np);
     }
     if (f->before_seq != 0) {
         snprintf(before, sizeof before, "%lld", (long long)f->before_seq);
@@ -1406,4 +1427,5 @@ const gp_store_vt_t gp_store_backend_postgres = {
     .user_update = gp_pg_user_update,
     .credits_grant = gp_pg_credits_grant,
     .ledger_list = gp_pg_ledger_list,
+    .stats = gp_pg_stats,
 };

@@ -52,6 +52,9 @@ static inline int64_t col_i64(const PGresult *r, int row, int col)
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
+/* postgres_stats.c: the stats entry (store.h). */
+int gp_pg_stats(gp_store_t *st, const gp_stats_query_t *q, gp_stats_bucket_t *out);
+
 /* The identity entries of gp_store_backend_postgres (postgres_identity.c); see store.h. */
 int gp_pg_user_create(gp_store_t *st, const gp_user_t *u);
 int gp_pg_user_get(gp_store_t *st, const char *id_or_email, gp_user_t *out);

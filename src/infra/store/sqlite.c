@@ -686,11 +686,14 @@ static int sq_get(gp_store_t *base, const char *id, gp_task_t *out)
 static int sq_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, size_t *n)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    char sql[512];
+    char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT " TASK_COLUMNS " FROM tasks WHERE (?1 IS NULL OR status = ?1)"
              " AND (?2 IS NULL OR task_type = ?2) AND (?3 = 0 OR seq < ?3)"
-             " AND (?5 IS NULL OR owner = ?5)"
+             " AND (?5 IS NULL OR owner = ?5) AND (?6 IS NULL OR id = ?6)"
+             " AND (?7 IS NULL OR provider = ?7) AND (?8 IS NULL OR error_code = ?8)"
+             " AND (?9 IS NULL OR EXISTS (SELECT 1 FROM json_each(tasks.params) AS p"
+             " WHERE instr(lower(p.value), lower(?9)) > 0))"
              " ORDER BY seq DESC LIMIT ?4");
     int slot;
     sqlite3 *db = gp_sqlite_take_reader(s, &slot);
@@ -706,6 +709,10 @@ static int sq_list(gp_store_t *base, const gp_task_filter_t *f, gp_task_t *out, 
         sqlite3_bind_int64(st, 3, f->before_seq);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);
         bind_text_or_null(st, 5, f->owner);
+        bind_text_or_null(st, 6, f->id);
+        bind_text_or_null(st, 7, f->provider);
+        bind_text_or_null(st, 8, f->error_code);
+        bind_text_or_null(st, 9, f->params_text);
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < f->limit)
             read_row(st, &out[(*n)++]);
@@ -756,4 +763,5 @@ const gp_store_vt_t gp_store_backend_sqlite = {
     .list = sq_list,
     .scan_unfinished = sq_scan_unfinished,
     GP_SQLITE_IDENTITY_FUNCTIONS,
+    .stats = gp_sqlite_stats,
 };

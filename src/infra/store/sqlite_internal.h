@@ -52,6 +52,9 @@ int gp_sqlite_ledger_list(gp_store_t *st, const char *user_id, int64_t before_se
                           gp_ledger_entry_t *out, size_t cap, size_t *n);
 int gp_sqlite_user_update(gp_store_t *st, const char *id, const char *plan, int disabled);
 
+/* sqlite_stats.c */
+int gp_sqlite_stats(gp_store_t *st, const gp_stats_query_t *q, gp_stats_bucket_t *out);
+
 /* sqlite_identity.c */
 int gp_sqlite_user_create(gp_store_t *st, const gp_user_t *u);
 int gp_sqlite_user_get(gp_store_t *st, const char *id_or_email, gp_user_t *out);

@@ -101,7 +101,46 @@ typedef struct gp_task_filter {
     const char *task_type; /* NULL = any */
     int64_t before_seq;    /* 0 = from the newest; else seq < before_seq */
     size_t limit;
+    const char *id;         /* NULL = any; else only the task with this id */
+    const char *provider;   /* NULL = any */
+    const char *error_code; /* NULL = any; else tasks whose error has this code */
+    /* NULL = any; else some top-level params value, as text, contains it (ASCII letters
+     * compared case-insensitively): a word of the prompt, a model name. */
+    const char *params_text;
 } gp_task_filter_t;
+
+/* ---- stats (the dashboard's charts) --------------------------------------------------------
+ * Buckets of `bucket_ms` covering [since, since + n * bucket_ms). A task counts in a bucket
+ * when the event happened inside it: created (created_at), succeeded / failed / canceled
+ * (completed_at, by final status), started (started_at: the latest attempt's start, whose
+ * queue wait started_at - created_at is averaged; a retried task's wait includes its earlier
+ * runs). pending / processing are the tasks in that state at the bucket's end, judged from
+ * the same three times. Aggregation is shared (stats.c); a backend only selects the rows. */
+typedef struct gp_stats_bucket {
+    int64_t start_ms;
+    int64_t created, succeeded, failed, canceled, started;
+    int64_t pending, processing; /* at the bucket's end */
+    double wait_avg_ms;          /* over `started`; 0 when none */
+    int64_t wait_p50_ms;         /* median wait; 0 when none */
+} gp_stats_bucket_t;
+
+typedef struct gp_stats_query {
+    const char *owner; /* NULL = every user's tasks */
+    int64_t since_ms;
+    int64_t bucket_ms; /* > 0 */
+    size_t n_buckets;  /* 1..GP_STATS_MAX_BUCKETS */
+} gp_stats_query_t;
+
+#define GP_STATS_MAX_BUCKETS 1440
+
+/* The accumulator a backend feeds one row at a time (stats.c). Not thread-safe: one per
+ * call. gp_stats_finish writes out[0..n_buckets) and frees what begin allocated. */
+typedef struct gp_stats_acc gp_stats_acc_t;
+gp_stats_acc_t *gp_stats_begin(const gp_stats_query_t *q);
+/* A task's times (ms, 0 = unset) and its current status. */
+void gp_stats_add(gp_stats_acc_t *a, int64_t created_at, int64_t started_at, int64_t completed_at,
+                  gp_task_status_t status);
+void gp_stats_finish(gp_stats_acc_t *a, gp_stats_bucket_t *out);
 
 /* ---- identity records (users and API keys) ------------------------------------------------
  * Owned strings are freed by gp_user_clear / gp_api_key_clear (store.c). The built-in user
@@ -194,6 +233,9 @@ typedef struct gp_store_vt {
     /* Readiness: a round trip to the database that reads the applied schema version
      * (*applied) and the version this binary expects (*expected). 0 or -GP_E_*. */
     int (*schema_status)(gp_store_t *st, int *applied, int *expected);
+
+    /* Stats: fills out[0..q->n_buckets) (see gp_stats_bucket_t); any thread. 0 or -GP_E_*. */
+    int (*stats)(gp_store_t *st, const gp_stats_query_t *q, gp_stats_bucket_t *out);
 } gp_store_vt_t;
 
 struct gp_store {
