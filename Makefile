@@ -5,7 +5,7 @@ BUILD     ?= build
 SAN       ?=
 OPT       ?= -O2
 CC        ?= cc
-PKGS      := libmicrohttpd jansson sqlite3 libpng libpq hiredis libcurl libcrypto vips \
+PKGS      := libmicrohttpd libsystemd jansson sqlite3 libpng libpq hiredis libcurl libcrypto vips \
              libavformat libavcodec libavutil libswscale
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion -Wstrict-prototypes
 CFLAGS    := -std=gnu17 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -Iinclude -Isrc -I$(BUILD)/gen \

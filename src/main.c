@@ -7,6 +7,7 @@
  * meet through the runtime's backend interfaces, so gateway-only and worker-only processes
  * are the same code with parts left out.
  */
+#include "api/admin.h"
 #include "api/server.h"
 #include "cli/cli.h"
 #include "core/errors.h"
@@ -18,8 +19,10 @@
 #include "identity/plans.h"
 #include "infra/http/http_internal.h"
 #include "media/media.h"
+#include "runtime/service_notify.h"
 #include "worker/worker.h"
 
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,9 @@
 #include <unistd.h>
 
 #define VERSION "0.1.0"
+
+/* TEMPORARY until the Redis presence backend lands: fall back to in-process presence. */
+extern const gp_presence_vt_t gp_presence_backend_memory;
 
 static const char serve_doc[] =
     "Run the whole system in one process: HTTP API, worker pool, SQLite state, in-process\n"
@@ -142,6 +148,72 @@ static int cmd_migrate(int argc, char **argv)
     return exit_code;
 }
 
+/* Distributed mode with local storage: a worker writes outputs into its own DATA_DIR and
+ * links them at --public-url, so unless it is told the address of gateways that serve that
+ * same directory, every link it writes is dead. Refuse rather than lose outputs quietly. */
+static int check_distributed_storage(const run_mode_t *mode, const gp_settings_t *s,
+                                     bool public_url_given)
+{
+    if (!s->queue_url[0] || mode->http || s->storage_url[0] || public_url_given)
+        return 0;
+    fprintf(stderr,
+            "genpulse %s: distributed mode needs output storage every process can reach.\n"
+            "  Set --storage-url s3://... (GENPULSE_STORAGE_URL) to an S3-compatible bucket, or\n"
+            "  share --data-dir with the gateways (a shared volume) and set --public-url\n"
+            "  (GENPULSE_PUBLIC_URL) to the gateways' address, which serves that directory.\n",
+            mode->name);
+    return -1;
+}
+
+/* What the systemd watchdog asks before each keep-alive: the worker pool's watchdog thread
+ * went round recently, and the HTTP listener answers /health over loopback. */
+typedef struct liveness {
+    gp_runtime_t *rt;
+    gp_http_t *http;
+    char health_url[128];
+} liveness_t;
+
+static size_t discard_body(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p, (void)arg;
+    return size * n;
+}
+
+static bool process_alive(void *arg)
+{
+    liveness_t *l = arg;
+    if (l->rt->workers && gp_worker_pool_progress_ms(l->rt->workers) > 5000)
+        return false;
+    if (!l->http)
+        return true;
+    CURL *c = curl_easy_init();
+    if (!c)
+        return true; /* no memory is not a hang */
+    curl_easy_setopt(c, CURLOPT_URL, l->health_url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+    long status = 0;
+    bool ok = curl_easy_perform(c) == CURLE_OK &&
+              curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200;
+    curl_easy_cleanup(c);
+    return ok;
+}
+
+static void loopback_health_url(const gp_settings_t *s, int port, char *out, size_t cap)
+{
+    const char *host = s->host;
+    if (!strcmp(host, "0.0.0.0"))
+        host = "127.0.0.1";
+    else if (!strcmp(host, "::"))
+        host = "::1";
+    if (strchr(host, ':'))
+        snprintf(out, cap, "http://[%s]:%d/health", host, port);
+    else
+        snprintf(out, cap, "http://%s:%d/health", host, port);
+}
+
 static int cmd_run(const run_mode_t *mode, int argc, char **argv)
 {
     gp_settings_t s;
@@ -171,6 +243,11 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     char err[512] = "";
     gp_runtime_t rt = {.settings = &s, .started_at = gp_now_ms()};
     gp_http_t *http = NULL;
+    gp_admin_http_t *admin = NULL;
+    if (check_distributed_storage(mode, &s, s.public_url[0] != '\0') != 0) {
+        gp_settings_free(&s);
+        return 2;
+    }
     if (setup_common(&s) != 0 || open_store(&s, &rt.store) != 0)
         goto out;
     rt.public_url = s.public_url;
@@ -186,7 +263,8 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     }
     if (gp_queue_open(&rt.queue, &s, err, sizeof err) != 0 ||
         gp_events_open(&rt.events, &s, err, sizeof err) != 0 ||
-        gp_presence_open(&rt.presence, &s, err, sizeof err) != 0 ||
+        (gp_presence_open(&rt.presence, &s, err, sizeof err) != 0 &&
+         gp_presence_backend_memory.open(&rt.presence, "", &s, err, sizeof err) != 0) ||
         gp_storage_open(&rt.storage, &s, err, sizeof err) != 0) {
         GP_ERROR("%s", err);
         goto out;
@@ -220,22 +298,41 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
         rt.workers = NULL;
         goto out;
     }
+    if (s.admin_port && !(admin = gp_admin_http_start(&rt, err, sizeof err))) {
+        GP_ERROR("%s", err);
+        gp_http_stop(http);
+        gp_worker_pool_stop(rt.workers, 0);
+        rt.workers = NULL;
+        goto out;
+    }
     gp_reconciler_t *reconciler = !embedded && mode->workers ? gp_reconciler_start(&rt) : NULL;
+    char status[256];
     if (http)
-        GP_INFO("genpulse %s %s on %s (data: %s, workers: %lld)", VERSION, mode->name, s.public_url,
-                s.data_dir, mode->workers ? (long long)s.concurrency : 0LL);
+        snprintf(status, sizeof status, "genpulse %s %s on %s (data: %s, workers: %lld)", VERSION,
+                 mode->name, s.public_url, s.data_dir,
+                 mode->workers ? (long long)s.concurrency : 0LL);
     else
-        GP_INFO("genpulse %s worker running %lld task slot(s)", VERSION, (long long)s.concurrency);
+        snprintf(status, sizeof status, "genpulse %s worker running %lld task slot(s)", VERSION,
+                 (long long)s.concurrency);
+    GP_INFO("%s", status);
+    liveness_t live = {.rt = &rt, .http = http};
+    if (http)
+        loopback_health_url(&s, gp_http_port(http), live.health_url, sizeof live.health_url);
+    gp_service_ready(status);
+    gp_service_watchdog_t *watchdog = gp_service_watchdog_start(process_alive, &live);
 
     int sig = 0;
     sigwait(&sigs, &sig);
     GP_INFO("%s: draining (grace period %lld s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             (long long)s.grace_period_s);
+    gp_service_stopping();
+    gp_service_watchdog_stop(watchdog);
     gp_http_quiesce(http);
     gp_reconciler_stop(reconciler);
     gp_worker_pool_stop(rt.workers, s.grace_period_s * 1000);
     rt.workers = NULL;
     gp_http_stop(http);
+    gp_admin_http_stop(admin);
     exit_code = 0;
     GP_INFO("stopped");
 out:

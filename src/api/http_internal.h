@@ -105,6 +105,8 @@ typedef struct request {
     asset_job_t asset;
     signin_job_t signin;
     void (*offload_job)(struct request *r); /* the job gp_http_offload runs */
+    json_t *job_body; /* a simple offload job's answer (owned; freed by on_completed) */
+    bool job_ok;
 } request_t;
 
 /* server.c: suspends r (state REQ_WAITING, counted in inflight) and runs job on the offload

@@ -300,6 +300,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     gp_tasks_on_completed(r);
     gp_upload_cleanup(r);
     free(r->signin.url);
+    json_decref(r->job_body);
     free(r->body);
     gp_task_clear(&r->task);
     free(r);

@@ -52,8 +52,15 @@ static const setting_t settings_table[] = {
      "redis://[:password@]host:6379/0: Redis, shared by api and worker processes."},
     {"storage-url", SET_STRING, OFF(storage_url), "", 0, 0, NULL, RUNNING,
      "Output storage. Empty: DATA_DIR/outputs served by this server under /files/."},
-    {"public-url", SET_STRING, OFF(public_url), "", 0, 0, NULL, HTTP,
-     "Base URL clients use to reach this server, used in links. Empty: http://HOST:PORT."},
+    {"public-url", SET_STRING, OFF(public_url), "", 0, 0, NULL, RUNNING,
+     "Base URL clients use to reach the gateway, used in links. Empty: http://HOST:PORT. A "
+     "distributed worker with local storage must be given it (the gateways' address, serving "
+     "the DATA_DIR it shares)."},
+    {"admin-host", SET_STRING, OFF(admin_host), "127.0.0.1", 0, 0, NULL, RUNNING,
+     "Address of the operations listener (--admin-port)."},
+    {"admin-port", SET_INT, OFF(admin_port), "0", 0, 65535, NULL, RUNNING,
+     "TCP port of a small operations listener serving /health, /ready and /metrics without "
+     "the API or authentication (for worker processes). 0: off."},
     {"concurrency", SET_INT, OFF(concurrency), "16", 1, 1024, NULL, WORK,
      "Tasks run at once by this process's worker pool."},
     {"http-threads", SET_INT, OFF(http_threads), "2", 2, 64, NULL, HTTP,

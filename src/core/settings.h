@@ -21,6 +21,8 @@ typedef struct gp_settings {
     char *queue_url;
     char *storage_url;
     char *public_url;
+    char *admin_host;
+    int64_t admin_port;
     int64_t concurrency;
     int64_t http_threads;
     int64_t max_body_bytes;

@@ -67,6 +67,7 @@ struct gp_worker_pool {
     struct finish_job *commit_retries; /* outcomes waiting for the store to come back */
     atomic_bool stopped;               /* threads joined: retries are given up */
     atomic_int jobs_in_flight;         /* outcomes and bus cancels not yet settled */
+    atomic_llong watchdog_tick;        /* mono ms of the watchdog's last round (liveness) */
     /* The finisher thread and its list (guarded by finish_lock, not lock: the committer
      * must never wait behind the watchdog's queue I/O). */
     pthread_t finisher;
@@ -690,6 +691,7 @@ static void *watchdog_main(void *arg)
             renew_leases(pool, held);
         }
         enforce_deadlines(pool, gp_mono_ms());
+        atomic_store(&pool->watchdog_tick, gp_mono_ms());
     }
     pthread_mutex_unlock(&pool->lock);
     free(held);
@@ -860,6 +862,12 @@ int gp_worker_pool_busy(gp_worker_pool_t *pool)
 {
     return pool ? atomic_load(&pool->busy) : 0;
 }
+int64_t gp_worker_pool_progress_ms(gp_worker_pool_t *pool)
+{
+    int64_t t = pool ? atomic_load(&pool->watchdog_tick) : 0;
+    return t ? gp_mono_ms() - t : 0;
+}
+
 int gp_worker_pool_size(gp_worker_pool_t *pool)
 {
     return pool ? pool->n : 0;

@@ -24,6 +24,9 @@ gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency);
 void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms);
 int gp_worker_pool_busy(gp_worker_pool_t *pool);
 int gp_worker_pool_size(gp_worker_pool_t *pool);
+/* Milliseconds since the pool's watchdog thread last went round (it does every 100 ms while
+ * the pool works): the systemd watchdog's proof of life. 0 before its first round. */
+int64_t gp_worker_pool_progress_ms(gp_worker_pool_t *pool);
 
 /*
  * Embedded-mode recovery at start, before workers run: pending tasks are queued again;

@@ -18,11 +18,23 @@ def _env():
     return {"GENPULSE_DATABASE_URL": PG, "GENPULSE_QUEUE_URL": redis}
 
 
+def _worker(ctx, gw, args=(), name="worker", env=None):
+    """A worker with local storage shares the first gateway's data dir and links outputs
+    at that gateway (distributed mode refuses local storage without --public-url)."""
+    wenv = dict(env or _env(), GENPULSE_PUBLIC_URL="http://127.0.0.1:%d" % gw.port)
+    return ctx.new_server(list(args), data_dir=gw.data_dir, name=name, env=wenv,
+                          command="worker").start()
+
+
 def _cluster(ctx, apis=2, workers=2, worker_args=()):
     env = _env()
-    gws = [ctx.new_server(name="api%d" % i, env=env, command="api").start() for i in range(apis)]
-    wks = [ctx.new_server(list(worker_args), name="worker%d" % i, env=env,
-                          command="worker").start() for i in range(workers)]
+    # The gateways share one data dir too (a shared volume), so any of them serves an output.
+    gws = []
+    for i in range(apis):
+        gws.append(ctx.new_server(data_dir=gws[0].data_dir if gws else None, name="api%d" % i,
+                                  env=env, command="api").start())
+    wks = [_worker(ctx, gws[0], worker_args, name="worker%d" % i, env=env)
+           for i in range(workers)]
     return gws, wks
 
 
@@ -236,8 +248,7 @@ def test_distributed_random_worker_kills(ctx):
         victim = workers.pop(rng.randrange(len(workers)))
         victim.kill9()
         kills += 1
-        workers.append(ctx.new_server(wargs, name="worker-r%d" % kills, env=env,
-                                      command="worker").start())
+        workers.append(_worker(ctx, a, wargs, name="worker-r%d" % kills, env=env))
     for th in threads:
         th.join()
     check(len(ids) == 2000, "submitted %d" % len(ids))

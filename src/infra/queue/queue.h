@@ -52,6 +52,9 @@ typedef struct gp_queue_vt {
     void (*shutdown)(gp_queue_t *q);
     /* Items waiting (ready or delayed). */
     size_t (*depth)(gp_queue_t *q);
+    /* Optional (NULL = always reachable): one bounded round trip to the backend, for
+     * readiness. 0 or -GP_E_UNAVAILABLE. */
+    int (*ping)(gp_queue_t *q);
 } gp_queue_vt_t;
 
 struct gp_queue {
@@ -94,6 +97,10 @@ static inline void gp_queue_item_release(gp_queue_item_t *it)
 static inline void gp_queue_shutdown(gp_queue_t *q)
 {
     q->vt->shutdown(q);
+}
+static inline int gp_queue_ping(gp_queue_t *q)
+{
+    return q->vt->ping ? q->vt->ping(q) : 0;
 }
 static inline size_t gp_queue_depth(gp_queue_t *q)
 {

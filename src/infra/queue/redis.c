@@ -848,6 +848,20 @@ static size_t rq_depth(gp_queue_t *base)
     return n;
 }
 
+static int rq_ping(gp_queue_t *base)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    conn_t *c;
+    if (acquire(q, &c) != 0)
+        return -GP_E_UNAVAILABLE;
+    redisReply *r = redisCommand(c->c, "PING");
+    int rc = r && r->type == REDIS_REPLY_STATUS ? 0 : -GP_E_UNAVAILABLE;
+    if (r)
+        freeReplyObject(r);
+    release(q, c);
+    return rc;
+}
+
 /* ---- lease expiry (called by the core's reconciler) --------------------------------------- */
 
 /* Runs RESTORE_LUA for one tag: mode "missing" (index entry without hash entry) or
@@ -961,4 +975,5 @@ const gp_queue_vt_t gp_queue_backend_redis = {
     .restore_expired = gp_redis_queue_restore_expired,
     .shutdown = rq_shutdown,
     .depth = rq_depth,
+    .ping = rq_ping,
 };

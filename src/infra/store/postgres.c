@@ -660,6 +660,23 @@ static bool writer_exec(pg_store_t *s, const char *sql, ExecStatusType want, PGr
     return ok;
 }
 
+/* On a pooled connection: a probe never waits behind the writer's batch. */
+static int pg_schema_status(gp_store_t *base, int *applied, int *expected)
+{
+    PGresult *r = NULL;
+    int rc = gp_pg_pool_query(base, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0,
+                              NULL, &r);
+    *expected = (int)N_MIGRATIONS;
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 1)
+        *applied = (int)col_i64(r, 0, 0);
+    else
+        rc = -GP_E_IO;
+    PQclear(r);
+    return rc;
+}
+
 static int pg_migrate(gp_store_t *base, char *err, size_t cap)
 {
     pg_store_t *s = (pg_store_t *)base;
@@ -1370,6 +1387,7 @@ const gp_store_vt_t gp_store_backend_postgres = {
     .open = pg_open,
     .close = pg_close,
     .migrate = pg_migrate,
+    .schema_status = pg_schema_status,
     .apply_batch = pg_apply_batch,
     .get = pg_get,
     .list = pg_list,

@@ -190,6 +190,10 @@ typedef struct gp_store_vt {
     /* The user's ledger, newest first, entries with seq < before_seq (0 = from the newest). */
     int (*ledger_list)(gp_store_t *st, const char *user_id, int64_t before_seq,
                        gp_ledger_entry_t *out, size_t cap, size_t *n);
+
+    /* Readiness: a round trip to the database that reads the applied schema version
+     * (*applied) and the version this binary expects (*expected). 0 or -GP_E_*. */
+    int (*schema_status)(gp_store_t *st, int *applied, int *expected);
 } gp_store_vt_t;
 
 struct gp_store {
