@@ -13,9 +13,13 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 import yaml
 
@@ -479,6 +483,7 @@ def check_units(settings):
             m = re.search(r"Overall exposure level for \S+: ([0-9.]+) (\w+)", r.stdout + r.stderr)
             score = float(m.group(1)) if m else 99
             check(score <= 2.0, f"systemd-analyze security {os.path.basename(t)}: exposure {m.group(1) if m else '?'} {m.group(2) if m else ''} (at most 2.0)")
+    check_notify_protocol(units)
     su = shutil.which("systemd-sysusers")
     if su:
         with tempfile.TemporaryDirectory() as tmp:
@@ -486,6 +491,57 @@ def check_units(settings):
             r = run([su, "--dry-run", "--root", tmp, os.path.join(sd, "genpulse.sysusers")])
             check(r.returncode == 0 and "genpulse" in r.stderr + r.stdout, "systemd-sysusers --dry-run creates user genpulse", r.stderr.strip()[-300:])
     report("skip", "units started under systemd", "not run: PID 1 here is not systemd")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_notify_protocol(units):
+    """Plays systemd's side of Type=notify + NotifyAccess=main + WatchdogSec= for `serve`: a
+    NOTIFY_SOCKET that receives the sender's credentials, WATCHDOG_USEC, then SIGTERM. The
+    interval is shortened to 2 s so that the check takes seconds, not the units' 30."""
+    wd = 2.0
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(os.path.join(tmp, "notify"))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        sock.settimeout(0.2)
+        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, "notify"), WATCHDOG_USEC=str(int(wd * 1e6)))
+        for k in [k for k in env if k.startswith("GENPULSE_")]:
+            del env[k]
+        p = subprocess.Popen([BIN, "serve", "--port", str(free_port()), "--data-dir", os.path.join(tmp, "data"),
+                              "--concurrency", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        got, t0 = [], time.time()
+
+        def drain(until):
+            while time.time() < until:
+                try:
+                    msg, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+                except socket.timeout:
+                    continue
+                pid = next((struct.unpack("iII", d)[0] for _, t, d in anc if t == socket.SCM_CREDENTIALS), None)
+                got.extend((time.time() - t0, line.split("=")[0], pid) for line in msg.decode().split("\n") if line)
+        try:
+            drain(t0 + 3 * wd)
+            p.send_signal(signal.SIGTERM)
+            drain(time.time() + 1.5)
+            rc = p.wait(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        kinds = [k for _, k, _ in got]
+        ready = next((t for t, k, _ in got if k == "READY"), None)
+        check(ready is not None and ready < 20, "serve sends READY=1 on NOTIFY_SOCKET (Type=notify)")
+        pings = [t for t, k, _ in got if k == "WATCHDOG"]
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        check(len(pings) >= 3 and max(gaps) < wd, f"WATCHDOG=1 more often than WATCHDOG_USEC ({len(pings)} in {3 * wd:g} s)",
+              f"pings at {[round(t, 2) for t in pings]}")
+        check("STOPPING" in kinds and rc == 0, "SIGTERM: STOPPING=1, then exit 0", f"{kinds}, exit {rc}")
+        check(got and all(pid == p.pid for _, _, pid in got), "every message comes from the main pid (NotifyAccess=main)")
 
 
 def main():
