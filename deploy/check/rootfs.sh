@@ -59,13 +59,15 @@ set -a; . "$svc/env"; set +a
 port=$((20000 + RANDOM % 20000)); admin=$((port + 1))
 db=deploy_rootfs_$$
 psql -q "$GENPULSE_TEST_PG_URL" -c "CREATE DATABASE $db" >/dev/null
-run() { env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin $image_env GENPULSE_PORT=$port \
+# exec all the way down (env, chroot), so that a background run's $! is genpulse itself.
+run_exec() { exec env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin $image_env GENPULSE_PORT=$port \
   GENPULSE_ADMIN_PORT=$admin GENPULSE_DATABASE_URL="${GENPULSE_TEST_PG_URL%/*}/$db" \
   GENPULSE_STORAGE_URL="$GENPULSE_TEST_S3_URL" GENPULSE_LOG_FORMAT=json \
   GENPULSE_LINK_SECRET=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff \
   chroot --userspec=10001:10001 "$R" "$@"; }
+run() { (run_exec "$@"); }
 run genpulse migrate
-run genpulse serve >"$work/serve.log" 2>&1 &
+run_exec genpulse serve >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break; sleep 0.2; done
 run sh -c "$healthcheck" && echo "image HEALTHCHECK (admin port $admin): ok"
