@@ -13,6 +13,7 @@
 #include "core/errors.h"
 #include "core/link_secret.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/registry.h"
 #include "core/settings.h"
 #include "core/util.h"
@@ -77,6 +78,7 @@ static void usage(FILE *out)
 static int setup_common(gp_settings_t *s)
 {
     gp_log_setup((gp_log_level_t)gp_log_level_parse(s->log_level), !strcmp(s->log_format, "json"));
+    gp_metrics_setup(s->metrics != 0, VERSION, gp_now_ms());
     if (!s->public_url[0]) {
         free(s->public_url);
         s->public_url = strchr(s->host, ':')

@@ -85,6 +85,7 @@ typedef struct gp_http_response {
     char *headers;          /* raw header block of the final response */
     int64_t retry_after_ms; /* parsed Retry-After of the final response; -1 if none */
     int attempts;           /* attempts made */
+    int throttled;          /* attempts answered 429 (for metrics) */
     char error[256];        /* transport error text when the result is negative */
 } gp_http_response_t;
 

@@ -17,7 +17,4 @@ typedef struct gp_admin_http gp_admin_http_t;
 gp_admin_http_t *gp_admin_http_start(gp_runtime_t *rt, char *err, size_t cap);
 void gp_admin_http_stop(gp_admin_http_t *a);
 
-/* The Prometheus text of this process (malloc'd, caller frees), NULL when metrics are off. */
-char *gp_admin_metrics_text(gp_runtime_t *rt, size_t *len);
-
 #endif

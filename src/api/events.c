@@ -10,6 +10,7 @@
  */
 #include "api/reply.h"
 #include "core/errors.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct sse_client {
     size_t len, off, cap;
     uint64_t last_seq;
     bool suspended, ended, closed;
+    bool listed; /* on h->clients (and counted in genpulse_sse_streams) */
     sse_client_t *prev, *next;
 };
 
@@ -129,6 +131,8 @@ static void sse_free(void *cls)
     if (c->next)
         c->next->prev = c->prev;
     pthread_mutex_unlock(&h->clients_lock);
+    if (c->listed)
+        gp_metrics_add(GP_M_SSE_STREAMS, -1, NULL, NULL, NULL);
     pthread_mutex_lock(&c->lock);
     c->closed = true;
     pthread_mutex_unlock(&c->lock);
@@ -190,7 +194,9 @@ static enum MHD_Result sse_respond(request_t *r, sse_client_t *c)
     if (h->clients)
         h->clients->prev = c;
     h->clients = c;
+    c->listed = true;
     pthread_mutex_unlock(&h->clients_lock);
+    gp_metrics_add(GP_M_SSE_STREAMS, 1, NULL, NULL, NULL);
     enum MHD_Result ret = gp_queue_response(r->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #define GP_HTTP_VERSION "0.1.0"
+#define GP_REQUEST_ID_LEN 64 /* X-Request-Id: longest accepted from a client */
 
 typedef struct sse_client sse_client_t;
 
@@ -107,6 +108,13 @@ typedef struct request {
     void (*offload_job)(struct request *r); /* the job gp_http_offload runs */
     json_t *job_body; /* a simple offload job's answer (owned; freed by on_completed) */
     bool job_ok;
+    char *metrics_text; /* GET /metrics: built by the offload job, sent by finish */
+    size_t metrics_len;
+    /* Access log and metrics (server.c): when admission began, the request id. */
+    double started;  /* gp_metrics_clock() */
+    unsigned status; /* the response's status; 0 = none was queued */
+    char method[8];  /* a known method or "other" (a label, so from a fixed set) */
+    char request_id[GP_REQUEST_ID_LEN + 1];
 } request_t;
 
 /* server.c: suspends r (state REQ_WAITING, counted in inflight) and runs job on the offload

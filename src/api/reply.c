@@ -3,6 +3,7 @@
  */
 #include "api/reply.h"
 #include "core/errors.h"
+#include "core/log.h"
 #include "core/util.h"
 
 #include <stdio.h>
@@ -45,16 +46,34 @@ static void add_cors(struct MHD_Connection *c, struct MHD_Response *resp)
         return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
     MHD_add_response_header(resp, "Vary", "Origin");
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                            "Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed, "
-                            "WWW-Authenticate, x-ratelimit-limit-requests, "
-                            "x-ratelimit-remaining-requests, x-ratelimit-reset-requests");
+    MHD_add_response_header(
+        resp, "Access-Control-Expose-Headers",
+        "Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed, "
+        "WWW-Authenticate, x-ratelimit-limit-requests, "
+        "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, X-Request-Id");
+}
+
+/* The status queued by this thread since gp_reply_begin (server.c reads it back). */
+static _Thread_local unsigned t_status;
+
+void gp_reply_begin(void)
+{
+    t_status = 0;
+}
+
+unsigned gp_reply_status(void)
+{
+    return t_status;
 }
 
 enum MHD_Result gp_queue_response(struct MHD_Connection *c, unsigned status,
                                   struct MHD_Response *resp)
 {
     add_cors(c, resp);
+    const char *rid = gp_log_request_id();
+    if (rid)
+        MHD_add_response_header(resp, "X-Request-Id", rid);
+    t_status = status;
     return MHD_queue_response(c, status, resp);
 }
 

@@ -12,9 +12,15 @@
 
 #include <jansson.h>
 
-/* Every response goes out through this: it adds the CORS headers an allowed Origin gets. */
+/* Every response goes out through this: it adds the CORS headers an allowed Origin gets and
+ * X-Request-Id (the thread's gp_log_request_id), and remembers its status for
+ * gp_reply_status. */
 enum MHD_Result gp_queue_response(struct MHD_Connection *c, unsigned status,
                                   struct MHD_Response *resp);
+/* server.c brackets each call into a request's hooks: begin forgets the last status, status
+ * is the one queued on this thread since (0 = none). */
+void gp_reply_begin(void);
+unsigned gp_reply_status(void);
 /* The answer to a CORS preflight (OPTIONS with Origin): 204 with the allowed methods and
  * headers, or 403 for an origin not in --cors-origins. */
 enum MHD_Result gp_send_preflight(struct MHD_Connection *c);

@@ -18,6 +18,7 @@
 #include "api/reply.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/registry.h"
 #include "core/util.h"
 #include "identity/oidc.h"
@@ -61,7 +62,9 @@ static void run_offload(void *arg)
 {
     request_t *r = arg;
     gp_http_t *h = r->http;
+    gp_log_set_request_id(r->request_id); /* the job's log lines belong to the request */
     r->offload_job(r);
+    gp_log_set_request_id(NULL);
     r->state = REQ_READY;
     MHD_resume_connection(r->conn);
     atomic_fetch_sub(&h->inflight, 1);
@@ -260,22 +263,67 @@ static enum MHD_Result read_body(request_t *r, const char *data, size_t n)
     return MHD_YES;
 }
 
+/* ---------------------------------------------------------------- request id, access log */
+
+/* A client's X-Request-Id is kept when it is short and plain (it lands in log lines and
+ * response headers); anything else gets a fresh one. */
+static bool request_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > GP_REQUEST_ID_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == ':';
+        if (!plain)
+            return false;
+    }
+    return true;
+}
+
+static void request_begin(request_t *r, const char *method)
+{
+    static const char *const methods[] = {"GET",    "HEAD",    "POST", "PUT",
+                                          "DELETE", "OPTIONS", "PATCH"};
+    r->started = gp_metrics_clock();
+    snprintf(r->method, sizeof r->method, "other");
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(method, methods[i]))
+            snprintf(r->method, sizeof r->method, "%s", methods[i]);
+    const char *id = gp_req_header(r, "X-Request-Id");
+    if (id && request_id_ok(id))
+        snprintf(r->request_id, sizeof r->request_id, "%s", id);
+    else
+        gp_uuid7(r->request_id);
+}
+
+/* One line and the HTTP metrics per request: the route's pattern, never the raw path or
+ * its query string (they may carry ids or secrets), and the caller's user id. */
+static void request_end(request_t *r)
+{
+    double secs = gp_metrics_clock() - r->started;
+    const char *route = r->route ? r->route->pattern : "unmatched";
+    char status[8];
+    snprintf(status, sizeof status, "%u", r->status);
+    gp_metrics_inc(GP_M_HTTP_REQUESTS, r->method, route, status);
+    gp_metrics_observe(GP_M_HTTP_DURATION, secs, r->method, route);
+    gp_log_set_request_id(r->request_id);
+    gp_log(GP_LOG_INFO, NULL, "access method=%s route=%s status=%u duration_ms=%.3f user=%s",
+           r->method, route, r->status, secs * 1000,
+           r->principal.user_id[0] ? r->principal.user_id : "-");
+    gp_log_set_request_id(NULL);
+}
+
 /* ---------------------------------------------------------------- MHD callbacks */
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+static enum MHD_Result request_step(request_t *r, const char *url, const char *method,
+                                    const char *upload_data, size_t *upload_data_size, bool first)
 {
-    (void)version;
-    gp_http_t *h = cls;
-    request_t *r = *con_cls;
-    if (!r) {
-        r = gp_xcalloc(1, sizeof *r);
-        r->http = h;
-        r->conn = conn;
-        *con_cls = r;
+    gp_http_t *h = r->http;
+    struct MHD_Connection *conn = r->conn;
+    if (first)
         return admit(r, method, url);
-    }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -290,6 +338,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return r->route->start(r);
 }
 
+/* Every call for a request runs with its id on this thread (log lines, X-Request-Id) and
+ * notes the status of a response it queued. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    request_t *r = *con_cls;
+    bool first = !r;
+    if (first) {
+        r = gp_xcalloc(1, sizeof *r);
+        r->http = cls;
+        r->conn = conn;
+        *con_cls = r;
+        request_begin(r, method);
+    }
+    gp_log_set_request_id(r->request_id);
+    gp_reply_begin();
+    enum MHD_Result ret = request_step(r, url, method, upload_data, upload_data_size, first);
+    if (gp_reply_status())
+        r->status = gp_reply_status();
+    gp_log_set_request_id(NULL);
+    return ret;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -297,8 +370,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_t *r = *con_cls;
     if (!r)
         return;
+    request_end(r);
     gp_tasks_on_completed(r);
     gp_upload_cleanup(r);
+    free(r->metrics_text);
     free(r->signin.url);
     json_decref(r->job_body);
     free(r->body);

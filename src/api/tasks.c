@@ -9,6 +9,7 @@
 #include "core/crypto.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/registry.h"
 #include "core/util.h"
 #include "identity/plans.h"
@@ -87,6 +88,8 @@ static enum MHD_Result create_start(request_t *r)
     snprintf(t->owner, sizeof t->owner, "%s", r->principal.user_id);
     t->created_at = gp_now_ms();
     gp_submission_clear(&sub);
+    /* The request id rides in params so the worker's log lines for this task show it. */
+    json_object_set_new(t->params, GP_TASK_REQUEST_ID_PARAM, json_string(r->request_id));
     r->op.kind = GP_OP_CREATE;
     r->op.task = t;
     gp_http_defer_commit(r);
@@ -121,6 +124,9 @@ static enum MHD_Result create_finish(request_t *r)
     }
     gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
     r->dispatched = true;
+    const char *tt, *prov;
+    gp_metrics_task_labels(r->task.task_type, r->task.provider, &tt, &prov);
+    gp_metrics_inc(GP_M_TASKS_CREATED, tt, prov, NULL);
     gp_log(GP_LOG_DEBUG, r->task.id, "accepted %s/%s priority %d", r->task.task_type,
            r->task.provider, r->task.priority);
     return gp_send_json(r->conn, 202, gp_task_json(h, &r->task), NULL, NULL);

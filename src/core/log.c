@@ -11,6 +11,17 @@ static gp_log_level_t g_min_level = GP_LOG_INFO;
 static bool g_json;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static _Thread_local const char *t_request_id;
+
+void gp_log_set_request_id(const char *request_id)
+{
+    t_request_id = request_id && *request_id ? request_id : NULL;
+}
+
+const char *gp_log_request_id(void)
+{
+    return t_request_id;
+}
 
 void gp_log_setup(gp_log_level_t min_level, bool json)
 {
@@ -45,15 +56,21 @@ void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list
         json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "msg", msg);
         if (task_id)
             json_object_set_new(o, "task_id", json_string(task_id));
+        if (t_request_id)
+            json_object_set_new(o, "request_id", json_string(t_request_id));
         char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         n = snprintf(line, sizeof line, "%s\n", s ? s : "{}");
         free(s);
         json_decref(o);
-    } else if (task_id) {
-        n = snprintf(line, sizeof line, "%s %-5s task=%s %s\n", ts, level_names[level], task_id,
-                     msg);
     } else {
-        n = snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[level], msg);
+        char ids[160] = ""; /* "task=<id> req=<id> ", each part when known */
+        if (task_id)
+            snprintf(ids, sizeof ids, "task=%s ", task_id);
+        if (t_request_id) {
+            size_t k = strlen(ids);
+            snprintf(ids + k, sizeof ids - k, "req=%s ", t_request_id);
+        }
+        n = snprintf(line, sizeof line, "%s %-5s %s%s\n", ts, level_names[level], ids, msg);
     }
     if (n < 0)
         return;

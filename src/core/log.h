@@ -14,6 +14,12 @@ void gp_log_setup(gp_log_level_t min_level, bool json);
 int gp_log_level_parse(const char *s);
 bool gp_log_enabled(gp_log_level_t level);
 
+/* The request id this thread is working for (NULL = none): every line it logs carries it
+ * (req=… / "request_id"). The string is borrowed until the next call; clear it (NULL) before
+ * the thread moves on to other work. */
+void gp_log_set_request_id(const char *request_id);
+const char *gp_log_request_id(void);
+
 /* task_id may be NULL. */
 void gp_log(gp_log_level_t level, const char *task_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

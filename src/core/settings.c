@@ -135,6 +135,9 @@ static const setting_t settings_table[] = {
     {"cors-origins", SET_STRING, OFF(cors_origins), "", 0, 0, NULL, HTTP,
      "Comma-separated origins browsers may call the API from (https://app.example.com), or "
      "*. Empty: no CORS headers."},
+    {"metrics", SET_INT, OFF(metrics), "1", 0, 1, NULL, RUNNING,
+     "1 (default): count the Prometheus metrics served at GET /metrics. 0: record nothing "
+     "(to measure what counting costs); /metrics still answers, with the gauges only."},
     {"sqlite-synchronous", SET_STRING, OFF(sqlite_synchronous), "normal", 0, 0, sync_modes, ALL,
      "SQLite durability: normal survives a killed process; full also survives power loss, "
      "at a lower commit rate."},

@@ -53,6 +53,7 @@ typedef struct gp_settings {
     char *oidc_client_secret;
     char *oidc_hosted_domain;
     char *default_plan;
+    int64_t metrics; /* 0/1: record metrics (core/metrics.h) */
     /* Providers' own settings (gp_provider_setting_t), "provider.name" → char*; owned. */
     struct gp_strmap *provider_values;
 } gp_settings_t;

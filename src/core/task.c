@@ -112,6 +112,23 @@ json_t *gp_task_snapshot(const gp_task_t *t, const gp_hot_state_t *hot)
     return o;
 }
 
+const char *gp_task_request_id(const json_t *params)
+{
+    return json_string_value(json_object_get(params, GP_TASK_REQUEST_ID_PARAM));
+}
+
+/* params as clients sent them: without the request id kept inside (new reference). */
+static json_t *client_params(const json_t *params)
+{
+    if (!params)
+        return json_object();
+    if (!gp_task_request_id(params))
+        return json_incref((json_t *)params);
+    json_t *copy = json_copy((json_t *)params); /* shallow: the values are shared */
+    json_object_del(copy, GP_TASK_REQUEST_ID_PARAM);
+    return copy;
+}
+
 json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const char *public_url)
 {
     json_t *o = json_object();
@@ -122,13 +139,15 @@ json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const cha
     json_object_set_new(o, "progress", json_integer(effective_progress(t, hot)));
     json_object_set_new(o, "step", step_json(t, hot));
     add_preview(o, hot);
-    json_object_set_new(o, "params", t->params ? json_incref(t->params) : json_object());
+    json_object_set_new(o, "params", client_params(t->params));
     json_object_set_new(o, "result", t->result ? json_incref(t->result) : json_null());
     json_object_set_new(o, "error", error_json(t));
     json_object_set_new(o, "attempts", json_integer(t->attempts));
     json_object_set_new(o, "max_retries", json_integer(t->max_retries));
     json_object_set_new(o, "priority", json_integer(t->priority));
     json_object_set_new(o, "cancel_requested", json_boolean(t->cancel_requested));
+    const char *rid = gp_task_request_id(t->params);
+    json_object_set_new(o, "request_id", rid ? json_string(rid) : json_null());
     json_object_set_new(o, "created_at", time_or_null(t->created_at));
     json_object_set_new(o, "started_at", time_or_null(t->started_at));
     json_object_set_new(o, "completed_at", time_or_null(t->completed_at));

@@ -51,6 +51,13 @@ typedef struct gp_task {
     int64_t created_at, started_at, completed_at, not_before; /* ms since epoch; 0 = unset */
 } gp_task_t;
 
+/* The id of the HTTP request that created a task travels in its params under this key (no
+ * store column needed; submissions cannot set it: unknown params are refused). Clients see
+ * it as the task's "request_id", handlers never see it (gp_ctx_init removes it). */
+#define GP_TASK_REQUEST_ID_PARAM "_request_id"
+/* The request id kept in params, or NULL; borrowed from params. */
+const char *gp_task_request_id(const json_t *params);
+
 void gp_task_clear(gp_task_t *t);
 /* Deep copy into dst (which is overwritten, not cleared). */
 void gp_task_copy(gp_task_t *dst, const gp_task_t *src);

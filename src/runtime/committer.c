@@ -2,6 +2,7 @@
 #include "runtime/committer.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <pthread.h>
@@ -39,9 +40,14 @@ static void *committer_main(void *arg)
             c->tail = NULL;
         pthread_mutex_unlock(&c->lock);
 
+        double t0 = gp_metrics_clock();
         int rc = gp_store_apply_batch(c->store, batch, n);
-        if (rc != 0)
+        gp_metrics_observe(GP_M_COMMIT_DURATION, gp_metrics_clock() - t0, NULL, NULL);
+        gp_metrics_observe(GP_M_COMMIT_BATCH, (double)n, NULL, NULL);
+        if (rc != 0) {
+            gp_metrics_inc(GP_M_COMMIT_FAILURES, NULL, NULL, NULL);
             GP_ERROR("committer: batch of %zu failed: %s", n, gp_err_code(rc));
+        }
         for (size_t i = 0; i < n; i++) {
             batch[i]->next = NULL;
             batch[i]->done(batch[i], batch[i]->done_arg);

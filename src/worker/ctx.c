@@ -18,6 +18,12 @@ void gp_ctx_init(gp_ctx_t *ctx, gp_runtime_t *rt, const gp_task_t *t)
     memset(ctx, 0, sizeof *ctx);
     ctx->rt = rt;
     gp_task_copy(&ctx->task, t);
+    /* The request id is ours, not the handler's: keep it for log lines, out of params. */
+    const char *rid = gp_task_request_id(ctx->task.params);
+    if (rid) {
+        snprintf(ctx->request_id, sizeof ctx->request_id, "%s", rid);
+        json_object_del(ctx->task.params, GP_TASK_REQUEST_ID_PARAM);
+    }
     atomic_init(&ctx->cancel, t->cancel_requested);
     atomic_init(&ctx->timed_out, false);
     ctx->result = json_pack("{s:[]}", "assets");

@@ -21,7 +21,8 @@ struct gp_ctx {
     char *scratch_dir;
     int last_percent;
     char last_step[256];
-    int download_seq; /* names scratch downloads */
+    int download_seq;    /* names scratch downloads */
+    char request_id[65]; /* of the request that created the task ("" = none), for logs */
 };
 
 /* Sends the progress event that carries the link of preview object `name` (already stored). */

@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/link_secret.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "core/media_type.h"
 #include "worker/ctx.h"
@@ -32,6 +33,19 @@ static bool ctx_cancel_cb(void *arg)
     return gp_ctx_is_canceled(arg);
 }
 
+/* The provider's name comes from the registry (a fixed set), never from the request. */
+static void count_provider_call(const char *provider, int rc, const gp_http_response_t *resp)
+{
+    static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    long cls = resp->status / 100;
+    const char *code = rc == GP_HTTP_OK && cls >= 1 && cls <= 5 ? classes[cls - 1] : "error";
+    gp_metrics_inc(GP_M_PROVIDER_CALLS, provider, code, NULL);
+    if (resp->attempts > 1)
+        gp_metrics_add(GP_M_PROVIDER_RETRIES, resp->attempts - 1, provider, NULL, NULL);
+    if (resp->throttled > 0)
+        gp_metrics_add(GP_M_PROVIDER_THROTTLED, resp->throttled, provider, NULL, NULL);
+}
+
 int gp_ctx_http(gp_ctx_t *ctx, gp_http_request_t *req, gp_http_response_t *resp)
 {
     if (!req->cancel) {
@@ -47,7 +61,10 @@ int gp_ctx_http(gp_ctx_t *ctx, gp_http_request_t *req, gp_http_response_t *resp)
         if (req->limit_per_minute == 0)
             req->limit_per_minute = (int)strtol(gp_ctx_setting(ctx, "rate-per-minute"), NULL, 10);
     }
-    return gp_http_do(req, resp);
+    int rc = gp_http_do(req, resp);
+    if (ctx->provider)
+        count_provider_call(ctx->provider->name, rc, resp);
+    return rc;
 }
 
 int gp_ctx_poll_wait(gp_ctx_t *ctx, gp_poller_t *p)

@@ -18,6 +18,7 @@
 #include "worker/worker.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/registry.h"
 #include "core/util.h"
 #include "worker/ctx.h"
@@ -187,6 +188,7 @@ typedef struct finish_job {
     int64_t retry_delay_ms;
     bool handed_back;
     gp_queue_item_t item; /* the delivery, acknowledged once the outcome is committed */
+    char request_id[65];  /* for the log lines of the settlement */
 } finish_job_t;
 
 /* A cancel won the race against the outcome: the task is what the store applied. */
@@ -203,6 +205,19 @@ static void take_applied_cancel(gp_task_t *t, gp_task_status_t applied)
         t->completed_at = gp_now_ms();
 }
 
+/* genpulse_tasks_finished_total / genpulse_task_retries_total for a committed outcome. */
+static void count_outcome(const gp_task_t *t, bool handed_back)
+{
+    const char *tt, *prov;
+    gp_metrics_task_labels(t->task_type, t->provider, &tt, &prov);
+    if (t->status == GP_TASK_PENDING) {
+        if (!handed_back)
+            gp_metrics_inc(GP_M_TASK_RETRIES, tt, prov, NULL);
+    } else {
+        gp_metrics_inc(GP_M_TASKS_FINISHED, tt, prov, gp_task_status_name(t->status));
+    }
+}
+
 /* Finisher thread: tells the world about a committed outcome, queues its retry, acks its
  * delivery (in that order: an ack before the publish could lose the event on a crash). */
 static void settle_outcome(pool_work_t *w)
@@ -210,6 +225,7 @@ static void settle_outcome(pool_work_t *w)
     finish_job_t *job = (finish_job_t *)w;
     gp_store_op_t *op = &job->op;
     gp_task_t *t = &job->task;
+    gp_log_set_request_id(job->request_id);
     if (op->result != 0) {
         gp_log(op->result == -GP_E_CONFLICT ? GP_LOG_INFO : GP_LOG_ERROR, t->id,
                "outcome %s not committed: %s", gp_task_status_name(t->status),
@@ -217,6 +233,7 @@ static void settle_outcome(pool_work_t *w)
     } else {
         if (op->tr.applied_status != t->status)
             take_applied_cancel(t, op->tr.applied_status);
+        count_outcome(t, job->handed_back);
         gp_events_publish_status(job->rt->events, t, false);
         if (t->status == GP_TASK_PENDING) {
             gp_log(GP_LOG_INFO, t->id, "attempt %d %s; retry in %lld ms", t->attempts,
@@ -233,6 +250,7 @@ static void settle_outcome(pool_work_t *w)
     if (op->result != -GP_E_UNAVAILABLE) /* else the lease runs out and it runs again */
         gp_queue_ack(job->rt->queue, &job->item);
     gp_task_clear(t);
+    gp_log_set_request_id(NULL);
     atomic_fetch_sub(&job->pool->jobs_in_flight, 1); /* last touch of the pool */
     free(job);
 }
@@ -291,6 +309,7 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
     job->item = *item;
     job->retry_delay_ms = o.retry_delay_ms;
     job->handed_back = report.shutting_down && o.status == GP_TASK_PENDING;
+    memcpy(job->request_id, ctx->request_id, sizeof job->request_id);
     gp_task_copy(&job->task, &ctx->task);
     gp_task_t *t = &job->task;
     int64_t now_ms = gp_now_ms();
@@ -333,6 +352,17 @@ static void finish_attempt(gp_worker_pool_t *pool, const gp_queue_item_t *item, 
 }
 
 static int run_limited(gp_ctx_t *ctx, const gp_provider_t *provider);
+
+/* Queue wait: from when the task could run (created, or its retry's not_before) to its claim. */
+static void observe_queue_wait(const gp_task_t *t, int64_t claimed_at)
+{
+    int64_t ready = t->not_before > t->created_at ? t->not_before : t->created_at;
+    if (ready <= 0 || claimed_at < ready)
+        ready = claimed_at;
+    const char *tt, *prov;
+    gp_metrics_task_labels(t->task_type, t->provider, &tt, &prov);
+    gp_metrics_observe(GP_M_TASK_QUEUE_WAIT, (double)(claimed_at - ready) / 1000.0, tt, prov);
+}
 
 static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t *item)
 {
@@ -377,6 +407,8 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
         ctx->provider = provider;
         pthread_mutex_unlock(&pool->lock);
         atomic_fetch_add(&pool->busy, 1);
+        gp_log_set_request_id(ctx->request_id);
+        observe_queue_wait(&t, op.claim_started_at);
         gp_events_publish_status(rt->events, &ctx->task, true);
         gp_log(GP_LOG_DEBUG, t.id, "attempt %d on %s/%s", ctx->task.attempts, t.task_type,
                t.provider);
@@ -386,11 +418,17 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
                                  "this worker has no provider %s for %s", t.provider, t.task_type);
         else if (gp_ctx_is_canceled(ctx))
             run_rc = GP_CTX_CANCELED;
-        else
+        else {
+            double t0 = gp_metrics_clock();
             run_rc = run_limited(ctx, provider);
+            const char *tt, *prov;
+            gp_metrics_task_labels(t.task_type, t.provider, &tt, &prov);
+            gp_metrics_observe(GP_M_TASK_RUN, gp_metrics_clock() - t0, tt, prov);
+        }
         if (!atomic_exchange(&slot->finalized, true))
             finish_attempt(pool, item, ctx, run_rc, atomic_load(&ctx->timed_out));
         atomic_fetch_sub(&pool->busy, 1);
+        gp_log_set_request_id(NULL);
     }
     pthread_mutex_lock(&pool->lock);
     slot->busy = false;

@@ -70,6 +70,25 @@ static void test_empty_depth(void **state)
     assert_int_equal(gp_queue_depth(q), 0);
 }
 
+/* /metrics: ready items by priority (one band each), delayed ones apart. */
+static void test_depth_by_priority(void **state)
+{
+    gp_queue_t *q = *state;
+    push(q, "a", 0, 1, 0);
+    push(q, "b", 5, 2, 0);
+    push(q, "c", 5, 3, 0);
+    push(q, "d", 9, 4, gp_now_ms() + 60000);
+    gp_queue_depths_t d;
+    assert_int_equal(gp_queue_depth_by_priority(q, &d), 0);
+    assert_int_equal(d.n, 10);
+    assert_string_equal(d.band[0].priority, "0");
+    assert_int_equal(d.band[0].ready, 1);
+    assert_string_equal(d.band[5].priority, "5");
+    assert_int_equal(d.band[5].ready, 2);
+    assert_int_equal(d.band[9].ready, 0);
+    assert_int_equal(d.delayed, 1);
+}
+
 static void test_priority_order(void **state)
 {
     gp_queue_t *q = *state;
@@ -314,6 +333,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_empty_depth, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_priority_order, open_queue, close_queue),
+        cmocka_unit_test_setup_teardown(test_depth_by_priority, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_fifo_within_priority, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_many_items_ordered, open_queue, close_queue),
         cmocka_unit_test_setup_teardown(test_fair_among_owners, open_queue, close_queue),

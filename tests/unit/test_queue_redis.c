@@ -240,6 +240,28 @@ static void test_priority_and_fifo(void **state)
     }
 }
 
+/* /metrics: ready items by kombu band (ours 7-9, 4-6, 1-3, 0), delayed ones apart. */
+static void test_depth_by_priority(void **state)
+{
+    SKIP_IF_NO_REDIS();
+    fixture_t *f = *state;
+    push(f->q, "a", 0, 1, 0);
+    push(f->q, "b", 5, 2, 0);
+    push(f->q, "c", 4, 3, 0);
+    push(f->q, "d", 8, 4, 0);
+    push(f->q, "e", 9, 5, gp_now_ms() + 60000);
+    gp_queue_depths_t d;
+    assert_int_equal(gp_queue_depth_by_priority(f->q, &d), 0);
+    assert_int_equal(d.n, 4);
+    const char *names[4] = {"7-9", "4-6", "1-3", "0"};
+    size_t want[4] = {1, 2, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(d.band[i].priority, names[i]);
+        assert_int_equal(d.band[i].ready, want[i]);
+    }
+    assert_int_equal(d.delayed, 1);
+}
+
 static void test_delayed_not_before_ready_at(void **state)
 {
     SKIP_IF_NO_REDIS();
@@ -1007,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_wire_meta),
         cmocka_unit_test_setup_teardown(test_priority_and_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delayed_not_before_ready_at, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth_by_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop_blocks_until_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_wakes_blocked_pop, setup, teardown),

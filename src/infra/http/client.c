@@ -486,6 +486,7 @@ int gp_http_do(const gp_http_request_t *req, gp_http_response_t *resp)
     char where[256];
     loggable_url(req->url, where, sizeof where);
     int rc = GP_HTTP_OK;
+    int throttled = 0; /* survives the response resets below */
     for (int attempt = 1;; attempt++) {
         if (req->limit_key && req->limit_per_minute > 0 && g_limiter) {
             int lr = g_limiter->vt->take_token(g_limiter, req->limit_key, req->limit_per_minute,
@@ -504,6 +505,8 @@ int gp_http_do(const gp_http_request_t *req, gp_http_response_t *resp)
         bool maybe_processed = false;
         rc = perform_once(req, resp, &maybe_processed);
         resp->attempts = attempt;
+        throttled += rc == GP_HTTP_OK && resp->status == 429;
+        resp->throttled = throttled;
         bool retry = false;
         if (rc == GP_HTTP_E_CONNECT)
             retry = safe || !maybe_processed;
@@ -537,6 +540,7 @@ int gp_http_do(const gp_http_request_t *req, gp_http_response_t *resp)
                 snprintf(resp->error, sizeof resp->error, "%s",
                          canceled ? "canceled" : "deadline passed");
                 resp->attempts = attempt;
+                resp->throttled = throttled;
                 return canceled ? GP_HTTP_E_CANCELED : GP_HTTP_E_TIMEOUT;
             }
             break;

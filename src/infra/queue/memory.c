@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -215,6 +216,24 @@ static size_t mq_depth(gp_queue_t *base)
     return n;
 }
 
+/* One pass over the ready heap (a scrape, not a hot path). */
+static int mq_depth_by_priority(gp_queue_t *base, gp_queue_depths_t *out)
+{
+    memory_queue_t *q = (memory_queue_t *)base;
+    gp_queue_depths_t d = {.n = GP_QUEUE_BANDS_MAX};
+    for (size_t b = 0; b < GP_QUEUE_BANDS_MAX; b++)
+        snprintf(d.band[b].priority, sizeof d.band[b].priority, "%zu", b);
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < q->ready.n; i++) {
+        int p = q->ready.v[i].item.priority;
+        d.band[p < 0 ? 0 : p >= GP_QUEUE_BANDS_MAX ? GP_QUEUE_BANDS_MAX - 1 : p].ready++;
+    }
+    d.delayed = q->delayed.n;
+    pthread_mutex_unlock(&q->lock);
+    *out = d;
+    return 0;
+}
+
 const gp_queue_vt_t gp_queue_backend_memory = {
     .scheme = "memory",
     .open = mq_open,
@@ -223,4 +242,5 @@ const gp_queue_vt_t gp_queue_backend_memory = {
     .pop = mq_pop,
     .shutdown = mq_shutdown,
     .depth = mq_depth,
+    .depth_by_priority = mq_depth_by_priority,
 };

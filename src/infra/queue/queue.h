@@ -33,6 +33,18 @@ typedef struct gp_queue_item {
     char *foreign_params;
 } gp_queue_item_t;
 
+/* The ready items by priority band, for /metrics. A backend names its own bands (memory:
+ * one per priority "0".."9"; Redis: kombu's four lists "0", "1-3", "4-6", "7-9"). */
+#define GP_QUEUE_BANDS_MAX 10
+typedef struct gp_queue_depths {
+    size_t n; /* bands filled */
+    struct {
+        char priority[8];
+        size_t ready;
+    } band[GP_QUEUE_BANDS_MAX];
+    size_t delayed; /* waiting for their ready_at (retry backoff) */
+} gp_queue_depths_t;
+
 typedef struct gp_queue_vt {
     const char *scheme;
     int (*open)(gp_queue_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap);
@@ -55,6 +67,8 @@ typedef struct gp_queue_vt {
     /* Optional (NULL = always reachable): one bounded round trip to the backend, for
      * readiness. 0 or -GP_E_UNAVAILABLE. */
     int (*ping)(gp_queue_t *q);
+    /* Optional: the same, split by priority band. 0 or -GP_E_* (*out untouched). */
+    int (*depth_by_priority)(gp_queue_t *q, gp_queue_depths_t *out);
 } gp_queue_vt_t;
 
 struct gp_queue {
@@ -105,6 +119,14 @@ static inline int gp_queue_ping(gp_queue_t *q)
 static inline size_t gp_queue_depth(gp_queue_t *q)
 {
     return q->vt->depth(q);
+}
+/* A backend that cannot split its depth reports one band "all" (delayed included). */
+static inline int gp_queue_depth_by_priority(gp_queue_t *q, gp_queue_depths_t *out)
+{
+    if (q->vt->depth_by_priority)
+        return q->vt->depth_by_priority(q, out);
+    *out = (gp_queue_depths_t){.n = 1, .band = {{"all", q->vt->depth(q)}}};
+    return 0;
 }
 
 #endif

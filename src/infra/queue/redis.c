@@ -821,30 +821,53 @@ static void rq_shutdown(gp_queue_t *base)
     pthread_mutex_unlock(&q->lock);
 }
 
-static size_t rq_depth(gp_queue_t *base)
+/* The four kombu lists (their bands in our priorities) and the delayed set, one pipeline. */
+static int rq_depth_by_priority(gp_queue_t *base, gp_queue_depths_t *out)
 {
     redis_queue_t *q = (redis_queue_t *)base;
     conn_t *c;
-    if (acquire(q, &c) != 0)
-        return 0;
+    int rc = acquire(q, &c);
+    if (rc != 0)
+        return rc;
     static const int lists[4] = {K_L0, K_L3, K_L6, K_L9};
+    static const char *const bands[4] = {"7-9", "4-6", "1-3", "0"};
     for (int i = 0; i < 4; i++) {
         const char *argv[2] = {"LLEN", q->keys[lists[i]]};
         redisAppendCommandArgv(c->c, 2, argv, NULL);
     }
     const char *zc[2] = {"ZCARD", q->keys[K_DELAYED]};
     redisAppendCommandArgv(c->c, 2, zc, NULL);
-    size_t n = 0;
+    gp_queue_depths_t d = {.n = 4};
     for (int i = 0; i < 5; i++) {
         void *v = NULL;
-        if (redisGetReply(c->c, &v) != REDIS_OK)
+        if (redisGetReply(c->c, &v) != REDIS_OK) {
+            rc = -GP_E_UNAVAILABLE;
             break;
+        }
         redisReply *r = v;
-        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-            n += (size_t)r->integer;
+        size_t n = r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (size_t)r->integer : 0;
         freeReplyObject(r);
+        if (i < 4) {
+            snprintf(d.band[i].priority, sizeof d.band[i].priority, "%s", bands[i]);
+            d.band[i].ready = n;
+        } else {
+            d.delayed = n;
+        }
     }
     release(q, c);
+    if (rc == 0)
+        *out = d;
+    return rc;
+}
+
+static size_t rq_depth(gp_queue_t *base)
+{
+    gp_queue_depths_t d;
+    if (rq_depth_by_priority(base, &d) != 0)
+        return 0;
+    size_t n = d.delayed;
+    for (size_t i = 0; i < d.n; i++)
+        n += d.band[i].ready;
     return n;
 }
 
@@ -976,4 +999,5 @@ const gp_queue_vt_t gp_queue_backend_redis = {
     .shutdown = rq_shutdown,
     .depth = rq_depth,
     .ping = rq_ping,
+    .depth_by_priority = rq_depth_by_priority,
 };
