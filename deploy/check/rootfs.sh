@@ -56,7 +56,8 @@ svc=$work/svc
 sh "$repo/tools/test-services.sh" start "$svc" >/dev/null
 trap 'sh "$repo/tools/test-services.sh" stop "$svc" >/dev/null 2>&1 || true' EXIT
 set -a; . "$svc/env"; set +a
-port=$((20000 + RANDOM % 20000)); admin=$((port + 1))
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port); admin=$(free_port)
 db=deploy_rootfs_$$
 psql -q "$GENPULSE_TEST_PG_URL" -c "CREATE DATABASE $db" >/dev/null
 # exec all the way down (env, chroot), so that a background run's $! is genpulse itself.
@@ -69,7 +70,11 @@ run() { (run_exec "$@"); }
 run genpulse migrate
 run_exec genpulse serve >"$work/serve.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break; sleep 0.2; done
+for _ in $(seq 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { tail -3 "$work/serve.log"; say "rootfs: serve did not start"; exit 1; }
+  sleep 0.2
+done
 run sh -c "$healthcheck" && echo "image HEALTHCHECK (admin port $admin): ok"
 curl -fsS -o /dev/null -w "/ready: %{http_code}\n" "http://127.0.0.1:$admin/ready"
 key=$(run genpulse keys create --user local --name rootfs | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
