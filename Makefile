@@ -80,6 +80,7 @@ test:
 	@sh tools/deps.sh test
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 build-asan/genpulse build-asan/libgenpulse.a unit-bins
 	sh tools/check_client_lib.sh build-asan "$(ASAN)"
+	sh tools/check_deploy.sh build-asan/genpulse
 	$(MAKE) fuzz
 	$(MAKE) BUILD=build-asan SAN="$(ASAN)" OPT=-O1 check-docs
 	@svc=/tmp/genpulse-test-services-$$$$; trap 'sh tools/test-services.sh stop '$$svc EXIT; \

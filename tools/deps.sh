@@ -4,6 +4,7 @@
 set -eu
 build="gcc make pkg-config libmicrohttpd-dev libsystemd-dev libjansson-dev libsqlite3-dev libpng-dev libespeak-ng-dev espeak-ng-data libpq-dev libhiredis-dev libcurl4-openssl-dev libssl-dev libvips-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev"
 test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-celery python3-redis curl postgresql redis-server python3-websockets python3-jwt python3-cryptography ffmpeg prometheus chromium"
+test="$test systemd python3-yaml python3-jsonschema docker-compose" # tools/check_deploy.sh
 bench="$build wrk curl ffmpeg"
 case "${1:-build}" in
   build) want=$build ;;
