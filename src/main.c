@@ -171,6 +171,11 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     char err[512] = "";
     gp_runtime_t rt = {.settings = &s, .started_at = gp_now_ms()};
     gp_http_t *http = NULL;
+    gp_heartbeat_t *heartbeat = NULL;
+    if (mode->workers) { /* before any thread: every log line of a worker process names it */
+        gp_worker_id_make(rt.worker_id);
+        gp_log_set_worker(rt.worker_id);
+    }
     if (setup_common(&s) != 0 || open_store(&s, &rt.store) != 0)
         goto out;
     rt.public_url = s.public_url;
@@ -210,12 +215,15 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
         else if (recovered > 0)
             GP_INFO("recovered %d unfinished task(s)", recovered);
     }
-    if (mode->workers)
+    if (mode->workers) {
         rt.workers = gp_worker_pool_start(&rt, (int)s.concurrency);
+        heartbeat = gp_heartbeat_start(&rt, VERSION, embedded ? "embedded" : "celery");
+    }
     if (mode->http)
         http = gp_http_start(&rt, err, sizeof err);
     if (mode->http && !http) {
         GP_ERROR("http: %s", err);
+        gp_heartbeat_stop(heartbeat);
         gp_worker_pool_stop(rt.workers, 0);
         rt.workers = NULL;
         goto out;
@@ -234,6 +242,7 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     gp_http_quiesce(http);
     gp_reconciler_stop(reconciler);
     gp_worker_pool_stop(rt.workers, s.grace_period_s * 1000);
+    gp_heartbeat_stop(heartbeat); /* after the drain: a draining worker is still alive */
     rt.workers = NULL;
     gp_http_stop(http);
     exit_code = 0;

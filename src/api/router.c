@@ -11,8 +11,8 @@
 #include <string.h>
 
 static const gp_route_t *const surfaces[] = {
-    gp_routes_tasks,  gp_routes_events,   gp_routes_health,
-    gp_routes_assets, gp_routes_accounts, gp_routes_signin,
+    gp_routes_tasks,    gp_routes_events, gp_routes_health,  gp_routes_assets,
+    gp_routes_accounts, gp_routes_signin, gp_routes_workers,
 };
 #define N_SURFACES (sizeof surfaces / sizeof surfaces[0])
 

@@ -9,6 +9,7 @@
 
 static gp_log_level_t g_min_level = GP_LOG_INFO;
 static bool g_json;
+static char g_worker[128]; /* "" = not a worker process */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -16,6 +17,11 @@ void gp_log_setup(gp_log_level_t min_level, bool json)
 {
     g_min_level = min_level;
     g_json = json;
+}
+
+void gp_log_set_worker(const char *worker_id)
+{
+    snprintf(g_worker, sizeof g_worker, "%s", worker_id ? worker_id : "");
 }
 
 int gp_log_level_parse(const char *s)
@@ -43,17 +49,23 @@ void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list
     int n;
     if (g_json) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "msg", msg);
+        if (g_worker[0])
+            json_object_set_new(o, "worker_id", json_string(g_worker));
         if (task_id)
             json_object_set_new(o, "task_id", json_string(task_id));
         char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         n = snprintf(line, sizeof line, "%s\n", s ? s : "{}");
         free(s);
         json_decref(o);
-    } else if (task_id) {
-        n = snprintf(line, sizeof line, "%s %-5s task=%s %s\n", ts, level_names[level], task_id,
-                     msg);
     } else {
-        n = snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[level], msg);
+        /* "worker=<id> task=<id>" prefixes: grep for either to follow a worker or a task. */
+        char prefix[256] = "";
+        size_t pn = 0;
+        if (g_worker[0])
+            pn += (size_t)snprintf(prefix, sizeof prefix, "worker=%s ", g_worker);
+        if (task_id && pn < sizeof prefix)
+            snprintf(prefix + pn, sizeof prefix - pn, "task=%s ", task_id);
+        n = snprintf(line, sizeof line, "%s %-5s %s%s\n", ts, level_names[level], prefix, msg);
     }
     if (n < 0)
         return;

@@ -19,6 +19,7 @@
 #define GP_PRESENCE_H
 
 #include "core/settings.h"
+#include "core/task.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,13 +30,13 @@
 #define GP_PRESENCE_LOST_KEEP_MS (3600 * 1000) /* lost workers stay listed this long */
 
 typedef struct gp_worker_info {
-    char id[96];       /* "<host>:<pid>:<8 hex>", unique per process start */
-    char host[64];     /* gethostname() */
+    char id[GP_WORKER_ID_LEN]; /* "<host>:<pid>:<8 hex>", unique per process start */
+    char host[64];             /* gethostname() */
     int pid;
-    char version[32];  /* VERSION */
-    int concurrency;   /* task slots */
-    int busy;          /* slots running a task at the last beat */
-    char queues[128];  /* comma-separated queue names this worker consumes */
+    char version[32];   /* VERSION */
+    int concurrency;    /* task slots */
+    int busy;           /* slots running a task at the last beat */
+    char queues[128];   /* comma-separated queue names this worker consumes */
     int64_t started_at; /* ms since epoch */
     int64_t last_beat;  /* ms since epoch; set by beat() from the backend's clock */
     bool alive;         /* list(): last_beat within GP_PRESENCE_TTL_MS */
