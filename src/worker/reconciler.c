@@ -38,11 +38,12 @@
 #define RECONCILE_EVERY_MS 2000
 #define PENDING_GRACE_MS 5000
 #define WATCH_MS (GP_PRESENCE_TTL_MS + GP_PRESENCE_BEAT_MS)
-#define SEEN_MAX 1024 /* workers remembered; the oldest sighting is forgotten first */
+#define SEEN_MAX 256 /* workers remembered; the oldest sighting is forgotten first */
 
 typedef struct seen {
-    char id[GP_WORKER_ID_LEN];
-    int64_t alive_at; /* mono ms this reconciler last saw it alive */
+    gp_worker_info_t last; /* as listed when last seen alive */
+    int64_t alive_at;      /* mono ms this reconciler last saw it alive */
+    bool remembered;       /* written back to the registry as lost (after a FLUSHALL) */
 } seen_t;
 
 struct gp_reconciler {
@@ -73,7 +74,7 @@ typedef struct scan {
 static seen_t *seen_find(struct gp_reconciler *r, const char *id)
 {
     for (size_t i = 0; i < r->n_seen; i++)
-        if (!strcmp(r->seen[i].id, id))
+        if (!strcmp(r->seen[i].last.id, id))
             return &r->seen[i];
     return NULL;
 }
@@ -93,8 +94,9 @@ static void note_alive(struct gp_reconciler *r, const gp_worker_info_t *w, size_
                 if (r->seen[j].alive_at < s->alive_at)
                     s = &r->seen[j];
         }
-        snprintf(s->id, sizeof s->id, "%s", w[i].id);
+        s->last = w[i];
         s->alive_at = mono;
+        s->remembered = false;
     }
 }
 
@@ -110,9 +112,29 @@ static bool worker_dead(const scan_t *sc, const char *id)
     if (sc->mono - r->watching_since < WATCH_MS)
         return false; /* not watched long enough to tell "flushed" from "gone" */
     for (size_t i = 0; i < r->n_seen; i++)
-        if (!strcmp(r->seen[i].id, id))
+        if (!strcmp(r->seen[i].last.id, id))
             return sc->mono - r->seen[i].alive_at >= WATCH_MS;
     return true;
+}
+
+/* Workers this reconciler saw alive, now dead and no longer listed (a FLUSHALL wiped the
+ * registry after they died): listed again as lost, so operators still see them. */
+static void remember_unlisted_dead(scan_t *sc)
+{
+    struct gp_reconciler *r = sc->r;
+    for (size_t i = 0; i < r->n_seen; i++) {
+        seen_t *s = &r->seen[i];
+        bool listed = false;
+        for (size_t j = 0; j < sc->n_workers && !listed; j++)
+            listed = !strcmp(sc->workers[j].id, s->last.id);
+        if (listed || s->remembered || !worker_dead(sc, s->last.id))
+            continue;
+        if (gp_presence_remember(r->rt->presence, &s->last) == 0) {
+            s->remembered = true;
+            GP_WARN("reconciler: worker %s stopped heartbeating %lld s ago; listed as lost",
+                    s->last.id, (long long)((sc->mono - s->alive_at) / 1000));
+        }
+    }
 }
 
 static void add_candidate(scan_t *sc, const gp_task_t *t)
@@ -213,6 +235,7 @@ static void reconcile_once(struct gp_reconciler *r)
             r->watching_since = sc.mono;
         note_alive(r, sc.workers, sc.n_workers, sc.mono);
         sc.judge = true;
+        remember_unlisted_dead(&sc);
     }
     if (gp_store_scan_unfinished(rt->store, visit, &sc) == 0)
         dispatch_missing(rt, &sc);
@@ -225,6 +248,8 @@ static void *reconciler_main(void *arg)
 {
     gp_reconciler_t *r = arg;
     pthread_setname_np(pthread_self(), "gp-reconcile");
+    /* The first round at once: it starts the watch, and sees the workers alive now. */
+    reconcile_once(r);
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct timespec ts = gp_deadline_in(CLOCK_REALTIME, RECONCILE_EVERY_MS);

@@ -53,6 +53,15 @@ static const char BEAT_LUA[] = EFFECTS NOW_MS
     "redis.call('HSET', KEYS[2], ARGV[1], v)\n"
     "return now\n";
 
+/* KEYS: the hash. ARGV: id, description (JSON object), its last beat and the caller's now
+ * (both ms, the caller's clock: the beat's age is kept, on the server's clock). */
+static const char REMEMBER_LUA[] = EFFECTS NOW_MS
+    "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end\n"
+    "local w = cjson.decode(ARGV[2])\n"
+    "w.last_beat = now - (tonumber(ARGV[4]) - tonumber(ARGV[3]))\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(w))\n"
+    "return 1\n";
+
 /* KEYS: the worker's key, the hash. ARGV: id. */
 static const char LEAVE_LUA[] = "redis.call('DEL', KEYS[1])\n"
                                 "local v = redis.call('HGET', KEYS[2], ARGV[1])\n"
@@ -228,6 +237,28 @@ static int rp_leave(gp_presence_t *base, const char *id)
     return 0;
 }
 
+static int rp_remember(gp_presence_t *base, const gp_worker_info_t *w)
+{
+    redis_presence_t *p = (redis_presence_t *)base;
+    json_t *d = describe(w);
+    json_object_set_new(d, "busy", json_integer(0));
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    if (!text)
+        return -GP_E_INTERNAL;
+    char last[24], now[24];
+    snprintf(last, sizeof last, "%lld", (long long)w->last_beat);
+    snprintf(now, sizeof now, "%lld", (long long)gp_now_ms());
+    const char *keys[1] = {HASH_KEY};
+    const char *args[4] = {w->id, text, last, now};
+    redisReply *r = eval(p, REMEMBER_LUA, 1, keys, 4, args);
+    free(text);
+    if (!r)
+        return -GP_E_UNAVAILABLE;
+    freeReplyObject(r);
+    return 0;
+}
+
 static void copy_str(json_t *o, const char *name, char *out, size_t cap)
 {
     const char *v = json_string_value(json_object_get(o, name));
@@ -314,4 +345,5 @@ const gp_presence_vt_t gp_presence_backend_redis = {
     .beat = rp_beat,
     .leave = rp_leave,
     .list = rp_list,
+    .remember = rp_remember,
 };
