@@ -44,13 +44,13 @@ static json_t *worker_json(const gp_worker_info_t *w, const gp_task_holder_t *h,
         if (!strcmp(h[i].worker_id, w->id))
             json_array_append_new(running, json_string(h[i].task_id));
     int64_t age = now - w->last_beat;
-    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:o, s:o, s:o, s:f, s:s, s:o}", "id",
-                          w->id, "host", w->host, "pid", w->pid, "version", w->version,
-                          "concurrency", w->concurrency, "busy", w->busy, "queues",
-                          split_queues(w->queues), "started_at", iso_or_null(w->started_at),
-                          "last_heartbeat_at", iso_or_null(w->last_beat), "heartbeat_age_s",
-                          (double)(age > 0 ? age : 0) / 1000.0, "status",
-                          w->alive ? "alive" : "lost", "running", running);
+    json_t *o =
+        json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:o, s:o, s:o, s:f, s:s, s:o}", "id", w->id,
+                  "host", w->host, "pid", w->pid, "version", w->version, "concurrency",
+                  w->concurrency, "busy", w->busy, "queues", split_queues(w->queues), "started_at",
+                  iso_or_null(w->started_at), "last_heartbeat_at", iso_or_null(w->last_beat),
+                  "heartbeat_age_s", (double)(age > 0 ? age : 0) / 1000.0, "status",
+                  w->alive ? "alive" : "lost", "running", running);
     return o ? o : json_object(); /* a field that is not UTF-8 (another writer's entry) */
 }
 
@@ -60,8 +60,7 @@ static enum MHD_Result list_workers(request_t *r)
     gp_worker_info_t *w = NULL;
     size_t n = 0;
     if (gp_presence_list(rt->presence, &w, &n) != 0)
-        return gp_send_error(r->conn, GP_E_UNAVAILABLE, "the worker registry is unreachable",
-                             NULL);
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, "the worker registry is unreachable", NULL);
     gp_task_holder_t *h = NULL;
     size_t nh = 0;
     if (rt->store->vt->holders_list) {
@@ -83,10 +82,9 @@ static enum MHD_Result list_workers(request_t *r)
 
 static json_t *attempt_json(const gp_attempt_t *a)
 {
-    json_t *err = a->error_code[0]
-                      ? json_pack("{s:s, s:s?}", "code", a->error_code, "message",
-                                  a->error_message[0] ? a->error_message : NULL)
-                      : NULL;
+    json_t *err = a->error_code[0] ? json_pack("{s:s, s:s?}", "code", a->error_code, "message",
+                                               a->error_message[0] ? a->error_message : NULL)
+                                   : NULL;
     json_t *o = json_object();
     json_object_set_new(o, "attempt", json_integer(a->attempt));
     json_object_set_new(o, "worker_id", a->worker_id[0] ? json_string(a->worker_id) : json_null());

@@ -73,8 +73,7 @@ gp_heartbeat_t *gp_heartbeat_start(gp_runtime_t *rt, const char *version, const 
     snprintf(w->id, sizeof w->id, "%s", rt->worker_id);
     const char *colon = strchr(rt->worker_id, ':');
     snprintf(w->host, sizeof w->host, "%.*s",
-             (int)(colon ? (size_t)(colon - rt->worker_id) : strlen(rt->worker_id)),
-             rt->worker_id);
+             (int)(colon ? (size_t)(colon - rt->worker_id) : strlen(rt->worker_id)), rt->worker_id);
     w->pid = (int)getpid();
     snprintf(w->version, sizeof w->version, "%s", version);
     w->concurrency = gp_worker_pool_size(rt->workers);

@@ -45,22 +45,22 @@
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 /* KEYS: the worker's key, the hash. ARGV: id, description (JSON object), TTL ms. */
-static const char BEAT_LUA[] = EFFECTS NOW_MS
-    "local w = cjson.decode(ARGV[2])\n"
-    "w.last_beat = now\n"
-    "local v = cjson.encode(w)\n"
-    "redis.call('SET', KEYS[1], v, 'PX', tonumber(ARGV[3]))\n"
-    "redis.call('HSET', KEYS[2], ARGV[1], v)\n"
-    "return now\n";
+static const char BEAT_LUA[] =
+    EFFECTS NOW_MS "local w = cjson.decode(ARGV[2])\n"
+                   "w.last_beat = now\n"
+                   "local v = cjson.encode(w)\n"
+                   "redis.call('SET', KEYS[1], v, 'PX', tonumber(ARGV[3]))\n"
+                   "redis.call('HSET', KEYS[2], ARGV[1], v)\n"
+                   "return now\n";
 
 /* KEYS: the hash. ARGV: id, description (JSON object), its last beat and the caller's now
  * (both ms, the caller's clock: the beat's age is kept, on the server's clock). */
-static const char REMEMBER_LUA[] = EFFECTS NOW_MS
-    "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end\n"
-    "local w = cjson.decode(ARGV[2])\n"
-    "w.last_beat = now - (tonumber(ARGV[4]) - tonumber(ARGV[3]))\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(w))\n"
-    "return 1\n";
+static const char REMEMBER_LUA[] =
+    EFFECTS NOW_MS "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end\n"
+                   "local w = cjson.decode(ARGV[2])\n"
+                   "w.last_beat = now - (tonumber(ARGV[4]) - tonumber(ARGV[3]))\n"
+                   "redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(w))\n"
+                   "return 1\n";
 
 /* KEYS: the worker's key, the hash. ARGV: id. */
 static const char LEAVE_LUA[] = "redis.call('DEL', KEYS[1])\n"
@@ -77,20 +77,20 @@ static const char LEAVE_LUA[] = "redis.call('DEL', KEYS[1])\n"
 
 /* KEYS: the hash. ARGV: key prefix, keep ms. Prunes entries older than keep; returns
  * {now, json1, exists1, json2, exists2, ...}. */
-static const char LIST_LUA[] = EFFECTS NOW_MS
-    "local all = redis.call('HGETALL', KEYS[1])\n"
-    "local out = {now}\n"
-    "for i = 1, #all, 2 do\n"
-    "  local ok, w = pcall(cjson.decode, all[i + 1])\n"
-    "  local lb = ok and type(w) == 'table' and tonumber(w.last_beat) or 0\n"
-    "  if now - lb > tonumber(ARGV[2]) then\n"
-    "    redis.call('HDEL', KEYS[1], all[i])\n"
-    "  else\n"
-    "    out[#out + 1] = all[i + 1]\n"
-    "    out[#out + 1] = redis.call('EXISTS', ARGV[1] .. all[i])\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
+static const char LIST_LUA[] =
+    EFFECTS NOW_MS "local all = redis.call('HGETALL', KEYS[1])\n"
+                   "local out = {now}\n"
+                   "for i = 1, #all, 2 do\n"
+                   "  local ok, w = pcall(cjson.decode, all[i + 1])\n"
+                   "  local lb = ok and type(w) == 'table' and tonumber(w.last_beat) or 0\n"
+                   "  if now - lb > tonumber(ARGV[2]) then\n"
+                   "    redis.call('HDEL', KEYS[1], all[i])\n"
+                   "  else\n"
+                   "    out[#out + 1] = all[i + 1]\n"
+                   "    out[#out + 1] = redis.call('EXISTS', ARGV[1] .. all[i])\n"
+                   "  end\n"
+                   "end\n"
+                   "return out\n";
 
 typedef struct redis_presence {
     gp_presence_t base;
@@ -186,8 +186,8 @@ static redisReply *eval_locked(redis_presence_t *p, const char *script, int nkey
     return r;
 }
 
-static redisReply *eval(redis_presence_t *p, const char *script, int nkeys,
-                        const char *const *keys, int nargs, const char *const *args)
+static redisReply *eval(redis_presence_t *p, const char *script, int nkeys, const char *const *keys,
+                        int nargs, const char *const *args)
 {
     pthread_mutex_lock(&p->lock);
     redisReply *r = eval_locked(p, script, nkeys, keys, nargs, args);

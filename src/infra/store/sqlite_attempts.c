@@ -89,8 +89,8 @@ void gp_sqlite_attempt_begin(sqlite_store_t *s, const char *task_id, int attempt
     run(s, begin, task_id);
 }
 
-void gp_sqlite_attempt_end(sqlite_store_t *s, const char *task_id, int attempt,
-                           gp_task_status_t to, const char *error_code, const char *error_message)
+void gp_sqlite_attempt_end(sqlite_store_t *s, const char *task_id, int attempt, gp_task_status_t to,
+                           const char *error_code, const char *error_message)
 {
     sqlite3_stmt *st = s->attempt_stmts[A_END];
     if (!st)
