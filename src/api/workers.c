@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HOLDERS_MAX 100000 /* processing tasks read for the `running` lists */
+#define HOLDERS_MAX 10000 /* processing tasks read for the `running` lists */
 #define ATTEMPTS_MAX 1000
 
 static json_t *iso_or_null(int64_t ms)

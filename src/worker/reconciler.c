@@ -4,7 +4,8 @@
  * The store is the truth and the queue is soft state: a Redis FLUSHALL or restart without
  * persistence drops messages, and a worker killed mid-attempt leaves a task "processing"
  * with nobody to finish it. Every RECONCILE_EVERY_MS a worker process compares the store
- * with the queue and with the presence registry:
+ * with the queue and with the presence registry (the processing tasks' holders every round,
+ * a cheap read of ids; the whole unfinished set every FULL_SCAN_EVERY rounds):
  *   - pending tasks older than a grace period must be in the queue: the ids the queue does
  *     not hold (queue.h, holds()) are dispatched again. A duplicate message is harmless: the
  *     claim's compare-and-set lets one delivery run and the others fall away;
@@ -36,6 +37,8 @@
 #include <time.h>
 
 #define RECONCILE_EVERY_MS 2000
+#define FULL_SCAN_EVERY 5 /* rounds: the pending comparison (a scan of every unfinished task) */
+#define HOLDERS_MAX 10000
 #define PENDING_GRACE_MS 5000
 #define WATCH_MS (GP_PRESENCE_TTL_MS + GP_PRESENCE_BEAT_MS)
 #define SEEN_MAX 256 /* workers remembered; the oldest sighting is forgotten first */
@@ -224,7 +227,27 @@ static void dispatch_missing(gp_runtime_t *rt, scan_t *sc)
     free(where);
 }
 
-static void reconcile_once(struct gp_reconciler *r)
+/* The cheap round: only processing tasks whose worker is dead, read by id. */
+static void scan_holders(gp_runtime_t *rt, scan_t *sc)
+{
+    if (!rt->store->vt->holders_list || !sc->judge)
+        return;
+    gp_task_holder_t *h = gp_xcalloc(HOLDERS_MAX, sizeof *h);
+    size_t n = 0;
+    if (rt->store->vt->holders_list(rt->store, h, HOLDERS_MAX, &n) == 0)
+        for (size_t i = 0; i < n; i++) {
+            gp_task_t t;
+            if (!h[i].worker_id[0] || !worker_dead(sc, h[i].worker_id) ||
+                gp_store_get(rt->store, h[i].task_id, &t) != 0)
+                continue;
+            if (t.status == GP_TASK_PROCESSING && !strcmp(t.worker_id, h[i].worker_id))
+                add_candidate(sc, &t);
+            gp_task_clear(&t);
+        }
+    free(h);
+}
+
+static void reconcile_once(struct gp_reconciler *r, bool full)
 {
     gp_runtime_t *rt = r->rt;
     const gp_settings_t *s = rt->settings;
@@ -237,9 +260,11 @@ static void reconcile_once(struct gp_reconciler *r)
         sc.judge = true;
         remember_unlisted_dead(&sc);
     }
-    if (gp_store_scan_unfinished(rt->store, visit, &sc) == 0)
+    if (!full)
+        scan_holders(rt, &sc);
+    if (full ? gp_store_scan_unfinished(rt->store, visit, &sc) == 0 : sc.n > 0)
         dispatch_missing(rt, &sc);
-    /* else the store is unavailable: try next round */
+    /* else nothing to do, or the store is unavailable: try next round */
     free(sc.workers);
     free(sc.cand);
 }
@@ -249,7 +274,8 @@ static void *reconciler_main(void *arg)
     gp_reconciler_t *r = arg;
     pthread_setname_np(pthread_self(), "gp-reconcile");
     /* The first round at once: it starts the watch, and sees the workers alive now. */
-    reconcile_once(r);
+    unsigned round = 0;
+    reconcile_once(r, true);
     pthread_mutex_lock(&r->lock);
     while (!r->stop) {
         struct timespec ts = gp_deadline_in(CLOCK_REALTIME, RECONCILE_EVERY_MS);
@@ -257,7 +283,7 @@ static void *reconciler_main(void *arg)
         if (r->stop)
             break;
         pthread_mutex_unlock(&r->lock);
-        reconcile_once(r);
+        reconcile_once(r, ++round % FULL_SCAN_EVERY == 0);
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);

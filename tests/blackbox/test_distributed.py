@@ -324,6 +324,9 @@ def test_distributed_users_isolated_and_service_user(ctx):
         check(g2.get("/v1/tasks/" + tid, headers=ha).status == 200, "owner on the other gateway")
         check(g2.get("/v1/tasks/" + tid, headers=hb).status == 404, "B sees A's task")
         check(g2.post("/v1/tasks/%s/cancel" % tid, headers=hb).status == 404, "B cancels A's task")
+        check(g2.get("/v1/tasks/%s/attempts" % tid, headers=ha).status == 200, "A's attempts")
+        check(g2.get("/v1/tasks/%s/attempts" % tid, headers=hb).status == 404, "B reads A's attempts")
+        check(g1.get("/v1/workers", headers=ha).status == 403, "/v1/workers without admin scope")
         ids_b = [t["id"] for t in g1.get("/v1/tasks?limit=100", headers=hb).json["data"]]
         check(tid not in ids_b, "A's task in B's list")
         # genpulse run (Redis, no HTTP): owned by the service user

@@ -113,7 +113,7 @@ static void test_beat_list_leave(void **state)
     assert_string_equal(got->queues, "celery");
     assert_int_equal(got->started_at, a.started_at);
     int64_t age = gp_now_ms() - got->last_beat;
-    assert_true(age >= -200 && age < 2000); /* on this host's clock */
+    assert_true(age >= -200 && age < 2000);        /* on this host's clock */
     assert_true(w[0].last_beat >= w[1].last_beat); /* newest beat first */
     free(w);
 
