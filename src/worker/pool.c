@@ -586,9 +586,14 @@ static bool holder_alive(gp_worker_pool_t *pool, const char *task_id)
         } else {
             gp_worker_info_t *w = NULL;
             size_t n = 0;
+            /* Alive = beat within two beat periods: a holder that died before its lease ran
+             * out has not beaten for most of a lease, so a short --lease still takes over
+             * fast, while a live holder whose renewals stalled keeps its task. */
+            int64_t now = gp_now_ms();
             if (gp_presence_list(rt->presence, &w, &n) == 0)
                 for (size_t i = 0; i < n && !alive; i++)
-                    alive = w[i].alive && !strcmp(w[i].id, t.worker_id);
+                    alive = w[i].alive && !strcmp(w[i].id, t.worker_id) &&
+                            now - w[i].last_beat < 2 * GP_PRESENCE_BEAT_MS;
             free(w);
         }
         if (alive)
