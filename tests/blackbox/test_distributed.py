@@ -442,7 +442,7 @@ def test_distributed_kill_and_flushall_2000(ctx):
     def submit(n, tag):
         try:
             for i in range(n):
-                t = a.create("echo", {"message": "%s%d" % (tag, i), "delay_ms": 100})
+                t = a.create("echo", {"message": "%s%d" % (tag, i), "sleep_ms": 100})
                 with lock:
                     ids.append(t["id"])
         except Exception as e:  # reported below, after the kill

@@ -35,7 +35,7 @@ def test_workers_embedded_registry_and_attempts(ctx):
     check(0 <= w["heartbeat_age_s"] < 5, "heartbeat age %r" % w["heartbeat_age_s"])
 
     # A running task shows under its worker, then its attempt ends succeeded.
-    t = srv.create("echo", {"message": "w", "delay_ms": 1500})
+    t = srv.create("echo", {"message": "w", "sleep_ms": 1500})
     check(t["worker_id"] is None, "pending task has a worker: %r" % t["worker_id"])
     srv.wait_status(t["id"], "processing", timeout=10)
     running = []
@@ -69,7 +69,7 @@ def test_workers_embedded_registry_and_attempts(ctx):
     a = _attempts(srv, t["id"])
     check(len(a) == 1 and a[0]["status"] == "failed"
           and a[0]["error"]["code"] == "simulated_failure", "failed: %r" % a)
-    t = srv.create("echo", {"message": "c", "delay_ms": 20000})
+    t = srv.create("echo", {"message": "c", "sleep_ms": 20000})
     srv.wait_status(t["id"], "processing", timeout=10)
     check(srv.post("/v1/tasks/%s/cancel" % t["id"]).status == 202, "cancel refused")
     srv.wait_terminal(t["id"], timeout=20)
