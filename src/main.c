@@ -32,9 +32,6 @@
 
 #define VERSION "0.1.0"
 
-/* TEMPORARY until the Redis presence backend lands: fall back to in-process presence. */
-extern const gp_presence_vt_t gp_presence_backend_memory;
-
 static const char serve_doc[] =
     "Run the whole system in one process: HTTP API, worker pool, SQLite state, in-process\n"
     "queue and event bus, outputs in DATA_DIR/outputs. No configuration needed.";
@@ -251,6 +248,11 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
         gp_settings_free(&s);
         return 2;
     }
+    gp_heartbeat_t *heartbeat = NULL;
+    if (mode->workers) { /* before any thread: every log line of a worker process names it */
+        gp_worker_id_make(rt.worker_id);
+        gp_log_set_worker(rt.worker_id);
+    }
     if (setup_common(&s) != 0 || open_store(&s, &rt.store) != 0)
         goto out;
     rt.public_url = s.public_url;
@@ -266,8 +268,7 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     }
     if (gp_queue_open(&rt.queue, &s, err, sizeof err) != 0 ||
         gp_events_open(&rt.events, &s, err, sizeof err) != 0 ||
-        (gp_presence_open(&rt.presence, &s, err, sizeof err) != 0 &&
-         gp_presence_backend_memory.open(&rt.presence, "", &s, err, sizeof err) != 0) ||
+        gp_presence_open(&rt.presence, &s, err, sizeof err) != 0 ||
         gp_storage_open(&rt.storage, &s, err, sizeof err) != 0) {
         GP_ERROR("%s", err);
         goto out;
@@ -291,12 +292,15 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
         else if (recovered > 0)
             GP_INFO("recovered %d unfinished task(s)", recovered);
     }
-    if (mode->workers)
+    if (mode->workers) {
         rt.workers = gp_worker_pool_start(&rt, (int)s.concurrency);
+        heartbeat = gp_heartbeat_start(&rt, VERSION, embedded ? "embedded" : "celery");
+    }
     if (mode->http)
         http = gp_http_start(&rt, err, sizeof err);
     if (mode->http && !http) {
         GP_ERROR("http: %s", err);
+        gp_heartbeat_stop(heartbeat);
         gp_worker_pool_stop(rt.workers, 0);
         rt.workers = NULL;
         goto out;
@@ -333,6 +337,7 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     gp_http_quiesce(http);
     gp_reconciler_stop(reconciler);
     gp_worker_pool_stop(rt.workers, s.grace_period_s * 1000);
+    gp_heartbeat_stop(heartbeat); /* after the drain: a draining worker is still alive */
     rt.workers = NULL;
     gp_http_stop(http);
     gp_admin_http_stop(admin);

@@ -9,6 +9,7 @@
 
 static gp_log_level_t g_min_level = GP_LOG_INFO;
 static bool g_json;
+static char g_worker[128]; /* "" = not a worker process */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static _Thread_local const char *t_request_id;
@@ -27,6 +28,11 @@ void gp_log_setup(gp_log_level_t min_level, bool json)
 {
     g_min_level = min_level;
     g_json = json;
+}
+
+void gp_log_set_worker(const char *worker_id)
+{
+    snprintf(g_worker, sizeof g_worker, "%s", worker_id ? worker_id : "");
 }
 
 int gp_log_level_parse(const char *s)
@@ -54,6 +60,8 @@ void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list
     int n;
     if (g_json) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "msg", msg);
+        if (g_worker[0])
+            json_object_set_new(o, "worker_id", json_string(g_worker));
         if (task_id)
             json_object_set_new(o, "task_id", json_string(task_id));
         if (t_request_id)
@@ -63,14 +71,17 @@ void gp_logv(gp_log_level_t level, const char *task_id, const char *fmt, va_list
         free(s);
         json_decref(o);
     } else {
-        char ids[160] = ""; /* "task=<id> req=<id> ", each part when known */
-        if (task_id)
-            snprintf(ids, sizeof ids, "task=%s ", task_id);
-        if (t_request_id) {
-            size_t k = strlen(ids);
-            snprintf(ids + k, sizeof ids - k, "req=%s ", t_request_id);
-        }
-        n = snprintf(line, sizeof line, "%s %-5s %s%s\n", ts, level_names[level], ids, msg);
+        /* "worker=<id> task=<id> req=<id>" prefixes, each when known: grep for one to
+         * follow a worker, a task or a request. */
+        char prefix[320] = "";
+        size_t pn = 0;
+        if (g_worker[0])
+            pn += (size_t)snprintf(prefix, sizeof prefix, "worker=%s ", g_worker);
+        if (task_id && pn < sizeof prefix)
+            pn += (size_t)snprintf(prefix + pn, sizeof prefix - pn, "task=%s ", task_id);
+        if (t_request_id && pn < sizeof prefix)
+            snprintf(prefix + pn, sizeof prefix - pn, "req=%s ", t_request_id);
+        n = snprintf(line, sizeof line, "%s %-5s %s%s\n", ts, level_names[level], prefix, msg);
     }
     if (n < 0)
         return;

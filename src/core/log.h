@@ -10,6 +10,9 @@
 
 /* Set once at start, before threads exist. */
 void gp_log_setup(gp_log_level_t min_level, bool json);
+/* A worker process's id: every line then carries "worker=<id>" (JSON: "worker_id"). Set
+ * once at start, before threads exist; NULL or "" = none. */
+void gp_log_set_worker(const char *worker_id);
 /* Parses "debug|info|warn|error"; returns -1 when unknown. */
 int gp_log_level_parse(const char *s);
 bool gp_log_enabled(gp_log_level_t level);

@@ -151,6 +151,7 @@ json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const cha
     json_object_set_new(o, "created_at", time_or_null(t->created_at));
     json_object_set_new(o, "started_at", time_or_null(t->started_at));
     json_object_set_new(o, "completed_at", time_or_null(t->completed_at));
+    json_object_set_new(o, "worker_id", t->worker_id[0] ? json_string(t->worker_id) : json_null());
     char *get = gp_xasprintf("%s/v1/tasks/%s", public_url, t->id);
     char *cancel = gp_xasprintf("%s/cancel", get), *events = gp_xasprintf("%s/events", get);
     json_object_set_new(

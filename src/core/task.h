@@ -27,6 +27,9 @@ bool gp_task_status_terminal(gp_task_status_t s);
  * --service-user says otherwise, the work that enters through Redis. */
 #define GP_LOCAL_USER_ID "local"
 
+/* Room for a worker id "<host>:<pid>:<8 hex>" and its NUL (see infra/presence/presence.h). */
+#define GP_WORKER_ID_LEN 96
+
 typedef struct gp_task {
     char id[37];
     char owner[37]; /* the user id the task belongs to ("" read as GP_LOCAL_USER_ID) */
@@ -49,6 +52,9 @@ typedef struct gp_task {
     int64_t price;
     int charge_round; /* 0, +1 for each manual retry that reserved again */
     int64_t created_at, started_at, completed_at, not_before; /* ms since epoch; 0 = unset */
+    /* The worker process of the current or latest attempt (presence.h's id); "" = none yet,
+     * or a row from before the store's migration 3. */
+    char worker_id[GP_WORKER_ID_LEN];
 } gp_task_t;
 
 /* The id of the HTTP request that created a task travels in its params under this key (no

@@ -22,13 +22,14 @@ typedef struct gp_runtime {
     gp_queue_t *queue;
     gp_events_t *events;
     gp_storage_t *storage;
-    gp_limiter_t *limiter; /* provider limits; NULL in a gateway-only process */
+    gp_limiter_t *limiter;   /* provider limits; NULL in a gateway-only process */
     gp_presence_t *presence; /* live workers (every process: gateways read it for /ready) */
     gp_committer_t *committer;
     struct gp_worker_pool *workers; /* NULL in a gateway-only process */
     int64_t started_at;
     uint8_t link_secret[32]; /* signs /files/ links (core/link_secret.h) */
     char service_user[37];   /* owner of work that enters through Redis (worker processes) */
+    char worker_id[GP_WORKER_ID_LEN]; /* this process's worker id; "" = not a worker process */
 } gp_runtime_t;
 
 /* Pushes a committed pending task to the dispatch queue. */

@@ -384,7 +384,8 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
     gp_store_op_t op = {.kind = GP_OP_CLAIM,
                         .task = &t,
                         .claim_started_at = gp_now_ms(),
-                        .claim_takeover = item->redelivered};
+                        .claim_takeover = item->redelivered,
+                        .claim_worker_id = rt->worker_id};
     memcpy(op.cancel_id, item->id, sizeof op.cancel_id);
     int rc = gp_committer_run_sync(rt->committer, &op);
     gp_ctx_t *ctx = NULL;
@@ -606,6 +607,42 @@ static bool take_user_slot(gp_worker_pool_t *pool, const gp_queue_item_t *item,
     return rc != -GP_E_TIMEOUT; /* the limiter unreachable: run rather than stall */
 }
 
+/* A redelivered item may take over a processing task (its holder's lease ran out, or the
+ * reconciler found its worker gone); not while that holder is still alive and running it. */
+static bool holder_alive(gp_worker_pool_t *pool, const char *task_id)
+{
+    gp_runtime_t *rt = pool->rt;
+    gp_task_t t;
+    if (gp_store_get(rt->store, task_id, &t) != 0)
+        return false; /* the claim decides */
+    bool alive = false;
+    if (t.status == GP_TASK_PROCESSING && t.worker_id[0]) {
+        if (!strcmp(t.worker_id, rt->worker_id)) {
+            pthread_mutex_lock(&pool->lock);
+            for (int i = 0; i < pool->n && !alive; i++)
+                alive = pool->slots[i].busy && !strcmp(pool->slots[i].task_id, task_id);
+            pthread_mutex_unlock(&pool->lock);
+        } else {
+            gp_worker_info_t *w = NULL;
+            size_t n = 0;
+            /* Alive = beat within two beat periods: a holder that died before its lease ran
+             * out has not beaten for most of a lease, so a short --lease still takes over
+             * fast, while a live holder whose renewals stalled keeps its task. */
+            int64_t now = gp_now_ms();
+            if (gp_presence_list(rt->presence, &w, &n) == 0)
+                for (size_t i = 0; i < n && !alive; i++)
+                    alive = w[i].alive && !strcmp(w[i].id, t.worker_id) &&
+                            now - w[i].last_beat < 2 * GP_PRESENCE_BEAT_MS;
+            free(w);
+        }
+        if (alive)
+            gp_log(GP_LOG_INFO, task_id, "redelivery dropped: worker %s is alive and runs it",
+                   t.worker_id);
+    }
+    gp_task_clear(&t);
+    return alive;
+}
+
 static void *worker_main(void *arg)
 {
     worker_arg_t *wa = arg;
@@ -634,6 +671,10 @@ static void *worker_main(void *arg)
             gp_queue_push(pool->rt->queue, &item); /* not ours to run any more */
             gp_queue_ack(pool->rt->queue, &item);  /* the new push replaces this delivery */
             break;
+        }
+        if (item.redelivered && holder_alive(pool, item.id)) {
+            gp_queue_ack(pool->rt->queue, &item);
+            continue;
         }
         gp_limit_slot_t user_slot;
         if (!take_user_slot(pool, &item, &user_slot)) {

@@ -43,6 +43,18 @@ typedef struct gp_reconciler gp_reconciler_t;
 gp_reconciler_t *gp_reconciler_start(gp_runtime_t *rt);
 void gp_reconciler_stop(gp_reconciler_t *r);
 
+/*
+ * Worker identity and heartbeats (heartbeat.c). gp_worker_id_make writes a fresh id
+ * "<host>:<pid>:<8 hex>" (host cut to [A-Za-z0-9._-]). gp_heartbeat_start registers the
+ * process in rt->presence and beats every GP_PRESENCE_BEAT_MS from its own thread (busy =
+ * gp_worker_pool_busy(rt->workers)); stop ends the thread and leave()s the registry.
+ * start/stop from the main thread only.
+ */
+void gp_worker_id_make(char out[GP_WORKER_ID_LEN]);
+typedef struct gp_heartbeat gp_heartbeat_t;
+gp_heartbeat_t *gp_heartbeat_start(gp_runtime_t *rt, const char *version, const char *queues);
+void gp_heartbeat_stop(gp_heartbeat_t *hb);
+
 /* What a finished attempt turns into. Pure function, unit-tested. */
 typedef struct gp_outcome {
     gp_task_status_t status; /* SUCCEEDED, FAILED, CANCELED, or PENDING (retry) */

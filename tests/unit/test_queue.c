@@ -328,6 +328,24 @@ static void test_shutdown_wakes_blocked_pop(void **state)
     assert_true(gp_mono_ms() - t0 < 1000);
 }
 
+static void test_holds_by_id(void **state)
+{
+    gp_queue_t *q = *state;
+    push(q, "ready", 5, 1, 0);
+    push(q, "later", 5, 1, gp_now_ms() + 60000);
+    push(q, "ready", 5, 2, 0); /* a duplicate counts once */
+    const char *ids[4] = {"later", "gone", "ready", "popped"};
+    push(q, "popped", 9, 1, 0);
+    expect_pop(q, "popped");
+    unsigned char where[4] = {9, 9, 9, 9};
+    assert_int_equal(gp_queue_holds(q, ids, 4, where), 0);
+    assert_int_equal(where[0], GP_HELD_QUEUED);
+    assert_int_equal(where[1], GP_HELD_NONE);
+    assert_int_equal(where[2], GP_HELD_QUEUED);
+    assert_int_equal(where[3], GP_HELD_NONE); /* the memory queue forgets what it hands out */
+    assert_int_equal(gp_queue_holds(q, ids, 0, where), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delayed_push_rearms_blocked_pop, open_queue,
                                         close_queue),
         cmocka_unit_test_setup_teardown(test_shutdown_wakes_blocked_pop, open_queue, close_queue),
+        cmocka_unit_test_setup_teardown(test_holds_by_id, open_queue, close_queue),
     };
     return cmocka_run_group_tests_name("queue", tests, NULL, NULL);
 }

@@ -1011,6 +1011,39 @@ static void test_url_db_and_auth(void **state)
     gp_queue_close(q2);
 }
 
+static void test_holds_by_id(void **state)
+{
+    SKIP_IF_NO_REDIS();
+    fixture_t *f = *state;
+    push(f->q, "held-ready", 5, 1, 0);
+    push(f->q, "held-later", 5, 1, gp_now_ms() + 60000);
+    push(f->q, "held-popped", 9, 1, 0);
+    gp_queue_item_t it;
+    expect_pop(f->q, "held-popped", &it);
+    const char *ids[4] = {"held-later", "held-gone", "held-ready", "held-popped"};
+    unsigned char where[4] = {9, 9, 9, 9};
+    assert_int_equal(gp_queue_holds(f->q, ids, 4, where), 0);
+    assert_int_equal(where[0], GP_HELD_QUEUED);
+    assert_int_equal(where[1], GP_HELD_NONE);
+    assert_int_equal(where[2], GP_HELD_QUEUED);
+    assert_int_equal(where[3], GP_HELD_DELIVERED);
+    assert_int_equal(gp_queue_ack(f->q, &it), 0);
+    assert_int_equal(gp_queue_holds(f->q, ids, 4, where), 0);
+    assert_int_equal(where[3], GP_HELD_NONE);
+    cmd_ok(f->rc, "FLUSHDB"); /* everything lost: nothing held */
+    assert_int_equal(gp_queue_holds(f->q, ids, 4, where), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(where[i], GP_HELD_NONE);
+    /* a redelivery goes to the consuming end: it runs before older work */
+    push(f->q, "older", 5, 1, 0);
+    gp_queue_item_t re = {.priority = 5, .enqueued_at = 2, .redelivered = true};
+    snprintf(re.id, sizeof re.id, "%s", "redelivered");
+    assert_int_equal(gp_queue_push(f->q, &re), 0);
+    expect_pop(f->q, "redelivered", &it);
+    assert_true(it.redelivered);
+    expect_pop(f->q, "older", NULL);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1041,6 +1074,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_push_pop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_url_db_and_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holds_by_id, setup, teardown),
     };
     return cmocka_run_group_tests_name("queue_redis", tests, NULL, NULL);
 }

@@ -41,7 +41,8 @@ typedef struct fixture {
 } fixture_t;
 
 #define DROP_ALL                                                                                   \
-    "DROP TABLE IF EXISTS credit_ledger, api_keys, users, tasks, schema_migrations CASCADE"
+    "DROP TABLE IF EXISTS task_attempts, credit_ledger, api_keys, users, tasks, schema_migrations" \
+    " CASCADE"
 
 static const char *g_url; /* NULL: skip everything */
 static char g_empty[1];
@@ -153,9 +154,10 @@ static int setup(void **state)
     s->sqlite_synchronous = g_normal;
     s->commit_batch_max = 64;
     if (open_store(f) != 0 ||
-        !raw_exec("TRUNCATE tasks, credit_ledger RESTART IDENTITY; DELETE FROM api_keys;"
-                  " DELETE FROM users WHERE id <> '" GP_LOCAL_USER_ID "';"
-                  " UPDATE users SET credits = 0, reserved = 0")) {
+        !raw_exec(
+            "TRUNCATE tasks, credit_ledger, task_attempts RESTART IDENTITY; DELETE FROM api_keys;"
+            " DELETE FROM users WHERE id <> '" GP_LOCAL_USER_ID "';"
+            " UPDATE users SET credits = 0, reserved = 0")) {
         if (f->store)
             close_store(f);
         free(f);
@@ -2631,6 +2633,145 @@ static void test_migrate_from_v1(void **state)
                      0);
 }
 
+#define ATTEMPTS_FIXTURE(state) FIXTURE(state)
+/* ---- attempts history (migration 3) ---- */
+
+static int claim_as(fixture_t *f, const char *id, const char *worker, bool takeover)
+{
+    gp_task_t claimed = {0};
+    gp_store_op_t op = {.kind = GP_OP_CLAIM,
+                        .task = &claimed,
+                        .claim_started_at = gp_now_ms(),
+                        .claim_takeover = takeover,
+                        .claim_worker_id = worker};
+    memcpy(op.cancel_id, id, sizeof op.cancel_id);
+    int rc = gp_committer_run_sync(f->committer, &op);
+    if (rc == 0)
+        assert_string_equal(claimed.worker_id, worker);
+    gp_task_clear(&claimed);
+    return rc;
+}
+
+static size_t attempts_of(fixture_t *f, const char *id, gp_attempt_t *out, size_t cap)
+{
+    size_t n = 99999;
+    assert_int_equal(f->store->vt->attempts_list(f->store, id, out, cap, &n), 0);
+    assert_true(n <= cap);
+    return n;
+}
+
+static bool holds(fixture_t *f, const char *task_id, const char *worker)
+{
+    gp_task_holder_t h[64];
+    size_t n = 0;
+    assert_int_equal(f->store->vt->holders_list(f->store, h, 64, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(h[i].task_id, task_id))
+            return !strcmp(h[i].worker_id, worker);
+    return false;
+}
+
+static void test_attempts_history(void **state)
+{
+    ATTEMPTS_FIXTURE(state);
+    gp_task_t t;
+    gp_attempt_t a[8];
+    make_task(&t, "echo", NULL, 0);
+    assert_int_equal(create(f, &t, NULL), 0);
+    assert_int_equal(attempts_of(f, t.id, a, 8), 0);
+
+    /* claim: the task names its worker, the attempt begins */
+    assert_int_equal(claim_as(f, t.id, "h:1:aaaaaaaa", false), 0);
+    gp_task_t got;
+    assert_int_equal(gp_store_get(f->store, t.id, &got), 0);
+    assert_string_equal(got.worker_id, "h:1:aaaaaaaa");
+    gp_task_clear(&got);
+    assert_true(holds(f, t.id, "h:1:aaaaaaaa"));
+    assert_int_equal(attempts_of(f, t.id, a, 8), 1);
+    assert_int_equal(a[0].attempt, 1);
+    assert_string_equal(a[0].status, "running");
+    assert_string_equal(a[0].worker_id, "h:1:aaaaaaaa");
+    assert_true(a[0].started_at > 0);
+    assert_int_equal(a[0].ended_at, 0);
+
+    /* a retryable failure ends it "retried" with the error */
+    gp_store_op_t back = {.kind = GP_OP_TRANSITION};
+    memcpy(back.tr.id, t.id, sizeof back.tr.id);
+    back.tr.from_status = GP_TASK_PROCESSING;
+    back.tr.from_attempts = 1;
+    back.tr.to_status = GP_TASK_PENDING;
+    back.tr.to_attempts = 1;
+    back.tr.error_code = "engine_busy";
+    back.tr.error_message = "later";
+    assert_int_equal(gp_committer_run_sync(f->committer, &back), 0);
+    assert_int_equal(attempts_of(f, t.id, a, 8), 1);
+    assert_string_equal(a[0].status, "retried");
+    assert_string_equal(a[0].error_code, "engine_busy");
+    assert_string_equal(a[0].error_message, "later");
+    assert_true(a[0].ended_at >= a[0].started_at);
+
+    /* another worker claims; a takeover by a third ends that attempt "lost" */
+    assert_int_equal(claim_as(f, t.id, "h:2:bbbbbbbb", false), 0);
+    assert_int_equal(claim_as(f, t.id, "h:3:cccccccc", false), -GP_E_CONFLICT);
+    assert_int_equal(claim_as(f, t.id, "h:3:cccccccc", true), 0);
+    assert_true(holds(f, t.id, "h:3:cccccccc"));
+    assert_int_equal(attempts_of(f, t.id, a, 8), 3);
+    assert_string_equal(a[1].worker_id, "h:2:bbbbbbbb");
+    assert_string_equal(a[1].status, "lost");
+    assert_true(a[1].ended_at > 0);
+    assert_string_equal(a[2].status, "running");
+    assert_int_equal(a[2].attempt, 3);
+
+    /* the dead holder's late outcome loses the CAS and leaves the history alone */
+    assert_int_equal(transition(f, t.id, GP_TASK_PROCESSING, 2, GP_TASK_SUCCEEDED, 2),
+                     -GP_E_CONFLICT);
+    assert_int_equal(transition(f, t.id, GP_TASK_PROCESSING, 3, GP_TASK_SUCCEEDED, 3), 0);
+    assert_int_equal(attempts_of(f, t.id, a, 8), 3);
+    assert_string_equal(a[1].status, "lost");
+    assert_string_equal(a[2].status, "succeeded");
+    assert_string_equal(a[2].error_code, "");
+    assert_false(holds(f, t.id, "h:3:cccccccc"));
+    /* cap respected */
+    assert_int_equal(attempts_of(f, t.id, a, 2), 2);
+
+    /* a cancel honoured at the outcome ends the attempt "canceled" */
+    gp_task_t c;
+    make_task(&c, "echo", NULL, 0);
+    assert_int_equal(create(f, &c, NULL), 0);
+    assert_int_equal(claim_as(f, c.id, "h:1:aaaaaaaa", false), 0);
+    gp_cancel_outcome_t out;
+    assert_int_equal(cancel(f, c.id, &out), 0);
+    assert_int_equal(out, GP_CANCEL_REQUESTED);
+    gp_store_op_t fin = {.kind = GP_OP_TRANSITION};
+    memcpy(fin.tr.id, c.id, sizeof fin.tr.id);
+    fin.tr.from_status = GP_TASK_PROCESSING;
+    fin.tr.from_attempts = 1;
+    fin.tr.to_status = GP_TASK_SUCCEEDED;
+    fin.tr.to_attempts = 1;
+    fin.tr.completed_at = gp_now_ms();
+    fin.tr.honor_cancel = true;
+    assert_int_equal(gp_committer_run_sync(f->committer, &fin), 0);
+    assert_int_equal(fin.tr.applied_status, GP_TASK_CANCELED);
+    assert_int_equal(attempts_of(f, c.id, a, 8), 1);
+    assert_string_equal(a[0].status, "canceled");
+    assert_string_equal(a[0].error_code, "canceled");
+
+    /* a hand-back (no error) is "interrupted"; unknown ids have no attempts */
+    gp_task_t h;
+    make_task(&h, "echo", NULL, 0);
+    assert_int_equal(create(f, &h, NULL), 0);
+    assert_int_equal(claim_as(f, h.id, "h:1:aaaaaaaa", false), 0);
+    assert_int_equal(transition(f, h.id, GP_TASK_PROCESSING, 1, GP_TASK_PENDING, 1), 0);
+    assert_int_equal(attempts_of(f, h.id, a, 8), 1);
+    assert_string_equal(a[0].status, "interrupted");
+    char other[37];
+    gp_uuid7(other);
+    assert_int_equal(attempts_of(f, other, a, 8), 0);
+    gp_task_clear(&h);
+    gp_task_clear(&c);
+    gp_task_clear(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2673,6 +2814,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_credits_batch_same_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credits_two_gateways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credits_no_deadlock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attempts_history, setup, teardown),
     };
     return cmocka_run_group_tests_name("store_pg", tests, group_setup, NULL);
 }

@@ -19,6 +19,7 @@
 #define GP_PRESENCE_H
 
 #include "core/settings.h"
+#include "core/task.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,8 +30,8 @@
 #define GP_PRESENCE_LOST_KEEP_MS (3600 * 1000) /* lost workers stay listed this long */
 
 typedef struct gp_worker_info {
-    char id[96];   /* "<host>:<pid>:<8 hex>", unique per process start */
-    char host[64]; /* gethostname() */
+    char id[GP_WORKER_ID_LEN]; /* "<host>:<pid>:<8 hex>", unique per process start */
+    char host[64];             /* gethostname() */
     int pid;
     char version[32];   /* VERSION */
     int concurrency;    /* task slots */
@@ -55,6 +56,11 @@ typedef struct gp_presence_vt {
     /* The live workers and the ones lost within GP_PRESENCE_LOST_KEEP_MS, newest beat first.
      * *out is malloc'd (caller frees); 0 or -GP_E_* (backend unreachable). */
     int (*list)(gp_presence_t *p, gp_worker_info_t **out, size_t *n);
+    /* Optional (NULL = nothing to do): lists `w` again as lost, with its last_beat (this
+     * host's clock), unless the registry already has an entry for it. A reconciler that
+     * watched a worker die calls it when a FLUSHALL made the registry forget that worker,
+     * so /v1/workers still shows it lost. 0 or -GP_E_*. */
+    int (*remember)(gp_presence_t *p, const gp_worker_info_t *w);
 } gp_presence_vt_t;
 
 struct gp_presence {
@@ -81,6 +87,10 @@ static inline int gp_presence_leave(gp_presence_t *p, const char *id)
 static inline int gp_presence_list(gp_presence_t *p, gp_worker_info_t **out, size_t *n)
 {
     return p->vt->list(p, out, n);
+}
+static inline int gp_presence_remember(gp_presence_t *p, const gp_worker_info_t *w)
+{
+    return p->vt->remember ? p->vt->remember(p, w) : 0;
 }
 
 #endif

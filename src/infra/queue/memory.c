@@ -234,6 +234,24 @@ static int mq_depth_by_priority(gp_queue_t *base, gp_queue_depths_t *out)
     return 0;
 }
 
+static void mark_heap(const heap_t *h, gp_queue_id_slot_t *slots, size_t n, unsigned char *where)
+{
+    for (size_t i = 0; i < h->n; i++)
+        gp_queue_id_slots_mark(slots, n, h->v[i].item.id, GP_HELD_QUEUED, where);
+}
+
+static int mq_holds(gp_queue_t *base, const char *const *ids, size_t n, unsigned char *where)
+{
+    memory_queue_t *q = (memory_queue_t *)base;
+    gp_queue_id_slot_t *slots = gp_queue_id_slots(ids, n, where);
+    pthread_mutex_lock(&q->lock);
+    mark_heap(&q->ready, slots, n, where);
+    mark_heap(&q->delayed, slots, n, where);
+    pthread_mutex_unlock(&q->lock);
+    free(slots);
+    return 0;
+}
+
 const gp_queue_vt_t gp_queue_backend_memory = {
     .scheme = "memory",
     .open = mq_open,
@@ -243,4 +261,5 @@ const gp_queue_vt_t gp_queue_backend_memory = {
     .shutdown = mq_shutdown,
     .depth = mq_depth,
     .depth_by_priority = mq_depth_by_priority,
+    .holds = mq_holds,
 };

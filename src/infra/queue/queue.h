@@ -11,6 +11,7 @@
 #ifndef GP_QUEUE_H
 #define GP_QUEUE_H
 
+#include "core/errors.h"
 #include "core/settings.h"
 
 #include <stdint.h>
@@ -69,7 +70,17 @@ typedef struct gp_queue_vt {
     int (*ping)(gp_queue_t *q);
     /* Optional: the same, split by priority band. 0 or -GP_E_* (*out untouched). */
     int (*depth_by_priority)(gp_queue_t *q, gp_queue_depths_t *out);
+    /* Optional (NULL = cannot tell): where the queue holds each of the n task ids, as one
+     * GP_HELD_* per id in where[] (a task held twice reports the earlier of queued, delivered).
+     * Lets the reconciler compare ids, not counts. 0, or -GP_E_* (where[] undefined). */
+    int (*holds)(gp_queue_t *q, const char *const *ids, size_t n, unsigned char *where);
 } gp_queue_vt_t;
+
+enum {
+    GP_HELD_NONE = 0,      /* not in the queue: lost, or never pushed */
+    GP_HELD_QUEUED = 1,    /* waiting (ready or delayed) */
+    GP_HELD_DELIVERED = 2, /* popped, not yet acked (its worker runs it, or died holding it) */
+};
 
 struct gp_queue {
     const gp_queue_vt_t *vt;
@@ -127,6 +138,24 @@ static inline int gp_queue_depth_by_priority(gp_queue_t *q, gp_queue_depths_t *o
         return q->vt->depth_by_priority(q, out);
     *out = (gp_queue_depths_t){.n = 1, .band = {{"all", q->vt->depth(q)}}};
     return 0;
+}
+
+/* For holds() implementations: the ids sorted with their positions (where[] is cleared to
+ * GP_HELD_NONE; free() the result), and marking the positions of one id found in the queue
+ * (a lower GP_HELD_* never replaces a set one, except NONE). */
+typedef struct gp_queue_id_slot {
+    const char *id;
+    size_t pos;
+} gp_queue_id_slot_t;
+gp_queue_id_slot_t *gp_queue_id_slots(const char *const *ids, size_t n, unsigned char *where);
+void gp_queue_id_slots_mark(const gp_queue_id_slot_t *slots, size_t n, const char *id,
+                            unsigned char held, unsigned char *where);
+
+/* -GP_E_INTERNAL when the backend cannot tell. */
+static inline int gp_queue_holds(gp_queue_t *q, const char *const *ids, size_t n,
+                                 unsigned char *where)
+{
+    return q->vt->holds ? q->vt->holds(q, ids, n, where) : -GP_E_INTERNAL;
 }
 
 #endif

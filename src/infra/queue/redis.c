@@ -143,9 +143,12 @@ static const char POP_LUA[] =
     "if nxt[2] then return {0, tonumber(nxt[2])} end\n"
     "return {0, -1}\n";
 
-/* KEYS: list, delayed, wake. ARGV: message, ready_at ms (0 = now), wake cap. */
+/* KEYS: list, delayed, wake. ARGV: message, ready_at ms (0 = now), wake cap, front (1 = a
+ * redelivery: RPUSH to the consuming end, as kombu's restore does, so it runs next). */
 static const char PUSH_LUA[] = "if tonumber(ARGV[2]) > 0 then\n"
                                "  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
+                               "elseif ARGV[4] == '1' then\n"
+                               "  redis.call('RPUSH', KEYS[1], ARGV[1])\n"
                                "else\n"
                                "  redis.call('LPUSH', KEYS[1], ARGV[1])\n"
                                "end\n"
@@ -605,8 +608,8 @@ static int rq_push(gp_queue_t *base, const gp_queue_item_t *item)
     snprintf(cap, sizeof cap, "%d", WAKE_TOKENS_MAX);
     const char *keys[3] = {q->keys[lk], q->keys[K_DELAYED], q->keys[K_WAKE]};
     size_t klen[3] = {q->key_len[lk], q->key_len[K_DELAYED], q->key_len[K_WAKE]};
-    const char *args[3] = {msg, ready, cap};
-    redisReply *r = run_script(c, S_PUSH, 3, keys, klen, 3, args, NULL);
+    const char *args[4] = {msg, ready, cap, item->redelivered ? "1" : "0"};
+    redisReply *r = run_script(c, S_PUSH, 3, keys, klen, 4, args, NULL);
     rc = reply_status(r, "push");
     if (r)
         freeReplyObject(r);
@@ -885,6 +888,84 @@ static int rq_ping(gp_queue_t *base)
     return rc;
 }
 
+/* ---- which ids the queue holds (the reconciler compares ids, not counts) ------------------ */
+
+/* headers.id of a message (unacked: [message, exchange, routing_key]); NULL if unreadable. */
+static const char *message_id(json_t *m)
+{
+    if (json_is_array(m))
+        m = json_array_get(m, 0);
+    return json_string_value(json_object_get(json_object_get(m, "headers"), "id"));
+}
+
+static void mark_messages(const redisReply *arr, const gp_queue_id_slot_t *slots, size_t n,
+                          unsigned char held, unsigned char *where)
+{
+    if (!arr || arr->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < arr->elements; i++) {
+        const redisReply *e = arr->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *m = json_loadb(e->str, e->len, 0, NULL);
+        const char *id = message_id(m);
+        if (id)
+            gp_queue_id_slots_mark(slots, n, id, held, where);
+        json_decref(m);
+    }
+}
+
+/* One MULTI/EXEC reads the delayed set, the four lists and the unacked hash at one instant,
+ * so a message moving between them (pop: list -> unacked) is seen exactly once. Messages
+ * are parsed here, not in a script: Redis only copies them out. */
+static int rq_holds(gp_queue_t *base, const char *const *ids, size_t n, unsigned char *where)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    gp_queue_id_slot_t *slots = gp_queue_id_slots(ids, n, where);
+    conn_t *c;
+    int rc = acquire(q, &c);
+    if (rc != 0) {
+        free(slots);
+        return rc;
+    }
+    static const int lists[4] = {K_L0, K_L3, K_L6, K_L9};
+    const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
+    const char *zr[4] = {"ZRANGE", q->keys[K_DELAYED], "0", "-1"};
+    const char *hv[2] = {"HVALS", q->keys[K_UNACKED]};
+    redisAppendCommandArgv(c->c, 1, multi, NULL);
+    redisAppendCommandArgv(c->c, 4, zr, NULL);
+    for (int i = 0; i < 4; i++) {
+        const char *lr[4] = {"LRANGE", q->keys[lists[i]], "0", "-1"};
+        redisAppendCommandArgv(c->c, 4, lr, NULL);
+    }
+    redisAppendCommandArgv(c->c, 2, hv, NULL);
+    redisAppendCommandArgv(c->c, 1, exec, NULL);
+    redisReply *result = NULL;
+    for (int i = 0; i < 8; i++) { /* OK, six QUEUED, then EXEC's array */
+        void *v = NULL;
+        if (redisGetReply(c->c, &v) != REDIS_OK) {
+            rc = -GP_E_UNAVAILABLE;
+            break;
+        }
+        if (i == 7)
+            result = v;
+        else
+            freeReplyObject(v);
+    }
+    release(q, c);
+    if (rc == 0 && (!result || result->type != REDIS_REPLY_ARRAY || result->elements != 6))
+        rc = -GP_E_UNAVAILABLE;
+    if (rc == 0) {
+        for (size_t i = 0; i < 5; i++)
+            mark_messages(result->element[i], slots, n, GP_HELD_QUEUED, where);
+        mark_messages(result->element[5], slots, n, GP_HELD_DELIVERED, where);
+    }
+    if (result)
+        freeReplyObject(result);
+    free(slots);
+    return rc;
+}
+
 /* ---- lease expiry (called by the core's reconciler) --------------------------------------- */
 
 /* Runs RESTORE_LUA for one tag: mode "missing" (index entry without hash entry) or
@@ -1000,4 +1081,5 @@ const gp_queue_vt_t gp_queue_backend_redis = {
     .depth = rq_depth,
     .ping = rq_ping,
     .depth_by_priority = rq_depth_by_priority,
+    .holds = rq_holds,
 };

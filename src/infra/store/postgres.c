@@ -156,14 +156,29 @@ static const char *const migrations[] = {
     "  created_at BIGINT NOT NULL"
     ");"
     "CREATE INDEX credit_ledger_user_seq ON credit_ledger(user_id, seq);",
+
+    /* 3: which worker runs a task, and one row per attempt (store.h, "attempts history").
+     * No foreign key to tasks, for the same reason as above. */
+    "ALTER TABLE tasks ADD COLUMN worker_id TEXT;"
+    "CREATE TABLE task_attempts ("
+    "  task_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  worker_id TEXT,"
+    "  started_at BIGINT NOT NULL,"
+    "  ended_at BIGINT,"
+    "  status TEXT NOT NULL,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  PRIMARY KEY (task_id, attempt)"
+    ");",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before, owner, request_hash, price, charge_round"
-#define N_TASK_COLUMNS 22
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id"
+#define N_TASK_COLUMNS 23
 
 /* Credit movements inside the op statements (store.h, "credits"). Each one first inserts
  * its ledger row, keyed "<task>:<kind>:<round>" (the keys sqlite.c uses), and moves the
@@ -203,6 +218,16 @@ static const char *const migrations[] = {
 #define CREATE_OLD                                                                                 \
     " old AS (SELECT " TASK_COLUMNS " FROM tasks WHERE owner = $9::text"                           \
     " AND idempotency_key = $7::text AND NOT EXISTS (SELECT 1 FROM ins))"
+
+/* The attempts history (store.h): a transition from processing ($2, $3 = the attempt) that
+ * changed the row (`upd`: id, status, error_code, error_message) ends the attempt. */
+#define ATTEMPT_END                                                                                \
+    " att AS (UPDATE task_attempts a SET ended_at = (extract(epoch FROM clock_timestamp())"        \
+    " * 1000)::bigint, status = CASE WHEN u.status IN ('succeeded', 'failed', 'canceled')"         \
+    " THEN u.status WHEN u.error_code IS NULL THEN 'interrupted' ELSE 'retried' END,"              \
+    " error_code = u.error_code, error_message = u.error_message FROM upd u"                       \
+    " WHERE $2::text = 'processing' AND u.status <> 'processing' AND a.task_id = u.id"             \
+    " AND a.attempt = $3::int AND a.ended_at IS NULL),"
 
 /* The writer's prepared statements (one statement per op, plus the batch's lock). */
 static const struct {
@@ -258,7 +283,7 @@ static const struct {
      " charge_round = charge_round + CASE WHEN $15::boolean THEN 1 ELSE 0 END"
      " WHERE id = $1::text AND status = $2::text AND attempts = $3::int"
      " AND (NOT $15 OR price = 0 OR (SELECT credits FROM lk) >= price)"
-     " RETURNING id, owner, status, price, charge_round),"
+     " RETURNING id, owner, status, price, charge_round, error_code, error_message)," ATTEMPT_END
      " mk AS (SELECT id, owner, price, charge_round, CASE WHEN $15 THEN 'reserve'"
      " WHEN status = 'succeeded' THEN 'capture'"
      " WHEN status IN ('failed', 'canceled') AND NOT $14::boolean THEN 'release' END AS kind,"
@@ -266,12 +291,25 @@ static const struct {
      " SELECT (SELECT status FROM upd), $15 AND NOT EXISTS (SELECT 1 FROM upd)"
      " AND EXISTS (SELECT 1 FROM tasks WHERE id = $1::text AND status = $2::text"
      " AND attempts = $3::int AND price > COALESCE((SELECT credits FROM lk), 0))"},
+/* CLAIM: the task row (worker $4), the previous holder's open attempt ends "lost" (a
+     * takeover), the new attempt begins. A claim replayed with the same attempt number
+     * overwrites its row rather than fail. */
 #define ST_CLAIM 3
-    {"gp_claim", 3,
-     "UPDATE tasks SET status = 'processing', attempts = attempts + 1,"
-     " started_at = $2::bigint, not_before = 0, error_code = NULL, error_message = NULL"
+    {"gp_claim", 4,
+     "WITH upd AS (UPDATE tasks SET status = 'processing', attempts = attempts + 1,"
+     " started_at = $2::bigint, not_before = 0, error_code = NULL, error_message = NULL,"
+     " worker_id = $4::text"
      " WHERE id = $1::text AND (status = 'pending' OR ($3::bool AND status = 'processing'))"
-     " RETURNING " TASK_COLUMNS},
+     " RETURNING " TASK_COLUMNS "),"
+     " lost AS (UPDATE task_attempts SET status = 'lost', ended_at = $2::bigint"
+     " WHERE task_id = $1::text AND ended_at IS NULL"
+     " AND attempt < (SELECT attempts FROM upd)),"
+     " att AS (INSERT INTO task_attempts (task_id, attempt, worker_id, started_at, status)"
+     " SELECT id, attempts, worker_id, $2::bigint, 'running' FROM upd"
+     " ON CONFLICT (task_id, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id,"
+     " started_at = EXCLUDED.started_at, ended_at = NULL, status = 'running',"
+     " error_code = NULL, error_message = NULL)"
+     " SELECT * FROM upd"},
 /* CANCEL: pending → canceled (releasing a reservation), processing → cancel_requested.
      * Returns the new status (NULL when nothing changed) and the status before (NULL = no
      * such task). */
@@ -286,6 +324,9 @@ static const struct {
      " cancel_requested = true"
      " WHERE id = $1::text AND status IN ('pending', 'processing')"
      " RETURNING id, owner, status, price, charge_round),"
+     " att AS (UPDATE task_attempts SET ended_at = $2::bigint, status = 'canceled',"
+     " error_code = 'canceled', error_message = 'canceled by request' WHERE task_id = $1::text"
+     " AND ended_at IS NULL AND EXISTS (SELECT 1 FROM upd WHERE status = 'canceled')),"
      " mk AS (SELECT id, owner, price, charge_round, 'release'::text AS kind, $2::bigint AS at"
      " FROM upd WHERE status = 'canceled' AND price > 0)," MOVE_CTES
      " SELECT (SELECT status FROM upd), (SELECT status FROM tasks WHERE id = $1::text)"},
@@ -303,14 +344,15 @@ static const struct {
      * twice as much, for nothing. No row = CAS lost. */
 #define ST_TRANSITION_PLAIN 6
     {"gp_transition_plain", 11,
-     "UPDATE tasks SET status = $4::text, attempts = $5::int,"
+     "WITH upd AS (UPDATE tasks SET status = $4::text, attempts = $5::int,"
      " started_at = CASE WHEN $6::bigint > 0 THEN $6 ELSE started_at END,"
      " completed_at = CASE WHEN $7::bigint > 0 THEN $7 WHEN $7::bigint < 0 THEN NULL"
      "   ELSE completed_at END,"
      " not_before = $8::bigint, result = COALESCE($9::jsonb, result), error_code = $10::text,"
      " error_message = $11::text"
      " WHERE id = $1::text AND status = $2::text AND attempts = $3::int"
-     " RETURNING status, false"},
+     " RETURNING id, status, error_code, error_message)," ATTEMPT_END
+     " none AS (SELECT 1) SELECT status, false FROM upd"},
 };
 #define N_WRITER_STMTS (sizeof writer_stmts / sizeof writer_stmts[0])
 
@@ -445,6 +487,8 @@ static void read_row(const PGresult *r, int row, int c0, gp_task_t *t)
     t->request_hash = col_text(r, row, c0 + 19);
     t->price = col_i64(r, row, c0 + 20);
     t->charge_round = (int)col_i64(r, row, c0 + 21);
+    const char *worker = val(r, row, c0 + 22);
+    snprintf(t->worker_id, sizeof t->worker_id, "%s", worker ? worker : "");
 }
 
 /* ---- connections ---- */
@@ -856,11 +900,14 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
             return -GP_E_INTERNAL;
         if (!utf8_ok(op->cancel_id))
             return -GP_E_CONFLICT;
+        if (op->claim_worker_id && !utf8_ok(op->claim_worker_id))
+            return -GP_E_INTERNAL; /* our own id: a host name gp_worker_id_make cleaned */
         p->stmt = ST_CLAIM;
-        p->n = 3;
+        p->n = 4;
         p->v[0] = op->cancel_id;
         p->v[1] = num(p, 0, (long long)op->claim_started_at);
         p->v[2] = op->claim_takeover ? "t" : "f";
+        p->v[3] = op->claim_worker_id && *op->claim_worker_id ? op->claim_worker_id : NULL;
         return 0;
     case GP_OP_CANCEL:
         if (!utf8_ok(op->cancel_id))
@@ -1428,4 +1475,6 @@ const gp_store_vt_t gp_store_backend_postgres = {
     .credits_grant = gp_pg_credits_grant,
     .ledger_list = gp_pg_ledger_list,
     .stats = gp_pg_stats,
+    .attempts_list = gp_pg_attempts_list,
+    .holders_list = gp_pg_holders_list,
 };

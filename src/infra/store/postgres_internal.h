@@ -76,4 +76,9 @@ int gp_pg_credits_grant(gp_store_t *st, const char *user_id, int64_t amount, con
 int gp_pg_ledger_list(gp_store_t *st, const char *user_id, int64_t before_seq,
                       gp_ledger_entry_t *out, size_t cap, size_t *n);
 
+/* The attempts history reads (postgres_attempts.c); see store.h. */
+int gp_pg_attempts_list(gp_store_t *st, const char *task_id, gp_attempt_t *out, size_t cap,
+                        size_t *n);
+int gp_pg_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t *n);
+
 #endif

@@ -26,3 +26,15 @@ void gp_ledger_entry_clear(gp_ledger_entry_t *e)
     free(e->note);
     memset(e, 0, sizeof *e);
 }
+
+const char *gp_attempt_status_for(gp_task_status_t to, const char *error_code)
+{
+    switch (to) {
+    case GP_TASK_SUCCEEDED: return "succeeded";
+    case GP_TASK_FAILED: return "failed";
+    case GP_TASK_CANCELED: return "canceled";
+    case GP_TASK_PENDING: return error_code ? "retried" : "interrupted";
+    case GP_TASK_PROCESSING: break;
+    }
+    return "running";
+}

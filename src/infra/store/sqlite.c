@@ -120,13 +120,26 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_type_seq ON tasks(task_type, seq);"
     "CREATE INDEX tasks_owner_seq ON tasks(owner, seq);"
     "CREATE INDEX tasks_owner_pending ON tasks(owner) WHERE status = 'pending';",
+    /* 3: which worker runs a task, and one row per attempt (store.h, "attempts history"). */
+    "ALTER TABLE tasks ADD COLUMN worker_id TEXT;"
+    "CREATE TABLE task_attempts ("
+    "  task_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  worker_id TEXT,"
+    "  started_at INTEGER NOT NULL,"
+    "  ended_at INTEGER,"
+    "  status TEXT NOT NULL,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  PRIMARY KEY (task_id, attempt)"
+    ") WITHOUT ROWID;",
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before, owner, request_hash, price, charge_round"
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id"
 
 char *gp_sqlite_col_text(sqlite3_stmt *s, int i)
 {
@@ -171,6 +184,8 @@ static void read_row(sqlite3_stmt *s, gp_task_t *t)
     t->request_hash = col_text(s, 19);
     t->price = sqlite3_column_int64(s, 20);
     t->charge_round = sqlite3_column_int(s, 21);
+    const char *worker = (const char *)sqlite3_column_text(s, 22);
+    snprintf(t->worker_id, sizeof t->worker_id, "%s", worker ? worker : "");
 }
 
 int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err,
@@ -222,6 +237,7 @@ static void sq_close(gp_store_t *base)
     sqlite3_finalize(s->st_cancel_processing);
     sqlite3_finalize(s->st_status_of);
     gp_sqlite_credits_finalize(s);
+    gp_sqlite_attempts_finalize(s);
     sqlite3_close(s->writer);
     sqlite3_close(s->identity);
     pthread_mutex_destroy(&s->identity_lock);
@@ -297,10 +313,12 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
     }
     if (prepare(s->writer,
                 "UPDATE tasks SET status = 'processing', attempts = attempts + 1,"
-                " started_at = ?2, not_before = 0, error_code = NULL, error_message = NULL"
+                " started_at = ?2, not_before = 0, error_code = NULL, error_message = NULL,"
+                " worker_id = ?4"
                 " WHERE id = ?1 AND (status = 'pending' OR (?3 AND status = 'processing'))"
                 " RETURNING " TASK_COLUMNS,
                 &s->st_claim, perr, sizeof perr) ||
+        gp_sqlite_attempts_prepare(s, perr, sizeof perr) ||
         prepare(s->writer,
                 "UPDATE tasks SET status = 'canceled', completed_at = ?3,"
                 " error_code = 'canceled', error_message = 'canceled by request'"
@@ -528,6 +546,13 @@ static int op_transition(sqlite_store_t *s, gp_store_op_t *op)
     int rc = tr->reserve_again ? reserve_again(s, tr) : 0;
     if (rc == 0)
         rc = transition_row(s, op);
+    if (rc == 0 && tr->from_status == GP_TASK_PROCESSING &&
+        tr->applied_status != GP_TASK_PROCESSING) {
+        bool cut = tr->applied_status == GP_TASK_CANCELED && tr->to_status != GP_TASK_CANCELED;
+        gp_sqlite_attempt_end(s, tr->id, tr->from_attempts, tr->applied_status,
+                              cut ? "canceled" : tr->error_code,
+                              cut ? "canceled by request" : tr->error_message);
+    }
     if (rc == 0 && !(tr->known_free && !tr->reserve_again))
         rc = settle(s, tr->id, tr->applied_status, tr->keep_reservation);
     if (savepoint)
@@ -580,6 +605,7 @@ static int op_claim(sqlite_store_t *s, gp_store_op_t *op)
     sqlite3_bind_text(st, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, op->claim_started_at);
     sqlite3_bind_int(st, 3, op->claim_takeover ? 1 : 0);
+    bind_text_or_null(st, 4, op->claim_worker_id);
     int rc = sqlite3_step(st);
     int result;
     if (rc == SQLITE_ROW) {
@@ -595,6 +621,9 @@ static int op_claim(sqlite_store_t *s, gp_store_op_t *op)
         GP_ERROR("store: claim failed: %s", sqlite3_errmsg(s->writer));
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (result == 0)
+        gp_sqlite_attempt_begin(s, op->task->id, op->task->attempts, op->claim_worker_id,
+                                op->claim_started_at);
     return result;
 }
 
@@ -607,6 +636,8 @@ static int op_cancel(sqlite_store_t *s, gp_store_op_t *op)
         return rc;
     if (sqlite3_changes(s->writer) == 1) {
         op->cancel_outcome = GP_CANCEL_DONE;
+        gp_sqlite_attempt_end(s, op->cancel_id, 0, GP_TASK_CANCELED, "canceled",
+                              "canceled by request");
         return gp_sqlite_settle(s, op->cancel_id, false);
     }
     sqlite3_bind_text(s->st_cancel_processing, 1, op->cancel_id, -1, SQLITE_TRANSIENT);
@@ -764,4 +795,6 @@ const gp_store_vt_t gp_store_backend_sqlite = {
     .scan_unfinished = sq_scan_unfinished,
     GP_SQLITE_IDENTITY_FUNCTIONS,
     .stats = gp_sqlite_stats,
+    .attempts_list = gp_sqlite_attempts_list,
+    .holders_list = gp_sqlite_holders_list,
 };

@@ -30,7 +30,8 @@ typedef struct sqlite_store {
     bool reader_busy[READ_POOL_SIZE];
     pthread_mutex_t identity_lock;
     sqlite3 *identity;
-    sqlite3_stmt *credit_stmts[8]; /* sqlite_credits.c, on the writer */
+    sqlite3_stmt *credit_stmts[8];  /* sqlite_credits.c, on the writer */
+    sqlite3_stmt *attempt_stmts[4]; /* sqlite_attempts.c, on the writer */
 } sqlite_store_t;
 
 int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err,
@@ -54,6 +55,18 @@ int gp_sqlite_user_update(gp_store_t *st, const char *id, const char *plan, int 
 
 /* sqlite_stats.c */
 int gp_sqlite_stats(gp_store_t *st, const gp_stats_query_t *q, gp_stats_bucket_t *out);
+/* sqlite_attempts.c: the attempts history. begin/end run on the writer inside the
+ * committer's transaction, right after the claim or the transition they belong to; end with
+ * attempt 0 closes whichever attempt is open. History never fails its op: errors are logged. */
+int gp_sqlite_attempts_prepare(sqlite_store_t *s, char *err, size_t cap);
+void gp_sqlite_attempts_finalize(sqlite_store_t *s);
+void gp_sqlite_attempt_begin(sqlite_store_t *s, const char *task_id, int attempt,
+                             const char *worker_id, int64_t started_at);
+void gp_sqlite_attempt_end(sqlite_store_t *s, const char *task_id, int attempt, gp_task_status_t to,
+                           const char *error_code, const char *error_message);
+int gp_sqlite_attempts_list(gp_store_t *st, const char *task_id, gp_attempt_t *out, size_t cap,
+                            size_t *n);
+int gp_sqlite_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t *n);
 
 /* sqlite_identity.c */
 int gp_sqlite_user_create(gp_store_t *st, const gp_user_t *u);

@@ -87,6 +87,9 @@ struct gp_store_op {
     char cancel_id[37];       /* CANCEL; also the id for CLAIM */
     int64_t claim_started_at; /* CLAIM; op->task receives the claimed row */
     bool claim_takeover;      /* CLAIM: also take a processing task (its holder's lease expired) */
+    /* CLAIM: the claiming worker process (borrowed; NULL = none). Written to tasks.worker_id
+     * and to the new task_attempts row, in the claim's transaction. */
+    const char *claim_worker_id;
     gp_cancel_outcome_t cancel_outcome;
     int result; /* 0, -GP_E_CONFLICT (CAS lost), -GP_E_NOT_FOUND, other -GP_E_* */
     /* Completion, called on the committer thread after the transaction ends. */
@@ -94,6 +97,31 @@ struct gp_store_op {
     void *done_arg;
     gp_store_op_t *next; /* committer's queue link */
 };
+
+/* ---- attempts history (migration 3) -------------------------------------------------------
+ * One row per attempt: CLAIM inserts it ("running"; a takeover first ends the open one as
+ * "lost"), and the TRANSITION or CANCEL that ends the attempt fills ended_at, status and the
+ * error, all in the op's own transaction. Statuses: running, succeeded, failed, canceled,
+ * retried (failed, another attempt follows), interrupted (handed back or recovered after a
+ * crash), lost (its worker stopped heartbeating; another worker took the task over). */
+typedef struct gp_attempt {
+    int attempt; /* 1, 2, ... */
+    char worker_id[GP_WORKER_ID_LEN];
+    int64_t started_at, ended_at; /* ms; ended_at 0 = still running */
+    char status[16];
+    char error_code[64];     /* "" = none */
+    char error_message[512]; /* "" = none; cut to fit */
+} gp_attempt_t;
+
+/* A processing task and the worker that holds it ("" = unknown: a row from before
+ * migration 3). */
+typedef struct gp_task_holder {
+    char task_id[37];
+    char worker_id[GP_WORKER_ID_LEN];
+} gp_task_holder_t;
+
+/* The attempt status a transition ending an attempt leaves (see above). */
+const char *gp_attempt_status_for(gp_task_status_t to, const char *error_code);
 
 typedef struct gp_task_filter {
     const char *owner;     /* NULL = every user's tasks */
@@ -236,6 +264,11 @@ typedef struct gp_store_vt {
 
     /* Stats: fills out[0..q->n_buckets) (see gp_stats_bucket_t); any thread. 0 or -GP_E_*. */
     int (*stats)(gp_store_t *st, const gp_stats_query_t *q, gp_stats_bucket_t *out);
+    /* Attempts history, any thread. The task's attempts, oldest first, at most cap (*n). */
+    int (*attempts_list)(gp_store_t *st, const char *task_id, gp_attempt_t *out, size_t cap,
+                         size_t *n);
+    /* The processing tasks and their workers, oldest first, at most cap (*n). */
+    int (*holders_list)(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t *n);
 } gp_store_vt_t;
 
 struct gp_store {
