@@ -28,7 +28,9 @@
  * POP_LUA again. Losing a token loses nothing (the worst case is a worker that sleeps until
  * its BLPOP times out, at most POP_BLOCK_MAX_MS), and POP_LUA deletes the tokens whenever it
  * finds the queue empty, so they do not pile up. Messages LPUSHed by Python producers bring no
- * token: they are picked up by the same atomic script when the ≤ 1 s BLPOP times out.
+ * token: a process that pops starts a watcher (infra/celery/kombu_wake.c) that hears of any
+ * write to the four lists through Redis client tracking and pushes the tokens for them; where
+ * the server refuses tracking they are picked up when the BLPOP times out.
  * What remains: the reply carrying a popped message can be lost (the worker dies or the
  * connection drops after Redis ran the script). The message is then in `unacked` with a lease
  * nobody renews, and gp_redis_queue_restore_expired() (the core's reconciler) puts it back
@@ -47,6 +49,7 @@
  * Needs Redis >= 6.0 (fractional BLPOP timeouts). hiredis 0.14 has no TLS: rediss:// fails.
  */
 #include "infra/queue/redis_queue.h"
+#include "infra/celery/kombu_wake.h"
 #include "infra/celery/wire.h"
 #include "infra/redis/conn.h"
 #include "core/errors.h"
@@ -215,8 +218,9 @@ typedef struct redis_queue {
     size_t n_idle;
     conn_t *busy;
     bool shut;
-    bool down;        /* logged as unreachable; the next successful connect logs recovery */
-    int64_t retry_at; /* mono ms: no connect attempt before */
+    gp_kombu_wake_t *wake; /* started by the first pop: only processes that pop need it */
+    bool down;             /* logged as unreachable; the next successful connect logs recovery */
+    int64_t retry_at;      /* mono ms: no connect attempt before */
     int64_t backoff_ms;
 } redis_queue_t;
 
@@ -494,6 +498,7 @@ static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, ch
 static void rq_close(gp_queue_t *base)
 {
     redis_queue_t *q = (redis_queue_t *)base;
+    gp_kombu_wake_stop(q->wake);
     while (q->idle) {
         conn_t *n = q->idle->next;
         conn_free(q->idle);
@@ -712,6 +717,10 @@ static int rq_pop(gp_queue_t *base, gp_queue_item_t *out, int timeout_ms)
     int64_t deadline = gp_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     conn_t *c = NULL;
     int rc;
+    pthread_mutex_lock(&q->lock);
+    if (!q->wake && !q->shut)
+        q->wake = gp_kombu_wake_start(&q->url, q->keys, 4, q->keys[K_WAKE], WAKE_TOKENS_MAX);
+    pthread_mutex_unlock(&q->lock);
     for (;;) {
         if (is_shut(q)) {
             rc = -GP_E_SHUTTING_DOWN;
