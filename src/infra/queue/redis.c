@@ -50,6 +50,7 @@
  */
 #include "infra/queue/redis_queue.h"
 #include "infra/celery/kombu_wake.h"
+#include "infra/celery/monitor.h"
 #include "infra/celery/wire.h"
 #include "infra/redis/conn.h"
 #include "core/errors.h"
@@ -219,8 +220,12 @@ typedef struct redis_queue {
     conn_t *busy;
     bool shut;
     gp_kombu_wake_t *wake; /* started by the first pop: only processes that pop need it */
-    bool down;             /* logged as unreachable; the next successful connect logs recovery */
-    int64_t retry_at;      /* mono ms: no connect attempt before */
+    /* Celery events and remote control while a worker pool is attached (monitor_lock: a
+     * task event may race with the detach). */
+    pthread_mutex_t monitor_lock;
+    gp_celery_monitor_t *monitor;
+    bool down;        /* logged as unreachable; the next successful connect logs recovery */
+    int64_t retry_at; /* mono ms: no connect attempt before */
     int64_t backoff_ms;
 } redis_queue_t;
 
@@ -461,6 +466,7 @@ static int reply_status(redisReply *r, const char *what)
 /* ---- open / close ------------------------------------------------------------------------- */
 
 static void rq_close(gp_queue_t *base);
+static void rq_detach_worker(gp_queue_t *base);
 
 static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap)
 {
@@ -468,6 +474,7 @@ static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, ch
     redis_queue_t *q = gp_xcalloc(1, sizeof *q);
     q->base.vt = &gp_queue_backend_redis;
     pthread_mutex_init(&q->lock, NULL);
+    pthread_mutex_init(&q->monitor_lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -499,12 +506,14 @@ static void rq_close(gp_queue_t *base)
 {
     redis_queue_t *q = (redis_queue_t *)base;
     gp_kombu_wake_stop(q->wake);
+    rq_detach_worker(base);
     while (q->idle) {
         conn_t *n = q->idle->next;
         conn_free(q->idle);
         q->idle = n;
     }
     pthread_mutex_destroy(&q->lock);
+    pthread_mutex_destroy(&q->monitor_lock);
     pthread_cond_destroy(&q->cond);
     free(q);
 }
@@ -830,6 +839,37 @@ static void rq_shutdown(gp_queue_t *base)
     pthread_mutex_unlock(&q->lock);
 }
 
+/* ---- worker monitoring: Celery's tools see this worker (infra/celery/monitor.c) ---------- */
+
+static void rq_attach_worker(gp_queue_t *base, const gp_worker_host_t *host)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    gp_celery_monitor_t *m = gp_celery_monitor_start(&q->url, host);
+    pthread_mutex_lock(&q->monitor_lock);
+    gp_celery_monitor_t *old = q->monitor;
+    q->monitor = m;
+    pthread_mutex_unlock(&q->monitor_lock);
+    gp_celery_monitor_stop(old);
+}
+
+static void rq_task_event(gp_queue_t *base, const gp_task_event_t *ev)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    pthread_mutex_lock(&q->monitor_lock);
+    gp_celery_monitor_task_event(q->monitor, ev); /* queues only */
+    pthread_mutex_unlock(&q->monitor_lock);
+}
+
+static void rq_detach_worker(gp_queue_t *base)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    pthread_mutex_lock(&q->monitor_lock);
+    gp_celery_monitor_t *m = q->monitor;
+    q->monitor = NULL;
+    pthread_mutex_unlock(&q->monitor_lock);
+    gp_celery_monitor_stop(m);
+}
+
 static size_t rq_depth(gp_queue_t *base)
 {
     redis_queue_t *q = (redis_queue_t *)base;
@@ -970,4 +1010,7 @@ const gp_queue_vt_t gp_queue_backend_redis = {
     .restore_expired = gp_redis_queue_restore_expired,
     .shutdown = rq_shutdown,
     .depth = rq_depth,
+    .attach_worker = rq_attach_worker,
+    .task_event = rq_task_event,
+    .detach_worker = rq_detach_worker,
 };
