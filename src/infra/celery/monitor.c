@@ -170,9 +170,9 @@ static void count_received(gp_celery_monitor_t *m, const char *type)
 static json_t *repr_json(const json_t *v)
 {
     char *r = gp_celery_pyrepr(v, REPR_MAX);
-    json_t *s = json_string(r ? r : "");
+    json_t *s = r ? json_string(r) : NULL;
     free(r);
-    return s;
+    return s ? s : json_string("");
 }
 
 /* exception and traceback of a failed attempt, as Celery's task-failed carries them. */
@@ -444,11 +444,11 @@ static json_t *c_stats(gp_celery_monitor_t *m, const gp_celery_control_t *c)
                      (json_int_t)ru.ru_maxrss, "sw_ident", SW_IDENT, "sw_ver", SW_VER);
 }
 
-/* revoke(task_id: str | [str], terminate=False, signal=…): a GenPulse cancel of each. */
-static json_t *c_revoke(gp_celery_monitor_t *m, const gp_celery_control_t *c)
+/* revoke(task_id: str | [str], terminate=False, signal=…): a GenPulse cancel of each;
+ * terminate(signal, task_id) is revoke with terminate (`celery control terminate`). */
+static json_t *revoke_ids(gp_celery_monitor_t *m, const gp_celery_control_t *c, bool terminate)
 {
     const json_t *ids = json_object_get(c->arguments, "task_id");
-    bool terminate = json_is_true(json_object_get(c->arguments, "terminate"));
     json_t *list = json_is_array(ids) ? json_incref((json_t *)ids) : json_pack("[O]", ids);
     if (!list || !(json_is_string(ids) || json_is_array(ids))) {
         json_decref(list);
@@ -473,6 +473,16 @@ static json_t *c_revoke(gp_celery_monitor_t *m, const gp_celery_control_t *c)
     return r;
 }
 
+static json_t *c_revoke(gp_celery_monitor_t *m, const gp_celery_control_t *c)
+{
+    return revoke_ids(m, c, json_is_true(json_object_get(c->arguments, "terminate")));
+}
+
+static json_t *c_terminate(gp_celery_monitor_t *m, const gp_celery_control_t *c)
+{
+    return revoke_ids(m, c, true);
+}
+
 static json_t *c_registered(gp_celery_monitor_t *m, const gp_celery_control_t *c)
 {
     (void)c;
@@ -492,6 +502,7 @@ static const struct {
     {"stats", c_stats},
     {"active", c_active},
     {"revoke", c_revoke},
+    {"terminate", c_terminate},
     {"heartbeat", c_heartbeat},
     {"clock", c_clock},
     {"enable_events", c_events},

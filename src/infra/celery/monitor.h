@@ -16,7 +16,8 @@
  * task-received, -started, -succeeded (result repr, runtime), -failed and -retried
  * (exception repr, traceback), -revoked (terminated, signum, expired), each with hostname,
  * utcoffset, pid, a Lamport clock and timestamp, routed as `<type with dots>`.
- * Remote control: ping, stats, active, revoke (→ host->cancel), heartbeat, clock,
+ * Remote control: ping, stats, active, revoke and terminate (→ host->cancel), heartbeat,
+ * clock,
  * enable_events/disable_events (always on), registered, active_queues, and empty answers
  * for reserved, scheduled, revoked and conf; anything else gets kombu's "unknown command".
  * Messages are dropped when expired or addressed to other nodes (destination / pattern).

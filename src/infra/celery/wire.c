@@ -442,6 +442,8 @@ static void rb_add(repr_buf_t *b, const char *s, size_t n)
         return;
     if (b->len + n > b->max) {
         n = b->max - b->len;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* not inside a UTF-8 sequence: the repr stays valid text */
         b->cut = true;
     }
     if (b->len + n + 1 > b->cap) {
