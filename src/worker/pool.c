@@ -946,7 +946,6 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
         pthread_join(pool->threads[i], NULL);
     pthread_join(pool->watchdog, NULL);
     gp_events_on_cancel(pool->rt->events, NULL, NULL);
-    gp_queue_detach_worker(pool->rt->queue); /* no host callback after this */
     /* Settle the outcomes still on their way: offer the refused ones a last time, then wait
      * for the committer and the finisher to settle every job (they point at this pool). */
     pthread_mutex_lock(&pool->lock);
@@ -964,6 +963,8 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
         nanosleep(&ts, NULL);
     }
     stop_finisher(pool);
+    /* After the last outcomes' events; no host callback runs after this. */
+    gp_queue_detach_worker(pool->rt->queue);
     if (atomic_load(&pool->jobs_in_flight) > 0) {
         GP_WARN("workers: %d outcome(s) not settled at exit; their tasks are recovered later",
                 atomic_load(&pool->jobs_in_flight));
