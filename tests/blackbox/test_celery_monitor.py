@@ -40,12 +40,31 @@ def _celery(*args, timeout=60):
     return out.returncode, out.stdout + out.stderr
 
 
-def _start(ctx, concurrency=2):
+def _start(ctx, concurrency=2, args=()):
     env = {"GENPULSE_DATABASE_URL": PG, "GENPULSE_QUEUE_URL": _url()}
     api = ctx.new_server(name="api", env=env, command="api").start()
-    wk = ctx.new_server(["--concurrency", str(concurrency)], name="worker", env=env,
+    wk = ctx.new_server(["--concurrency", str(concurrency)] + list(args), name="worker", env=env,
                         command="worker").start()
     return api, wk
+
+
+def _receiver(secs):
+    """Starts an event receiver subprocess; returns (process, path of its JSON lines)."""
+    path = os.path.join(RUN_DIR, "celery-events-%d-%f.jsonl" % (os.getpid(), time.time()))
+    recv = subprocess.Popen([PY, "-c", RECEIVER, _url(), path, str(secs)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2.0)  # subscribed before anything happens
+    return recv, path
+
+
+def _events(recv, path):
+    try:
+        recv.wait(timeout=60)
+    finally:
+        if recv.poll() is None:
+            recv.kill()
+    evs = [json.loads(line) for line in open(path)]
+    return [e for e in evs if e.get("hostname", "").startswith("genpulse-")]
 
 
 def _wait(pred, timeout, what):
@@ -96,26 +115,20 @@ print(json.dumps({"ok": ok.id, "result": res, "bad": bad.id, "error": err}))
 def test_celery_monitor_events(ctx):
     # worker-online, heartbeats every 2 s, the task-* sequence field for field, worker-offline.
     _need()
-    path = os.path.join(RUN_DIR, "celery-events-%d.jsonl" % os.getpid())
-    recv = subprocess.Popen([PY, "-c", RECEIVER, _url(), path, "14"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(2.0)  # subscribed before the worker announces itself
-        api, wk = _start(ctx)
-        out = subprocess.run([PY, "-c", CLIENT, _url()], capture_output=True, text=True,
-                             timeout=90)
-        check(out.returncode == 0, "celery client failed: %s" % out.stderr[-2000:])
-        got = json.loads(out.stdout.strip().splitlines()[-1])
-        check(got["result"]["message"] == "x", "echo result %r" % got)
-        check("boom" in (got["error"] or ""), "failure %r" % got)
-        time.sleep(4.5)  # two heartbeats
-        check(wk.stop() is None, "worker did not stop cleanly")
-        recv.wait(timeout=30)
-    finally:
-        if recv.poll() is None:
-            recv.kill()
-    evs = [json.loads(line) for line in open(path)]
-    mine = [e for e in evs if e.get("hostname", "").startswith("genpulse-")]
+    recv, path = _receiver(16)
+    api, wk = _start(ctx, args=["--retry-base-ms", "20", "--retry-max-ms", "50"])
+    out = subprocess.run([PY, "-c", CLIENT, _url()], capture_output=True, text=True, timeout=90)
+    check(out.returncode == 0, "celery client failed: %s" % out.stderr[-2000:])
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    check(got["result"]["message"] == "x", "echo result %r" % got)
+    check("boom" in (got["error"] or ""), "failure %r" % got)
+    # A task GenPulse dispatched itself (HTTP), failing once, then succeeding on its retry.
+    flaky = api.create("text-to-image", {"prompt": "f", "width": 64, "height": 64,
+                                          "fail_times": 1}, max_retries=2)["id"]
+    check(api.wait_terminal(flaky, timeout=30)["status"] == "succeeded", "flaky task")
+    time.sleep(4.5)  # two heartbeats
+    check(wk.stop() is None, "worker did not stop cleanly")
+    mine = _events(recv, path)
     types = [e["type"] for e in mine]
     check(types and types[0] == "worker-online", "first event %r" % types[:3])
     check(types[-1] == "worker-offline", "last event %r" % types[-3:])
@@ -148,8 +161,13 @@ def test_celery_monitor_events(ctx):
     check([e["type"] for e in bad][-1] == "task-failed", "failure events %r" % bad)
     check("boom" in bad[-1]["exception"] and "boom" in bad[-1]["traceback"], "task-failed %r"
           % bad[-1])
-    # Tasks GenPulse dispatched itself are seen too (not only Celery-sent ones).
-    check(api.alive(), "api died")
+    fl = [e["type"] for e in seq(flaky)]
+    check(fl == ["task-received", "task-started", "task-retried", "task-received",
+                 "task-started", "task-succeeded"], "retried task events %r" % fl)
+    retried = [e for e in seq(flaky) if e["type"] == "task-retried"][0]
+    check("exception" in retried and "traceback" in retried, "task-retried %r" % retried)
+    check([e["retries"] for e in seq(flaky) if e["type"] == "task-received"] == [0, 1],
+          "retries in task-received")
 
 
 @case(own=True)
@@ -181,6 +199,7 @@ def test_celery_monitor_revoke(ctx):
     # running one revoked with terminate (`celery control terminate`, Celery 5.2's CLI for
     # revoke(terminate=True)) has its provider stopped and ends canceled.
     _need()
+    recv, path = _receiver(14)
     api, wk = _start(ctx, concurrency=1)
     p = {"prompt": "r", "width": 64, "height": 64, "delay_ms": 20000, "steps": 20}
     running = api.create("text-to-image", p)["id"]
@@ -199,6 +218,12 @@ def test_celery_monitor_revoke(ctx):
     t = api.wait_terminal(running, timeout=15)
     check(t["status"] == "canceled", "running task after terminate: %r" % t)
     check(time.time() - t0 < 10, "terminate took %.1f s" % (time.time() - t0))
+    revoked = {e["uuid"]: e for e in _events(recv, path) if e["type"] == "task-revoked"}
+    check(set(revoked) == {queued, running}, "task-revoked events %r" % revoked)
+    check(revoked[queued]["terminated"] is False and revoked[running]["terminated"] is True,
+          "task-revoked fields %r" % revoked)
+    for e in revoked.values():
+        check("signum" in e and e["expired"] is False, "task-revoked %r" % e)
 
 
 @case(own=True)
