@@ -31,6 +31,7 @@ struct gp_kombu_wake {
     int n;
     char *wake_key;
     int tokens_max;
+    bool warned; /* CLIENT TRACKING refused: said once */
     pthread_t thread;
     atomic_bool stop;
     pthread_mutex_t lock; /* guards sub_fd */
@@ -92,7 +93,7 @@ static int connect_pair(gp_kombu_wake_t *w, redisContext **sub_out, redisContext
 {
     char err[256];
     redisContext *sub =
-        gp_redis_connect(&w->url, CONNECT_MS, 0, "genpulse-wake-sub", err, sizeof err);
+        gp_redis_connect(&w->url, CONNECT_MS, IO_MS, "genpulse-wake-sub", err, sizeof err);
     redisContext *trk =
         sub ? gp_redis_connect(&w->url, CONNECT_MS, IO_MS, "genpulse-wake", err, sizeof err) : NULL;
     int rc = -1;
@@ -100,9 +101,12 @@ static int connect_pair(gp_kombu_wake_t *w, redisContext **sub_out, redisContext
     if (id && id->type == REDIS_REPLY_INTEGER) {
         redisReply *t = redisCommand(trk, "CLIENT TRACKING ON REDIRECT %lld", id->integer);
         if (t && t->type == REDIS_REPLY_ERROR) {
-            GP_WARN("kombu wake: CLIENT TRACKING refused (%s): tasks LPUSHed by other clients are "
+            if (!w->warned)
+                GP_WARN(
+                    "kombu wake: CLIENT TRACKING refused (%s): tasks LPUSHed by other clients are "
                     "picked up at the next poll",
                     t->str);
+            w->warned = true;
             rc = 1;
         } else if (t) {
             redisReply *s = redisCommand(sub, "SUBSCRIBE __redis__:invalidate");
@@ -126,6 +130,10 @@ static int connect_pair(gp_kombu_wake_t *w, redisContext **sub_out, redisContext
             redisFree(trk);
         return rc;
     }
+    /* Set up with a timeout; from now on it waits for invalidations as long as it takes
+     * (keepalive finds a dead peer, stop() shuts the socket). */
+    struct timeval forever = {0, 0};
+    redisSetTimeout(sub, forever);
     redisEnableKeepAlive(sub);
     *sub_out = sub;
     *trk_out = trk;

@@ -615,7 +615,7 @@ static void *listener_main(void *arg)
             break;
         char err[256];
         redisContext *c =
-            gp_redis_connect(&m->url, CONNECT_MS, 0, "genpulse-celery-pidbox", err, sizeof err);
+            gp_redis_connect(&m->url, CONNECT_MS, IO_MS, "genpulse-celery-pidbox", err, sizeof err);
         redisReply *r = c ? redisCommand(c, "SUBSCRIBE %s", m->pidbox) : NULL;
         if (!r) {
             if (c)
@@ -633,6 +633,8 @@ static void *listener_main(void *arg)
         }
         freeReplyObject(r);
         backoff = 100;
+        struct timeval forever = {0, 0}; /* subscribed: wait as long as it takes */
+        redisSetTimeout(c, forever);
         redisEnableKeepAlive(c);
         pthread_mutex_lock(&m->lock);
         m->ctl_fd = c->fd;
