@@ -253,9 +253,22 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
     snprintf(key, sizeof key, "genpulse:hot:%s", t->id);
     snprintf(pct, sizeof pct, "%d", percent);
     snprintf(ttl, sizeof ttl, "%d", HOT_TTL_S);
-    redisReply *r = redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", hot_script, key,
-                                 reset ? "1" : "0", pct, step ? "1" : "0", step ? step : "", ttl,
-                                 t->status == GP_TASK_SUCCEEDED ? "1" : "0");
+    /* A final state's Celery result meta needs no hot state: it goes first, in the same
+     * round trip as the hot-state script (a Celery client's .get() waits for it). */
+    gp_hot_state_t none = {.progress = -1};
+    int early = terminal ? append_celery_meta(c, t, &none) : 0;
+    redisAppendCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", hot_script, key, reset ? "1" : "0", pct,
+                       step ? "1" : "0", step ? step : "", ttl,
+                       t->status == GP_TASK_SUCCEEDED ? "1" : "0");
+    redisReply *r = NULL;
+    for (int i = 0; i <= early; i++) {
+        if (r)
+            freeReplyObject(r);
+        void *v = NULL;
+        r = redisGetReply(c, &v) == REDIS_OK ? v : NULL;
+        if (!r)
+            break;
+    }
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         if (r && r->type == REDIS_REPLY_ERROR)
             GP_ERROR("events: hot-state script failed: %s", r->str);
@@ -278,12 +291,11 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
     char *msg = gp_xasprintf("%s %llu %s %d\n%s", t->id, (unsigned long long)hot.seq, type,
                              terminal ? 1 : 0, data ? data : "{}");
     free(data);
-    /* The event and Celery's result meta go in one pipelined round trip: a Celery client's
-     * .get() waits for the meta, so it is on the path of every send_task() round trip. */
+    /* A progress event and its Celery meta (which shows the hot state) in one round trip. */
     redisAppendCommand(c, "PUBLISH %s %b", EVENTS_CHANNEL, msg, strlen(msg));
     free(msg);
     int replies = 1;
-    if (terminal || !strcmp(type, "progress"))
+    if (!terminal && !strcmp(type, "progress"))
         replies += append_celery_meta(c, t, &hot);
     bool broken = false;
     for (int i = 0; i < replies && !broken; i++) {
