@@ -75,8 +75,9 @@ struct gp_worker_pool {
     pthread_mutex_t finish_lock;
     pthread_cond_t finish_wake;
     pool_work_t *finish_head, *finish_tail;
-    bool finish_stopping; /* drain the list, then exit */
-    bool finisher_gone;   /* joined: late callbacks run inline (exit path only) */
+    bool finish_stopping;  /* drain the list, then exit */
+    bool finisher_gone;    /* joined: late callbacks run inline (exit path only) */
+    gp_worker_host_t host; /* what the queue's monitoring tools may ask (queue.h) */
 };
 
 typedef struct worker_arg {
@@ -218,6 +219,29 @@ static void count_outcome(const gp_task_t *t, bool handed_back)
     }
 }
 
+/* Tells the queue's monitoring tools (task_event hook, queue.h) how an attempt ended. */
+static void announce_outcome(gp_runtime_t *rt, const gp_task_t *t)
+{
+    static const gp_task_event_kind_t kinds[] = {[GP_TASK_SUCCEEDED] = GP_TEV_SUCCEEDED,
+                                                 [GP_TASK_FAILED] = GP_TEV_FAILED,
+                                                 [GP_TASK_CANCELED] = GP_TEV_REVOKED,
+                                                 [GP_TASK_PENDING] = GP_TEV_RETRIED};
+    if (t->status != GP_TASK_SUCCEEDED && t->status != GP_TASK_FAILED &&
+        t->status != GP_TASK_CANCELED && t->status != GP_TASK_PENDING)
+        return;
+    gp_task_event_t ev = {.kind = kinds[t->status],
+                          .task_id = t->id,
+                          .task_type = t->task_type,
+                          .retries = t->attempts > 0 ? t->attempts - 1 : 0,
+                          .result = t->result,
+                          .error_code = t->error_code,
+                          .error_message = t->error_message,
+                          .runtime_s =
+                              t->started_at ? (double)(gp_now_ms() - t->started_at) / 1000.0 : 0,
+                          .terminated = t->status == GP_TASK_CANCELED};
+    gp_queue_task_event(rt->queue, &ev);
+}
+
 /* Finisher thread: tells the world about a committed outcome, queues its retry, acks its
  * delivery (in that order: an ack before the publish could lose the event on a crash). */
 static void settle_outcome(pool_work_t *w)
@@ -235,6 +259,8 @@ static void settle_outcome(pool_work_t *w)
             take_applied_cancel(t, op->tr.applied_status);
         count_outcome(t, job->handed_back);
         gp_events_publish_status(job->rt->events, t, false);
+        if (!job->handed_back)
+            announce_outcome(job->rt, t);
         if (t->status == GP_TASK_PENDING) {
             gp_log(GP_LOG_INFO, t->id, "attempt %d %s; retry in %lld ms", t->attempts,
                    job->handed_back ? "handed back at shutdown"
@@ -364,6 +390,19 @@ static void observe_queue_wait(const gp_task_t *t, int64_t claimed_at)
     gp_metrics_observe(GP_M_TASK_QUEUE_WAIT, (double)(claimed_at - ready) / 1000.0, tt, prov);
 }
 
+/* Tells the queue's monitoring tools (task_event hook, queue.h) that t was claimed and runs. */
+static void announce_start(gp_worker_pool_t *pool, const gp_task_t *t)
+{
+    gp_task_event_t ev = {.kind = GP_TEV_RECEIVED,
+                          .task_id = t->id,
+                          .task_type = t->task_type,
+                          .params = t->params,
+                          .retries = t->attempts > 0 ? t->attempts - 1 : 0};
+    gp_queue_task_event(pool->rt->queue, &ev);
+    ev.kind = GP_TEV_STARTED;
+    gp_queue_task_event(pool->rt->queue, &ev);
+}
+
 static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t *item)
 {
     gp_runtime_t *rt = pool->rt;
@@ -411,6 +450,7 @@ static void run_one(gp_worker_pool_t *pool, slot_t *slot, const gp_queue_item_t 
         gp_log_set_request_id(ctx->request_id);
         observe_queue_wait(&t, op.claim_started_at);
         gp_events_publish_status(rt->events, &ctx->task, true);
+        announce_start(pool, &ctx->task);
         gp_log(GP_LOG_DEBUG, t.id, "attempt %d on %s/%s", ctx->task.attempts, t.task_type,
                t.provider);
         int run_rc;
@@ -475,6 +515,36 @@ static int run_limited(gp_ctx_t *ctx, const gp_provider_t *provider)
     return run_rc;
 }
 
+/* A foreign task's row, created without waiting: the claim run_one submits right after it
+ * usually lands in the same committer batch (one commit, not two, on a Celery client's
+ * round trip). A create that fails (the store down) leaves the claim nothing to claim: that
+ * delivery is not acked and comes back after its lease. An existing row (a redelivery, or
+ * the sender created it) is a conflict the claim does not mind. */
+typedef struct pipelined_create {
+    gp_store_op_t op;
+    gp_task_t task;
+} pipelined_create_t;
+
+static void pipelined_create_done(gp_store_op_t *op, void *arg)
+{
+    (void)op;
+    pipelined_create_t *pc = arg; /* committer thread: only frees */
+    gp_task_clear(&pc->task);
+    free(pc);
+}
+
+/* Takes over *t (left cleared). Returns 0. */
+static int create_pipelined(gp_runtime_t *rt, gp_task_t *t)
+{
+    pipelined_create_t *pc = gp_xcalloc(1, sizeof *pc);
+    pc->task = *t;
+    memset(t, 0, sizeof *t);
+    pc->op = (gp_store_op_t){
+        .kind = GP_OP_CREATE, .task = &pc->task, .done = pipelined_create_done, .done_arg = pc};
+    gp_committer_submit(rt->committer, &pc->op);
+    return 0;
+}
+
 /*
  * A task another client queued directly (Celery's send_task: the task name is a GenPulse
  * task type, kwargs its params) has no row yet: validate it and create the row under the
@@ -510,13 +580,16 @@ static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
     t.created_at = gp_now_ms();
     snprintf(t.owner, sizeof t.owner, "%s",
              rt->service_user[0] ? rt->service_user : GP_LOCAL_USER_ID);
-    if (valid == 0)
+    if (valid == 0) {
         gp_submission_clear(&sub);
+        json_decref(details);
+        return create_pipelined(rt, &t);
+    }
     gp_store_op_t op = {.kind = GP_OP_CREATE, .task = &t};
     int rc = gp_committer_run_sync(rt->committer, &op);
     if (rc == -GP_E_CONFLICT)
         rc = 0; /* the row exists: an earlier delivery or the sender created it */
-    if (rc == 0 && valid != 0 && !op.replayed) {
+    if (rc == 0 && !op.replayed) { /* invalid: stored as failed with the reasons */
         char *why = json_dumps(details, JSON_COMPACT);
         gp_store_op_t fail = {.kind = GP_OP_TRANSITION};
         memcpy(fail.tr.id, t.id, sizeof fail.tr.id);
@@ -536,8 +609,6 @@ static int adopt_foreign(gp_worker_pool_t *pool, const gp_queue_item_t *item)
                why ? why : "invalid");
         free(why);
         rc = -GP_E_VALIDATION;
-    } else if (rc == 0) {
-        gp_log(GP_LOG_DEBUG, t.id, "adopted a %s task sent by another client", item->task_type);
     }
     json_decref(details);
     gp_task_clear(&t);
@@ -781,6 +852,8 @@ typedef struct bus_cancel {
     pool_work_t work; /* first: the finisher hands back this pointer */
     gp_store_op_t op;
     gp_worker_pool_t *pool;
+    bool remote;    /* a remote revoke (the worker host's cancel), not a bus cancel */
+    bool terminate; /* remote: also stop the provider if the task is running */
 } bus_cancel_t;
 
 /* Finisher thread: announces a cancel the bus asked for and the store applied. */
@@ -789,9 +862,17 @@ static void settle_bus_cancel(pool_work_t *w)
     bus_cancel_t *bc = (bus_cancel_t *)w;
     gp_runtime_t *rt = bc->pool->rt;
     gp_task_t t;
-    if (gp_store_get(rt->store, bc->op.cancel_id, &t) == 0) {
+    if (bc->op.cancel_outcome == GP_CANCEL_REQUESTED) {
+        /* A remote revoke with terminate of a running task: tell whichever process runs it,
+         * as the HTTP cancel does. */
+        gp_events_publish_cancel(rt->events, bc->op.cancel_id);
+        gp_log(GP_LOG_INFO, bc->op.cancel_id, "cancel requested while running (remote revoke)");
+    } else if (gp_store_get(rt->store, bc->op.cancel_id, &t) == 0) {
         gp_events_publish_status(rt->events, &t, false);
-        gp_log(GP_LOG_INFO, t.id, "canceled while pending (request from the bus)");
+        gp_task_event_t ev = {.kind = GP_TEV_REVOKED, .task_id = t.id, .task_type = t.task_type};
+        gp_queue_task_event(rt->queue, &ev);
+        gp_log(GP_LOG_INFO, t.id, "canceled while pending (%s)",
+               bc->remote ? "remote revoke" : "request from the bus");
         gp_task_clear(&t);
     }
     atomic_fetch_sub(&bc->pool->jobs_in_flight, 1); /* last touch of the pool */
@@ -802,13 +883,28 @@ static void settle_bus_cancel(pool_work_t *w)
 static void bus_cancel_done(gp_store_op_t *op, void *arg)
 {
     bus_cancel_t *bc = arg;
-    if (op->result == 0 && op->cancel_outcome == GP_CANCEL_DONE) {
+    if (op->result == 0 && (op->cancel_outcome == GP_CANCEL_DONE ||
+                            (bc->terminate && op->cancel_outcome == GP_CANCEL_REQUESTED))) {
         bc->work.run = settle_bus_cancel;
         finisher_enqueue(bc->pool, &bc->work);
         return;
     }
     atomic_fetch_sub(&bc->pool->jobs_in_flight, 1);
     free(bc);
+}
+
+static void submit_cancel(gp_worker_pool_t *pool, const char *task_id, bool remote, bool terminate)
+{
+    bus_cancel_t *bc = gp_xcalloc(1, sizeof *bc);
+    bc->pool = pool;
+    bc->remote = remote;
+    bc->terminate = terminate;
+    bc->op.kind = GP_OP_CANCEL;
+    memcpy(bc->op.cancel_id, task_id, sizeof bc->op.cancel_id);
+    bc->op.done = bus_cancel_done;
+    bc->op.done_arg = bc;
+    atomic_fetch_add(&pool->jobs_in_flight, 1);
+    gp_committer_submit(pool->rt->committer, &bc->op);
 }
 
 static void on_cancel(const char *task_id, void *arg)
@@ -830,14 +926,37 @@ static void on_cancel(const char *task_id, void *arg)
         return;
     /* Not running here: it may be queued (an RPC client's cancel goes only to the bus).
      * Every worker process tries; the store's compare-and-set lets one of them win. */
-    bus_cancel_t *bc = gp_xcalloc(1, sizeof *bc);
-    bc->pool = pool;
-    bc->op.kind = GP_OP_CANCEL;
-    memcpy(bc->op.cancel_id, task_id, sizeof bc->op.cancel_id);
-    bc->op.done = bus_cancel_done;
-    bc->op.done_arg = bc;
-    atomic_fetch_add(&pool->jobs_in_flight, 1);
-    gp_committer_submit(pool->rt->committer, &bc->op);
+    submit_cancel(pool, task_id, false, false);
+}
+
+/* ---- the worker host: what the queue's monitoring tools may ask (queue.h) --------------- */
+
+/* Remote cancel (e.g. Celery's revoke): GP_OP_CANCEL as the HTTP cancel; the committed
+ * outcome is settled by the finisher (settle_bus_cancel). */
+static void host_cancel(void *arg, const char *task_id, bool terminate)
+{
+    if (gp_is_uuid(task_id))
+        submit_cancel(arg, task_id, true, terminate);
+}
+
+/* Read-only snapshot of the claimed, running slots. */
+static size_t host_active(void *arg, gp_active_task_t *out, size_t cap)
+{
+    gp_worker_pool_t *pool = arg;
+    size_t n = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (int i = 0; i < pool->n && n < cap; i++) {
+        const slot_t *s = &pool->slots[i];
+        if (!s->busy || !s->ctx)
+            continue;
+        gp_active_task_t *a = &out[n++];
+        memcpy(a->id, s->task_id, sizeof a->id);
+        snprintf(a->task_type, sizeof a->task_type, "%s", s->ctx->task.task_type);
+        a->started_at = s->ctx->task.started_at;
+        a->attempts = s->ctx->task.attempts;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return n;
 }
 
 gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)
@@ -865,6 +984,9 @@ gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency)
     }
     if (pthread_create(&pool->watchdog, NULL, watchdog_main, pool) != 0)
         abort();
+    pool->host = (gp_worker_host_t){
+        .arg = pool, .concurrency = concurrency, .active = host_active, .cancel = host_cancel};
+    gp_queue_attach_worker(rt->queue, &pool->host);
     return pool;
 }
 
@@ -922,6 +1044,8 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
         nanosleep(&ts, NULL);
     }
     stop_finisher(pool);
+    /* After the last outcomes' events; no host callback runs after this. */
+    gp_queue_detach_worker(pool->rt->queue);
     if (atomic_load(&pool->jobs_in_flight) > 0) {
         GP_WARN("workers: %d outcome(s) not settled at exit; their tasks are recovered later",
                 atomic_load(&pool->jobs_in_flight));

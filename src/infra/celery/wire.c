@@ -2,6 +2,7 @@
 #include "infra/celery/wire.h"
 #include "core/base64.h"
 
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,4 +397,317 @@ void gp_celery_meta_clear(gp_celery_meta_t *m)
 {
     json_decref(m->root);
     memset(m, 0, sizeof *m);
+}
+
+/* ---- envelopes, Python reprs, control messages --------------------------------------------- */
+
+char *gp_celery_encode_envelope(const json_t *body, json_t *headers, const char *exchange,
+                                const char *routing_key, const char *delivery_tag)
+{
+    char *text = json_dumps(body, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char *b64 = text ? gp_base64_encode_or_null(text, strlen(text)) : NULL;
+    free(text);
+    json_t *msg = json_object(), *props = json_object();
+    bool ok = b64 && msg && props && put(msg, "body", json_string(b64)) &&
+              put(msg, "content-encoding", json_string("utf-8")) &&
+              put(msg, "content-type", json_string("application/json")) &&
+              put(msg, "headers", headers ? headers : json_object()) &&
+              put(props, "delivery_mode", json_integer(1)) &&
+              put(props, "delivery_info",
+                  json_pack("{s:s, s:s}", "exchange", exchange, "routing_key", routing_key)) &&
+              put(props, "priority", json_integer(0)) &&
+              put(props, "body_encoding", json_string("base64")) &&
+              put(props, "delivery_tag", json_string(delivery_tag));
+    headers = NULL; /* stolen by put() (or dropped with msg) */
+    if (ok) {
+        ok = put(msg, "properties", props);
+        props = NULL;
+    }
+    free(b64);
+    char *out = ok ? json_dumps(msg, JSON_PRESERVE_ORDER) : NULL;
+    json_decref(props);
+    json_decref(msg);
+    return out;
+}
+
+typedef struct repr_buf {
+    char *s;
+    size_t len, cap, max;
+    bool cut, oom;
+} repr_buf_t;
+
+static void rb_add(repr_buf_t *b, const char *s, size_t n)
+{
+    if (b->cut || b->oom)
+        return;
+    if (b->len + n > b->max) {
+        n = b->max - b->len;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* not inside a UTF-8 sequence: the repr stays valid text */
+        b->cut = true;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns) {
+            b->oom = true;
+            return;
+        }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void rb_str(repr_buf_t *b, const char *s)
+{
+    rb_add(b, s, strlen(s));
+}
+
+/* Python's str repr: single quotes unless the text has ' and no ". */
+static void repr_string(repr_buf_t *b, const char *s, size_t n)
+{
+    char q = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
+    rb_add(b, &q, 1);
+    for (size_t i = 0; i < n && !b->cut; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '\\' || c == (unsigned char)q)
+            snprintf(esc, sizeof esc, "\\%c", c);
+        else if (c == '\n')
+            snprintf(esc, sizeof esc, "\\n");
+        else if (c == '\r')
+            snprintf(esc, sizeof esc, "\\r");
+        else if (c == '\t')
+            snprintf(esc, sizeof esc, "\\t");
+        else if (c < 0x20 || c == 0x7f)
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+        else {
+            rb_add(b, (const char *)&s[i], 1);
+            continue;
+        }
+        rb_str(b, esc);
+    }
+    rb_add(b, &q, 1);
+}
+
+static void repr_value(repr_buf_t *b, const json_t *v, int depth)
+{
+    char num[64];
+    if (depth > 32) {
+        rb_str(b, "...");
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        rb_str(b, "{");
+        const char *k;
+        const json_t *x;
+        bool first = true;
+        json_object_foreach ((json_t *)v, k, x) {
+            if (!first)
+                rb_str(b, ", ");
+            first = false;
+            repr_string(b, k, strlen(k));
+            rb_str(b, ": ");
+            repr_value(b, x, depth + 1);
+        }
+        rb_str(b, "}");
+        break;
+    }
+    case JSON_ARRAY:
+        rb_str(b, "[");
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i)
+                rb_str(b, ", ");
+            repr_value(b, json_array_get(v, i), depth + 1);
+        }
+        rb_str(b, "]");
+        break;
+    case JSON_STRING: repr_string(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER:
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        rb_str(b, num);
+        break;
+    case JSON_REAL: {
+        char *t = json_dumps(v, JSON_ENCODE_ANY); /* shortest round trip, as Python's repr */
+        rb_str(b, t ? t : "0.0");
+        free(t);
+        break;
+    }
+    case JSON_TRUE: rb_str(b, "True"); break;
+    case JSON_FALSE: rb_str(b, "False"); break;
+    default: rb_str(b, "None");
+    }
+}
+
+char *gp_celery_pyrepr(const json_t *v, size_t max)
+{
+    repr_buf_t b = {.max = max > 3 ? max - 3 : 0};
+    rb_add(&b, "", 0);
+    if (v)
+        repr_value(&b, v, 0);
+    else
+        rb_str(&b, "None");
+    if (b.cut) {
+        b.cut = false;
+        b.max += 3;
+        rb_str(&b, "...");
+    }
+    if (b.oom || !b.s) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* A bounded string of printable bytes (no control characters), else NULL. */
+static const char *clean_string(const json_t *v, size_t max)
+{
+    const char *s = bounded_string(v, max);
+    for (const char *p = s; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return NULL;
+    return s;
+}
+
+static bool method_name(const char *s)
+{
+    for (; s && *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || *s == '_'))
+            return false;
+    return s != NULL;
+}
+
+/* The body's fields (d->root is the body object). 0 or -1 (err). */
+static int check_control_body(gp_celery_control_t *d, char *err, size_t cap)
+{
+    const json_t *b = d->root;
+    if (!json_is_object(b))
+        return fail(err, cap, "control body is not an object");
+    d->method = bounded_string(json_object_get(b, "method"), GP_CELERY_MAX_METHOD);
+    if (!d->method || !method_name(d->method))
+        return fail(err, cap, "method is not a name of 1..%d bytes [a-z_]", GP_CELERY_MAX_METHOD);
+    const json_t *args = field(b, "arguments");
+    if (args && !json_is_object(args))
+        return fail(err, cap, "arguments is not an object");
+    d->arguments = args;
+    const json_t *dest = field(b, "destination");
+    if (dest && !json_is_array(dest))
+        return fail(err, cap, "destination is not a list");
+    for (size_t i = 0; dest && i < json_array_size(dest); i++)
+        if (!clean_string(json_array_get(dest, i), GP_CELERY_MAX_NAME))
+            return fail(err, cap, "destination[%zu] is not a node name", i);
+    d->destination = dest;
+    const json_t *pat = field(b, "pattern"), *matcher = field(b, "matcher");
+    d->pattern = pat ? clean_string(pat, GP_CELERY_MAX_NAME) : NULL;
+    if (pat && !d->pattern)
+        return fail(err, cap, "pattern is not a bounded string");
+    if (matcher && !clean_string(matcher, 16))
+        return fail(err, cap, "matcher is not a bounded string");
+    d->pattern_pcre = matcher && !strcmp(json_string_value(matcher), "pcre");
+    const json_t *ticket = field(b, "ticket"), *rt = field(b, "reply_to");
+    if (ticket && !(d->ticket = clean_string(ticket, GP_CELERY_MAX_NAME)))
+        return fail(err, cap, "ticket is not a bounded string");
+    if (rt) {
+        d->reply_exchange = json_is_object(rt)
+                                ? clean_string(json_object_get(rt, "exchange"), GP_CELERY_MAX_NAME)
+                                : NULL;
+        d->reply_routing_key = json_is_object(rt) ? clean_string(json_object_get(rt, "routing_key"),
+                                                                 GP_CELERY_MAX_NAME)
+                                                  : NULL;
+        if (!d->reply_exchange || !d->reply_routing_key)
+            return fail(err, cap, "reply_to is not {exchange, routing_key} strings");
+    }
+    if (!d->reply_exchange)
+        d->ticket = NULL; /* nowhere to reply */
+    return 0;
+}
+
+/* headers.clock and headers.expires. 0 or -1 (err). */
+static int check_control_headers(const json_t *h, gp_celery_control_t *d, char *err, size_t cap)
+{
+    if (!h)
+        return 0;
+    if (!json_is_object(h))
+        return fail(err, cap, "headers is not an object");
+    const json_t *clock = field(h, "clock"), *exp = field(h, "expires");
+    if (clock && !json_is_integer(clock))
+        return fail(err, cap, "headers.clock is not an integer");
+    if (exp && !json_is_number(exp))
+        return fail(err, cap, "headers.expires is not a number");
+    json_int_t c = clock ? json_integer_value(clock) : 0;
+    d->clock = c < 0 ? 0 : (long long)c;
+    d->expires = exp ? json_number_value(exp) : 0;
+    return 0;
+}
+
+int gp_celery_decode_control(const char *msg, size_t len, gp_celery_control_t *out, char *err,
+                             size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    if (len > GP_CELERY_MAX_CONTROL)
+        return fail(err, cap, "control message larger than %u bytes", GP_CELERY_MAX_CONTROL);
+    json_t *m = load(msg, len, "control message", err, cap);
+    if (!m)
+        return -1;
+    gp_celery_decoded_t env = {.root = m};
+    int rc = 0;
+    const json_t *body = field(m, "body");
+    const json_t *ct = field(m, "content-type");
+    int kp;
+    if (!json_is_object(m))
+        rc = fail(err, cap, "control message is not a JSON object");
+    else if (!json_is_string(body))
+        rc = fail(err, cap, "body is not a string");
+    else if (!ct || !json_is_string(ct) || strcmp(json_string_value(ct), "application/json"))
+        rc = fail(err, cap, "content-type is not application/json");
+    else if (check_properties(field(m, "properties"), &kp, err, cap) != 0 ||
+             check_control_headers(field(m, "headers"), out, err, cap) != 0)
+        rc = -1;
+    size_t n = 0;
+    char *raw = rc == 0 ? body_bytes(&env, &n, err, cap) : NULL;
+    if (rc == 0 && !raw)
+        rc = -1;
+    json_t *b = raw ? load(raw, n, "control body", err, cap) : NULL;
+    free(raw);
+    json_decref(m);
+    long long clock = out->clock;
+    double expires = out->expires;
+    memset(out, 0, sizeof *out);
+    if (rc == 0 && !b)
+        rc = -1;
+    if (rc == 0) {
+        out->root = b;
+        out->clock = clock;
+        out->expires = expires;
+        rc = check_control_body(out, err, cap);
+    }
+    if (rc != 0) {
+        json_decref(b);
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    return 0;
+}
+
+bool gp_celery_control_for(const gp_celery_control_t *c, const char *node)
+{
+    if (c->destination && json_array_size(c->destination) > 0) {
+        for (size_t i = 0; i < json_array_size(c->destination); i++)
+            if (!strcmp(json_string_value(json_array_get(c->destination, i)), node))
+                return true;
+        return false;
+    }
+    if (c->pattern)
+        return !c->pattern_pcre && fnmatch(c->pattern, node, 0) == 0;
+    return true;
+}
+
+void gp_celery_control_clear(gp_celery_control_t *c)
+{
+    json_decref(c->root);
+    memset(c, 0, sizeof *c);
 }

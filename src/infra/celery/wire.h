@@ -122,4 +122,48 @@ int gp_celery_decode_meta(const char *text, size_t len, gp_celery_meta_t *out, c
 const char *gp_celery_meta_error(const gp_celery_meta_t *m);
 void gp_celery_meta_clear(gp_celery_meta_t *m);
 
+/* ---- kombu fanout envelopes: Celery events and remote control (§1.6, §1.8, §1.9) -------- */
+
+#define GP_CELERY_MAX_CONTROL (1u << 20) /* larger control messages are refused */
+#define GP_CELERY_MAX_METHOD 64          /* longest control method name */
+
+/* The envelope kombu's Redis transport writes for events and pidbox replies: body = base64 of
+ * the JSON text of `body`, headers (stolen; NULL = {}), delivery_mode 1, priority 0,
+ * delivery_info {exchange, routing_key}, a delivery tag. Field order as kombu's. NULL on OOM. */
+char *gp_celery_encode_envelope(const json_t *body, json_t *headers, const char *exchange,
+                                const char *routing_key, const char *delivery_tag);
+
+/* Python's repr() of a JSON value ({'a': 1, 'b': True, 'c': None}), which Celery's events and
+ * `inspect active` carry for args, kwargs and results. Cut at max bytes (then ends in
+ * "..."). malloc'd; NULL on OOM. */
+char *gp_celery_pyrepr(const json_t *v, size_t max);
+
+/* A decoded pidbox (remote control) message. Pointers are into `root` (owned), valid until
+ * gp_celery_control_clear(). */
+typedef struct gp_celery_control {
+    json_t *root;               /* the decoded body object */
+    const char *method;         /* 1..GP_CELERY_MAX_METHOD bytes of [a-z_] */
+    const json_t *arguments;    /* an object, or NULL when absent or null */
+    const json_t *destination;  /* an array of node-name strings, or NULL = every node */
+    const char *pattern;        /* NULL, or a glob over node names (matcher "glob"/null) */
+    bool pattern_pcre;          /* matcher "pcre": not supported, matches no node */
+    const char *ticket;         /* NULL = no reply wanted */
+    const char *reply_exchange; /* set with ticket */
+    const char *reply_routing_key;
+    long long clock; /* headers.clock (0 when absent) */
+    double expires;  /* headers.expires, unix seconds (0 = none) */
+} gp_celery_control_t;
+
+/* Parses a pidbox envelope and its base64 body. 0, or -1 with the reason in err (out cleared)
+ * on anything malformed: larger than GP_CELERY_MAX_CONTROL, not an envelope object with an
+ * application/json base64 body, a body that is not an object with a method name, arguments
+ * that are not an object, a destination that is not null or a list of bounded strings, a
+ * reply_to without string exchange and routing_key, ticket/routing key/pattern longer than
+ * GP_CELERY_MAX_NAME or holding control characters, clock/expires of the wrong type. */
+int gp_celery_decode_control(const char *msg, size_t len, gp_celery_control_t *out, char *err,
+                             size_t cap);
+/* Whether the message is addressed to node (destination list, else pattern, else all). */
+bool gp_celery_control_for(const gp_celery_control_t *c, const char *node);
+void gp_celery_control_clear(gp_celery_control_t *c);
+
 #endif

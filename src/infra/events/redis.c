@@ -237,7 +237,7 @@ static void re_close(gp_events_t *base)
     free(e);
 }
 
-static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_state_t *hot);
+static int append_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_state_t *hot);
 
 /* Updates hot state, then publishes the event. */
 static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool reset, int percent,
@@ -254,9 +254,22 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
     snprintf(key, sizeof key, "genpulse:hot:%s", t->id);
     snprintf(pct, sizeof pct, "%d", percent);
     snprintf(ttl, sizeof ttl, "%d", HOT_TTL_S);
-    redisReply *r = redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", hot_script, key,
-                                 reset ? "1" : "0", pct, step ? "1" : "0", step ? step : "", ttl,
-                                 t->status == GP_TASK_SUCCEEDED ? "1" : "0");
+    /* A final state's Celery result meta needs no hot state: it goes first, in the same
+     * round trip as the hot-state script (a Celery client's .get() waits for it). */
+    gp_hot_state_t none = {.progress = -1};
+    int early = terminal ? append_celery_meta(c, t, &none) : 0;
+    redisAppendCommand(c, "EVAL %s 1 %s %s %s %s %s %s %s", hot_script, key, reset ? "1" : "0", pct,
+                       step ? "1" : "0", step ? step : "", ttl,
+                       t->status == GP_TASK_SUCCEEDED ? "1" : "0");
+    redisReply *r = NULL;
+    for (int i = 0; i <= early; i++) {
+        if (r)
+            freeReplyObject(r);
+        void *v = NULL;
+        r = redisGetReply(c, &v) == REDIS_OK ? v : NULL;
+        if (!r)
+            break;
+    }
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         if (r && r->type == REDIS_REPLY_ERROR)
             GP_ERROR("events: hot-state script failed: %s", r->str);
@@ -281,13 +294,19 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
                              terminal ? 1 : 0, t->owner[0] ? t->owner : GP_LOCAL_USER_ID,
                              data ? data : "{}");
     free(data);
-    r = redisCommand(c, "PUBLISH %s %b", EVENTS_CHANNEL, msg, strlen(msg));
+    /* A progress event and its Celery meta (which shows the hot state) in one round trip. */
+    redisAppendCommand(c, "PUBLISH %s %b", EVENTS_CHANNEL, msg, strlen(msg));
     free(msg);
-    bool broken = !r;
-    if (r)
-        freeReplyObject(r);
-    if (!broken && (terminal || !strcmp(type, "progress")))
-        write_celery_meta(c, t, &hot);
+    int replies = 1;
+    if (!terminal && !strcmp(type, "progress"))
+        replies += append_celery_meta(c, t, &hot);
+    bool broken = false;
+    for (int i = 0; i < replies && !broken; i++) {
+        void *reply = NULL;
+        broken = redisGetReply(c, &reply) != REDIS_OK;
+        if (reply)
+            freeReplyObject(reply);
+    }
     broken = broken || c->err != 0;
     give(e, slot, broken);
     return broken ? -GP_E_UNAVAILABLE : 0;
@@ -297,9 +316,10 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
  * Writes the task's state the way Celery's Redis result backend does (SETEX + PUBLISH of
  * celery-task-meta-<id>, research/queues.md §1.7), so `AsyncResult.get()` from Python works:
  * SUCCESS with the result object, FAILURE with a synthetic exception, REVOKED when canceled,
- * and a custom PROGRESS state (like `update_state`) while running.
+ * and a custom PROGRESS state (like `update_state`) while running. Appends the commands
+ * (MULTI, SETEX, PUBLISH, EXEC) to c's pipeline and returns how many replies to read.
  */
-static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_state_t *hot)
+static int append_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_state_t *hot)
 {
     const char *state;
     json_t *result;
@@ -329,7 +349,7 @@ static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_
         gp_celery_format_date_done(t->completed_at ? t->completed_at : gp_now_ms(), ts, sizeof ts);
     char *text = gp_celery_encode_meta(t->id, state, result, done ? ts : NULL);
     if (!text)
-        return;
+        return 0;
     char key[80];
     snprintf(key, sizeof key, GP_CELERY_KEY_PREFIX "%s", t->id);
     size_t len = strlen(text);
@@ -337,13 +357,8 @@ static void write_celery_meta(redisContext *c, const gp_task_t *t, const gp_hot_
     redisAppendCommand(c, "SETEX %s %d %b", key, HOT_TTL_S, text, len);
     redisAppendCommand(c, "PUBLISH %s %b", key, text, len);
     redisAppendCommand(c, "EXEC");
-    for (int i = 0; i < 4; i++) {
-        void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK)
-            break;
-        freeReplyObject(reply);
-    }
     free(text);
+    return 4;
 }
 
 static int re_publish_status(gp_events_t *base, const gp_task_t *t, bool reset_progress)

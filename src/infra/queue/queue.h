@@ -14,6 +14,8 @@
 #include "core/errors.h"
 #include "core/settings.h"
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -45,6 +47,58 @@ typedef struct gp_queue_depths {
     } band[GP_QUEUE_BANDS_MAX];
     size_t delayed; /* waiting for their ready_at (retry backoff) */
 } gp_queue_depths_t;
+/* ---- worker monitoring hooks (optional) ---------------------------------------------------
+ * A queue whose ecosystem has monitoring tools of its own (the Redis backend speaks Celery's
+ * events and remote control, so `celery events`, `celery inspect` and Flower see GenPulse
+ * workers) hears about the worker pool through these neutral calls; the pool names no
+ * backend, and a backend without such tools leaves the three vtable slots NULL.
+ *   attach_worker(host)  the pool started: announce the worker (and keep it announced, e.g.
+ *                        heartbeats); host lets remote tools list and cancel its tasks.
+ *   task_event(ev)       a task changed state in this process. Must not block (the backend
+ *                        copies what it needs and publishes from its own thread).
+ *   detach_worker()      clean stop: announce the worker gone. After it returns no host
+ *                        callback runs again. */
+typedef struct gp_active_task {
+    char id[37];
+    char task_type[65];
+    int64_t started_at; /* ms since epoch */
+    int attempts;
+} gp_active_task_t;
+
+typedef struct gp_worker_host {
+    void *arg;
+    int concurrency;
+    /* A snapshot of the tasks running in this process (at most cap): how many were written.
+     * Read-only; any thread. */
+    size_t (*active)(void *arg, gp_active_task_t *out, size_t cap);
+    /* A remote cancel, the same path as the HTTP cancel (a queued task ends canceled, a
+     * running one has its cancel recorded); terminate also stops a provider already running.
+     * Queues the work and returns at once. */
+    void (*cancel)(void *arg, const char *task_id, bool terminate);
+} gp_worker_host_t;
+
+typedef enum gp_task_event_kind {
+    GP_TEV_RECEIVED, /* claimed by this process */
+    GP_TEV_STARTED,  /* its provider is about to run */
+    GP_TEV_SUCCEEDED,
+    GP_TEV_FAILED,
+    GP_TEV_RETRIED, /* failed, back to pending for another attempt */
+    GP_TEV_REVOKED, /* canceled */
+} gp_task_event_kind_t;
+
+/* Everything is borrowed for the duration of the call. */
+typedef struct gp_task_event {
+    gp_task_event_kind_t kind;
+    const char *task_id;
+    const char *task_type;     /* RECEIVED */
+    const json_t *params;      /* RECEIVED: the task's params (kwargs); may be NULL */
+    int retries;               /* attempts before the current one */
+    const json_t *result;      /* SUCCEEDED; may be NULL */
+    const char *error_code;    /* FAILED, RETRIED */
+    const char *error_message; /* FAILED, RETRIED */
+    double runtime_s;          /* SUCCEEDED, FAILED: since the attempt started */
+    bool terminated;           /* REVOKED: it was running when canceled */
+} gp_task_event_t;
 
 typedef struct gp_queue_vt {
     const char *scheme;
@@ -74,6 +128,10 @@ typedef struct gp_queue_vt {
      * GP_HELD_* per id in where[] (a task held twice reports the earlier of queued, delivered).
      * Lets the reconciler compare ids, not counts. 0, or -GP_E_* (where[] undefined). */
     int (*holds)(gp_queue_t *q, const char *const *ids, size_t n, unsigned char *where);
+    /* Optional: the worker monitoring hooks above. */
+    void (*attach_worker)(gp_queue_t *q, const gp_worker_host_t *host);
+    void (*task_event)(gp_queue_t *q, const gp_task_event_t *ev);
+    void (*detach_worker)(gp_queue_t *q);
 } gp_queue_vt_t;
 
 enum {
@@ -156,6 +214,22 @@ static inline int gp_queue_holds(gp_queue_t *q, const char *const *ids, size_t n
                                  unsigned char *where)
 {
     return q->vt->holds ? q->vt->holds(q, ids, n, where) : -GP_E_INTERNAL;
+}
+
+static inline void gp_queue_attach_worker(gp_queue_t *q, const gp_worker_host_t *host)
+{
+    if (q->vt->attach_worker)
+        q->vt->attach_worker(q, host);
+}
+static inline void gp_queue_task_event(gp_queue_t *q, const gp_task_event_t *ev)
+{
+    if (q->vt->task_event)
+        q->vt->task_event(q, ev);
+}
+static inline void gp_queue_detach_worker(gp_queue_t *q)
+{
+    if (q->vt->detach_worker)
+        q->vt->detach_worker(q);
 }
 
 #endif

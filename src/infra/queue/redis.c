@@ -28,7 +28,9 @@
  * POP_LUA again. Losing a token loses nothing (the worst case is a worker that sleeps until
  * its BLPOP times out, at most POP_BLOCK_MAX_MS), and POP_LUA deletes the tokens whenever it
  * finds the queue empty, so they do not pile up. Messages LPUSHed by Python producers bring no
- * token: they are picked up by the same atomic script when the ≤ 1 s BLPOP times out.
+ * token: a process that pops starts a watcher (infra/celery/kombu_wake.c) that hears of any
+ * write to the four lists through Redis client tracking and pushes the tokens for them; where
+ * the server refuses tracking they are picked up when the BLPOP times out.
  * What remains: the reply carrying a popped message can be lost (the worker dies or the
  * connection drops after Redis ran the script). The message is then in `unacked` with a lease
  * nobody renews, and gp_redis_queue_restore_expired() (the core's reconciler) puts it back
@@ -47,6 +49,8 @@
  * Needs Redis >= 6.0 (fractional BLPOP timeouts). hiredis 0.14 has no TLS: rediss:// fails.
  */
 #include "infra/queue/redis_queue.h"
+#include "infra/celery/kombu_wake.h"
+#include "infra/celery/monitor.h"
 #include "infra/celery/wire.h"
 #include "infra/redis/conn.h"
 #include "core/errors.h"
@@ -218,6 +222,11 @@ typedef struct redis_queue {
     size_t n_idle;
     conn_t *busy;
     bool shut;
+    gp_kombu_wake_t *wake; /* started by the first pop: only processes that pop need it */
+    /* Celery events and remote control while a worker pool is attached (monitor_lock: a
+     * task event may race with the detach). */
+    pthread_mutex_t monitor_lock;
+    gp_celery_monitor_t *monitor;
     bool down;        /* logged as unreachable; the next successful connect logs recovery */
     int64_t retry_at; /* mono ms: no connect attempt before */
     int64_t backoff_ms;
@@ -460,6 +469,7 @@ static int reply_status(redisReply *r, const char *what)
 /* ---- open / close ------------------------------------------------------------------------- */
 
 static void rq_close(gp_queue_t *base);
+static void rq_detach_worker(gp_queue_t *base);
 
 static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap)
 {
@@ -467,6 +477,7 @@ static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, ch
     redis_queue_t *q = gp_xcalloc(1, sizeof *q);
     q->base.vt = &gp_queue_backend_redis;
     pthread_mutex_init(&q->lock, NULL);
+    pthread_mutex_init(&q->monitor_lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -497,12 +508,15 @@ static int rq_open(gp_queue_t **out, const char *url, const gp_settings_t *s, ch
 static void rq_close(gp_queue_t *base)
 {
     redis_queue_t *q = (redis_queue_t *)base;
+    gp_kombu_wake_stop(q->wake);
+    rq_detach_worker(base);
     while (q->idle) {
         conn_t *n = q->idle->next;
         conn_free(q->idle);
         q->idle = n;
     }
     pthread_mutex_destroy(&q->lock);
+    pthread_mutex_destroy(&q->monitor_lock);
     pthread_cond_destroy(&q->cond);
     free(q);
 }
@@ -715,6 +729,10 @@ static int rq_pop(gp_queue_t *base, gp_queue_item_t *out, int timeout_ms)
     int64_t deadline = gp_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     conn_t *c = NULL;
     int rc;
+    pthread_mutex_lock(&q->lock);
+    if (!q->wake && !q->shut)
+        q->wake = gp_kombu_wake_start(&q->url, q->keys, 4, q->keys[K_WAKE], WAKE_TOKENS_MAX);
+    pthread_mutex_unlock(&q->lock);
     for (;;) {
         if (is_shut(q)) {
             rc = -GP_E_SHUTTING_DOWN;
@@ -822,6 +840,37 @@ static void rq_shutdown(gp_queue_t *base)
             shutdown(c->c->fd, SHUT_RDWR);
     pthread_cond_broadcast(&q->cond);
     pthread_mutex_unlock(&q->lock);
+}
+
+/* ---- worker monitoring: Celery's tools see this worker (infra/celery/monitor.c) ---------- */
+
+static void rq_attach_worker(gp_queue_t *base, const gp_worker_host_t *host)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    gp_celery_monitor_t *m = gp_celery_monitor_start(&q->url, host);
+    pthread_mutex_lock(&q->monitor_lock);
+    gp_celery_monitor_t *old = q->monitor;
+    q->monitor = m;
+    pthread_mutex_unlock(&q->monitor_lock);
+    gp_celery_monitor_stop(old);
+}
+
+static void rq_task_event(gp_queue_t *base, const gp_task_event_t *ev)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    pthread_mutex_lock(&q->monitor_lock);
+    gp_celery_monitor_task_event(q->monitor, ev); /* queues only */
+    pthread_mutex_unlock(&q->monitor_lock);
+}
+
+static void rq_detach_worker(gp_queue_t *base)
+{
+    redis_queue_t *q = (redis_queue_t *)base;
+    pthread_mutex_lock(&q->monitor_lock);
+    gp_celery_monitor_t *m = q->monitor;
+    q->monitor = NULL;
+    pthread_mutex_unlock(&q->monitor_lock);
+    gp_celery_monitor_stop(m);
 }
 
 /* The four kombu lists (their bands in our priorities) and the delayed set, one pipeline. */
@@ -1082,4 +1131,7 @@ const gp_queue_vt_t gp_queue_backend_redis = {
     .ping = rq_ping,
     .depth_by_priority = rq_depth_by_priority,
     .holds = rq_holds,
+    .attach_worker = rq_attach_worker,
+    .task_event = rq_task_event,
+    .detach_worker = rq_detach_worker,
 };
