@@ -43,8 +43,8 @@ def _celery(*args, timeout=60):
 def _start(ctx, concurrency=2, args=()):
     env = {"GENPULSE_DATABASE_URL": PG, "GENPULSE_QUEUE_URL": _url()}
     api = ctx.new_server(name="api", env=env, command="api").start()
-    wk = ctx.new_server(["--concurrency", str(concurrency)] + list(args), name="worker", env=env,
-                        command="worker").start()
+    from test_distributed import _worker
+    wk = _worker(ctx, api, ["--concurrency", str(concurrency)] + list(args), env=env)
     return api, wk
 
 

@@ -180,10 +180,13 @@ def test_plans_flood_does_not_starve_another_user(ctx):
     flood = [create(srv, a, "text-to-image", dict(IMG, delay_ms=15))["id"] for _ in range(150)]
     mine = create(srv, b, "text-to-image", dict(IMG, delay_ms=15))
     done = terminal(srv, b, mine["id"])
+    # Flood tasks that started after the other user's task arrived and before it ran: what
+    # ran while submitting the flood does not count (that depends on the machine's speed).
     ahead = sum(1 for tid in flood
-                if (lambda t: t["started_at"] and t["started_at"] < done["started_at"])(
+                if (lambda t: t["started_at"] and
+                    done["created_at"] <= t["started_at"] < done["started_at"])(
                     srv.get("/v1/tasks/" + tid, headers=auth(a)).json))
-    check(ahead <= 10, "the other user's task waited behind %d of the flood's 150 tasks" % ahead)
+    check(ahead <= 3, "the other user's task waited behind %d of the flood's 150 tasks" % ahead)
 
 
 @case(own=True)
