@@ -426,10 +426,23 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         if self.wait_exit(10):
             return None
+        self.dump_stacks()
         self.proc.kill()
         self.proc.wait()
         self.exit_code = self.proc.returncode
         return "server did not exit within 10 s of SIGTERM (killed)"
+
+    def dump_stacks(self):
+        """A hung server's thread stacks into its log (gdb, when installed), before it is killed."""
+        if not shutil.which("gdb"):
+            return
+        try:
+            out = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex",
+                                  "thread apply all bt 20"], capture_output=True, timeout=60)
+            with open(self.stderr_path, "ab") as f:
+                f.write(b"\n=== stacks at the SIGTERM timeout ===\n" + out.stdout[-20000:])
+        except (OSError, subprocess.SubprocessError):
+            pass
 
     def kill9(self):
         if self.alive():
