@@ -22,6 +22,9 @@ def _worker(ctx, gw, args=(), name="worker", env=None):
     """A worker with local storage shares the first gateway's data dir and links outputs
     at that gateway (distributed mode refuses local storage without --public-url)."""
     wenv = dict(env or _env(), GENPULSE_PUBLIC_URL="http://127.0.0.1:%d" % gw.port)
+    # The shared test database may hold slow tasks other tests left unfinished, which this
+    # worker's reconciler picks up: its drain must fit the harness's 10 s stop.
+    wenv.setdefault("GENPULSE_GRACE_PERIOD", "5")
     return ctx.new_server(list(args), data_dir=gw.data_dir, name=name, env=wenv,
                           command="worker").start()
 
