@@ -336,11 +336,12 @@ static int cmd_run(const run_mode_t *mode, int argc, char **argv)
     gp_service_watchdog_stop(watchdog);
     gp_http_quiesce(http);
     gp_reconciler_stop(reconciler);
-    gp_worker_pool_stop(rt.workers, s.grace_period_s * 1000);
+    gp_worker_pool_drain(rt.workers, s.grace_period_s * 1000);
     gp_heartbeat_stop(heartbeat); /* after the drain: a draining worker is still alive */
-    rt.workers = NULL;
     gp_http_stop(http);
     gp_admin_http_stop(admin);
+    gp_worker_pool_free(rt.workers); /* nothing reads it any more: /health, metrics, beats */
+    rt.workers = NULL;
     exit_code = 0;
     GP_INFO("stopped");
 out:

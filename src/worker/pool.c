@@ -69,6 +69,7 @@ struct gp_worker_pool {
     atomic_bool stopped;               /* threads joined: retries are given up */
     atomic_int jobs_in_flight;         /* outcomes and bus cancels not yet settled */
     atomic_llong watchdog_tick;        /* mono ms of the watchdog's last round (liveness) */
+    bool keep_allocated;               /* drain left outcomes in flight: never freed */
     /* The finisher thread and its list (guarded by finish_lock, not lock: the committer
      * must never wait behind the watchdog's queue I/O). */
     pthread_t finisher;
@@ -1000,7 +1001,7 @@ static void stop_finisher(gp_worker_pool_t *pool)
     pthread_join(pool->finisher, NULL);
 }
 
-void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
+void gp_worker_pool_drain(gp_worker_pool_t *pool, int64_t grace_ms)
 {
     if (!pool)
         return;
@@ -1049,8 +1050,14 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     if (atomic_load(&pool->jobs_in_flight) > 0) {
         GP_WARN("workers: %d outcome(s) not settled at exit; their tasks are recovered later",
                 atomic_load(&pool->jobs_in_flight));
-        return; /* the pool stays allocated: the committer may still reach it */
+        pool->keep_allocated = true; /* the committer may still reach it */
     }
+}
+
+void gp_worker_pool_free(gp_worker_pool_t *pool)
+{
+    if (!pool || pool->keep_allocated)
+        return;
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->changed);
     pthread_cond_destroy(&pool->watchdog_wake);
@@ -1059,6 +1066,12 @@ void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
     free(pool->slots);
     free(pool->threads);
     free(pool);
+}
+
+void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms)
+{
+    gp_worker_pool_drain(pool, grace_ms);
+    gp_worker_pool_free(pool);
 }
 
 int gp_worker_pool_busy(gp_worker_pool_t *pool)

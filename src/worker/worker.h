@@ -22,6 +22,11 @@ gp_worker_pool_t *gp_worker_pool_start(gp_runtime_t *rt, int concurrency);
  * stop and hands them back to the queue (pending, same attempt count). Frees the pool.
  */
 void gp_worker_pool_stop(gp_worker_pool_t *pool, int64_t grace_ms);
+/* The two halves of stop, for a process whose other threads (HTTP handlers, the heartbeat)
+ * still read the pool's counters while it drains: drain() leaves the pool readable
+ * (gp_worker_pool_busy/size stay valid) until free(), once no reader is left. */
+void gp_worker_pool_drain(gp_worker_pool_t *pool, int64_t grace_ms);
+void gp_worker_pool_free(gp_worker_pool_t *pool);
 int gp_worker_pool_busy(gp_worker_pool_t *pool);
 int gp_worker_pool_size(gp_worker_pool_t *pool);
 /* Milliseconds since the pool's watchdog thread last went round (it does every 100 ms while
