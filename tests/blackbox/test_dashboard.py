@@ -89,7 +89,9 @@ def test_dashboard_worker_lost(ctx):
         raise Skip("GET /v1/workers is not on this build (workers branch not merged)")
     # Local storage in distributed mode: the workers share the api's data dir and link
     # outputs at it (as test_distributed.py does).
-    wenv = dict(env, GENPULSE_PUBLIC_URL="http://127.0.0.1:%d" % api.port)
+    # (a short drain: the survivor still runs the test's slow tasks when the harness stops it)
+    wenv = dict(env, GENPULSE_PUBLIC_URL="http://127.0.0.1:%d" % api.port,
+                GENPULSE_GRACE_PERIOD="5")
     wks = [ctx.new_server(["--concurrency", "2"], data_dir=api.data_dir, name="worker%d" % i,
                           env=wenv, command="worker").start() for i in range(2)]
     out = os.path.join(SCREENSHOTS, "workers")
