@@ -8,11 +8,11 @@
  * rest of the process is busy.
  */
 #include "api/admin.h"
+#include "api/http_internal.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
 #include "runtime/readiness.h"
-#include "worker/worker.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -64,15 +64,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     if (!strcmp(url, "/health") && get) {
-        gp_runtime_t *rt = a->rt;
-        json_t *body = json_pack("{s:s, s:I}", "status", "ok", "uptime_s",
-                                 (json_int_t)((gp_now_ms() - rt->started_at) / 1000));
-        if (rt->workers)
-            json_object_set_new(body, "workers",
-                                json_pack("{s:i, s:i}", "concurrency",
-                                          gp_worker_pool_size(rt->workers), "busy",
-                                          gp_worker_pool_busy(rt->workers)));
-        return reply_json(c, 200, body);
+        return reply_json(c, 200, gp_liveness(a->rt, GP_HTTP_VERSION));
     }
     if (!strcmp(url, "/ready") && get) {
         bool ok = false;
@@ -136,4 +128,3 @@ void gp_admin_http_stop(gp_admin_http_t *a)
     MHD_stop_daemon(a->daemon);
     free(a);
 }
-

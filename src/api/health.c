@@ -19,14 +19,7 @@ static enum MHD_Result task_types(request_t *r)
  * database never gets a healthy process restarted. */
 static enum MHD_Result health(request_t *r)
 {
-    gp_runtime_t *rt = r->http->rt;
-    json_t *body = json_pack("{s:s, s:s, s:I}", "status", "ok", "version", GP_HTTP_VERSION,
-                             "uptime_s", (json_int_t)((gp_now_ms() - rt->started_at) / 1000));
-    if (rt->workers)
-        json_object_set_new(body, "workers",
-                            json_pack("{s:i, s:i}", "concurrency", gp_worker_pool_size(rt->workers),
-                                      "busy", gp_worker_pool_busy(rt->workers)));
-    return gp_send_json(r->conn, 200, body, NULL, NULL);
+    return gp_send_json(r->conn, 200, gp_liveness(r->http->rt, GP_HTTP_VERSION), NULL, NULL);
 }
 
 static void readiness_job(request_t *r)

@@ -4,6 +4,7 @@
 #include "runtime/readiness.h"
 #include "core/errors.h"
 #include "core/util.h"
+#include "worker/worker.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -128,4 +129,15 @@ json_t *gp_readiness(gp_runtime_t *rt, bool *ready)
     *ready = cached_ready;
     pthread_mutex_unlock(&cache_lock);
     return copy;
+}
+
+json_t *gp_liveness(gp_runtime_t *rt, const char *version)
+{
+    json_t *body = json_pack("{s:s, s:s, s:I}", "status", "ok", "version", version, "uptime_s",
+                             (json_int_t)((gp_now_ms() - rt->started_at) / 1000));
+    if (rt->workers)
+        json_object_set_new(body, "workers",
+                            json_pack("{s:i, s:i}", "concurrency", gp_worker_pool_size(rt->workers),
+                                      "busy", gp_worker_pool_busy(rt->workers)));
+    return body;
 }

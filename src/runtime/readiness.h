@@ -18,6 +18,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+/* Liveness (GET /health): {"status":"ok","version","uptime_s","workers"?} from memory only,
+ * so it never waits on a dependency. Any thread. New reference. */
+json_t *gp_liveness(gp_runtime_t *rt, const char *version);
+
 /* {"status":"ready"|"not_ready","checks":[{"name","status":"ok"|"fail","duration_ms",
  * "error"?: "…", …}]}; *ready tells which. New reference (caller decrefs). */
 json_t *gp_readiness(gp_runtime_t *rt, bool *ready);
