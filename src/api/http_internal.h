@@ -12,6 +12,7 @@
 #include "api/offload.h"
 #include "api/router.h"
 #include "api/server.h"
+#include "core/registry.h"
 #include "identity/auth.h"
 
 #include <microhttpd.h>
@@ -96,6 +97,8 @@ typedef struct request {
     gp_store_op_t op;
     gp_task_t task;
     bool dispatched; /* a created task was handed to the queue */
+    bool wait_over;  /* gp_http_wait_task resumed r: r->task is as fresh as the store has it */
+    int wait_s;      /* the Prefer: wait seconds being applied (0 = none) */
     /* uploads: the "file" part streams into upload_path */
     struct MHD_PostProcessor *post;
     char *upload_path;
@@ -122,6 +125,27 @@ typedef struct request {
 void gp_http_offload(request_t *r, void (*job)(request_t *r));
 /* server.c: suspends r for the commit of r->op (already filled in), then finish answers. */
 void gp_http_defer_commit(request_t *r);
+
+/* tasks.c: the create path every surface that makes tasks shares (POST /v1/tasks, the
+ * Replicate routes). begin turns a validated submission into r->task (owner, the plan's
+ * priority, price and queue limit, the request id; body fingerprints an Idempotency-Key)
+ * and suspends r for the commit; sub is consumed either way. Returns 0 (the route's finish
+ * hook runs after the commit and calls end), or -GP_E_TOO_MANY_QUEUED with nothing suspended
+ * and the reason in msg. */
+int gp_tasks_begin_create(request_t *r, const json_t *body, gp_submission_t *sub,
+                          const char *idempotency_key, char *msg, size_t cap);
+/* In that finish hook: 0 when the task was created and dispatched, or replayed (*replayed:
+ * r->task is then the first request's row); else -GP_E_INSUFFICIENT_CREDITS, -GP_E_CONFLICT,
+ * -GP_E_IDEMPOTENCY_MISMATCH or -GP_E_UNAVAILABLE with a message for the client in msg. */
+int gp_tasks_end_create(request_t *r, bool *replayed, char *msg, size_t cap);
+
+/* wait.c: Prefer: wait / wait=N (RFC 7240; Replicate's bounds). Returns 1..60 seconds, 0 when
+ * the request asks no wait, or -1 when the wait preference is malformed (N not 1..60). */
+int gp_prefer_wait(request_t *r);
+/* wait.c: in a finish hook, with r->task a committed task: suspends r (no thread held) until
+ * the task ends or `seconds` pass, then resumes it, re-reads r->task from the store, sets
+ * r->wait_over and runs the route's finish hook again. */
+void gp_http_wait_task(request_t *r, int seconds);
 
 /* tasks.c: the task id names, if r's caller may see it (else -GP_E_NOT_FOUND); t to clear. */
 int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t);

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define GP_PATH_PARAMS_MAX 2
+#define GP_PATH_PARAMS_MAX 3
 #define GP_PATH_PARAM_LEN 160
 
 typedef struct request gp_request_t;

@@ -32,6 +32,98 @@ static bool idempotency_key_ok(const char *key)
     return ok;
 }
 
+int gp_tasks_begin_create(request_t *r, const json_t *body, gp_submission_t *sub,
+                          const char *idempotency_key, char *msg, size_t cap)
+{
+    gp_http_t *h = r->http;
+    /* The request's fingerprint: a replayed Idempotency-Key must come with the same body
+     * (key order and spacing aside). */
+    char *canonical = idempotency_key ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *hash = r->request_hash; /* kept: a replay compares it with the stored one */
+    hash[0] = '\0';
+    if (canonical)
+        gp_sha256_hex(canonical, strlen(canonical), hash);
+    free(canonical);
+    /* The plan's queue limit: counted in the store, so every gateway sees the same queue. */
+    const gp_plan_t *plan = gp_plan_find(r->principal.plan);
+    gp_store_t *st = h->rt->store;
+    int64_t pending = 0;
+    if (plan->max_queued > 0 && st->vt->count_pending &&
+        st->vt->count_pending(st, r->principal.user_id, plan->max_queued, &pending) == 0 &&
+        pending >= plan->max_queued) {
+        gp_submission_clear(sub);
+        snprintf(msg, cap, "the %s plan allows %d pending tasks; wait for some to start",
+                 plan->name, plan->max_queued);
+        return -GP_E_TOO_MANY_QUEUED;
+    }
+    gp_task_t *t = &r->task;
+    gp_uuid7(t->id);
+    t->task_type = gp_xstrdup(sub->task_type->name);
+    t->provider = gp_xstrdup(sub->provider->name);
+    t->status = GP_TASK_PENDING;
+    t->params = json_incref(sub->params);
+    t->max_retries = sub->max_retries;
+    /* The plan: Pro work runs ahead of Free work; charged plans pay the provider's price. */
+    t->priority =
+        sub->priority + plan->priority_boost > 9 ? 9 : sub->priority + plan->priority_boost;
+    t->price = plan->charged ? gp_price_of(sub->provider, sub->params) : 0;
+    t->idempotency_key = idempotency_key ? gp_xstrdup(idempotency_key) : NULL;
+    t->request_hash = hash[0] ? gp_xstrdup(hash) : NULL;
+    snprintf(t->owner, sizeof t->owner, "%s", r->principal.user_id);
+    t->created_at = gp_now_ms();
+    t->webhook = sub->webhook; /* stolen */
+    t->webhook_events = sub->webhook ? sub->webhook_events : 0;
+    sub->webhook = NULL;
+    gp_submission_clear(sub);
+    /* The request id rides in params so the worker's log lines for this task show it. */
+    json_object_set_new(t->params, GP_TASK_REQUEST_ID_PARAM, json_string(r->request_id));
+    r->op.kind = GP_OP_CREATE;
+    r->op.task = t;
+    gp_http_defer_commit(r);
+    return 0;
+}
+
+int gp_tasks_end_create(request_t *r, bool *replayed, char *msg, size_t cap)
+{
+    gp_http_t *h = r->http;
+    *replayed = false;
+    msg[0] = '\0';
+    if (r->op.result == -GP_E_INSUFFICIENT_CREDITS) {
+        snprintf(msg, cap, "this task costs %lld credits, more than the account has",
+                 (long long)r->task.price);
+        return -GP_E_INSUFFICIENT_CREDITS;
+    }
+    if (r->op.result == -GP_E_CONFLICT) {
+        snprintf(msg, cap, "a task with this Idempotency-Key is being created");
+        return -GP_E_CONFLICT;
+    }
+    if (r->op.result != 0) {
+        snprintf(msg, cap, "the task could not be stored; try again");
+        return -GP_E_UNAVAILABLE;
+    }
+    if (r->op.replayed) {
+        /* r->task is now the first request's row. Rows stored before request hashes existed
+         * replay as before. */
+        if (r->request_hash[0] && r->task.request_hash &&
+            strcmp(r->task.request_hash, r->request_hash) != 0) {
+            snprintf(msg, cap,
+                     "this Idempotency-Key was used with a different request body; "
+                     "use a new key for a new request");
+            return -GP_E_IDEMPOTENCY_MISMATCH;
+        }
+        *replayed = true;
+        return 0;
+    }
+    gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
+    r->dispatched = true;
+    const char *tt, *prov;
+    gp_metrics_task_labels(r->task.task_type, r->task.provider, &tt, &prov);
+    gp_metrics_inc(GP_M_TASKS_CREATED, tt, prov, NULL);
+    gp_log(GP_LOG_DEBUG, r->task.id, "accepted %s/%s priority %d", r->task.task_type,
+           r->task.provider, r->task.priority);
+    return 0;
+}
+
 static enum MHD_Result create_start(request_t *r)
 {
     gp_http_t *h = r->http;
@@ -44,92 +136,36 @@ static enum MHD_Result create_start(request_t *r)
     json_t *body = gp_parse_body(r, &ret);
     if (!body)
         return ret;
-    /* The request's fingerprint: a replayed Idempotency-Key must come with the same body
-     * (key order and spacing aside). */
-    char *canonical = key ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    char *hash = r->request_hash; /* kept: a replay compares it with the stored one */
-    if (canonical)
-        gp_sha256_hex(canonical, strlen(canonical), hash);
-    free(canonical);
     gp_submission_t sub;
     json_t *details = NULL;
     int rc =
         gp_validate_submission(body, (int)h->rt->settings->default_max_retries, &sub, &details);
-    json_decref(body);
-    if (rc != 0)
+    if (rc != 0) {
+        json_decref(body);
         return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
-
-    /* The plan's queue limit: counted in the store, so every gateway sees the same queue. */
-    const gp_plan_t *plan = gp_plan_find(r->principal.plan);
-    gp_store_t *st = h->rt->store;
-    int64_t pending = 0;
-    if (plan->max_queued > 0 && st->vt->count_pending &&
-        st->vt->count_pending(st, r->principal.user_id, plan->max_queued, &pending) == 0 &&
-        pending >= plan->max_queued) {
-        gp_submission_clear(&sub);
-        char msg[160];
-        snprintf(msg, sizeof msg, "the %s plan allows %d pending tasks; wait for some to start",
-                 plan->name, plan->max_queued);
+    }
+    char msg[160];
+    rc = gp_tasks_begin_create(r, body, &sub, key, msg, sizeof msg);
+    json_decref(body);
+    if (rc == -GP_E_TOO_MANY_QUEUED)
         return gp_send_error_full(r->conn, GP_E_TOO_MANY_QUEUED, NULL, msg, NULL,
                                   MHD_HTTP_HEADER_RETRY_AFTER, "5");
-    }
-    gp_task_t *t = &r->task;
-    gp_uuid7(t->id);
-    t->task_type = gp_xstrdup(sub.task_type->name);
-    t->provider = gp_xstrdup(sub.provider->name);
-    t->status = GP_TASK_PENDING;
-    t->params = json_incref(sub.params);
-    t->max_retries = sub.max_retries;
-    /* The plan: Pro work runs ahead of Free work; charged plans pay the provider's price. */
-    t->priority = sub.priority + plan->priority_boost > 9 ? 9 : sub.priority + plan->priority_boost;
-    t->price = plan->charged ? gp_price_of(sub.provider, sub.params) : 0;
-    t->idempotency_key = key ? gp_xstrdup(key) : NULL;
-    t->request_hash = hash[0] ? gp_xstrdup(hash) : NULL;
-    snprintf(t->owner, sizeof t->owner, "%s", r->principal.user_id);
-    t->created_at = gp_now_ms();
-    gp_submission_clear(&sub);
-    /* The request id rides in params so the worker's log lines for this task show it. */
-    json_object_set_new(t->params, GP_TASK_REQUEST_ID_PARAM, json_string(r->request_id));
-    r->op.kind = GP_OP_CREATE;
-    r->op.task = t;
-    gp_http_defer_commit(r);
     return MHD_YES;
 }
 
 static enum MHD_Result create_finish(request_t *r)
 {
     gp_http_t *h = r->http;
-    if (r->op.result == -GP_E_INSUFFICIENT_CREDITS) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "this task costs %lld credits, more than the account has",
-                 (long long)r->task.price);
-        return gp_send_error(r->conn, GP_E_INSUFFICIENT_CREDITS, msg, NULL);
-    }
-    if (r->op.result != 0)
-        return gp_send_error(
-            r->conn, r->op.result == -GP_E_CONFLICT ? GP_E_CONFLICT : GP_E_UNAVAILABLE,
-            r->op.result == -GP_E_CONFLICT ? "a task with this Idempotency-Key is being created"
-                                           : "the task could not be stored; try again",
-            NULL);
-    if (r->op.replayed) {
-        /* r->task is now the first request's row. Rows stored before request hashes existed
-         * replay as before. */
-        if (r->request_hash[0] && r->task.request_hash &&
-            strcmp(r->task.request_hash, r->request_hash) != 0)
-            return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH,
-                                 "this Idempotency-Key was used with a different request body; "
-                                 "use a new key for a new request",
-                                 gp_one_detail("headers.Idempotency-Key", "reused"));
-        return gp_send_json(r->conn, 202, gp_task_json(h, &r->task), "Idempotent-Replayed", "true");
-    }
-    gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
-    r->dispatched = true;
-    const char *tt, *prov;
-    gp_metrics_task_labels(r->task.task_type, r->task.provider, &tt, &prov);
-    gp_metrics_inc(GP_M_TASKS_CREATED, tt, prov, NULL);
-    gp_log(GP_LOG_DEBUG, r->task.id, "accepted %s/%s priority %d", r->task.task_type,
-           r->task.provider, r->task.priority);
-    return gp_send_json(r->conn, 202, gp_task_json(h, &r->task), NULL, NULL);
+    bool replayed;
+    char msg[200];
+    int rc = gp_tasks_end_create(r, &replayed, msg, sizeof msg);
+    if (rc == -GP_E_IDEMPOTENCY_MISMATCH)
+        return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH, msg,
+                             gp_one_detail("headers.Idempotency-Key", "reused"));
+    if (rc != 0)
+        return gp_send_error(r->conn, -rc, msg, NULL);
+    return gp_send_json(r->conn, 202, gp_task_json(h, &r->task),
+                        replayed ? "Idempotent-Replayed" : NULL, replayed ? "true" : NULL);
 }
 
 void gp_tasks_on_completed(request_t *r)

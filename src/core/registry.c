@@ -6,10 +6,12 @@
  * 422 messages below are worded from it, so the three can never disagree.
  */
 #include "core/registry.h"
+#include "core/task.h"
 #include "core/util.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -330,10 +332,12 @@ static void check_envelope_keys(const json_t *body, json_t *details)
     json_t *value;
     json_object_foreach ((json_t *)body, key, value) {
         if (strcmp(key, "task_type") && strcmp(key, "params") && strcmp(key, "priority") &&
-            strcmp(key, "max_retries")) {
+            strcmp(key, "max_retries") && strcmp(key, "webhook") &&
+            strcmp(key, "webhook_events_filter")) {
             snprintf(buf, sizeof buf, "%.*s", utf8_clip(key, 100), key);
             add_detail(details, buf,
-                       "is not a known field (known: task_type, params, priority, max_retries)");
+                       "is not a known field (known: task_type, params, priority, max_retries, "
+                       "webhook, webhook_events_filter)");
         }
     }
 }
@@ -362,6 +366,57 @@ static void read_envelope_ints(const json_t *body, int default_max_retries, gp_s
         else
             *targets[i] = (int)json_integer_value(norm ? norm : v);
         json_decref(norm);
+    }
+}
+
+/* webhook: an http(s) URL without credentials or spaces; webhook_events_filter: a list of
+ * distinct event names (all four when absent). Where it may be delivered (no private
+ * addresses) is checked at delivery, on the address it resolves to then. */
+static void read_webhook(const json_t *body, gp_submission_t *out, json_t *details)
+{
+    json_t *url = json_object_get(body, "webhook");
+    json_t *filter = json_object_get(body, "webhook_events_filter");
+    out->webhook_events = GP_WEBHOOK_EV_ALL;
+    if (url && !json_is_null(url)) {
+        const char *v = json_is_string(url) ? json_string_value(url) : NULL;
+        size_t n = v ? json_string_length(url) : 0;
+        bool http = v && !strncasecmp(v, "http://", 7), https = v && !strncasecmp(v, "https://", 8);
+        const char *host = v ? v + (https ? 8 : 7) : NULL;
+        if (!v)
+            add_detail(details, "webhook", "must be a string (an http:// or https:// URL)");
+        else if (!http && !https)
+            add_detail(details, "webhook", "must be an http:// or https:// URL");
+        else if (n > GP_WEBHOOK_URL_MAX)
+            add_detail(details, "webhook", "must be at most 2048 bytes long");
+        else if (strlen(v) != n || strpbrk(v, " \t\r\n\"<>\\^`{|}"))
+            add_detail(details, "webhook", "must not contain spaces, control or unsafe characters");
+        else if (!*host || *host == '/' || *host == '?' || *host == '#')
+            add_detail(details, "webhook", "must name a host");
+        else if (memchr(host, '@', strcspn(host, "/?#")))
+            add_detail(details, "webhook", "must not carry credentials (user@host)");
+        else
+            out->webhook = gp_xstrdup(v);
+    }
+    if (filter && !json_is_null(filter)) {
+        if (!json_is_array(filter) || json_array_size(filter) == 0) {
+            add_detail(details, "webhook_events_filter",
+                       "must be a non-empty list of: start, output, logs, completed");
+            return;
+        }
+        unsigned mask = 0;
+        size_t i;
+        json_t *ev;
+        char field[64];
+        json_array_foreach (filter, i, ev) {
+            unsigned bit = json_is_string(ev) ? gp_webhook_event_parse(json_string_value(ev)) : 0;
+            snprintf(field, sizeof field, "webhook_events_filter[%zu]", i);
+            if (!bit)
+                add_detail(details, field, "must be one of: start, output, logs, completed");
+            else if (mask & bit)
+                add_detail(details, field, "is listed twice");
+            mask |= bit;
+        }
+        out->webhook_events = mask;
     }
 }
 
@@ -466,6 +521,7 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
     }
     check_envelope_keys(body, details);
     read_envelope_ints(body, default_max_retries, out, details);
+    read_webhook(body, out, details);
     json_t *params = json_object_get(body, "params");
     if (params && !json_is_null(params) && !json_is_object(params)) {
         add_detail(details, "params", "must be an object");
@@ -482,6 +538,8 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
     if (json_array_size(details) > 0) {
         json_decref(out->params);
         out->params = NULL;
+        free(out->webhook);
+        out->webhook = NULL;
         *details_out = details;
         return -1;
     }
@@ -495,6 +553,7 @@ int gp_validate_submission(const json_t *body, int default_max_retries, gp_submi
 void gp_submission_clear(gp_submission_t *s)
 {
     json_decref(s->params);
+    free(s->webhook);
     memset(s, 0, sizeof *s);
 }
 

@@ -40,7 +40,11 @@ typedef struct gp_submission {
     json_t *params; /* owned: validated, defaults filled, "provider" set */
     int priority;
     int max_retries;
+    char *webhook;           /* owned; NULL = none (an http(s) URL, at most GP_WEBHOOK_URL_MAX) */
+    unsigned webhook_events; /* GP_WEBHOOK_EV_* (task.h); all of them when not given */
 } gp_submission_t;
+
+#define GP_WEBHOOK_URL_MAX 2048
 
 /*
  * Validates a POST /v1/tasks body. Returns 0 and fills out (free with gp_submission_clear),

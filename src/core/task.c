@@ -36,6 +36,7 @@ void gp_task_clear(gp_task_t *t)
     free(t->error_message);
     free(t->idempotency_key);
     free(t->request_hash);
+    free(t->webhook);
     memset(t, 0, sizeof *t);
 }
 
@@ -55,6 +56,26 @@ void gp_task_copy(gp_task_t *dst, const gp_task_t *src)
     dst->error_message = dup_or_null(src->error_message);
     dst->idempotency_key = dup_or_null(src->idempotency_key);
     dst->request_hash = dup_or_null(src->request_hash);
+    dst->webhook = dup_or_null(src->webhook);
+}
+
+static const char *const webhook_event_names[] = {"start", "output", "logs", "completed"};
+
+unsigned gp_webhook_event_parse(const char *name)
+{
+    for (unsigned i = 0; i < 4; i++)
+        if (!strcmp(name, webhook_event_names[i]))
+            return 1u << i;
+    return 0;
+}
+
+json_t *gp_webhook_events_json(unsigned mask)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < 4; i++)
+        if (mask & (1u << i))
+            json_array_append_new(a, json_string(webhook_event_names[i]));
+    return a;
 }
 
 static json_t *time_or_null(int64_t ms)
@@ -152,6 +173,10 @@ json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const cha
     json_object_set_new(o, "started_at", time_or_null(t->started_at));
     json_object_set_new(o, "completed_at", time_or_null(t->completed_at));
     json_object_set_new(o, "worker_id", t->worker_id[0] ? json_string(t->worker_id) : json_null());
+    if (t->webhook) {
+        json_object_set_new(o, "webhook", json_string(t->webhook));
+        json_object_set_new(o, "webhook_events_filter", gp_webhook_events_json(t->webhook_events));
+    }
     char *get = gp_xasprintf("%s/v1/tasks/%s", public_url, t->id);
     char *cancel = gp_xasprintf("%s/cancel", get), *events = gp_xasprintf("%s/events", get);
     json_object_set_new(

@@ -55,7 +55,24 @@ typedef struct gp_task {
     /* The worker process of the current or latest attempt (presence.h's id); "" = none yet,
      * or a row from before the store's migration 3. */
     char worker_id[GP_WORKER_ID_LEN];
+    /* The task's own webhook (Replicate's per-prediction webhook): an http(s) URL, NULL =
+     * none; webhook_events = the GP_WEBHOOK_EV_* it asked for (0 with no webhook). */
+    char *webhook;
+    unsigned webhook_events;
 } gp_task_t;
+
+/* A task webhook's event filter, as Replicate names the events (webhook_events_filter). */
+enum {
+    GP_WEBHOOK_EV_START = 1u << 0,     /* the task started running */
+    GP_WEBHOOK_EV_OUTPUT = 1u << 1,    /* new output (progress with a preview or outputs) */
+    GP_WEBHOOK_EV_LOGS = 1u << 2,      /* new log/progress text */
+    GP_WEBHOOK_EV_COMPLETED = 1u << 3, /* the task ended: succeeded, failed or canceled */
+    GP_WEBHOOK_EV_ALL = 0xfu
+};
+/* "start" → GP_WEBHOOK_EV_START …; 0 when the name is unknown. */
+unsigned gp_webhook_event_parse(const char *name);
+/* The names of the bits in mask, in the order start, output, logs, completed (new array). */
+json_t *gp_webhook_events_json(unsigned mask);
 
 /* The id of the HTTP request that created a task travels in its params under this key (no
  * store column needed; submissions cannot set it: unknown params are refused). Clients see
