@@ -59,7 +59,12 @@ typedef struct gp_task {
      * none; webhook_events = the GP_WEBHOOK_EV_* it asked for (0 with no webhook). */
     char *webhook;
     unsigned webhook_events;
+    /* How the task's own webhook renders its body: the surface that created the task
+     * (GP_WEBHOOK_FORMAT_*: a GenPulse task, or a Replicate prediction). */
+    int webhook_format;
 } gp_task_t;
+
+enum { GP_WEBHOOK_FORMAT_TASK = 0, GP_WEBHOOK_FORMAT_REPLICATE = 1 };
 
 /* A task webhook's event filter, as Replicate names the events (webhook_events_filter). */
 enum {
