@@ -44,6 +44,7 @@ struct gp_http {
     size_t n_issuers;
     uint8_t session_secret[32]; /* signs browser cookies (core/session_token.h) */
     uint8_t link_secret[32];    /* signs /files/ links (core/signed_link.h) */
+    struct gp_rep_catalog *replicate; /* the Replicate model catalog (api/replicate.h) */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;

@@ -132,14 +132,109 @@ enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *
     return ret;
 }
 
+/* The error style of this thread's current request (gp_reply_set_problem). */
+static _Thread_local bool t_problem;
+
+void gp_reply_set_problem(bool on)
+{
+    t_problem = on;
+}
+
+bool gp_reply_problem(void)
+{
+    return t_problem;
+}
+
+static const char *problem_title(int status)
+{
+    static const struct {
+        int status;
+        const char *title;
+    } titles[] = {
+        {400, "Bad request"},        {401, "Unauthenticated"},
+        {402, "Insufficient credit"}, {403, "Forbidden"},
+        {404, "Not found"},          {405, "Method not allowed"},
+        {409, "Conflict"},           {413, "Payload too large"},
+        {415, "Unsupported media type"}, {422, "Input validation failed"},
+        {429, "Too many requests"},  {503, "Service unavailable"},
+        {504, "Gateway timeout"},
+    };
+    for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++)
+        if (titles[i].status == status)
+            return titles[i].title;
+    return status >= 500 ? "Internal server error" : "Bad request";
+}
+
+/* Replicate's problem body: the details become invalid_fields and a "- field: message"
+ * list in detail. */
+static json_t *problem_body(int err, const char *code, const char *message, json_t *details)
+{
+    int status = gp_err_http_status(err);
+    size_t n = json_array_size(details);
+    char *detail = gp_xstrdup(message);
+    json_t *fields = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_array_get(details, i);
+        const char *f = json_string_value(json_object_get(d, "field"));
+        const char *m = json_string_value(json_object_get(d, "message"));
+        f = f ? f : "";
+        m = m ? m : "";
+        char *next = gp_xasprintf("%s\n- %s%s%s", detail, f, *f ? ": " : "", m);
+        free(detail);
+        detail = next;
+        json_array_append_new(fields,
+                              json_pack("{s:s, s:s, s:s}", "type",
+                                        !strcmp(m, "is required") ? "required" : "invalid",
+                                        "field", f, "description", m));
+    }
+    json_t *body = json_pack("{s:s, s:s, s:i, s:s}", "title", problem_title(status), "detail",
+                             detail, "status", status, "code", code);
+    free(detail);
+    if (status == 422 || n > 0)
+        json_object_set_new(body, "invalid_fields", fields);
+    else
+        json_decref(fields);
+    json_decref(details);
+    return body;
+}
+
+json_t *gp_error_body(int err, const char *code, const char *message, json_t *details,
+                      const char **content_type)
+{
+    code = code ? code : gp_err_code(err);
+    message = message && *message ? message : gp_err_message(err);
+    if (t_problem) {
+        *content_type = "application/problem+json";
+        return problem_body(err, code, message, details ? details : json_array());
+    }
+    *content_type = "application/json";
+    return json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", message, "details",
+                     details ? details : json_array());
+}
+
 enum MHD_Result gp_send_error_full(struct MHD_Connection *c, int err, const char *code,
                                    const char *message, json_t *details, const char *header,
                                    const char *value)
 {
-    json_t *body = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code ? code : gp_err_code(err),
-                             "message", message && *message ? message : gp_err_message(err),
-                             "details", details ? details : json_array());
-    return gp_send_json(c, (unsigned)gp_err_http_status(err), body, header, value);
+    const char *ctype = NULL;
+    json_t *body = gp_error_body(err, code, message, details, &ctype);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (header)
+        MHD_add_response_header(resp, header, value);
+    enum MHD_Result ret = gp_queue_response(c, (unsigned)gp_err_http_status(err), resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 enum MHD_Result gp_send_error_allow(struct MHD_Connection *c, int err, const char *message,

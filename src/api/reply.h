@@ -44,6 +44,17 @@ enum MHD_Result gp_send_error(struct MHD_Connection *c, int err, const char *mes
 enum MHD_Result gp_send_error_full(struct MHD_Connection *c, int err, const char *code,
                                    const char *message, json_t *details, const char *header,
                                    const char *value);
+/* The error style of the requests this thread serves: false = GenPulse's {"error": …}, true =
+ * RFC 9457 problem+json as Replicate sends it ({"title", "detail", "status"}, and
+ * "invalid_fields" for 422). server.c sets it per request call from the path (the Replicate
+ * routes); every gp_send_error* and the gateway's own refusals follow it. */
+void gp_reply_set_problem(bool on);
+bool gp_reply_problem(void);
+/* The error body in this thread's style (new reference; details stolen, NULL = []), and
+ * its Content-Type in *content_type (static). */
+json_t *gp_error_body(int err, const char *code, const char *message, json_t *details,
+                      const char **content_type);
+
 /* [{"field": field, "message": message}], new reference. */
 json_t *gp_one_detail(const char *field, const char *message);
 

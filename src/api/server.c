@@ -15,6 +15,7 @@
  * - Shutdown: streams end, suspended requests are waited for (bounded), the offload pool
  *   drains, and only then does MHD stop (it must not stop with suspended connections).
  */
+#include "api/replicate.h"
 #include "api/reply.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -111,14 +112,14 @@ static enum MHD_Result send_rate_limited(request_t *r, const gp_plan_t *plan, in
     char msg[160];
     snprintf(msg, sizeof msg, "the %s plan allows %d requests a minute; retry in %d s", plan->name,
              plan->requests_per_minute, reset_s);
-    json_t *body = json_pack("{s:{s:s, s:s, s:[]}}", "error", "code",
-                             gp_err_code(GP_E_RATE_LIMITED), "message", msg, "details");
+    const char *ctype = NULL;
+    json_t *body = gp_error_body(GP_E_RATE_LIMITED, NULL, msg, NULL, &ctype);
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     char v[96];
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     snprintf(v, sizeof v, "%d", reset_s);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
@@ -338,6 +339,20 @@ static enum MHD_Result request_step(request_t *r, const char *url, const char *m
     return r->route->start(r);
 }
 
+/* The Replicate-compatible routes answer errors, the gateway's own included, as problem+json
+ * (reply.h), as Replicate's clients expect. */
+static bool replicate_path(const char *url)
+{
+    static const char *const prefixes[] = {"/v1/predictions", "/v1/models",
+                                           "/v1/webhooks/default/secret"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (!strncmp(url, prefixes[i], n) && (url[n] == '\0' || url[n] == '/' || url[n] == '?'))
+            return true;
+    }
+    return false;
+}
+
 /* Every call for a request runs with its id on this thread (log lines, X-Request-Id) and
  * notes the status of a response it queued. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -356,6 +371,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     gp_log_set_request_id(r->request_id);
     gp_reply_begin();
+    gp_reply_set_problem(replicate_path(url));
     enum MHD_Result ret = request_step(r, url, method, upload_data, upload_data_size, first);
     if (gp_reply_status())
         r->status = gp_reply_status();
@@ -533,6 +549,9 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     h->auth = oidc_failed ? NULL : start_auth(rt, h->oidc, err, cap);
     if (!h->auth)
         goto fail;
+    h->replicate = gp_replicate_catalog_new(s->replicate_models, err, cap);
+    if (!h->replicate)
+        goto fail;
 
     struct sockaddr_storage addr;
     unsigned flags =
@@ -567,6 +586,7 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     }
     return h;
 fail:
+    gp_replicate_catalog_free(h->replicate);
     gp_offload_free(h->offload);
     gp_auth_free(h->auth);
     gp_oidc_free(h->oidc);
@@ -606,6 +626,7 @@ void gp_http_stop(gp_http_t *h)
     gp_offload_free(h->offload);
     gp_auth_free(h->auth);
     gp_oidc_free(h->oidc);
+    gp_replicate_catalog_free(h->replicate);
     if (h->quiesced_fd != MHD_INVALID_SOCKET)
         close(h->quiesced_fd);
     pthread_mutex_destroy(&h->clients_lock);

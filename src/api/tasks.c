@@ -73,6 +73,7 @@ int gp_tasks_begin_create(request_t *r, const json_t *body, gp_submission_t *sub
     t->created_at = gp_now_ms();
     t->webhook = sub->webhook; /* stolen */
     t->webhook_events = sub->webhook ? sub->webhook_events : 0;
+    t->webhook_format = sub->webhook_format;
     sub->webhook = NULL;
     gp_submission_clear(sub);
     /* The request id rides in params so the worker's log lines for this task show it. */

@@ -42,6 +42,7 @@ typedef struct gp_submission {
     int max_retries;
     char *webhook;           /* owned; NULL = none (an http(s) URL, at most GP_WEBHOOK_URL_MAX) */
     unsigned webhook_events; /* GP_WEBHOOK_EV_* (task.h); all of them when not given */
+    int webhook_format;      /* GP_WEBHOOK_FORMAT_* (task.h): set by the surface, not the body */
 } gp_submission_t;
 
 #define GP_WEBHOOK_URL_MAX 2048

@@ -135,6 +135,11 @@ static const setting_t settings_table[] = {
     {"cors-origins", SET_STRING, OFF(cors_origins), "", 0, 0, NULL, HTTP,
      "Comma-separated origins browsers may call the API from (https://app.example.com), or "
      "*. Empty: no CORS headers."},
+    {"replicate-models", SET_STRING, OFF(replicate_models), "", 0, 0, NULL, HTTP,
+     "A JSON file mapping Replicate model names onto task types for the Replicate-compatible "
+     "API: {\"owner/name\": {\"task_type\", \"provider\", \"params\" (fixed), "
+     "\"ignore\" (input names dropped), \"rename\" ({input: param}), \"output\" (object, "
+     "file or files), \"description\"}}. Empty: the built-in table (docs/api.md)."},
     {"metrics", SET_INT, OFF(metrics), "1", 0, 1, NULL, RUNNING,
      "1 (default): count the Prometheus metrics served at GET /metrics. 0: record nothing "
      "(to measure what counting costs); /metrics still answers, with the gauges only."},

@@ -54,6 +54,7 @@ typedef struct gp_settings {
     char *oidc_hosted_domain;
     char *default_plan;
     int64_t metrics; /* 0/1: record metrics (core/metrics.h) */
+    char *replicate_models; /* --replicate-models: the Replicate model table, "" = built in */
     /* Providers' own settings (gp_provider_setting_t), "provider.name" → char*; owned. */
     struct gp_strmap *provider_values;
 } gp_settings_t;

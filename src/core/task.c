@@ -143,10 +143,11 @@ static json_t *client_params(const json_t *params)
 {
     if (!params)
         return json_object();
-    if (!gp_task_request_id(params))
+    if (!gp_task_request_id(params) && !json_object_get(params, GP_TASK_SURFACE_PARAM))
         return json_incref((json_t *)params);
     json_t *copy = json_copy((json_t *)params); /* shallow: the values are shared */
     json_object_del(copy, GP_TASK_REQUEST_ID_PARAM);
+    json_object_del(copy, GP_TASK_SURFACE_PARAM);
     return copy;
 }
 

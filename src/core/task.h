@@ -83,6 +83,9 @@ json_t *gp_webhook_events_json(unsigned mask);
  * store column needed; submissions cannot set it: unknown params are refused). Clients see
  * it as the task's "request_id", handlers never see it (gp_ctx_init removes it). */
 #define GP_TASK_REQUEST_ID_PARAM "_request_id"
+/* A surface's own view of the task (the Replicate API's model, version and input as given)
+ * travels in params under this key, the same way: gp_ctx_init removes it, /v1/tasks hides it. */
+#define GP_TASK_SURFACE_PARAM "_replicate"
 /* The request id kept in params, or NULL; borrowed from params. */
 const char *gp_task_request_id(const json_t *params);
 

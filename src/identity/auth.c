@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define CACHE_SLOTS 1024
@@ -405,6 +406,19 @@ static int authenticate_session(gp_auth_t *a, const char *cookie, gp_principal_t
     return 0;
 }
 
+/* "Token <key>" (what older Replicate clients send) as "Bearer <key>" in buf; any other value
+ * comes back unchanged. */
+static const char *token_as_bearer(const char *authorization, char *buf, size_t cap)
+{
+    const char *p = authorization;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncasecmp(p, "token ", 6) != 0 || strlen(p) + 2 > cap)
+        return authorization;
+    snprintf(buf, cap, "Bearer %s", p + 6);
+    return buf;
+}
+
 int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *session_cookie,
                          const char *client, gp_principal_t *out, const char **code, char *msg,
                          size_t cap, int *retry_after_s)
@@ -424,6 +438,8 @@ int gp_auth_authenticate(gp_auth_t *a, const char *authorization, const char *se
     }
     const char *token = NULL;
     size_t len = 0;
+    char as_bearer[GP_BEARER_MAX + 2];
+    authorization = token_as_bearer(authorization, as_bearer, sizeof as_bearer);
     int rc = gp_bearer_parse(authorization, &token, &len);
     char buf[GP_BEARER_MAX + 1];
     if (rc == 0 && len <= GP_BEARER_MAX) {

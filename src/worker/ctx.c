@@ -24,6 +24,7 @@ void gp_ctx_init(gp_ctx_t *ctx, gp_runtime_t *rt, const gp_task_t *t)
         snprintf(ctx->request_id, sizeof ctx->request_id, "%s", rid);
         json_object_del(ctx->task.params, GP_TASK_REQUEST_ID_PARAM);
     }
+    json_object_del(ctx->task.params, GP_TASK_SURFACE_PARAM); /* the Replicate view: ours too */
     atomic_init(&ctx->cancel, t->cancel_requested);
     atomic_init(&ctx->timed_out, false);
     ctx->result = json_pack("{s:[]}", "assets");

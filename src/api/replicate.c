@@ -1,0 +1,698 @@
+/*
+ * replicate.c — the Replicate-compatible predictions: create (POST /v1/predictions and
+ * POST /v1/models/{owner}/{name}/predictions), get, list, cancel; a task as a prediction.
+ *
+ * DESIGN
+ * - A prediction is a task. Create translates the Replicate body into a GenPulse submission
+ *   (the model's task type, its provider and fixed params, the input renamed and filtered as
+ *   the model table says) and goes through the create path /v1/tasks uses
+ *   (gp_tasks_begin_create / gp_tasks_end_create): same validation, plans, credits,
+ *   idempotency, commit. What Replicate clients see of it (the model name they asked for, the
+ *   version, the input as given) rides in params under GP_REPLICATE_PARAM, so any task,
+ *   whichever surface made it, renders as a prediction.
+ * - Prefer: wait suspends the create's connection (gp_http_wait_task: no thread held) and
+ *   answers when the task ends or the wait runs out. A wait that ran out answers status
+ *   "starting" whatever the task is doing: both official clients take any other status after
+ *   a blocking create as final (research/genai_apis.md §1.3).
+ * - Errors on these paths are problem+json (reply.c's style, chosen in server.c by path).
+ */
+#include "api/replicate.h"
+#include "api/reply.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/settings.h"
+#include "core/signed_link.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LIST_DEFAULT 100 /* Replicate's page size */
+
+/* ---------------------------------------------------------------- rendering */
+
+void gp_replicate_stream_path(const char *id, char *out, size_t cap)
+{
+    snprintf(out, cap, "/v1/predictions/%s/stream", id);
+}
+
+static const json_t *rep_view(const gp_task_t *t)
+{
+    return json_object_get(t->params, GP_REPLICATE_PARAM);
+}
+
+/* The model a task renders as: the one its prediction named, else genpulse/<task type>. */
+static const gp_rep_model_t *task_model(gp_http_t *h, const gp_task_t *t)
+{
+    const char *name = json_string_value(json_object_get(rep_view(t), "model"));
+    const gp_rep_model_t *m = name ? gp_replicate_model_find(h->replicate, name, NULL) : NULL;
+    return m ? m : gp_replicate_model_find(h->replicate, "genpulse", t->task_type);
+}
+
+static json_t *input_json(const gp_task_t *t)
+{
+    json_t *in = json_object_get(rep_view(t), "input");
+    if (json_is_object(in))
+        return json_incref(in);
+    json_t *copy = t->params ? json_copy(t->params) : json_object();
+    json_object_del(copy, GP_TASK_REQUEST_ID_PARAM);
+    json_object_del(copy, GP_REPLICATE_PARAM);
+    json_object_del(copy, "provider");
+    return copy;
+}
+
+/* File outputs as their links (one, or a list, per the model's output schema); a result
+ * without files is the result itself. */
+static json_t *output_json(const gp_rep_model_t *m, const json_t *result)
+{
+    if (!json_is_object(result))
+        return json_null();
+    json_t *assets = json_object_get(result, "assets");
+    if (json_is_array(assets) && json_array_size(assets) > 0) {
+        json_t *urls = json_array();
+        size_t i;
+        json_t *a;
+        json_array_foreach (assets, i, a) {
+            json_t *u = json_object_get(a, "url");
+            if (json_is_string(u))
+                json_array_append(urls, u);
+        }
+        bool list = m ? m->output == GP_REP_OUTPUT_FILES : json_array_size(urls) > 1;
+        if (!list && json_array_size(urls) == 1) {
+            json_t *one = json_incref(json_array_get(urls, 0));
+            json_decref(urls);
+            return one;
+        }
+        return urls;
+    }
+    json_t *copy = json_copy((json_t *)result);
+    json_object_del(copy, "assets");
+    return copy;
+}
+
+/* tqdm's bar, so the official clients' progress parsers read it: " 45%|████▌     | 45/100". */
+static void tqdm_line(int pct, char *out, size_t cap)
+{
+    static const char *const eighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+    char bar[64] = "";
+    size_t len = 0;
+    int full = pct / 10, cells = 0;
+    for (; cells < full; cells++)
+        len += (size_t)snprintf(bar + len, sizeof bar - len, "█");
+    if (cells < 10) {
+        int part = (pct % 10) * 8 / 10;
+        len += (size_t)snprintf(bar + len, sizeof bar - len, "%s", part ? eighths[part] : " ");
+        cells++;
+    }
+    for (; cells < 10; cells++)
+        len += (size_t)snprintf(bar + len, sizeof bar - len, " ");
+    snprintf(out, cap, "%3d%%|%s| %d/100\n", pct, bar, pct);
+}
+
+static json_t *logs_json(const gp_task_t *t, const json_t *task)
+{
+    if (t->status == GP_TASK_PENDING && t->attempts == 0)
+        return json_string("");
+    char buf[1024];
+    size_t n = 0;
+    n += (size_t)snprintf(buf, sizeof buf, "running %s on %s (attempt %d)\n", t->task_type,
+                          t->provider, t->attempts > 0 ? t->attempts : 1);
+    const char *step = json_string_value(json_object_get(task, "step"));
+    if (step && strcmp(step, "preview") != 0 && n < sizeof buf)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%.200s\n", step);
+    json_t *progress = json_object_get(task, "progress");
+    int pct = json_is_integer(progress) ? (int)json_integer_value(progress) : 0;
+    if (pct < 0 || pct > 100)
+        pct = 0;
+    if ((pct > 0 || t->status == GP_TASK_SUCCEEDED) && n < sizeof buf)
+        tqdm_line(t->status == GP_TASK_SUCCEEDED ? 100 : pct, buf + n, sizeof buf - n);
+    return json_string(buf);
+}
+
+static const char *status_name(gp_task_status_t s)
+{
+    return s == GP_TASK_PENDING ? "starting" : gp_task_status_name(s);
+}
+
+static json_t *time_json(int64_t ms)
+{
+    if (!ms)
+        return json_null();
+    char buf[40];
+    gp_format_time(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *urls_json(gp_http_t *h, const gp_task_t *t)
+{
+    const char *base = h->rt->public_url;
+    char *get = gp_xasprintf("%s/v1/predictions/%s", base, t->id);
+    char *cancel = gp_xasprintf("%s/cancel", get);
+    char *web = gp_xasprintf("%s/dashboard#/tasks/%s", base, t->id);
+    char path[96];
+    gp_replicate_stream_path(t->id, path, sizeof path);
+    char *stream = gp_signed_link(h->link_secret, sizeof h->link_secret, base, path,
+                                  (int64_t)time(NULL) + h->rt->settings->link_ttl_s);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "get", get, "cancel", cancel, "web", web);
+    if (stream)
+        json_object_set_new(o, "stream", json_string(stream));
+    free(get);
+    free(cancel);
+    free(web);
+    free(stream);
+    return o;
+}
+
+static json_t *metrics_json(const gp_task_t *t)
+{
+    if (!gp_task_status_terminal(t->status) || !t->completed_at)
+        return json_object();
+    double predict = t->started_at ? (double)(t->completed_at - t->started_at) / 1000.0 : 0.0;
+    double total = (double)(t->completed_at - t->created_at) / 1000.0;
+    return json_pack("{s:f, s:f}", "predict_time", predict < 0 ? 0.0 : predict, "total_time",
+                     total < 0 ? 0.0 : total);
+}
+
+json_t *gp_replicate_prediction_json(gp_http_t *h, const gp_task_t *t)
+{
+    json_t *task = gp_task_json(h, t); /* hot state and fresh links, as /v1/tasks shows them */
+    const gp_rep_model_t *m = task_model(h, t);
+    const json_t *view = rep_view(t);
+    const char *model = json_string_value(json_object_get(view, "model"));
+    const char *version = json_string_value(json_object_get(view, "version"));
+    char vid[GP_REPLICATE_VERSION_LEN + 1];
+    if (!version) {
+        gp_replicate_version_id(t->task_type, t->provider, vid);
+        version = vid;
+    }
+    char *fallback = model ? NULL : gp_xasprintf("genpulse/%s", t->task_type);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(t->id));
+    json_object_set_new(o, "model", json_string(model ? model : fallback));
+    json_object_set_new(o, "version", json_string(version));
+    json_object_set_new(o, "input", input_json(t));
+    json_object_set_new(o, "output", output_json(m, json_object_get(task, "result")));
+    json_object_set_new(o, "logs", logs_json(t, task));
+    const char *err = t->status == GP_TASK_FAILED
+                          ? (t->error_message && *t->error_message ? t->error_message
+                             : t->error_code                       ? t->error_code
+                                                                   : "the prediction failed")
+                          : NULL;
+    json_object_set_new(o, "error", err ? json_string(err) : json_null());
+    json_object_set_new(o, "status", json_string(status_name(t->status)));
+    json_object_set_new(o, "created_at", time_json(t->created_at));
+    json_object_set_new(o, "started_at", time_json(t->started_at));
+    json_object_set_new(o, "completed_at", time_json(t->completed_at));
+    json_object_set_new(o, "urls", urls_json(h, t));
+    json_object_set_new(o, "metrics", metrics_json(t));
+    json_object_set_new(o, "data_removed", json_false());
+    json_object_set_new(o, "source", json_string("api"));
+    if (t->webhook) {
+        json_object_set_new(o, "webhook", json_string(t->webhook));
+        json_object_set_new(o, "webhook_events_filter", gp_webhook_events_json(t->webhook_events));
+    }
+    free(fallback);
+    json_decref(task);
+    return o;
+}
+
+/* ---------------------------------------------------------------- answers */
+
+typedef struct header {
+    const char *name, *value;
+} header_t;
+
+/* The prediction with status and up to three extra headers (NULL names are skipped). */
+static enum MHD_Result send_prediction(request_t *r, unsigned status, json_t *body,
+                                       const header_t *hdrs, size_t n)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (size_t i = 0; i < n; i++)
+        if (hdrs[i].name)
+            MHD_add_response_header(resp, hdrs[i].name, hdrs[i].value);
+    enum MHD_Result ret = gp_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result no_prediction(request_t *r, int rc)
+{
+    return gp_send_error(r->conn, -rc,
+                         rc == -GP_E_NOT_FOUND ? "no prediction with this id" : NULL, NULL);
+}
+
+static void add_detail(json_t *details, const char *field, const char *message)
+{
+    json_array_append_new(details, json_pack("{s:s, s:s}", "field", field, "message", message));
+}
+
+/* ---------------------------------------------------------------- create */
+
+static bool idempotency_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    bool ok = n >= 1 && n <= 255;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = key[i] > 0x20 && key[i] < 0x7f;
+    return ok;
+}
+
+/* The body's fields: every one known (Replicate's schema has additionalProperties: false). */
+static void check_fields(const json_t *body, bool with_version, json_t *details)
+{
+    static const char *const known[] = {"version", "input", "webhook", "webhook_events_filter",
+                                        "stream", "webhook_completed"};
+    const char *k;
+    json_t *v;
+    json_object_foreach ((json_t *)body, k, v) {
+        bool ok = false;
+        for (size_t i = with_version ? 0 : 1; i < sizeof known / sizeof known[0]; i++)
+            ok = ok || !strcmp(k, known[i]);
+        if (!ok) {
+            char field[96];
+            snprintf(field, sizeof field, "%.80s", k);
+            add_detail(details, field,
+                       with_version ? "is not a field of a prediction request"
+                                    : "is not a field of a model's prediction request (the "
+                                      "model in the path is the version)");
+        }
+    }
+    json_t *s = json_object_get(body, "stream");
+    if (s && !json_is_boolean(s))
+        add_detail(details, "stream", "must be a boolean");
+    json_t *in = json_object_get(body, "input");
+    if (!in)
+        add_detail(details, "input", "is required");
+    else if (!json_is_object(in))
+        add_detail(details, "input", "must be an object");
+}
+
+/* The input as params: renamed, the ignored names dropped, the model's fixed params on top. */
+static json_t *input_params(const gp_rep_model_t *m, const gp_rep_version_t *v, bool pinned,
+                            const json_t *input, json_t *details)
+{
+    json_t *params = json_object();
+    const char *k;
+    json_t *val;
+    json_object_foreach ((json_t *)input, k, val) {
+        bool dropped = false;
+        size_t i;
+        json_t *ig;
+        json_array_foreach (m->ignore, i, ig)
+            dropped = dropped || (json_is_string(ig) && !strcmp(json_string_value(ig), k));
+        if (dropped)
+            continue;
+        const char *to = json_string_value(json_object_get(m->rename, k));
+        json_object_set(params, to ? to : k, val);
+    }
+    json_t *prov = json_object_get(params, "provider");
+    if (prov && (m->mapped || pinned)) {
+        if (!json_is_string(prov) || strcmp(json_string_value(prov), v->provider->name) != 0)
+            add_detail(details, "input.provider",
+                       m->mapped ? "is not an input of this model"
+                                 : "differs from the provider the version names");
+    }
+    if (!prov || m->mapped || pinned)
+        json_object_set_new(params, "provider", json_string(v->provider->name));
+    json_object_update(params, m->fixed);
+    return params;
+}
+
+/* Validation details on params.X name the input the client sent: input.<its name>. */
+static json_t *input_details(const gp_rep_model_t *m, json_t *details)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach (details, i, d) {
+        const char *field = json_string_value(json_object_get(d, "field"));
+        const char *msg = json_string_value(json_object_get(d, "message"));
+        char name[160];
+        if (field && !strncmp(field, "params.", 7)) {
+            const char *param = field + 7, *k;
+            json_t *to;
+            json_object_foreach (m->rename, k, to)
+                if (json_is_string(to) && !strcmp(json_string_value(to), param))
+                    param = k;
+            snprintf(name, sizeof name, "input.%.140s", param);
+        } else if (field && !strcmp(field, "params")) {
+            snprintf(name, sizeof name, "input");
+        } else {
+            snprintf(name, sizeof name, "%.150s", field ? field : "");
+        }
+        add_detail(out, name, msg ? msg : "is invalid");
+    }
+    json_decref(details);
+    return out;
+}
+
+/* The GenPulse submission for a Replicate body: 0, or -1 with *details (new array). */
+static int translate(request_t *r, const gp_rep_model_t *m, const gp_rep_version_t *v,
+                     bool pinned, json_t *body, gp_submission_t *sub, json_t **details)
+{
+    json_t *input = json_object_get(body, "input");
+    json_t *own = json_array();
+    json_t *params = input_params(m, v, pinned, input, own);
+    json_t *sb = json_pack("{s:s, s:o}", "task_type", m->type->name, "params", params);
+    json_t *hook = json_object_get(body, "webhook");
+    json_t *legacy = json_object_get(body, "webhook_completed");
+    if (hook)
+        json_object_set(sb, "webhook", hook);
+    else if (legacy && !json_is_null(legacy)) { /* the Python client's legacy field */
+        json_object_set(sb, "webhook", legacy);
+        json_object_set_new(sb, "webhook_events_filter", json_pack("[s]", "completed"));
+    }
+    json_t *filter = json_object_get(body, "webhook_events_filter");
+    if (filter)
+        json_object_set(sb, "webhook_events_filter", filter);
+    json_t *vd = NULL;
+    int rc = gp_validate_submission(sb, (int)r->http->rt->settings->default_max_retries, sub, &vd);
+    json_decref(sb);
+    if (rc != 0 || json_array_size(own) > 0) {
+        if (rc == 0)
+            gp_submission_clear(sub);
+        json_t *all = input_details(m, vd ? vd : json_array());
+        json_array_extend(own, all);
+        json_decref(all);
+        *details = own;
+        return -1;
+    }
+    json_decref(own);
+    char vid[GP_REPLICATE_VERSION_LEN + 1];
+    if (m->mapped)
+        memcpy(vid, v->id, sizeof vid);
+    else
+        gp_replicate_version_id(m->type->name, sub->provider->name, vid);
+    json_object_set_new(sub->params, GP_REPLICATE_PARAM,
+                        json_pack("{s:s, s:s, s:O}", "model", m->full, "version", vid, "input",
+                                  input));
+    sub->webhook_format = GP_WEBHOOK_FORMAT_REPLICATE;
+    return 0;
+}
+
+/* Both create routes, once the model and version are known. */
+static enum MHD_Result create(request_t *r, const gp_rep_model_t *m, const gp_rep_version_t *v,
+                              bool pinned, json_t *body)
+{
+    const char *key = gp_req_header(r, "Idempotency-Key");
+    if (key && !idempotency_key_ok(key)) {
+        json_decref(body);
+        return gp_send_error(
+            r->conn, GP_E_BAD_REQUEST, "invalid Idempotency-Key header",
+            gp_one_detail("headers.Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+    }
+    int wait = gp_prefer_wait(r);
+    if (wait < 0) {
+        json_decref(body);
+        return gp_send_error(r->conn, GP_E_VALIDATION, "invalid Prefer header",
+                             gp_one_detail("headers.Prefer", "wait or wait=N, N from 1 to 60"));
+    }
+    r->wait_s = wait;
+    gp_submission_t sub;
+    json_t *details = NULL;
+    if (translate(r, m, v, pinned, body, &sub, &details) != 0) {
+        json_decref(body);
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    }
+    char msg[160];
+    int rc = gp_tasks_begin_create(r, body, &sub, key, msg, sizeof msg);
+    json_decref(body);
+    if (rc == -GP_E_TOO_MANY_QUEUED)
+        return gp_send_error_full(r->conn, GP_E_TOO_MANY_QUEUED, NULL, msg, NULL,
+                                  MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    return MHD_YES;
+}
+
+/* version: "owner/name", "owner/name:<id>" or a bare id. NULL with the reason in why. */
+static const gp_rep_model_t *resolve_version(gp_rep_catalog_t *c, const char *ref,
+                                             const gp_rep_version_t **v, bool *pinned,
+                                             const char **why)
+{
+    const char *colon = strchr(ref, ':'), *slash = strchr(ref, '/');
+    *pinned = true;
+    if (!slash) {
+        const gp_rep_model_t *m = gp_replicate_version_find(c, ref, v);
+        *why = "is not the id of a version (GET /v1/models/{owner}/{name}/versions)";
+        return m;
+    }
+    char name[2 * GP_PATH_PARAM_LEN];
+    size_t n = colon ? (size_t)(colon - ref) : strlen(ref);
+    *why = "names no model (GET /v1/models lists them)";
+    if (n >= sizeof name)
+        return NULL;
+    memcpy(name, ref, n);
+    name[n] = '\0';
+    const gp_rep_model_t *m = gp_replicate_model_find(c, name, NULL);
+    if (!m)
+        return NULL;
+    if (!colon) {
+        *pinned = false;
+        *v = &m->versions[m->latest];
+        return m;
+    }
+    for (size_t i = 0; i < m->n_versions; i++)
+        if (!strcmp(m->versions[i].id, colon + 1)) {
+            *v = &m->versions[i];
+            return m;
+        }
+    *why = "names a version this model does not have";
+    return NULL;
+}
+
+static enum MHD_Result create_start(request_t *r)
+{
+    enum MHD_Result ret = MHD_NO;
+    json_t *body = gp_parse_body(r, &ret);
+    if (!body)
+        return ret;
+    json_t *details = json_array();
+    if (!json_is_object(body)) {
+        add_detail(details, "", "the body must be a JSON object");
+        json_decref(body);
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    }
+    check_fields(body, true, details);
+    json_t *ver = json_object_get(body, "version");
+    const gp_rep_model_t *m = NULL;
+    const gp_rep_version_t *v = NULL;
+    bool pinned = false;
+    if (!ver) {
+        add_detail(details, "version", "is required");
+    } else if (!json_is_string(ver)) {
+        add_detail(details, "version", "must be a string: owner/name, owner/name:<id> or <id>");
+    } else {
+        const char *why = NULL;
+        m = resolve_version(r->http->replicate, json_string_value(ver), &v, &pinned, &why);
+        if (!m)
+            add_detail(details, "version", why);
+    }
+    if (json_array_size(details) > 0) {
+        json_decref(body);
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    }
+    json_decref(details);
+    return create(r, m, v, pinned, body);
+}
+
+static enum MHD_Result model_create_start(request_t *r)
+{
+    const gp_rep_model_t *m =
+        gp_replicate_model_find(r->http->replicate, r->path_params[0], r->path_params[1]);
+    if (!m)
+        return gp_send_error(r->conn, GP_E_NOT_FOUND, "no model with this name", NULL);
+    enum MHD_Result ret = MHD_NO;
+    json_t *body = gp_parse_body(r, &ret);
+    if (!body)
+        return ret;
+    json_t *details = json_array();
+    if (!json_is_object(body))
+        add_detail(details, "", "the body must be a JSON object");
+    else
+        check_fields(body, false, details);
+    if (json_array_size(details) > 0) {
+        json_decref(body);
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    }
+    json_decref(details);
+    return create(r, m, &m->versions[m->latest], false, body);
+}
+
+static enum MHD_Result create_finish(request_t *r)
+{
+    gp_http_t *h = r->http;
+    if (!r->wait_over) {
+        bool replayed;
+        char msg[200];
+        int rc = gp_tasks_end_create(r, &replayed, msg, sizeof msg);
+        if (rc == -GP_E_IDEMPOTENCY_MISMATCH)
+            return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH, msg,
+                                 gp_one_detail("headers.Idempotency-Key", "reused"));
+        if (rc != 0)
+            return gp_send_error(r->conn, -rc, msg, NULL);
+        if (r->wait_s > 0 && !gp_task_status_terminal(r->task.status)) {
+            gp_http_wait_task(r, r->wait_s); /* finish runs again when it is over */
+            return MHD_YES;
+        }
+    }
+    json_t *p = gp_replicate_prediction_json(h, &r->task);
+    bool done = gp_task_status_terminal(r->task.status);
+    if (r->wait_s > 0 && !done) /* the wait ran out: "starting", so clients poll on */
+        json_object_set_new(p, "status", json_string("starting"));
+    const char *get = json_string_value(json_object_get(json_object_get(p, "urls"), "get"));
+    char *location = gp_xstrdup(get ? get : "");
+    char applied[16];
+    const char *pref = gp_req_header(r, "Prefer");
+    if (pref && strstr(pref, "wait="))
+        snprintf(applied, sizeof applied, "wait=%d", r->wait_s);
+    else
+        snprintf(applied, sizeof applied, "wait");
+    header_t hdrs[] = {
+        {MHD_HTTP_HEADER_LOCATION, location},
+        {r->wait_s > 0 ? "Preference-Applied" : NULL, applied},
+        {r->op.replayed ? "Idempotent-Replayed" : NULL, "true"},
+    };
+    enum MHD_Result ret = send_prediction(r, 201, p, hdrs, 3);
+    free(location);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- get, list, cancel */
+
+static enum MHD_Result get_prediction(request_t *r)
+{
+    gp_task_t t;
+    int rc = gp_tasks_load_visible(r, r->path_params[0], &t);
+    if (rc != 0)
+        return no_prediction(r, rc);
+    json_t *j = gp_replicate_prediction_json(r->http, &t);
+    gp_task_clear(&t);
+    return send_prediction(r, 200, j, NULL, 0);
+}
+
+/* ?cursor (a previous page's next) and ?limit (1..100; GenPulse's, default 100). */
+static void list_query(request_t *r, gp_task_filter_t *f, json_t *details)
+{
+    const char *v;
+    if ((v = gp_req_query(r, "cursor")) && *v) {
+        char *end = NULL;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 1)
+            add_detail(details, "cursor", "is not a cursor from a previous page's next");
+        else
+            f->before_seq = n;
+    }
+    if ((v = gp_req_query(r, "limit"))) {
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > 100)
+            add_detail(details, "limit", "must be an integer from 1 to 100");
+        else
+            f->limit = (size_t)n;
+    }
+    static const char *const unsupported[] = {"created_after", "created_before", "source"};
+    for (size_t i = 0; i < 3; i++)
+        if (gp_req_query(r, unsupported[i]))
+            add_detail(details, unsupported[i], "is not supported by GenPulse");
+}
+
+static enum MHD_Result list_predictions(request_t *r)
+{
+    gp_http_t *h = r->http;
+    json_t *details = json_array();
+    gp_task_filter_t f = {.status = -1, .limit = LIST_DEFAULT};
+    list_query(r, &f, details);
+    if (!gp_principal_is_admin(&r->principal))
+        f.owner = r->principal.user_id;
+    if (json_array_size(details) > 0)
+        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
+    json_decref(details);
+    gp_task_t *rows = gp_xcalloc(f.limit, sizeof *rows);
+    size_t n = 0;
+    if (gp_store_list(h->rt->store, &f, rows, &n) != 0) {
+        free(rows);
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    }
+    json_t *results = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(results, gp_replicate_prediction_json(h, &rows[i]));
+    json_t *next = json_null();
+    if (n == f.limit && n > 0) {
+        json_decref(next);
+        char *url = f.limit == LIST_DEFAULT
+                        ? gp_xasprintf("%s/v1/predictions?cursor=%lld", h->rt->public_url,
+                                       (long long)rows[n - 1].seq)
+                        : gp_xasprintf("%s/v1/predictions?cursor=%lld&limit=%zu",
+                                       h->rt->public_url, (long long)rows[n - 1].seq, f.limit);
+        next = json_string(url);
+        free(url);
+    }
+    for (size_t i = 0; i < n; i++)
+        gp_task_clear(&rows[i]);
+    free(rows);
+    return gp_send_json(r->conn, 200,
+                        json_pack("{s:o, s:n, s:o}", "next", next, "previous", "results", results),
+                        NULL, NULL);
+}
+
+static enum MHD_Result cancel_start(request_t *r)
+{
+    const char *id = r->path_params[0];
+    gp_task_t seen;
+    int rc = gp_tasks_load_visible(r, id, &seen);
+    if (rc != 0)
+        return no_prediction(r, rc);
+    gp_task_clear(&seen);
+    r->op.kind = GP_OP_CANCEL;
+    memcpy(r->op.cancel_id, id, sizeof r->op.cancel_id);
+    gp_http_defer_commit(r);
+    return MHD_YES;
+}
+
+/* Replicate answers a cancel with the prediction, 200, whatever state it was in. */
+static enum MHD_Result cancel_finish(request_t *r)
+{
+    gp_http_t *h = r->http;
+    const char *id = r->path_params[0];
+    if (r->op.result == -GP_E_NOT_FOUND)
+        return no_prediction(r, -GP_E_NOT_FOUND);
+    if (r->op.result != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    gp_task_t t;
+    if (gp_store_get(h->rt->store, id, &t) != 0)
+        return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    if (r->op.cancel_outcome == GP_CANCEL_DONE) {
+        gp_events_publish_status(h->rt->events, &t, false);
+        gp_log(GP_LOG_INFO, id, "canceled while pending");
+    } else if (r->op.cancel_outcome == GP_CANCEL_REQUESTED) {
+        gp_events_publish_cancel(h->rt->events, id);
+        gp_log(GP_LOG_INFO, id, "cancel requested while running");
+    }
+    json_t *j = gp_replicate_prediction_json(h, &t);
+    gp_task_clear(&t);
+    return send_prediction(r, 200, j, NULL, 0);
+}
+
+const gp_route_t gp_routes_replicate[] = {
+    {"POST", "/v1/predictions", GP_BODY_JSON, "tasks:write", create_start, create_finish},
+    {"GET", "/v1/predictions", GP_BODY_NONE, "tasks:read", list_predictions, NULL},
+    {"GET", "/v1/predictions/{}", GP_BODY_NONE, "tasks:read", get_prediction, NULL},
+    {"POST", "/v1/predictions/{}/cancel", GP_BODY_NONE, "tasks:write", cancel_start,
+     cancel_finish},
+    {"POST", "/v1/models/{}/{}/predictions", GP_BODY_JSON, "tasks:write", model_create_start,
+     create_finish},
+    {NULL, NULL, GP_BODY_NONE, NULL, NULL, NULL},
+};
