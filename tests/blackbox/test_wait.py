@@ -140,3 +140,20 @@ def test_sse_stock_eventsource_stops(ctx):
     check(seen["opens"] <= 2, "opened %d times in 5 s: %r" % (seen["opens"], seen))
     statuses = [e["status"] for e in seen["events"]]
     check(statuses == ["succeeded"], "events %r" % seen["events"])
+
+
+@case(own=True)
+def test_prefer_wait_distributed(ctx):
+    """api + worker over PostgreSQL and Redis: the finish reaches the waiting gateway on the
+    bus, and a timed-out wait still answers in time."""
+    from harness import Skip
+    from test_distributed import PG, REDIS, _cluster
+    if not (PG and REDIS):
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
+    (gw,), _ = _cluster(ctx, apis=1, workers=1)
+    for i in range(20):
+        r, took = _create(gw, "wait=15", {"message": "d%d" % i, "sleep_ms": 50})
+        check(r.status == 200 and r.json["status"] == "succeeded",
+              "distributed wait %d: %r (%.2f s)" % (i, r, took))
+    r, took = _create(gw, "wait=1", {"message": "slow", "sleep_ms": 3000})
+    check(r.status == 202 and 0.9 <= took < 3, "timed out wait: %r after %.2f s" % (r, took))
