@@ -7,6 +7,11 @@
  *   thread, no polling); the event bus callback appends to the stream's buffer and resumes
  *   it. A heartbeat thread writes comment lines, which also finds dead clients.
  * - Subscribe first, then read the row: an event that lands in between is not lost.
+ * - A stream of a finished task ends after its last event, and a reconnect that already has
+ *   that event (Last-Event-ID) gets 204: a standard EventSource then stops for good instead
+ *   of reconnecting every `retry` forever.
+ * - Other wire formats (the Replicate stream) plug in as a gp_sse_format_t: the same
+ *   subscription, suspension and heartbeat, with their own opening and event rendering.
  * - Locks: h->clients_lock (the list) is taken before a client's lock, never after.
  */
 #include "api/reply.h"
@@ -30,6 +35,8 @@ struct sse_client {
     uint64_t last_seq;
     /* The every-task stream: owner = the only user whose tasks it carries ("" = all). */
     char owner[37];
+    const gp_sse_format_t *fmt; /* NULL = GenPulse's own events */
+    void *fmt_state;            /* fmt->state_size zeroed bytes, freed with the stream */
     bool suspended, ended, closed;
     bool listed; /* on h->clients (and counted in genpulse_sse_streams) */
     sse_client_t *prev, *next;
@@ -89,12 +96,51 @@ static void sse_on_event(const gp_event_t *ev, void *arg)
     pthread_mutex_lock(&c->lock);
     if (!c->closed && !c->ended && ev->seq > c->last_seq) {
         c->last_seq = ev->seq;
-        sse_append_event(c, ev->seq, ev->type, ev->data, ev->data_len);
+        if (c->fmt)
+            c->fmt->event(c, ev, c->fmt_state);
+        else
+            sse_append_event(c, ev->seq, ev->type, ev->data, ev->data_len);
         if (ev->terminal)
             c->ended = true;
         sse_wake(c);
     }
     pthread_mutex_unlock(&c->lock);
+}
+
+void gp_sse_write(sse_client_t *c, const char *text, size_t n)
+{
+    if (!c->ended && !sse_append(c, text, n))
+        c->ended = true;
+}
+
+void gp_sse_write_event(sse_client_t *c, const char *id, const char *type, const char *data,
+                        size_t n)
+{
+    char head[160];
+    int hn = snprintf(head, sizeof head, "%s%s%sevent: %s\n", id ? "id: " : "", id ? id : "",
+                      id ? "\n" : "", type);
+    gp_sse_write(c, head, (size_t)hn);
+    /* Every line of data gets its own "data:" field (the SSE rules for multi-line data). */
+    const char *p = data, *end = data + n;
+    do {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        gp_sse_write(c, "data: ", 6);
+        gp_sse_write(c, p, len);
+        gp_sse_write(c, "\n", 1);
+        p = nl ? nl + 1 : end;
+    } while (p < end);
+    gp_sse_write(c, "\n", 1);
+}
+
+void gp_sse_close(sse_client_t *c)
+{
+    c->ended = true;
+}
+
+gp_http_t *gp_sse_http(const sse_client_t *c)
+{
+    return c->http;
 }
 
 /* The every-task stream: sequences are per task, so the stream numbers its own events
@@ -160,6 +206,7 @@ static void sse_free(void *cls)
     if (c->sub)
         gp_events_unsubscribe(h->rt->events, c->sub);
     pthread_mutex_destroy(&c->lock);
+    free(c->fmt_state);
     free(c->buf);
     free(c);
 }
@@ -223,16 +270,27 @@ static enum MHD_Result sse_respond(request_t *r, sse_client_t *c)
     return ret;
 }
 
-static enum MHD_Result task_events(request_t *r)
+/* A finished task's stream that the client already read to its end: nothing more will come. */
+static bool already_ended(request_t *r, const gp_task_t *t, const gp_hot_state_t *hot)
+{
+    if (!gp_task_status_terminal(t->status) || !gp_req_header(r, "Last-Event-ID"))
+        return false;
+    return resume_id(r) == (hot ? hot->seq : 0);
+}
+
+enum MHD_Result gp_sse_task_stream(request_t *r, const char *id, bool any_owner,
+                                   const gp_sse_format_t *fmt)
 {
     gp_http_t *h = r->http;
-    const char *id = r->path_params[0];
     if (!gp_is_uuid(id))
         return gp_send_error(r->conn, GP_E_NOT_FOUND, "no task with this id", NULL);
     sse_client_t *c = gp_xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->lock, NULL);
     c->http = h;
     c->conn = r->conn;
+    c->fmt = fmt;
+    if (fmt && fmt->state_size)
+        c->fmt_state = gp_xcalloc(1, fmt->state_size);
     memcpy(c->task_id, id, sizeof c->task_id);
 
     pthread_mutex_lock(&c->lock);
@@ -241,19 +299,37 @@ static enum MHD_Result task_events(request_t *r)
     gp_hot_state_t hot = {.progress = -1};
     bool have_hot = gp_events_get_hot(h->rt->events, id, &hot) == 0;
     gp_task_t t;
-    int rc = gp_tasks_load_visible(r, id, &t);
-    if (rc != 0) {
+    int rc = any_owner ? gp_store_get(h->rt->store, id, &t) : gp_tasks_load_visible(r, id, &t);
+    bool done = rc == 0 && !fmt && already_ended(r, &t, have_hot ? &hot : NULL);
+    if (rc != 0 || done) {
         pthread_mutex_unlock(&c->lock);
         gp_events_unsubscribe(h->rt->events, c->sub);
         pthread_mutex_destroy(&c->lock);
+        free(c->fmt_state);
         free(c);
+        if (done) {
+            gp_task_clear(&t);
+            return gp_send_text(r->conn, 204, NULL, 0, NULL, NULL);
+        }
         return gp_send_error(r->conn, -rc, rc == -GP_E_NOT_FOUND ? "no task with this id" : NULL,
                              NULL);
     }
-    sse_open(c, &t, have_hot ? &hot : NULL, resume_id(r));
+    if (fmt) {
+        c->last_seq = have_hot ? hot.seq : 0;
+        fmt->open(c, &t, have_hot ? &hot : NULL, c->fmt_state);
+        if (gp_task_status_terminal(t.status))
+            c->ended = true;
+    } else {
+        sse_open(c, &t, have_hot ? &hot : NULL, resume_id(r));
+    }
     gp_task_clear(&t);
     pthread_mutex_unlock(&c->lock);
     return sse_respond(r, c);
+}
+
+static enum MHD_Result task_events(request_t *r)
+{
+    return gp_sse_task_stream(r, r->path_params[0], false, NULL);
 }
 
 static enum MHD_Result all_events(request_t *r)

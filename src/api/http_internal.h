@@ -13,6 +13,7 @@
 #include "api/router.h"
 #include "api/server.h"
 #include "core/registry.h"
+#include "infra/events/events.h"
 #include "identity/auth.h"
 
 #include <microhttpd.h>
@@ -25,6 +26,8 @@
 #define GP_REQUEST_ID_LEN 64 /* X-Request-Id: longest accepted from a client */
 
 typedef struct sse_client sse_client_t;
+typedef struct gp_waits gp_waits_t;             /* wait.c: the waiting creates */
+typedef struct gp_task_waiter gp_task_waiter_t; /* wait.c: one of them */
 
 struct gp_http {
     gp_runtime_t *rt;
@@ -49,6 +52,7 @@ struct gp_http {
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
     bool hb_stop;
+    gp_waits_t *waits; /* Prefer: wait (wait.c) */
 };
 
 typedef enum req_state {
@@ -100,6 +104,7 @@ typedef struct request {
     bool dispatched; /* a created task was handed to the queue */
     bool wait_over;  /* gp_http_wait_task resumed r: r->task is as fresh as the store has it */
     int wait_s;      /* the Prefer: wait seconds being applied (0 = none) */
+    gp_task_waiter_t *waiter; /* set while gp_http_wait_task waits (wait.c) */
     /* uploads: the "file" part streams into upload_path */
     struct MHD_PostProcessor *post;
     char *upload_path;
@@ -148,6 +153,14 @@ int gp_prefer_wait(request_t *r);
  * r->wait_over and runs the route's finish hook again. */
 void gp_http_wait_task(request_t *r, int seconds);
 
+/* wait.c: the timer thread (start), resuming every waiting request (end_all, at stop), and
+ * freeing it all once no request waits (stop). gp_wait_release (server.c, on the request's
+ * event thread) ends r's wait before its finish hook runs again and when it completes. */
+int gp_waits_start(gp_http_t *h);
+void gp_waits_end_all(gp_http_t *h);
+void gp_waits_stop(gp_http_t *h);
+void gp_wait_release(request_t *r);
+
 /* tasks.c: the task id names, if r's caller may see it (else -GP_E_NOT_FOUND); t to clear. */
 int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t);
 /* tasks.c: on_completed's part for the task routes (a created task whose client left). */
@@ -157,6 +170,32 @@ void gp_tasks_on_completed(request_t *r);
 int gp_sse_start(gp_http_t *h);
 void gp_sse_stop(gp_http_t *h);
 void gp_sse_end_all(gp_http_t *h);
+
+/* events.c: a task's event stream in another wire format (the Replicate stream). The
+ * callbacks run with the stream locked and must not block; they write with gp_sse_write*
+ * and may end the stream with gp_sse_close (it ends by itself after a terminal event). */
+typedef struct gp_sse_format {
+    /* Once, first: the stream's opening, for task t as read after subscribing (hot NULL =
+     * no hot state). */
+    void (*open)(sse_client_t *c, const gp_task_t *t, const gp_hot_state_t *hot, void *state);
+    /* Each later bus event of the task, in order (ev->data: a gp_task_snapshot JSON text). */
+    void (*event)(sse_client_t *c, const gp_event_t *ev, void *state);
+    size_t state_size; /* bytes of per-stream state, zeroed, passed to both, freed at the end */
+} gp_sse_format_t;
+/* Answers r with the events of task id: fmt NULL = GenPulse's own format (with the snapshot
+ * and Last-Event-ID rules). any_owner: the caller proved access otherwise (a signed link),
+ * so the task is read without the owner check; else another user's task is a 404. fmt is
+ * borrowed for the stream's life (static). */
+enum MHD_Result gp_sse_task_stream(request_t *r, const char *id, bool any_owner,
+                                   const gp_sse_format_t *fmt);
+/* With the stream locked: raw text; one event (id NULL = no id line; data may hold
+ * newlines, each line becomes a data: field); the end after what is buffered. */
+void gp_sse_write(sse_client_t *c, const char *text, size_t n);
+void gp_sse_write_event(sse_client_t *c, const char *id, const char *type, const char *data,
+                        size_t n);
+void gp_sse_close(sse_client_t *c);
+/* The gateway a stream belongs to (for links), any thread. */
+gp_http_t *gp_sse_http(const sse_client_t *c);
 
 /* assets.c: multipart upload plumbing used by body reading in server.c. */
 enum MHD_Result gp_upload_begin(request_t *r);

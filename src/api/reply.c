@@ -101,7 +101,8 @@ enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *bo
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (content_type) /* NULL: no body (a 204) */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
@@ -112,6 +113,13 @@ enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *bo
 
 enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *body,
                              const char *extra_header, const char *extra_value)
+{
+    const char *headers[] = {extra_header, extra_value, NULL};
+    return gp_send_json_headers(c, status, body, headers);
+}
+
+enum MHD_Result gp_send_json_headers(struct MHD_Connection *c, unsigned status, json_t *body,
+                                     const char *const *headers)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
@@ -125,8 +133,8 @@ enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (extra_header)
-        MHD_add_response_header(resp, extra_header, extra_value);
+    for (size_t i = 0; headers && headers[i]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
     enum MHD_Result ret = gp_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;

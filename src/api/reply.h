@@ -34,6 +34,9 @@ enum MHD_Result gp_send_text(struct MHD_Connection *c, unsigned status, char *bo
 /* Queues body (stolen) as compact JSON in insertion order; one optional extra header. */
 enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *body,
                              const char *extra_header, const char *extra_value);
+/* The same with any number of headers: name, value, ..., NULL. */
+enum MHD_Result gp_send_json_headers(struct MHD_Connection *c, unsigned status, json_t *body,
+                                     const char *const *headers);
 /* {"error":{code,message,details}} with err's HTTP status. err: a gp_err_t; message NULL =
  * err's default; details stolen (NULL = []); allow (NULL = none) becomes the Allow header. */
 enum MHD_Result gp_send_error_allow(struct MHD_Connection *c, int err, const char *message,

@@ -332,8 +332,10 @@ static enum MHD_Result request_step(request_t *r, const char *url, const char *m
     }
     if (r->state == REQ_WAITING)
         return MHD_YES; /* spurious call while suspended */
-    if (r->state == REQ_READY)
+    if (r->state == REQ_READY) {
+        gp_wait_release(r); /* a Prefer: wait ended: r->task is re-read */
         return r->route->finish(r);
+    }
     if (r->too_large && !r->post)
         return too_large(conn, h->rt->settings->max_body_bytes);
     return r->route->start(r);
@@ -387,6 +389,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     request_end(r);
+    gp_wait_release(r); /* resumed from a wait, but the client left before its answer */
     gp_tasks_on_completed(r);
     gp_upload_cleanup(r);
     free(r->metrics_text);
@@ -584,6 +587,12 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
         MHD_stop_daemon(h->daemon);
         goto fail;
     }
+    if (gp_waits_start(h) != 0) {
+        snprintf(err, cap, "cannot start the gateway's threads");
+        gp_sse_stop(h);
+        MHD_stop_daemon(h->daemon);
+        goto fail;
+    }
     return h;
 fail:
     gp_replicate_catalog_free(h->replicate);
@@ -618,11 +627,13 @@ void gp_http_stop(gp_http_t *h)
     /* End every stream and let suspended requests answer: MHD must not stop while
      * connections are suspended. */
     gp_sse_end_all(h);
+    gp_waits_end_all(h);
     for (int i = 0; i < 500 && atomic_load(&h->inflight) > 0; i++)
         usleep(10000);
     gp_offload_stop(h->offload); /* a job still running resumes its connection first */
     usleep(50000);               /* let resumed streams flush their last bytes */
     MHD_stop_daemon(h->daemon);
+    gp_waits_stop(h);
     gp_offload_free(h->offload);
     gp_auth_free(h->auth);
     gp_oidc_free(h->oidc);

@@ -133,6 +133,10 @@ static enum MHD_Result create_start(request_t *r)
         return gp_send_error(
             r->conn, GP_E_BAD_REQUEST, "invalid Idempotency-Key header",
             gp_one_detail("headers.Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+    r->wait_s = gp_prefer_wait(r);
+    if (r->wait_s < 0)
+        return gp_send_error(r->conn, GP_E_BAD_REQUEST, "invalid Prefer header",
+                             gp_one_detail("headers.Prefer", "wait must be 1 to 60 seconds"));
     enum MHD_Result ret = MHD_NO;
     json_t *body = gp_parse_body(r, &ret);
     if (!body)
@@ -154,19 +158,43 @@ static enum MHD_Result create_start(request_t *r)
     return MHD_YES;
 }
 
+/* Answers 202 with the task; with Prefer: wait, first waits (wait.c) and answers 200 when
+ * the task finished in time, 202 when not. */
 static enum MHD_Result create_finish(request_t *r)
 {
     gp_http_t *h = r->http;
-    bool replayed;
-    char msg[200];
-    int rc = gp_tasks_end_create(r, &replayed, msg, sizeof msg);
-    if (rc == -GP_E_IDEMPOTENCY_MISMATCH)
-        return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH, msg,
-                             gp_one_detail("headers.Idempotency-Key", "reused"));
-    if (rc != 0)
-        return gp_send_error(r->conn, -rc, msg, NULL);
-    return gp_send_json(r->conn, 202, gp_task_json(h, &r->task),
-                        replayed ? "Idempotent-Replayed" : NULL, replayed ? "true" : NULL);
+    if (!r->wait_over) {
+        bool replayed;
+        char msg[200];
+        int rc = gp_tasks_end_create(r, &replayed, msg, sizeof msg);
+        if (rc == -GP_E_IDEMPOTENCY_MISMATCH)
+            return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH, msg,
+                                 gp_one_detail("headers.Idempotency-Key", "reused"));
+        if (rc != 0)
+            return gp_send_error(r->conn, -rc, msg, NULL);
+        if (r->wait_s > 0 && !gp_task_status_terminal(r->task.status)) {
+            gp_http_wait_task(r, r->wait_s);
+            return MHD_YES;
+        }
+    }
+    const char *headers[5] = {NULL};
+    size_t n = 0;
+    char applied[16];
+    if (r->wait_s > 0) {
+        const char *pref = gp_req_header(r, "Prefer"); /* echo the form the client used */
+        if (pref && strcasestr(pref, "wait="))
+            snprintf(applied, sizeof applied, "wait=%d", r->wait_s);
+        else
+            snprintf(applied, sizeof applied, "wait");
+        headers[n++] = "Preference-Applied";
+        headers[n++] = applied;
+    }
+    if (r->op.replayed) {
+        headers[n++] = "Idempotent-Replayed";
+        headers[n++] = "true";
+    }
+    unsigned status = r->wait_s > 0 && gp_task_status_terminal(r->task.status) ? 200 : 202;
+    return gp_send_json_headers(r->conn, status, gp_task_json(h, &r->task), headers);
 }
 
 void gp_tasks_on_completed(request_t *r)
