@@ -93,8 +93,7 @@ static json_t *output_json(const gp_rep_model_t *m, const json_t *result)
     return copy;
 }
 
-/* tqdm's bar, so the official clients' progress parsers read it: " 45%|████▌     | 45/100". */
-static void tqdm_line(int pct, char *out, size_t cap)
+void gp_replicate_tqdm_line(int pct, char *out, size_t cap)
 {
     static const char *const eighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
     char bar[64] = "";
@@ -109,7 +108,7 @@ static void tqdm_line(int pct, char *out, size_t cap)
     }
     for (; cells < 10; cells++)
         len += (size_t)snprintf(bar + len, sizeof bar - len, " ");
-    snprintf(out, cap, "%3d%%|%s| %d/100\n", pct, bar, pct);
+    snprintf(out, cap, "%3d%%|%s| %d/100", pct, bar, pct);
 }
 
 static json_t *logs_json(const gp_task_t *t, const json_t *task)
@@ -127,8 +126,13 @@ static json_t *logs_json(const gp_task_t *t, const json_t *task)
     int pct = json_is_integer(progress) ? (int)json_integer_value(progress) : 0;
     if (pct < 0 || pct > 100)
         pct = 0;
-    if ((pct > 0 || t->status == GP_TASK_SUCCEEDED) && n < sizeof buf)
-        tqdm_line(t->status == GP_TASK_SUCCEEDED ? 100 : pct, buf + n, sizeof buf - n);
+    if ((pct > 0 || t->status == GP_TASK_SUCCEEDED) && n + 2 < sizeof buf) {
+        gp_replicate_tqdm_line(t->status == GP_TASK_SUCCEEDED ? 100 : pct, buf + n,
+                               sizeof buf - n - 1);
+        n = strlen(buf);
+        buf[n++] = '\n';
+        buf[n] = '\0';
+    }
     return json_string(buf);
 }
 
@@ -220,34 +224,6 @@ json_t *gp_replicate_prediction_json(gp_http_t *h, const gp_task_t *t)
 }
 
 /* ---------------------------------------------------------------- answers */
-
-typedef struct header {
-    const char *name, *value;
-} header_t;
-
-/* The prediction with status and up to three extra headers (NULL names are skipped). */
-static enum MHD_Result send_prediction(request_t *r, unsigned status, json_t *body,
-                                       const header_t *hdrs, size_t n)
-{
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(body);
-    if (!text)
-        return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    for (size_t i = 0; i < n; i++)
-        if (hdrs[i].name)
-            MHD_add_response_header(resp, hdrs[i].name, hdrs[i].value);
-    enum MHD_Result ret = gp_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
 
 static enum MHD_Result no_prediction(request_t *r, int rc)
 {
@@ -418,7 +394,7 @@ static enum MHD_Result create(request_t *r, const gp_rep_model_t *m, const gp_re
     int wait = gp_prefer_wait(r);
     if (wait < 0) {
         json_decref(body);
-        return gp_send_error(r->conn, GP_E_VALIDATION, "invalid Prefer header",
+        return gp_send_error(r->conn, GP_E_BAD_REQUEST, "invalid Prefer header",
                              gp_one_detail("headers.Prefer", "wait or wait=N, N from 1 to 60"));
     }
     r->wait_s = wait;
@@ -554,18 +530,23 @@ static enum MHD_Result create_finish(request_t *r)
         json_object_set_new(p, "status", json_string("starting"));
     const char *get = json_string_value(json_object_get(json_object_get(p, "urls"), "get"));
     char *location = gp_xstrdup(get ? get : "");
+    const char *headers[7] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
+    size_t n = 2;
     char applied[16];
-    const char *pref = gp_req_header(r, "Prefer");
-    if (pref && strstr(pref, "wait="))
-        snprintf(applied, sizeof applied, "wait=%d", r->wait_s);
-    else
-        snprintf(applied, sizeof applied, "wait");
-    header_t hdrs[] = {
-        {MHD_HTTP_HEADER_LOCATION, location},
-        {r->wait_s > 0 ? "Preference-Applied" : NULL, applied},
-        {r->op.replayed ? "Idempotent-Replayed" : NULL, "true"},
-    };
-    enum MHD_Result ret = send_prediction(r, 201, p, hdrs, 3);
+    if (r->wait_s > 0) {
+        const char *pref = gp_req_header(r, "Prefer"); /* echo the form the client used */
+        if (pref && strcasestr(pref, "wait="))
+            snprintf(applied, sizeof applied, "wait=%d", r->wait_s);
+        else
+            snprintf(applied, sizeof applied, "wait");
+        headers[n++] = "Preference-Applied";
+        headers[n++] = applied;
+    }
+    if (r->op.replayed) {
+        headers[n++] = "Idempotent-Replayed";
+        headers[n++] = "true";
+    }
+    enum MHD_Result ret = gp_send_json_headers(r->conn, 201, p, headers);
     free(location);
     return ret;
 }
@@ -580,7 +561,7 @@ static enum MHD_Result get_prediction(request_t *r)
         return no_prediction(r, rc);
     json_t *j = gp_replicate_prediction_json(r->http, &t);
     gp_task_clear(&t);
-    return send_prediction(r, 200, j, NULL, 0);
+    return gp_send_json(r->conn, 200, j, NULL, NULL);
 }
 
 /* ?cursor (a previous page's next) and ?limit (1..100; GenPulse's, default 100). */
@@ -683,7 +664,7 @@ static enum MHD_Result cancel_finish(request_t *r)
     }
     json_t *j = gp_replicate_prediction_json(h, &t);
     gp_task_clear(&t);
-    return send_prediction(r, 200, j, NULL, 0);
+    return gp_send_json(r->conn, 200, j, NULL, NULL);
 }
 
 const gp_route_t gp_routes_replicate[] = {

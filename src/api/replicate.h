@@ -74,6 +74,10 @@ json_t *gp_replicate_version_json(const gp_rep_model_t *m, const gp_rep_version_
  * Any task renders, whichever surface made it. */
 json_t *gp_replicate_prediction_json(gp_http_t *h, const gp_task_t *t);
 
+/* tqdm's progress bar, which the official clients' progress parsers read:
+ * " 45%|████▌     | 45/100" (no newline; cap >= 64). */
+void gp_replicate_tqdm_line(int pct, char *out, size_t cap);
+
 /* The signed stream link's path for a prediction id (cap >= 80). */
 void gp_replicate_stream_path(const char *id, char *out, size_t cap);
 
