@@ -227,8 +227,8 @@ json_t *gp_replicate_prediction_json(gp_http_t *h, const gp_task_t *t)
 
 static enum MHD_Result no_prediction(request_t *r, int rc)
 {
-    return gp_send_error(r->conn, -rc,
-                         rc == -GP_E_NOT_FOUND ? "no prediction with this id" : NULL, NULL);
+    return gp_send_error(r->conn, -rc, rc == -GP_E_NOT_FOUND ? "no prediction with this id" : NULL,
+                         NULL);
 }
 
 static void add_detail(json_t *details, const char *field, const char *message)
@@ -250,8 +250,8 @@ static bool idempotency_key_ok(const char *key)
 /* The body's fields: every one known (Replicate's schema has additionalProperties: false). */
 static void check_fields(const json_t *body, bool with_version, json_t *details)
 {
-    static const char *const known[] = {"version", "input", "webhook", "webhook_events_filter",
-                                        "stream", "webhook_completed"};
+    static const char *const known[] = {
+        "version", "input", "webhook", "webhook_events_filter", "stream", "webhook_completed"};
     const char *k;
     json_t *v;
     json_object_foreach ((json_t *)body, k, v) {
@@ -337,8 +337,8 @@ static json_t *input_details(const gp_rep_model_t *m, json_t *details)
 }
 
 /* The GenPulse submission for a Replicate body: 0, or -1 with *details (new array). */
-static int translate(request_t *r, const gp_rep_model_t *m, const gp_rep_version_t *v,
-                     bool pinned, json_t *body, gp_submission_t *sub, json_t **details)
+static int translate(request_t *r, const gp_rep_model_t *m, const gp_rep_version_t *v, bool pinned,
+                     json_t *body, gp_submission_t *sub, json_t **details)
 {
     json_t *input = json_object_get(body, "input");
     json_t *own = json_array();
@@ -373,9 +373,9 @@ static int translate(request_t *r, const gp_rep_model_t *m, const gp_rep_version
         memcpy(vid, v->id, sizeof vid);
     else
         gp_replicate_version_id(m->type->name, sub->provider->name, vid);
-    json_object_set_new(sub->params, GP_REPLICATE_PARAM,
-                        json_pack("{s:s, s:s, s:O}", "model", m->full, "version", vid, "input",
-                                  input));
+    json_object_set_new(
+        sub->params, GP_REPLICATE_PARAM,
+        json_pack("{s:s, s:s, s:O}", "model", m->full, "version", vid, "input", input));
     sub->webhook_format = GP_WEBHOOK_FORMAT_REPLICATE;
     return 0;
 }
@@ -616,8 +616,8 @@ static enum MHD_Result list_predictions(request_t *r)
         char *url = f.limit == LIST_DEFAULT
                         ? gp_xasprintf("%s/v1/predictions?cursor=%lld", h->rt->public_url,
                                        (long long)rows[n - 1].seq)
-                        : gp_xasprintf("%s/v1/predictions?cursor=%lld&limit=%zu",
-                                       h->rt->public_url, (long long)rows[n - 1].seq, f.limit);
+                        : gp_xasprintf("%s/v1/predictions?cursor=%lld&limit=%zu", h->rt->public_url,
+                                       (long long)rows[n - 1].seq, f.limit);
         next = json_string(url);
         free(url);
     }
@@ -671,8 +671,7 @@ const gp_route_t gp_routes_replicate[] = {
     {"POST", "/v1/predictions", GP_BODY_JSON, "tasks:write", create_start, create_finish},
     {"GET", "/v1/predictions", GP_BODY_NONE, "tasks:read", list_predictions, NULL},
     {"GET", "/v1/predictions/{}", GP_BODY_NONE, "tasks:read", get_prediction, NULL},
-    {"POST", "/v1/predictions/{}/cancel", GP_BODY_NONE, "tasks:write", cancel_start,
-     cancel_finish},
+    {"POST", "/v1/predictions/{}/cancel", GP_BODY_NONE, "tasks:write", cancel_start, cancel_finish},
     {"POST", "/v1/models/{}/{}/predictions", GP_BODY_JSON, "tasks:write", model_create_start,
      create_finish},
     {NULL, NULL, GP_BODY_NONE, NULL, NULL, NULL},

@@ -42,7 +42,11 @@ typedef struct gp_rep_model {
     size_t latest; /* index of the default provider's version */
 } gp_rep_model_t;
 
-enum { GP_REP_OUTPUT_OBJECT = 0, GP_REP_OUTPUT_FILE = 1, GP_REP_OUTPUT_FILES = 2 };
+enum {
+    GP_REP_OUTPUT_OBJECT = 0,
+    GP_REP_OUTPUT_FILE = 1,
+    GP_REP_OUTPUT_FILES = 2
+};
 
 typedef struct gp_rep_catalog gp_rep_catalog_t;
 

@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REP_NAME_MAX 64      /* an owner or a model name */
-#define REP_MODELS_MAX 256   /* models in a table */
-#define COG_VERSION "0.9.0"  /* >= 0.3.9: the Python client reads components.schemas */
+#define REP_NAME_MAX 64     /* an owner or a model name */
+#define REP_MODELS_MAX 256  /* models in a table */
+#define COG_VERSION "0.9.0" /* >= 0.3.9: the Python client reads components.schemas */
 #define VERSION_CREATED "2026-01-01T00:00:00.000Z" /* versions are code: one fixed date */
 
 struct gp_rep_catalog {
@@ -136,7 +136,8 @@ static void add_genpulse_models(gp_rep_catalog_t *c)
 static bool parse_entry(const char *full, json_t *e, gp_rep_model_t *m, char *err, size_t cap)
 {
     const char *slash = strchr(full, '/');
-    if (!slash || !name_ok(full, (size_t)(slash - full)) || !name_ok(slash + 1, strlen(slash + 1))) {
+    if (!slash || !name_ok(full, (size_t)(slash - full)) ||
+        !name_ok(slash + 1, strlen(slash + 1))) {
         snprintf(err, cap, "model \"%.80s\": the name must be owner/name (a-z, 0-9, - _ .)", full);
         return false;
     }
@@ -190,8 +191,9 @@ static bool parse_entry(const char *full, json_t *e, gp_rep_model_t *m, char *er
         json_array_extend(m->ignore, ignore);
     if (rename)
         json_object_update(m->rename, rename);
-    m->description =
-        gp_xstrdup(desc ? json_string_value(desc) : type->description ? type->description : "");
+    m->description = gp_xstrdup(desc                ? json_string_value(desc)
+                                : type->description ? type->description
+                                                    : "");
     m->versions = gp_xcalloc(1, sizeof *m->versions);
     m->n_versions = 1;
     m->versions[0].provider = p;
@@ -350,9 +352,9 @@ json_t *gp_replicate_version_json(const gp_rep_model_t *m, const gp_rep_version_
 {
     json_t *schemas =
         json_pack("{s:o, s:o}", "Input", input_schema(m, v), "Output", output_schema(m));
-    json_t *api = json_pack("{s:s, s:{s:s, s:s}, s:{}, s:{s:o}}", "openapi", "3.0.2", "info",
-                            "title", "Cog", "version", "0.1.0", "paths", "components", "schemas",
-                            schemas);
+    json_t *api =
+        json_pack("{s:s, s:{s:s, s:s}, s:{}, s:{s:o}}", "openapi", "3.0.2", "info", "title", "Cog",
+                  "version", "0.1.0", "paths", "components", "schemas", schemas);
     return json_pack("{s:s, s:s, s:s, s:o}", "id", v->id, "created_at", VERSION_CREATED,
                      "cog_version", COG_VERSION, "openapi_schema", api);
 }

@@ -25,9 +25,9 @@
 #include <time.h>
 
 typedef struct rep_stream {
-    int last_pct;     /* the progress last written as a logs line */
-    bool said_start;  /* the "running …" line went out */
-    unsigned n;       /* events written: the id's second part */
+    int last_pct;    /* the progress last written as a logs line */
+    bool said_start; /* the "running …" line went out */
+    unsigned n;      /* events written: the id's second part */
 } rep_stream_t;
 
 static void write_event(sse_client_t *c, rep_stream_t *st, uint64_t seq, const char *type,

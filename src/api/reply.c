@@ -159,12 +159,18 @@ static const char *problem_title(int status)
         int status;
         const char *title;
     } titles[] = {
-        {400, "Bad request"},        {401, "Unauthenticated"},
-        {402, "Insufficient credit"}, {403, "Forbidden"},
-        {404, "Not found"},          {405, "Method not allowed"},
-        {409, "Conflict"},           {413, "Payload too large"},
-        {415, "Unsupported media type"}, {422, "Input validation failed"},
-        {429, "Too many requests"},  {503, "Service unavailable"},
+        {400, "Bad request"},
+        {401, "Unauthenticated"},
+        {402, "Insufficient credit"},
+        {403, "Forbidden"},
+        {404, "Not found"},
+        {405, "Method not allowed"},
+        {409, "Conflict"},
+        {413, "Payload too large"},
+        {415, "Unsupported media type"},
+        {422, "Input validation failed"},
+        {429, "Too many requests"},
+        {503, "Service unavailable"},
         {504, "Gateway timeout"},
     };
     for (size_t i = 0; i < sizeof titles / sizeof titles[0]; i++)
@@ -190,10 +196,9 @@ static json_t *problem_body(int err, const char *code, const char *message, json
         char *next = gp_xasprintf("%s\n- %s%s%s", detail, f, *f ? ": " : "", m);
         free(detail);
         detail = next;
-        json_array_append_new(fields,
-                              json_pack("{s:s, s:s, s:s}", "type",
-                                        !strcmp(m, "is required") ? "required" : "invalid",
-                                        "field", f, "description", m));
+        json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "type",
+                                                !strcmp(m, "is required") ? "required" : "invalid",
+                                                "field", f, "description", m));
     }
     json_t *body = json_pack("{s:s, s:s, s:i, s:s}", "title", problem_title(status), "detail",
                              detail, "status", status, "code", code);
