@@ -515,3 +515,15 @@ def test_replicate_api_js_client(ctx):
     out = p.stdout.decode()
     print(out.strip())
     check(p.returncode == 0 and "ALL OK" in out, "the JS client script failed:\n%s" % out[-3000:])
+
+
+@case(own=True)
+def test_replicate_api_rate_limit_problem(ctx):
+    srv = ctx.new_server().start()
+    _, key = new_user_key(srv, "busy-rep@example.com", plan="free")  # 120 requests a minute
+    statuses = [srv.get("/v1/models/genpulse/echo", headers=bearer(key)).status for _ in range(122)]
+    check(statuses[-1] == 429, "statuses %r" % statuses[115:])
+    r = srv.get("/v1/predictions", headers={"Authorization": "Token " + key})
+    j = check_problem(r, 429, what="rate limited")
+    check(int(r.headers.get("retry-after", "0")) > 0 and j["title"] == "Too many requests",
+          "429: %r %r" % (r.headers, j))
