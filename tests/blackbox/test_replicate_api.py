@@ -527,3 +527,26 @@ def test_replicate_api_rate_limit_problem(ctx):
     j = check_problem(r, 429, what="rate limited")
     check(int(r.headers.get("retry-after", "0")) > 0 and j["title"] == "Too many requests",
           "429: %r %r" % (r.headers, j))
+
+
+@case(own=True)
+def test_replicate_api_distributed(ctx):
+    """Two gateways and a worker over PostgreSQL and Redis: Prefer: wait, a stream opened on the
+    other gateway (the same link secret), cancel of a running prediction from the other side."""
+    from test_distributed import PG, REDIS, _cluster
+    if not (PG and REDIS):
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
+    (a, b), _ = _cluster(ctx, apis=2, workers=1)
+    for i in range(5):
+        r = create(b, {"version": "genpulse/echo", "input": {"message": "d%d" % i}}, headers={"Prefer": "wait=15"})
+        check(r.json["status"] == "succeeded" and r.json["output"]["message"] == "d%d" % i, "wait %d: %r" % (i, r))
+    p = create(b, {"version": "genpulse/text-to-image",
+                   "input": {"prompt": "x", "width": 64, "height": 64, "delay_ms": 800, "steps": 4}}).json
+    link = p["urls"]["stream"].replace(":%d/" % b.port, ":%d/" % a.port)
+    evs = check_stream_events(sse_events(link, timeout=20), "stream on the other gateway")
+    check([e["event"] for e in evs][-2:] == ["output", "done"], "events %r" % evs)
+    slow = create(a, {"version": "genpulse/echo", "input": {"sleep_ms": 20000}}).json
+    wait_for(b, slow["id"], ("processing",), timeout=15)
+    c = b.post("/v1/predictions/%s/cancel" % slow["id"])
+    check(c.status == 200, "cancel %r" % c)
+    check(wait_for(a, slow["id"], ("canceled",), timeout=15)["status"] == "canceled", "canceled")
