@@ -45,14 +45,15 @@ struct gp_http {
     struct gp_oidc *oidc;   /* ID token issuers; NULL = none configured */
     const char *issuers[2]; /* their names (borrowed from the settings), for sign-in */
     size_t n_issuers;
-    uint8_t session_secret[32];       /* signs browser cookies (core/session_token.h) */
-    uint8_t link_secret[32];          /* signs /files/ links (core/signed_link.h) */
-    struct gp_rep_catalog *replicate; /* the Replicate model catalog (api/replicate.h) */
+    uint8_t session_secret[32]; /* signs browser cookies (core/session_token.h) */
+    uint8_t link_secret[32];    /* signs /files/ links (core/signed_link.h) */
     pthread_t heartbeat;
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
     bool hb_stop;
     gp_waits_t *waits; /* Prefer: wait (wait.c) */
+
+    struct gp_rep_catalog *replicate; /* the Replicate model catalog (api/replicate.h) */
 };
 
 typedef enum req_state {
