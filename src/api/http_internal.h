@@ -164,6 +164,14 @@ void gp_wait_release(request_t *r);
 
 /* tasks.c: the task id names, if r's caller may see it (else -GP_E_NOT_FOUND); t to clear. */
 int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t);
+/* tasks.c: a cancel's two halves, for every surface that cancels (the Replicate routes).
+ * begin: the task id names, if r's caller may see it, goes to the committer as a cancel (r is
+ * suspended; 0), else -GP_E_NOT_FOUND and nothing is suspended. announce: in the finish hook,
+ * with t re-read after the commit, tells the bus (and a running worker) what the commit did. */
+int gp_tasks_cancel_begin(request_t *r, const char *id);
+void gp_tasks_cancel_announce(request_t *r, const gp_task_t *t);
+/* tasks.c: an Idempotency-Key header value is 1..255 visible ASCII characters. */
+bool gp_tasks_idempotency_key_ok(const char *key);
 /* tasks.c: on_completed's part for the task routes (a created task whose client left). */
 void gp_tasks_on_completed(request_t *r);
 

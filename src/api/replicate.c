@@ -238,15 +238,6 @@ static void add_detail(json_t *details, const char *field, const char *message)
 
 /* ---------------------------------------------------------------- create */
 
-static bool idempotency_key_ok(const char *key)
-{
-    size_t n = strlen(key);
-    bool ok = n >= 1 && n <= 255;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = key[i] > 0x20 && key[i] < 0x7f;
-    return ok;
-}
-
 /* The body's fields: every one known (Replicate's schema has additionalProperties: false). */
 static void check_fields(const json_t *body, bool with_version, json_t *details)
 {
@@ -385,7 +376,7 @@ static enum MHD_Result create(request_t *r, const gp_rep_model_t *m, const gp_re
                               bool pinned, json_t *body)
 {
     const char *key = gp_req_header(r, "Idempotency-Key");
-    if (key && !idempotency_key_ok(key)) {
+    if (key && !gp_tasks_idempotency_key_ok(key)) {
         json_decref(body);
         return gp_send_error(
             r->conn, GP_E_BAD_REQUEST, "invalid Idempotency-Key header",
@@ -631,16 +622,8 @@ static enum MHD_Result list_predictions(request_t *r)
 
 static enum MHD_Result cancel_start(request_t *r)
 {
-    const char *id = r->path_params[0];
-    gp_task_t seen;
-    int rc = gp_tasks_load_visible(r, id, &seen);
-    if (rc != 0)
-        return no_prediction(r, rc);
-    gp_task_clear(&seen);
-    r->op.kind = GP_OP_CANCEL;
-    memcpy(r->op.cancel_id, id, sizeof r->op.cancel_id);
-    gp_http_defer_commit(r);
-    return MHD_YES;
+    int rc = gp_tasks_cancel_begin(r, r->path_params[0]);
+    return rc != 0 ? no_prediction(r, rc) : MHD_YES;
 }
 
 /* Replicate answers a cancel with the prediction, 200, whatever state it was in. */
@@ -655,13 +638,7 @@ static enum MHD_Result cancel_finish(request_t *r)
     gp_task_t t;
     if (gp_store_get(h->rt->store, id, &t) != 0)
         return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
-    if (r->op.cancel_outcome == GP_CANCEL_DONE) {
-        gp_events_publish_status(h->rt->events, &t, false);
-        gp_log(GP_LOG_INFO, id, "canceled while pending");
-    } else if (r->op.cancel_outcome == GP_CANCEL_REQUESTED) {
-        gp_events_publish_cancel(h->rt->events, id);
-        gp_log(GP_LOG_INFO, id, "cancel requested while running");
-    }
+    gp_tasks_cancel_announce(r, &t);
     json_t *j = gp_replicate_prediction_json(h, &t);
     gp_task_clear(&t);
     return gp_send_json(r->conn, 200, j, NULL, NULL);

@@ -346,18 +346,40 @@ static enum MHD_Result list_tasks(request_t *r)
                         NULL, NULL);
 }
 
-static enum MHD_Result cancel_start(request_t *r)
+bool gp_tasks_idempotency_key_ok(const char *key)
 {
-    const char *id = r->path_params[0];
+    return idempotency_key_ok(key);
+}
+
+int gp_tasks_cancel_begin(request_t *r, const char *id)
+{
     gp_task_t seen;
     int rc = gp_tasks_load_visible(r, id, &seen);
     if (rc != 0)
-        return no_task(r, rc);
+        return rc;
     gp_task_clear(&seen);
     r->op.kind = GP_OP_CANCEL;
     memcpy(r->op.cancel_id, id, sizeof r->op.cancel_id);
     gp_http_defer_commit(r);
-    return MHD_YES;
+    return 0;
+}
+
+void gp_tasks_cancel_announce(request_t *r, const gp_task_t *t)
+{
+    gp_http_t *h = r->http;
+    if (r->op.cancel_outcome == GP_CANCEL_DONE) {
+        gp_events_publish_status(h->rt->events, t, false);
+        gp_log(GP_LOG_INFO, t->id, "canceled while pending");
+    } else if (r->op.cancel_outcome == GP_CANCEL_REQUESTED) {
+        gp_events_publish_cancel(h->rt->events, t->id);
+        gp_log(GP_LOG_INFO, t->id, "cancel requested while running");
+    }
+}
+
+static enum MHD_Result cancel_start(request_t *r)
+{
+    int rc = gp_tasks_cancel_begin(r, r->path_params[0]);
+    return rc != 0 ? no_task(r, rc) : MHD_YES;
 }
 
 static enum MHD_Result cancel_finish(request_t *r)
@@ -371,23 +393,15 @@ static enum MHD_Result cancel_finish(request_t *r)
     gp_task_t t;
     if (gp_store_get(h->rt->store, id, &t) != 0)
         return gp_send_error(r->conn, GP_E_UNAVAILABLE, NULL, NULL);
+    gp_tasks_cancel_announce(r, &t);
     enum MHD_Result ret;
-    switch (r->op.cancel_outcome) {
-    case GP_CANCEL_DONE:
-        gp_events_publish_status(h->rt->events, &t, false);
-        gp_log(GP_LOG_INFO, id, "canceled while pending");
-        ret = gp_send_json(r->conn, 200, gp_task_json(h, &t), NULL, NULL);
-        break;
-    case GP_CANCEL_REQUESTED:
-        gp_events_publish_cancel(h->rt->events, id);
-        gp_log(GP_LOG_INFO, id, "cancel requested while running");
-        ret = gp_send_json(r->conn, 202, gp_task_json(h, &t), NULL, NULL);
-        break;
-    default: {
+    bool done = r->op.cancel_outcome == GP_CANCEL_DONE;
+    if (done || r->op.cancel_outcome == GP_CANCEL_REQUESTED) {
+        ret = gp_send_json(r->conn, done ? 200 : 202, gp_task_json(h, &t), NULL, NULL);
+    } else {
         char msg[128];
         snprintf(msg, sizeof msg, "the task already finished (%s)", gp_task_status_name(t.status));
         ret = gp_send_error(r->conn, GP_E_CONFLICT, msg, NULL);
-    }
     }
     gp_task_clear(&t);
     return ret;
