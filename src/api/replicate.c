@@ -238,160 +238,28 @@ static void add_detail(json_t *details, const char *field, const char *message)
 
 /* ---------------------------------------------------------------- create */
 
-/* The body's fields: every one known (Replicate's schema has additionalProperties: false). */
-static void check_fields(const json_t *body, bool with_version, json_t *details)
-{
-    static const char *const known[] = {
-        "version", "input", "webhook", "webhook_events_filter", "stream", "webhook_completed"};
-    const char *k;
-    json_t *v;
-    json_object_foreach ((json_t *)body, k, v) {
-        bool ok = false;
-        for (size_t i = with_version ? 0 : 1; i < sizeof known / sizeof known[0]; i++)
-            ok = ok || !strcmp(k, known[i]);
-        if (!ok) {
-            char field[96];
-            snprintf(field, sizeof field, "%.80s", k);
-            add_detail(details, field,
-                       with_version ? "is not a field of a prediction request"
-                                    : "is not a field of a model's prediction request (the "
-                                      "model in the path is the version)");
-        }
-    }
-    json_t *s = json_object_get(body, "stream");
-    if (s && !json_is_boolean(s))
-        add_detail(details, "stream", "must be a boolean");
-    json_t *in = json_object_get(body, "input");
-    if (!in)
-        add_detail(details, "input", "is required");
-    else if (!json_is_object(in))
-        add_detail(details, "input", "must be an object");
-}
-
-/* The input as params: renamed, the ignored names dropped, the model's fixed params on top. */
-static json_t *input_params(const gp_rep_model_t *m, const gp_rep_version_t *v, bool pinned,
-                            const json_t *input, json_t *details)
-{
-    json_t *params = json_object();
-    const char *k;
-    json_t *val;
-    json_object_foreach ((json_t *)input, k, val) {
-        bool dropped = false;
-        size_t i;
-        json_t *ig;
-        json_array_foreach (m->ignore, i, ig)
-            dropped = dropped || (json_is_string(ig) && !strcmp(json_string_value(ig), k));
-        if (dropped)
-            continue;
-        const char *to = json_string_value(json_object_get(m->rename, k));
-        json_object_set(params, to ? to : k, val);
-    }
-    json_t *prov = json_object_get(params, "provider");
-    if (prov && (m->mapped || pinned)) {
-        if (!json_is_string(prov) || strcmp(json_string_value(prov), v->provider->name) != 0)
-            add_detail(details, "input.provider",
-                       m->mapped ? "is not an input of this model"
-                                 : "differs from the provider the version names");
-    }
-    if (!prov || m->mapped || pinned)
-        json_object_set_new(params, "provider", json_string(v->provider->name));
-    json_object_update(params, m->fixed);
-    return params;
-}
-
-/* Validation details on params.X name the input the client sent: input.<its name>. */
-static json_t *input_details(const gp_rep_model_t *m, json_t *details)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *d;
-    json_array_foreach (details, i, d) {
-        const char *field = json_string_value(json_object_get(d, "field"));
-        const char *msg = json_string_value(json_object_get(d, "message"));
-        char name[160];
-        if (field && !strncmp(field, "params.", 7)) {
-            const char *param = field + 7, *k;
-            json_t *to;
-            json_object_foreach (m->rename, k, to)
-                if (json_is_string(to) && !strcmp(json_string_value(to), param))
-                    param = k;
-            snprintf(name, sizeof name, "input.%.140s", param);
-        } else if (field && !strcmp(field, "params")) {
-            snprintf(name, sizeof name, "input");
-        } else {
-            snprintf(name, sizeof name, "%.150s", field ? field : "");
-        }
-        add_detail(out, name, msg ? msg : "is invalid");
-    }
-    json_decref(details);
-    return out;
-}
-
-/* The GenPulse submission for a Replicate body: 0, or -1 with *details (new array). */
-static int translate(request_t *r, const gp_rep_model_t *m, const gp_rep_version_t *v, bool pinned,
-                     json_t *body, gp_submission_t *sub, json_t **details)
-{
-    json_t *input = json_object_get(body, "input");
-    json_t *own = json_array();
-    json_t *params = input_params(m, v, pinned, input, own);
-    json_t *sb = json_pack("{s:s, s:o}", "task_type", m->type->name, "params", params);
-    json_t *hook = json_object_get(body, "webhook");
-    json_t *legacy = json_object_get(body, "webhook_completed");
-    if (hook)
-        json_object_set(sb, "webhook", hook);
-    else if (legacy && !json_is_null(legacy)) { /* the Python client's legacy field */
-        json_object_set(sb, "webhook", legacy);
-        json_object_set_new(sb, "webhook_events_filter", json_pack("[s]", "completed"));
-    }
-    json_t *filter = json_object_get(body, "webhook_events_filter");
-    if (filter)
-        json_object_set(sb, "webhook_events_filter", filter);
-    json_t *vd = NULL;
-    int rc = gp_validate_submission(sb, (int)r->http->rt->settings->default_max_retries, sub, &vd);
-    json_decref(sb);
-    if (rc != 0 || json_array_size(own) > 0) {
-        if (rc == 0)
-            gp_submission_clear(sub);
-        json_t *all = input_details(m, vd ? vd : json_array());
-        json_array_extend(own, all);
-        json_decref(all);
-        *details = own;
-        return -1;
-    }
-    json_decref(own);
-    char vid[GP_REPLICATE_VERSION_LEN + 1];
-    if (m->mapped)
-        memcpy(vid, v->id, sizeof vid);
-    else
-        gp_replicate_version_id(m->type->name, sub->provider->name, vid);
-    json_object_set_new(
-        sub->params, GP_REPLICATE_PARAM,
-        json_pack("{s:s, s:s, s:O}", "model", m->full, "version", vid, "input", input));
-    sub->webhook_format = GP_WEBHOOK_FORMAT_REPLICATE;
-    return 0;
-}
-
-/* Both create routes, once the model and version are known. */
-static enum MHD_Result create(request_t *r, const gp_rep_model_t *m, const gp_rep_version_t *v,
-                              bool pinned, json_t *body)
+/* Both create routes: model NULL = POST /v1/predictions (the body names the version). */
+static enum MHD_Result create(request_t *r, const gp_rep_model_t *model)
 {
     const char *key = gp_req_header(r, "Idempotency-Key");
-    if (key && !gp_tasks_idempotency_key_ok(key)) {
-        json_decref(body);
+    if (key && !gp_tasks_idempotency_key_ok(key))
         return gp_send_error(
             r->conn, GP_E_BAD_REQUEST, "invalid Idempotency-Key header",
             gp_one_detail("headers.Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
-    }
     int wait = gp_prefer_wait(r);
-    if (wait < 0) {
-        json_decref(body);
+    if (wait < 0)
         return gp_send_error(r->conn, GP_E_BAD_REQUEST, "invalid Prefer header",
                              gp_one_detail("headers.Prefer", "wait or wait=N, N from 1 to 60"));
-    }
     r->wait_s = wait;
+    enum MHD_Result ret = MHD_NO;
+    json_t *body = gp_parse_body(r, &ret);
+    if (!body)
+        return ret;
     gp_submission_t sub;
     json_t *details = NULL;
-    if (translate(r, m, v, pinned, body, &sub, &details) != 0) {
+    if (gp_replicate_translate(r->http->replicate, model, body,
+                               (int)r->http->rt->settings->default_max_retries, &sub,
+                               &details) != 0) {
         json_decref(body);
         return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
     }
@@ -404,75 +272,9 @@ static enum MHD_Result create(request_t *r, const gp_rep_model_t *m, const gp_re
     return MHD_YES;
 }
 
-/* version: "owner/name", "owner/name:<id>" or a bare id. NULL with the reason in why. */
-static const gp_rep_model_t *resolve_version(gp_rep_catalog_t *c, const char *ref,
-                                             const gp_rep_version_t **v, bool *pinned,
-                                             const char **why)
-{
-    const char *colon = strchr(ref, ':'), *slash = strchr(ref, '/');
-    *pinned = true;
-    if (!slash) {
-        const gp_rep_model_t *m = gp_replicate_version_find(c, ref, v);
-        *why = "is not the id of a version (GET /v1/models/{owner}/{name}/versions)";
-        return m;
-    }
-    char name[2 * GP_PATH_PARAM_LEN];
-    size_t n = colon ? (size_t)(colon - ref) : strlen(ref);
-    *why = "names no model (GET /v1/models lists them)";
-    if (n >= sizeof name)
-        return NULL;
-    memcpy(name, ref, n);
-    name[n] = '\0';
-    const gp_rep_model_t *m = gp_replicate_model_find(c, name, NULL);
-    if (!m)
-        return NULL;
-    if (!colon) {
-        *pinned = false;
-        *v = &m->versions[m->latest];
-        return m;
-    }
-    for (size_t i = 0; i < m->n_versions; i++)
-        if (!strcmp(m->versions[i].id, colon + 1)) {
-            *v = &m->versions[i];
-            return m;
-        }
-    *why = "names a version this model does not have";
-    return NULL;
-}
-
 static enum MHD_Result create_start(request_t *r)
 {
-    enum MHD_Result ret = MHD_NO;
-    json_t *body = gp_parse_body(r, &ret);
-    if (!body)
-        return ret;
-    json_t *details = json_array();
-    if (!json_is_object(body)) {
-        add_detail(details, "", "the body must be a JSON object");
-        json_decref(body);
-        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
-    }
-    check_fields(body, true, details);
-    json_t *ver = json_object_get(body, "version");
-    const gp_rep_model_t *m = NULL;
-    const gp_rep_version_t *v = NULL;
-    bool pinned = false;
-    if (!ver) {
-        add_detail(details, "version", "is required");
-    } else if (!json_is_string(ver)) {
-        add_detail(details, "version", "must be a string: owner/name, owner/name:<id> or <id>");
-    } else {
-        const char *why = NULL;
-        m = resolve_version(r->http->replicate, json_string_value(ver), &v, &pinned, &why);
-        if (!m)
-            add_detail(details, "version", why);
-    }
-    if (json_array_size(details) > 0) {
-        json_decref(body);
-        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
-    }
-    json_decref(details);
-    return create(r, m, v, pinned, body);
+    return create(r, NULL);
 }
 
 static enum MHD_Result model_create_start(request_t *r)
@@ -481,21 +283,7 @@ static enum MHD_Result model_create_start(request_t *r)
         gp_replicate_model_find(r->http->replicate, r->path_params[0], r->path_params[1]);
     if (!m)
         return gp_send_error(r->conn, GP_E_NOT_FOUND, "no model with this name", NULL);
-    enum MHD_Result ret = MHD_NO;
-    json_t *body = gp_parse_body(r, &ret);
-    if (!body)
-        return ret;
-    json_t *details = json_array();
-    if (!json_is_object(body))
-        add_detail(details, "", "the body must be a JSON object");
-    else
-        check_fields(body, false, details);
-    if (json_array_size(details) > 0) {
-        json_decref(body);
-        return gp_send_error(r->conn, GP_E_VALIDATION, NULL, details);
-    }
-    json_decref(details);
-    return create(r, m, &m->versions[m->latest], false, body);
+    return create(r, m);
 }
 
 static enum MHD_Result create_finish(request_t *r)

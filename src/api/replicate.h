@@ -67,6 +67,16 @@ const gp_rep_model_t *gp_replicate_version_find(const gp_rep_catalog_t *c, const
 void gp_replicate_version_id(const char *task_type, const char *provider,
                              char out[GP_REPLICATE_VERSION_LEN + 1]);
 
+/* A Replicate create body as a GenPulse submission. model NULL: POST /v1/predictions (the body
+ * names the version: owner/name, owner/name:<id> or <id>); else the model route's model (the
+ * body may not). Returns 0 and fills sub (free with gp_submission_clear): its params carry
+ * GP_REPLICATE_PARAM {model, version, input} and webhook_format is Replicate's. Else -1 with
+ * *details a new array of {field, message}, fields named as the client sent them (input.<name>,
+ * version, webhook, …). Pure; thread-safe. */
+int gp_replicate_translate(const gp_rep_catalog_t *c, const gp_rep_model_t *model,
+                           const json_t *body, int default_max_retries, gp_submission_t *sub,
+                           json_t **details);
+
 /* Model and version JSON (new references). */
 json_t *gp_replicate_model_json(gp_http_t *h, const gp_rep_model_t *m);
 json_t *gp_replicate_version_json(const gp_rep_model_t *m, const gp_rep_version_t *v);
