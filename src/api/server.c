@@ -567,6 +567,11 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
         snprintf(err, cap, "cannot start the gateway's threads");
         goto fail;
     }
+    /* Before the daemon too: its first request may ask Prefer: wait (h->waits). */
+    if (gp_waits_start(h) != 0) {
+        snprintf(err, cap, "cannot start the gateway's threads");
+        goto fail;
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)s->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->http_threads,
@@ -587,14 +592,9 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
         MHD_stop_daemon(h->daemon);
         goto fail;
     }
-    if (gp_waits_start(h) != 0) {
-        snprintf(err, cap, "cannot start the gateway's threads");
-        gp_sse_stop(h);
-        MHD_stop_daemon(h->daemon);
-        goto fail;
-    }
     return h;
 fail:
+    gp_waits_stop(h);
     gp_replicate_catalog_free(h->replicate);
     gp_offload_free(h->offload);
     gp_auth_free(h->auth);
