@@ -50,7 +50,8 @@ static void add_cors(struct MHD_Connection *c, struct MHD_Response *resp)
         resp, "Access-Control-Expose-Headers",
         "Retry-After, RateLimit, RateLimit-Policy, Idempotent-Replayed, "
         "WWW-Authenticate, x-ratelimit-limit-requests, "
-        "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, X-Request-Id");
+        "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, X-Request-Id, "
+        "Location, Preference-Applied");
 }
 
 /* The status queued by this thread since gp_reply_begin (server.c reads it back). */
@@ -84,7 +85,8 @@ enum MHD_Result gp_send_preflight(struct MHD_Connection *c)
         return gp_send_error(c, GP_E_FORBIDDEN, "this origin may not call the API (--cors-origins)",
                              gp_one_detail("headers.Origin", "not allowed"));
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                            "GET, POST, PATCH, DELETE, OPTIONS");
     MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                             "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Prefer");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
