@@ -33,6 +33,8 @@ struct gp_http {
     char *task_types_json; /* built once: the registry never changes */
     char *upload_dir;      /* DATA_DIR/uploads: uploads in flight */
     size_t task_types_len;
+    char *openapi_json; /* built once (openapi.c): the routes and the registry never change */
+    size_t openapi_len;
     pthread_mutex_t clients_lock;
     sse_client_t *clients;
     atomic_int inflight;    /* suspended requests waiting for a commit or an offload job */
@@ -146,6 +148,10 @@ int gp_prefer_wait(request_t *r);
  * the task ends or `seconds` pass, then resumes it, re-reads r->task from the store, sets
  * r->wait_over and runs the route's finish hook again. */
 void gp_http_wait_task(request_t *r, int seconds);
+
+/* openapi.c: builds h->openapi_json (GET /openapi.json) from the route table, the registry
+ * and h's settings; at start, before the daemon. 0 or -GP_E_NOMEM. */
+int gp_openapi_build(gp_http_t *h);
 
 /* tasks.c: the task id names, if r's caller may see it (else -GP_E_NOT_FOUND); t to clear. */
 int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t);

@@ -1,0 +1,59 @@
+/*
+ * docs.c — GET /docs and /docs/{file}: Swagger UI (third_party/swagger-ui, swagger-ui-dist
+ * 5.35.0) on this server's /openapi.json, with our page and initializer (apidocs/), all
+ * compiled into the binary (tools/embed_incbin.sh → BUILD/gen/docs_gen.c). Public: the files
+ * hold no data; "Authorize" with a key, then "Try it out" calls the API from the browser.
+ */
+#include "api/dashboard.h"
+#include "api/reply.h"
+#include "core/errors.h"
+
+#include <string.h>
+
+extern const gp_dashboard_file_t gp_docs_files[];
+
+/* Everything loads from this server. Swagger UI sets inline style attributes (React's style
+ * objects go through the CSSOM, which CSP allows) and shows inline SVG icons; try-it-out
+ * calls this origin only (servers[0] is this server or its public URL). */
+#define DOCS_CSP                                                                                   \
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "              \
+    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "             \
+    "base-uri 'none'; form-action 'self'"
+
+static enum MHD_Result send_file(request_t *r, const char *name)
+{
+    for (const gp_dashboard_file_t *f = gp_docs_files; f->name; f++) {
+        if (strcmp(f->name, name) != 0)
+            continue;
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
+        /* no-cache: revalidated on each load, so a new binary shows at once. */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, "Content-Security-Policy", DOCS_CSP);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+        enum MHD_Result ret = gp_queue_response(r->conn, 200, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    return gp_send_error(r->conn, GP_E_NOT_FOUND, "no such docs file", NULL);
+}
+
+static enum MHD_Result page(request_t *r)
+{
+    return send_file(r, "index.html");
+}
+
+static enum MHD_Result file(request_t *r)
+{
+    return send_file(r, r->path_params[0]);
+}
+
+const gp_route_t gp_routes_docs[] = {
+    {"GET", "/docs", GP_BODY_NONE, NULL, page, NULL},
+    {"GET", "/docs/{}", GP_BODY_NONE, NULL, file, NULL},
+    {NULL, NULL, GP_BODY_NONE, NULL, NULL, NULL},
+};
