@@ -352,7 +352,7 @@ static char *path_template(const char *pattern, const gp_route_doc_t *d)
                     name = d->params[k++].name;
                     break;
                 }
-            char fallback[16];
+            char fallback[24];
             snprintf(fallback, sizeof fallback, "param%d", np + 1);
             o += (size_t)snprintf(out + o, sizeof out - o, "{%s}", name ? name : fallback);
             np++;
@@ -383,7 +383,7 @@ static json_t *parameters(const gp_route_doc_t *d, const char *pattern)
     for (const char *s = pattern; (s = strstr(s, "{}")); s += 2)
         np++;
     for (int i = declared; i < np; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "param%d", i + 1);
         json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", name, "in",
                                               "path", "required", 1, "schema", "type", "string"));
@@ -652,15 +652,22 @@ static enum MHD_Result get_openapi(request_t *r)
 int gp_openapi_build(gp_http_t *h)
 {
     const gp_settings_t *s = h->rt->settings;
+    /* Without --public-url the start-up fills in http://HOST:PORT (main.c); that default
+     * stays out of `servers`, so a browser that reached us by another name calls its own
+     * origin ("/"). */
+    char *derived = strchr(s->host, ':')
+                        ? gp_xasprintf("http://[%s]:%lld", s->host, (long long)s->port)
+                        : gp_xasprintf("http://%s:%lld", s->host, (long long)s->port);
     gp_openapi_config_t cfg = {
         .version = GP_HTTP_VERSION,
-        .public_url = s->public_url,
+        .public_url = strcmp(s->public_url, derived) != 0 ? s->public_url : NULL,
         .oidc_issuer = s->oidc_issuer[0]             ? s->oidc_issuer
                        : s->oidc_google_client_id[0] ? GP_OIDC_GOOGLE_ISSUER
                                                      : NULL,
         .session_cookie = GP_SESSION_COOKIE,
     };
     json_t *doc = gp_openapi_document(&cfg);
+    free(derived);
     h->openapi_json = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     h->openapi_len = h->openapi_json ? strlen(h->openapi_json) : 0;
