@@ -586,8 +586,8 @@ json_t *gp_openapi_document(const gp_openapi_config_t *cfg)
     return gp_openapi_document_from(cfg, surfaces, n);
 }
 
-json_t *gp_openapi_document_from(const gp_openapi_config_t *cfg,
-                                 const gp_route_t *const *surfaces, size_t n)
+json_t *gp_openapi_document_from(const gp_openapi_config_t *cfg, const gp_route_t *const *surfaces,
+                                 size_t n)
 {
     json_t *comp = components();
     json_t *examples = json_object();

@@ -39,8 +39,8 @@ static void test_every_route_documented(void **state)
     for (size_t i = 0; i < n; i++)
         for (const gp_route_t *rt = surfaces[i]; rt->method; rt++)
             if (!gp_route_doc_find(rt->method, rt->pattern)) {
-                fprintf(stderr, "no doc entry (src/api/openapi_routes.c) for %s %s\n",
-                        rt->method, rt->pattern);
+                fprintf(stderr, "no doc entry (src/api/openapi_routes.c) for %s %s\n", rt->method,
+                        rt->pattern);
                 missing++;
             }
     assert_int_equal(missing, 0);
@@ -51,8 +51,7 @@ static bool schema_exists(const char *name)
     for (const gp_doc_schema_t *s = gp_doc_schemas; s->name; s++)
         if (!strcmp(s->name, name))
             return true;
-    return !strcmp(name, "Error") || !strcmp(name, "TaskErrorCode") ||
-           !strcmp(name, "CreateTask");
+    return !strcmp(name, "Error") || !strcmp(name, "TaskErrorCode") || !strcmp(name, "CreateTask");
 }
 
 static void check_schema_text(const char *what, const char *spec)
@@ -145,12 +144,11 @@ static void write_full_document(void)
     gp_route_t *rows = calloc(n + 1, sizeof *rows);
     for (size_t i = 0; i < n; i++) {
         const gp_route_doc_t *d = &gp_route_docs[i];
-        rows[i] = (gp_route_t){.method = d->method,
-                               .pattern = d->pattern,
-                               .body = d->request ? (d->request_media ? GP_BODY_UPLOAD
-                                                                      : GP_BODY_JSON)
-                                                  : GP_BODY_NONE,
-                               .scope = ""};
+        rows[i] = (gp_route_t){
+            .method = d->method,
+            .pattern = d->pattern,
+            .body = d->request ? (d->request_media ? GP_BODY_UPLOAD : GP_BODY_JSON) : GP_BODY_NONE,
+            .scope = ""};
     }
     const gp_route_t *const surfaces[] = {rows};
     json_t *doc = gp_openapi_document_from(&cfg, surfaces, 1);
