@@ -87,7 +87,7 @@ typedef struct gp_openapi_config {
 json_t *gp_openapi_document(const gp_openapi_config_t *cfg);
 /* The same for the given route surfaces (n NULL-ended arrays): tests document route tables
  * other than this binary's. */
-json_t *gp_openapi_document_from(const gp_openapi_config_t *cfg,
-                                 const gp_route_t *const *surfaces, size_t n);
+json_t *gp_openapi_document_from(const gp_openapi_config_t *cfg, const gp_route_t *const *surfaces,
+                                 size_t n);
 
 #endif

@@ -10,7 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* clang-format off: one line per added surface keeps merges simple */
+/* One line per added surface keeps merges simple. */
+/* clang-format off */
 static const gp_route_t *const surfaces[] = {
     gp_routes_tasks,  gp_routes_events,  gp_routes_health, gp_routes_assets,    gp_routes_accounts,
     gp_routes_signin, gp_routes_metrics, gp_routes_stats,  gp_routes_dashboard, gp_routes_workers,
