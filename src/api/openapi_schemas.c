@@ -138,7 +138,9 @@ const gp_doc_schema_t gp_doc_schemas[] = {
      "{'type':'object','required':['id','name','url','content_type','bytes'],'properties':{'id':"
      "{'type':'string','format':'uuid'},'name':{'type':'string'},'url':{'type':'string','format':"
      "'uri'},'content_type':{'type':'string'},'bytes':{'type':'integer','minimum':0},"
-     "'created_at':" TIME ",'width':{'type':'integer'},'height':{'type':'integer'},'blurhash':{"
+     "'created_at':{'type':'integer','description':'Unix time in milliseconds (unlike the "
+     "RFC 3339 times elsewhere).'},'width':{'type':'integer'},'height':{'type':'integer'},"
+     "'blurhash':{"
      "'type':'string'}}}"},
     {"User",
      "{'type':'object','required':['id','email','display_name','plan','created_at','disabled',"

@@ -10,10 +10,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
+import time
+import uuid
 
 from harness import BIN, RUN_DIR, Skip, case, check, check_error, http_request
-from test_identity import new_user_key
+from test_identity import new_user_key, wait_until
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 OPENAPI_DIR = os.path.join(ROOT, "tests", "openapi")
@@ -269,3 +270,137 @@ def test_docs_in_chromium(ctx):
     # The task the UI created exists and belongs to the key's user.
     r = srv.get("/v1/tasks?task_type=echo", headers={"Authorization": "Bearer " + key})
     check(r.status == 200 and len(r.json["data"]) >= 1, "the task made from /docs: %r" % r)
+
+
+def _png_bytes():
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 4 for _ in range(4))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@case(own=True)
+def test_openapi_responses_match(ctx):
+    """Real answers of (nearly) every route, checked against the schemas the document gives
+    for that operation and status (tests/openapi/check_responses.mjs, ajv 2020-12)."""
+    srv = ctx.new_server(["--concurrency", "2"]).start()
+    _, admin = new_user_key(srv, "root@example.com", scopes="admin,tasks:read,tasks:write")
+    _, user = new_user_key(srv, "u@example.com")
+    A = {"Authorization": "Bearer " + admin}
+    U = {"Authorization": "Bearer " + user}
+    wait_until(lambda: srv.get("/v1/tasks").status == 401, 10, "keys required (cached open rule)")
+    doc = _fetch_doc(srv).json
+    samples = []
+
+    def take(method, template, path, body=None, headers=None, expect=None, **kw):
+        r = http_request(srv.port, method, path, body, headers=headers, **kw)
+        if expect is not None:
+            check(r.status == expect, "%s %s: expected %d, got %r" % (method, path, expect, r))
+        media = r.headers.get("content-type", "").split(";")[0]
+        if r.json is not None:
+            samples.append({"method": method, "path": template, "status": r.status,
+                            "media": media, "body": r.json})
+        return r
+
+    t = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "echo", "params": {"message": "x"},
+             "webhook": "https://example.org/hook", "webhook_events_filter": ["completed"]},
+             headers=U, expect=202).json
+    slow = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "echo", "params": {"sleep_ms": 3000}},
+                headers=U, expect=202).json
+    take("GET", "/v1/tasks/{id}/result", "/v1/tasks/%s/result" % slow["id"], headers=U, expect=409)
+    failing = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "text-to-image", "params": {
+        "prompt": "p", "fail": "boom", "width": 64, "height": 64}}, headers=U, expect=202).json
+    img = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "text-to-image", "params": {
+        "prompt": "p", "width": 64, "height": 64, "steps": 2}}, headers=U, expect=202).json
+    for tid in (t["id"], failing["id"], img["id"]):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            r = srv.get("/v1/tasks/%s" % tid, headers=U)
+            if r.json and r.json["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.1)
+        take("GET", "/v1/tasks/{id}", "/v1/tasks/%s" % tid, headers=U, expect=200)
+        take("GET", "/v1/tasks/{id}/result", "/v1/tasks/%s/result" % tid, headers=U, expect=200)
+        take("GET", "/v1/tasks/{id}/attempts", "/v1/tasks/%s/attempts" % tid, headers=U, expect=200)
+    take("GET", "/v1/tasks", "/v1/tasks?limit=2", headers=U, expect=200)
+    take("POST", "/v1/tasks/{id}/cancel", "/v1/tasks/%s/cancel" % slow["id"], headers=U)
+    take("POST", "/v1/tasks/{id}/cancel", "/v1/tasks/%s/cancel" % t["id"], headers=U, expect=409)
+    take("POST", "/v1/tasks/{id}/retry", "/v1/tasks/%s/retry" % failing["id"], headers=U, expect=202)
+    take("POST", "/v1/tasks/{id}/retry", "/v1/tasks/%s/retry" % t["id"], headers=U, expect=409)
+    # errors admission answers
+    take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "nope"}, headers=U, expect=422)
+    take("POST", "/v1/tasks", "/v1/tasks", "{", headers=U, expect=400)
+    take("POST", "/v1/tasks", "/v1/tasks", "{}", headers=U, content_type="text/plain", expect=415)
+    take("POST", "/v1/tasks", "/v1/tasks", {}, expect=401)
+    take("GET", "/v1/users", "/v1/users", headers=U, expect=403)
+    take("GET", "/v1/tasks/{id}", "/v1/tasks/%s" % uuid.uuid4(), headers=U, expect=404)
+    r = http_request(srv.port, "DELETE", "/v1/tasks", headers=U)
+    samples.append({"method": "GET", "path": "/v1/tasks", "status": 405,
+                    "media": "application/json", "body": r.json})
+    # discovery, account, admin
+    take("GET", "/v1/task-types", "/v1/task-types", headers=U, expect=200)
+    take("GET", "/v1/providers", "/v1/providers", headers=U, expect=200)
+    take("GET", "/v1/providers/{name}", "/v1/providers/echo", headers=U, expect=200)
+    take("GET", "/v1/providers/{name}", "/v1/providers/nope", headers=U, expect=404)
+    take("GET", "/v1/account", "/v1/account", headers=U, expect=200)
+    take("GET", "/v1/account/ledger", "/v1/account/ledger", headers=U, expect=200)
+    u = take("POST", "/v1/users", "/v1/users", {"email": "n@example.com", "plan": "free"},
+             headers=A, expect=201).json
+    take("GET", "/v1/users", "/v1/users", headers=A, expect=200)
+    take("GET", "/v1/users/{id}", "/v1/users/%s" % u["id"], headers=A, expect=200)
+    take("PATCH", "/v1/users/{id}", "/v1/users/%s" % u["id"], {"disabled": False}, headers=A,
+         expect=200)
+    take("POST", "/v1/users/{id}/credits", "/v1/users/%s/credits" % u["id"], {"amount": 5},
+         headers=A, expect=201)
+    k = take("POST", "/v1/keys", "/v1/keys", {"user": u["id"], "scopes": ["tasks:read"]},
+             headers=A, expect=201).json
+    take("GET", "/v1/keys", "/v1/keys", headers=A, expect=200)
+    take("POST", "/v1/keys/{id}/revoke", "/v1/keys/%s/revoke" % k["id"], headers=A, expect=200)
+    take("GET", "/v1/stats", "/v1/stats", headers=U, expect=200)
+    take("GET", "/v1/workers", "/v1/workers", headers=A, expect=200)
+    take("GET", "/health", "/health", expect=200)
+    take("GET", "/ready", "/ready")
+    take("GET", "/", "/", expect=200)
+    take("GET", "/v1/auth/login", "/v1/auth/login", expect=404)
+    boundary = "gpboundary"
+    body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+             "Content-Type: image/png\r\n\r\n" % boundary).encode() + _png_bytes()
+            + ("\r\n--%s--\r\n" % boundary).encode())
+    a = take("POST", "/v1/assets", "/v1/assets", body, headers=U,
+             content_type="multipart/form-data; boundary=" + boundary, expect=201).json
+    take("GET", "/v1/assets/{id}", "/v1/assets/%s" % a["id"], headers=U, expect=200)
+    # SSE: each event's data is a TaskEvent
+    events = _sse_events(srv.port, "/v1/tasks/%s/events" % img["id"], U)
+    check(events, "no SSE events")
+    for e in events:
+        samples.append({"schema": "TaskEvent", "body": json.loads(e)})
+    path_doc = os.path.join(RUN_DIR, "openapi-responses-doc.json")
+    path_samples = os.path.join(RUN_DIR, "openapi-responses.json")
+    with open(path_doc, "w") as f:
+        json.dump(doc, f)
+    with open(path_samples, "w") as f:
+        json.dump(samples, f)
+    _npm_ci(OPENAPI_DIR)
+    p = subprocess.run(["node", os.path.join(OPENAPI_DIR, "check_responses.mjs"), path_doc,
+                        path_samples], cwd=OPENAPI_DIR, capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, "responses that do not match the document:\n%s%s"
+          % (p.stdout[-4000:], p.stderr[-1500:]))
+    check(len(samples) >= 45, "only %d samples" % len(samples))
+
+
+def _sse_events(port, path, headers, max_time=10):
+    """The data lines of a finished task's stream (it ends after the terminal event)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=max_time)
+    try:
+        conn.request("GET", path, headers=dict(headers, Accept="text/event-stream"))
+        r = conn.getresponse()
+        check(r.status == 200, "GET %s: %d" % (path, r.status))
+        text = r.read().decode()
+    finally:
+        conn.close()
+    return [line[6:] for line in text.splitlines() if line.startswith("data: ")]
