@@ -622,14 +622,13 @@ json_t *gp_openapi_document_from(const gp_openapi_config_t *cfg, const gp_route_
     json_decref(used_tags);
     const char *server = cfg->public_url && cfg->public_url[0] ? cfg->public_url : "/";
     return json_pack(
-        "{s:s, s:{s:s, s:s, s:s, s:{s:s, s:s}}, s:[{s:s}], s:o, s:o, s:o}", "openapi", "3.1.0",
-        "info", "title", "GenPulse", "version", cfg->version, "description",
+        "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:o, s:o}", "openapi", "3.1.0", "info", "title",
+        "GenPulse", "version", cfg->version, "description",
         "A generative-AI task backend: submit a task of a task type to a provider, follow it "
         "(poll, SSE, webhooks), read its outputs. Every error is "
         "{\"error\":{\"code\",\"message\",\"details\":[{\"field\",\"message\"}]}} except on the "
         "Replicate-compatible routes (application/problem+json).",
-        "license", "name", "Proprietary", "identifier", "LicenseRef-GenPulse", "servers", "url",
-        server, "tags", tags, "paths", paths, "components", comp);
+        "servers", "url", server, "tags", tags, "paths", paths, "components", comp);
 }
 
 /* ------------------------------------------------------------------ the route */
