@@ -343,23 +343,22 @@ static char *path_template(const char *pattern, const gp_route_doc_t *d)
 {
     char out[512];
     size_t o = 0;
-    int k = 0, np = 0;
+    int next = 0, np = 0; /* next: where to look for the next path param in d->params */
     for (const char *p = pattern; *p && o + 40 < sizeof out;) {
-        if (!strncmp(p, "{}", 2)) {
-            const char *name = NULL;
-            for (int seen = 0; d && k < GP_DOC_MAX_PARAMS && d->params[k].name; k++)
-                if (!strcmp(d->params[k].in, "path") && seen++ == 0) {
-                    name = d->params[k++].name;
-                    break;
-                }
-            char fallback[24];
-            snprintf(fallback, sizeof fallback, "param%d", np + 1);
-            o += (size_t)snprintf(out + o, sizeof out - o, "{%s}", name ? name : fallback);
-            np++;
-            p += 2;
-        } else {
+        if (strncmp(p, "{}", 2) != 0) {
             out[o++] = *p++;
+            continue;
         }
+        const char *name = NULL;
+        while (d && !name && next < GP_DOC_MAX_PARAMS && d->params[next].name) {
+            if (!strcmp(d->params[next].in, "path"))
+                name = d->params[next].name;
+            next++;
+        }
+        char fallback[24];
+        snprintf(fallback, sizeof fallback, "param%d", ++np);
+        o += (size_t)snprintf(out + o, sizeof out - o, "{%s}", name ? name : fallback);
+        p += 2;
     }
     out[o] = '\0';
     return gp_xstrdup(out);
@@ -414,6 +413,17 @@ static void add_errors(json_t *responses, json_t *comp_responses, const char *li
     }
 }
 
+/* The sentence saying who may call rt. */
+static void access_text(const gp_route_t *rt, char *out, size_t cap)
+{
+    if (!rt->scope)
+        snprintf(out, cap, "Public: no authentication.");
+    else if (!rt->scope[0])
+        snprintf(out, cap, "Any authenticated caller.");
+    else
+        snprintf(out, cap, "Needs the scope `%s`.", rt->scope);
+}
+
 static json_t *operation(const gp_route_t *rt, const gp_route_doc_t *d, json_t *components,
                          json_t *create_examples)
 {
@@ -423,17 +433,10 @@ static json_t *operation(const gp_route_t *rt, const gp_route_doc_t *d, json_t *
     snprintf(fallback_id, sizeof fallback_id, "%s %s", rt->method, rt->pattern);
     json_object_set_new(op, "tags", json_pack("[s]", d ? d->tag : "Undocumented"));
     json_object_set_new(op, "summary", json_string(d ? d->summary : fallback_id));
-    char *desc = gp_xasprintf("%s%s%s%s", d && d->description ? d->description : "",
-                              d && d->description ? "\n\n" : "",
-                              !rt->scope     ? "Public: no authentication."
-                              : rt->scope[0] ? "Needs the scope `"
-                                             : "Any authenticated caller.",
-                              "");
-    if (rt->scope && rt->scope[0]) {
-        char *more = gp_xasprintf("%s%s`.", desc, rt->scope);
-        free(desc);
-        desc = more;
-    }
+    char who[96];
+    access_text(rt, who, sizeof who);
+    char *desc = gp_xasprintf("%s%s%s", d && d->description ? d->description : "",
+                              d && d->description ? "\n\n" : "", who);
     json_object_set_new(op, "description", json_string(desc));
     free(desc);
     if (d)
