@@ -81,6 +81,21 @@ try {
   check(created === "202" || created === "200", `POST /v1/tasks (echo example) answered ${created}`);
   await shot(page, "03-create");
 
+  // More routes, as a person would try them: GETs without params, then one with a path param.
+  for (const id of ["Tasks-listTasks", "Discovery-listProviders", "Account-getAccount",
+                    "Account-getLedger", "Operations-getStats", "Operations-getHealth"]) {
+    const st = await execute(page, "operations-" + id);
+    check(st === "200", `${id} from the UI answered ${st}`);
+  }
+  const prov = page.locator("#operations-Discovery-getProvider");
+  await prov.locator(".opblock-summary").first().click();
+  await prov.locator("tr[data-param-name='name'] input").fill("echo");
+  await prov.locator("button.execute").click();
+  const provStatus = prov.locator(".live-responses-table .response .response-col_status").first();
+  await provStatus.waitFor({ timeout: 15000 });
+  check((await provStatus.textContent()).trim() === "200", "GET /v1/providers/{name} with name=echo");
+  await shot(page, "04-provider");
+
   // persistAuthorization: a reload keeps the key.
   await page.reload();
   await page.waitForSelector(".swagger-ui .opblock", { timeout: 20000 });
