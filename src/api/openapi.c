@@ -413,6 +413,29 @@ static void add_errors(json_t *responses, json_t *comp_responses, const char *li
     }
 }
 
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* responses with its status keys in ascending order (stolen; new reference). */
+static json_t *sorted_responses(json_t *responses)
+{
+    const char *keys[64];
+    size_t n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach (responses, key, v)
+        if (n < sizeof keys / sizeof keys[0])
+            keys[n++] = key;
+    qsort(keys, n, sizeof keys[0], cmp_keys); /* three digits each: text order is numeric */
+    json_t *out = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set(out, keys[i], json_object_get(responses, keys[i]));
+    json_decref(responses);
+    return out;
+}
+
 /* The sentence saying who may call rt. */
 static void access_text(const gp_route_t *rt, char *out, size_t cap)
 {
@@ -471,7 +494,7 @@ static json_t *operation(const gp_route_t *rt, const gp_route_doc_t *d, json_t *
         add_errors(responses, comp_responses, "401 403 429", problem);
     add_errors(responses, comp_responses, d ? d->errors : NULL, problem);
     add_errors(responses, comp_responses, "405", problem);
-    json_object_set_new(op, "responses", responses);
+    json_object_set_new(op, "responses", sorted_responses(responses));
     json_object_set_new(op, "security", security(rt));
     if (rt->scope && rt->scope[0])
         json_object_set_new(op, "x-genpulse-scope", json_string(rt->scope));
