@@ -41,10 +41,9 @@
     }
 #define H_PREFER                                                                                   \
     {                                                                                              \
-        "Prefer", "header", "{'type':'string','pattern':'^wait(=([1-9]|[1-5][0-9]|60))?$'}",       \
+        "Prefer", "header", "{'type':'string','maxLength':200}",                                   \
             "`wait` or `wait=N` (N = 1 to 60 seconds; bare `wait` = 60): answer when the task "    \
-            "ends "                                                                                \
-            "or after N seconds, whichever is first (RFC 7240). The response carries "             \
+            "ends or after N seconds, whichever is first (RFC 7240). The response carries "        \
             "`Preference-Applied`.",                                                               \
             false                                                                                  \
     }
