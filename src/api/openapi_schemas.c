@@ -31,7 +31,10 @@ const gp_doc_schema_t gp_doc_schemas[] = {
      "'required':['title','detail','status'],'properties':{'type':{'type':'string'},'title':{"
      "'type':'string','examples':['Unauthenticated']},'detail':{'type':'string','examples':["
      "'You did not pass a valid authentication token']},'status':{'type':'integer','minimum':"
-     "400,'maximum':599}}}"},
+     "400,'maximum':599},'code':{'type':'string','description':'The GenPulse error code.'},"
+     "'invalid_fields':{'type':'array','items':{'type':'object','properties':{'type':{'type':"
+     "'string','enum':['required','invalid']},'field':{'type':'string'},'description':{'type':"
+     "'string'}}}}}}"},
     {"TaskStatus",
      "{'type':'string','enum':['pending','processing','succeeded','failed','canceled']}"},
     {"TaskError",
@@ -210,40 +213,57 @@ const gp_doc_schema_t gp_doc_schemas[] = {
      "'enum':['ready','not_ready']},'checks':{'type':'array','items':{'type':'object','required':"
      "['name','status'],'properties':{'name':{'type':'string'},'status':{'type':'string','enum':["
      "'ok','fail']},'duration_ms':{'type':'number'},'error':{'type':'string'}}}}}}"},
-    /* webhooks */
+    /* webhooks (src/api/webhooks.c) */
+    {"WebhookType",
+     "{'type':'string','enum':['task.started','task.output','task.logs','task.succeeded',"
+     "'task.failed','task.canceled']}"},
     {"WebhookEndpoint",
-     "{'type':'object','required':['id','url','event_types','disabled','created_at'],"
-     "'properties':{'id':{'type':'string'},'url':{'type':'string','format':'uri'},'description':{"
-     "'type':'string'},'event_types':{'type':'array','items':{'type':'string'},'description':"
-     "'The event types delivered (all when empty).'},'disabled':{'type':'boolean','description':"
-     "'Set by the owner, or when the endpoint answered 410 Gone.'},'created_at':" TIME
-     ",'updated_at':" NTIME "}}"},
+     "{'type':'object','required':['id','owner','url','event_types','description','disabled',"
+     "'disabled_reason','created_at','updated_at'],'properties':{'id':{'type':'string',"
+     "'examples':['ep_01a2']},'owner':{'type':'string'},'url':{'type':'string','format':'uri'},"
+     "'event_types':{'type':'array','items':{'$ref':'#/components/schemas/WebhookType'}},"
+     "'description':" NSTR ",'disabled':{'type':'boolean'},'disabled_reason':{'type':['string',"
+     "'null'],'description':'Why it is disabled: by request, or 410 Gone from the endpoint.'},"
+     "'created_at':" NTIME ",'updated_at':" NTIME "}}"},
     {"WebhookEndpointCreate",
      "{'type':'object','required':['url'],'additionalProperties':false,'properties':{'url':{"
-     "'type':'string','format':'uri','maxLength':2048},'event_types':{'type':'array','items':{"
-     "'type':'string'}},'description':{'type':'string','maxLength':1000},'disabled':{'type':"
-     "'boolean','default':false}}}"},
+     "'type':'string','format':'uri','maxLength':2048,'pattern':'^https?://'},'event_types':{"
+     "'type':'array','minItems':1,'uniqueItems':true,'items':{'$ref':'#/components/schemas/"
+     "WebhookType'},'description':'Default: all.'},'description':{'type':'string','maxLength':"
+     "512},'disabled':{'type':'boolean','default':false}}}"},
     {"WebhookEndpointUpdate",
      "{'type':'object','additionalProperties':false,'properties':{'url':{'type':'string',"
-     "'format':'uri','maxLength':2048},'event_types':{'type':'array','items':{'type':'string'}},"
-     "'description':{'type':'string','maxLength':1000},'disabled':{'type':'boolean'}}}"},
+     "'format':'uri','maxLength':2048,'pattern':'^https?://'},'event_types':{'type':'array',"
+     "'minItems':1,'uniqueItems':true,'items':{'$ref':'#/components/schemas/WebhookType'}},"
+     "'description':{'type':['string','null'],'maxLength':512,'description':'null clears it.'},"
+     "'disabled':{'type':'boolean','description':'false re-enables it.'}}}"},
     {"WebhookEndpointCreated",
      "{'allOf':[{'$ref':'#/components/schemas/WebhookEndpoint'},{'type':'object','required':["
      "'secret'],'properties':{'secret':{'type':'string','pattern':'^whsec_'}}}]}"},
-    {"WebhookEndpointPage", PAGE("WebhookEndpoint")},
+    {"WebhookEndpointList",
+     "{'type':'object','required':['data'],'properties':{'data':{'type':'array','items':{'$ref':"
+     "'#/components/schemas/WebhookEndpoint'}}}}"},
     {"WebhookSecret",
      "{'type':'object','required':['key'],'properties':{'key':{'type':'string','pattern':"
      "'^whsec_','description':'Standard Webhooks secret: whsec_ then base64.'}}}"},
-    {"WebhookAttempt", "{'type':'object','properties':{'attempt':{'type':'integer'},'at':" TIME
-                       ",'status_code':{'type':['integer','null']},'error':" NSTR
-                       ",'duration_ms':{'type':'number'}}}"},
+    {"WebhookAttempt",
+     "{'type':'object','required':['attempt','started_at','duration_ms','status_code','error',"
+     "'response'],'properties':{'attempt':{'type':'integer','minimum':1},'started_at':" NTIME
+     ",'duration_ms':{'type':'integer'},'status_code':{'type':['integer','null']},'error':" NSTR
+     ",'response':{'type':['string','null'],'description':'The first 1 KiB of the answer.'}}}"},
     {"WebhookDelivery",
-     "{'type':'object','required':['id','status'],'properties':{'id':{'type':'string',"
-     "'description':'Also the webhook-id header, the same on every retry.'},'endpoint_id':" NSTR
-     ",'task_id':{'type':['string','null'],'format':'uuid'},'event_type':{'type':'string'},"
-     "'url':{'type':'string','format':'uri'},'status':{'type':'string','enum':['pending',"
-     "'delivered','failed','disabled']},'attempts':{'type':'array','items':{'$ref':'#/"
-     "components/schemas/WebhookAttempt'}},'next_attempt_at':" NTIME ",'created_at':" TIME "}}"},
+     "{'type':'object','required':['id','owner','endpoint_id','task_id','event_type','url',"
+     "'status','attempts','next_attempt_at','last_status_code','last_error','created_at',"
+     "'completed_at'],'properties':{'id':{'type':'string','description':'Also its webhook-id "
+     "header, the same on every attempt.'},'owner':{'type':'string'},'endpoint_id':{'type':["
+     "'string','null'],'description':'null for a task’s own webhook.'},'task_id':{'type':"
+     "'string'},'event_type':{'type':'string'},'url':{'type':'string'},'status':{'type':"
+     "'string','enum':['pending','succeeded','failed']},'attempts':{'type':'integer','minimum':"
+     "0},'next_attempt_at':" NTIME ",'last_status_code':{'type':['integer','null']},"
+     "'last_error':" NSTR ",'created_at':" NTIME ",'completed_at':" NTIME
+     ",'payload':{'description':'The body sent (GET of one delivery, once rendered).'},"
+     "'attempt_list':{'type':'array','description':'GET of one delivery only.','items':{'$ref':"
+     "'#/components/schemas/WebhookAttempt'}}}}"},
     {"WebhookDeliveryPage", PAGE("WebhookDelivery")},
     /* Replicate */
     {"PredictionStatus",
@@ -282,11 +302,13 @@ const gp_doc_schema_t gp_doc_schemas[] = {
      "'object','description':'components.schemas.Input is the version’s input schema.'}}}"},
     {"ModelVersionPage", CURSOR_PAGE("ModelVersion")},
     {"Model",
-     "{'type':'object','required':['owner','name','latest_version'],'properties':{'url':{'type':"
-     "'string','format':'uri'},'owner':{'type':'string'},'name':{'type':'string'},'description'"
-     ":" NSTR ",'visibility':{'type':'string','enum':['public','private']},'run_count':{'type':"
-     "'integer'},'latest_version':{'oneOf':[{'$ref':'#/components/schemas/ModelVersion'},{"
-     "'type':'null'}]}}}"},
+     "{'type':'object','required':['url','owner','name','description','visibility',"
+     "'latest_version'],'properties':{'url':{'type':'string','format':'uri'},'owner':{'type':"
+     "'string'},'name':{'type':'string'},'description':" NSTR ",'visibility':{'type':'string',"
+     "'enum':['public','private']},'github_url':" NSTR ",'paper_url':" NSTR ",'license_url':" NSTR
+     ",'run_count':{'type':'integer'},'cover_image_url':" NSTR ",'default_example':{"
+     "'type':['object','null']},'latest_version':{'oneOf':[{'$ref':'#/components/schemas/"
+     "ModelVersion'},{'type':'null'}]}}}"},
     {"ModelPage", CURSOR_PAGE("Model")},
     {NULL, NULL},
 };
