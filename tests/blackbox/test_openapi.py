@@ -140,6 +140,8 @@ def test_openapi_document_shape(ctx):
     for st in ("202", "400", "401", "403", "405", "413", "415", "422", "429", "503"):
         check(st in create_op["responses"], "POST /v1/tasks lacks %s" % st)
     check("Prefer" in [p["name"] for p in create_op["parameters"]], "POST /v1/tasks: Prefer")
+    check("Preference-Applied" in create_op["responses"]["200"].get("headers", {}),
+          "POST /v1/tasks 200 documents Preference-Applied")
     res = ops[("GET", "/v1/tasks/{id}/result")]["responses"]
     for st in ("200", "404", "409"):
         check(st in res, "GET /v1/tasks/{id}/result lacks %s" % st)
@@ -316,6 +318,10 @@ def test_openapi_responses_match(ctx):
     slow = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "echo", "params": {"sleep_ms": 3000}},
                 headers=U, expect=202).json
     take("GET", "/v1/tasks/{id}/result", "/v1/tasks/%s/result" % slow["id"], headers=U, expect=409)
+    # Prefer: wait (200 with the finished task; 202 from a binary without it)
+    waited = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "echo", "params": {}},
+                  headers=dict(U, Prefer="wait=5"))
+    check(waited.status in (200, 202), "Prefer: wait: %r" % waited)
     failing = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "text-to-image", "params": {
         "prompt": "p", "fail": "boom", "width": 64, "height": 64}}, headers=U, expect=202).json
     img = take("POST", "/v1/tasks", "/v1/tasks", {"task_type": "text-to-image", "params": {
