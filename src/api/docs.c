@@ -7,6 +7,10 @@
 #include "api/dashboard.h"
 #include "api/reply.h"
 #include "core/errors.h"
+#include "core/settings.h"
+#include "identity/oidc.h"
+
+#include <stdio.h>
 
 #include <string.h>
 
@@ -14,12 +18,32 @@ extern const gp_dashboard_file_t gp_docs_files[];
 
 /* Everything loads from this server. Swagger UI sets inline style attributes (React's style
  * objects go through the CSSOM, which CSP allows) and shows inline SVG icons; try-it-out
- * calls this origin only (servers[0] is this server or its public URL). */
+ * calls this origin only (servers[0] is this server or its public URL). With an ID token
+ * issuer configured, the Authorize dialog also reads its discovery document: its origin is
+ * added to connect-src. */
 #define DOCS_CSP                                                                                   \
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "              \
-    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "             \
+    "connect-src 'self'%s%s; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "         \
     "base-uri 'none'; form-action 'self'"
 
+/* The origin (scheme://host[:port]) of an http(s) URL into out, "" when it is not one or has
+ * characters a CSP source cannot carry. */
+static void url_origin(const char *url, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *rest = !strncmp(url, "https://", 8)  ? url + 8
+                       : !strncmp(url, "http://", 7) ? url + 7
+                                                     : NULL;
+    if (!rest)
+        return;
+    size_t n = strcspn(rest, "/?#");
+    size_t total = (size_t)(rest - url) + n;
+    for (size_t i = 0; i < total; i++)
+        if (url[i] <= ' ' || url[i] == ';' || url[i] == ',' || url[i] == '\'' || url[i] >= 0x7f)
+            return;
+    if (n > 0 && total < cap)
+        snprintf(out, cap, "%.*s", (int)total, url);
+}
 static enum MHD_Result send_file(request_t *r, const char *name)
 {
     for (const gp_dashboard_file_t *f = gp_docs_files; f->name; f++) {
@@ -30,7 +54,14 @@ static enum MHD_Result send_file(request_t *r, const char *name)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
         /* no-cache: revalidated on each load, so a new binary shows at once. */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        MHD_add_response_header(resp, "Content-Security-Policy", DOCS_CSP);
+        const gp_settings_t *st = r->http->rt->settings;
+        char issuer[256], csp[600];
+        url_origin(st->oidc_issuer[0]             ? st->oidc_issuer
+                   : st->oidc_google_client_id[0] ? GP_OIDC_GOOGLE_ISSUER
+                                                  : "",
+                   issuer, sizeof issuer);
+        snprintf(csp, sizeof csp, DOCS_CSP, issuer[0] ? " " : "", issuer);
+        MHD_add_response_header(resp, "Content-Security-Policy", csp);
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
         MHD_add_response_header(resp, "X-Frame-Options", "DENY");
