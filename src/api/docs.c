@@ -18,12 +18,12 @@ extern const gp_dashboard_file_t gp_docs_files[];
 
 /* Everything loads from this server. Swagger UI sets inline style attributes (React's style
  * objects go through the CSSOM, which CSP allows) and shows inline SVG icons; try-it-out
- * calls this origin only (servers[0] is this server or its public URL). With an ID token
- * issuer configured, the Authorize dialog also reads its discovery document: its origin is
- * added to connect-src. */
+ * calls this origin and the public URL's (servers[0] is "/" or --public-url). With an ID
+ * token issuer configured, the Authorize dialog also reads its discovery document: its origin
+ * is allowed too. */
 #define DOCS_CSP                                                                                   \
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "              \
-    "connect-src 'self'%s%s; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "         \
+    "connect-src 'self'%s%s%s%s; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "     \
     "base-uri 'none'; form-action 'self'"
 
 /* The origin (scheme://host[:port]) of an http(s) URL into out, "" when it is not one or has
@@ -55,12 +55,14 @@ static enum MHD_Result send_file(request_t *r, const char *name)
         /* no-cache: revalidated on each load, so a new binary shows at once. */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         const gp_settings_t *st = r->http->rt->settings;
-        char issuer[256], csp[600];
+        char issuer[256], server[256], csp[900];
         url_origin(st->oidc_issuer[0]             ? st->oidc_issuer
                    : st->oidc_google_client_id[0] ? GP_OIDC_GOOGLE_ISSUER
                                                   : "",
                    issuer, sizeof issuer);
-        snprintf(csp, sizeof csp, DOCS_CSP, issuer[0] ? " " : "", issuer);
+        url_origin(st->public_url, server, sizeof server);
+        snprintf(csp, sizeof csp, DOCS_CSP, server[0] ? " " : "", server, issuer[0] ? " " : "",
+                 issuer);
         MHD_add_response_header(resp, "Content-Security-Policy", csp);
         MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
         MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
