@@ -241,7 +241,7 @@ def test_openapi_public_and_configured(ctx):
     check(r.status == 200 and "text/html" in r.headers.get("content-type", ""), "GET /docs: %r" % r)
     csp = r.headers.get("content-security-policy", "")
     check("default-src 'self'" in csp and "frame-ancestors 'none'" in csp, "CSP %r" % csp)
-    check("connect-src 'self' https://issuer.example.test;" in csp,
+    check("connect-src 'self' https://api.example.test https://issuer.example.test;" in csp,
           "the issuer's origin may be read (its discovery document): %r" % csp)
     check(r.headers.get("x-content-type-options") == "nosniff", "nosniff")
     check(b"/openapi.json" not in r.body and b"/docs/init.js" in r.body, "the page loads init.js")
