@@ -16,7 +16,7 @@ LDFLAGS   := $(SAN)
 SRCS      := $(sort $(shell find src -name '*.c'))
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
 OBJS      := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/registry_gen.o \
-             $(BUILD)/obj/gen/dashboard_gen.o
+             $(BUILD)/obj/gen/dashboard_gen.o $(BUILD)/obj/gen/docs_gen.o
 DASHBOARD := $(sort $(wildcard dashboard/*.html dashboard/*.css dashboard/*.js))
 ASAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -37,6 +37,19 @@ $(BUILD)/gen/registry_gen.c: $(LIB_SRCS) tools/gen_registry.sh
 $(BUILD)/gen/dashboard_gen.c: $(DASHBOARD) tools/embed.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed.sh $@ $(DASHBOARD)
+
+# GET /docs: Swagger UI (vendored) and our page, through .incbin (tools/embed_incbin.sh).
+DOCS_UI   := apidocs/index.html apidocs/init.js apidocs/docs.css \
+             third_party/swagger-ui/swagger-ui-bundle.js third_party/swagger-ui/swagger-ui.css \
+             third_party/swagger-ui/LICENSE third_party/swagger-ui/NOTICE \
+             third_party/swagger-ui/swagger-ui-bundle.js.LICENSE.txt
+$(BUILD)/gen/docs_gen.c: $(DOCS_UI) tools/embed_incbin.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed_incbin.sh $@ gp_docs_files $(DOCS_UI)
+
+$(BUILD)/obj/gen/docs_gen.o: $(BUILD)/gen/docs_gen.c $(DOCS_UI)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/gen/dashboard_gen.o: $(BUILD)/gen/dashboard_gen.c
 	@mkdir -p $(dir $@)

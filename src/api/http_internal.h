@@ -36,6 +36,8 @@ struct gp_http {
     char *task_types_json; /* built once: the registry never changes */
     char *upload_dir;      /* DATA_DIR/uploads: uploads in flight */
     size_t task_types_len;
+    char *openapi_json; /* built once (openapi.c): the routes and the registry never change */
+    size_t openapi_len;
     pthread_mutex_t clients_lock;
     sse_client_t *clients;
     atomic_int inflight;    /* suspended requests waiting for a commit or an offload job */
@@ -161,6 +163,10 @@ int gp_waits_start(gp_http_t *h);
 void gp_waits_end_all(gp_http_t *h);
 void gp_waits_stop(gp_http_t *h);
 void gp_wait_release(request_t *r);
+
+/* openapi.c: builds h->openapi_json (GET /openapi.json) from the route table, the registry
+ * and h's settings; at start, before the daemon. 0 or -GP_E_NOMEM. */
+int gp_openapi_build(gp_http_t *h);
 
 /* tasks.c: the task id names, if r's caller may see it (else -GP_E_NOT_FOUND); t to clear. */
 int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t);

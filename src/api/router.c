@@ -10,12 +10,22 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One line per added surface keeps merges simple. */
+/* clang-format off */
 static const gp_route_t *const surfaces[] = {
     gp_routes_tasks,  gp_routes_events,  gp_routes_health, gp_routes_assets,    gp_routes_accounts,
     gp_routes_signin, gp_routes_metrics, gp_routes_stats,  gp_routes_dashboard, gp_routes_workers,
     gp_routes_replicate, gp_routes_replicate_models, gp_routes_replicate_stream,
+    gp_routes_openapi, gp_routes_docs, gp_routes_providers, gp_routes_results,
 };
+/* clang-format on */
 #define N_SURFACES (sizeof surfaces / sizeof surfaces[0])
+
+const gp_route_t *const *gp_route_surfaces(size_t *n)
+{
+    *n = N_SURFACES;
+    return surfaces;
+}
 
 bool gp_route_match(const char *pattern, const char *path, gp_path_params_t params)
 {

@@ -54,6 +54,14 @@ extern const gp_route_t gp_routes_workers[];
 extern const gp_route_t gp_routes_replicate[];
 extern const gp_route_t gp_routes_replicate_models[];
 extern const gp_route_t gp_routes_replicate_stream[];
+extern const gp_route_t gp_routes_openapi[];
+extern const gp_route_t gp_routes_docs[];
+extern const gp_route_t gp_routes_providers[];
+extern const gp_route_t gp_routes_results[];
+
+/* Every surface's rows, in the order they are tried: returns the surfaces (each a NULL-ended
+ * array) and their count in *n (the OpenAPI document and its tests walk them). */
+const gp_route_t *const *gp_route_surfaces(size_t *n);
 
 /* Matches path against pattern, capturing "{}" segments (NUL-terminated, shorter than
  * GP_PATH_PARAM_LEN) into params. One trailing slash is tolerated. params may be written

@@ -542,6 +542,7 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
     h->task_types_json = json_dumps(types, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(types);
     h->task_types_len = strlen(h->task_types_json);
+    gp_openapi_build(h); /* without it GET /openapi.json answers 503 */
     h->upload_dir = gp_xasprintf("%s/uploads", s->data_dir);
     gp_mkdirs(h->upload_dir, 0700);
     memcpy(h->link_secret, rt->link_secret, sizeof h->link_secret);
@@ -600,6 +601,7 @@ fail:
     gp_auth_free(h->auth);
     gp_oidc_free(h->oidc);
     free(h->task_types_json);
+    free(h->openapi_json);
     free(h->upload_dir);
     free(h);
     return NULL;
@@ -644,6 +646,7 @@ void gp_http_stop(gp_http_t *h)
     pthread_mutex_destroy(&h->hb_lock);
     pthread_cond_destroy(&h->hb_cond);
     free(h->task_types_json);
+    free(h->openapi_json);
     free(h->upload_dir);
     free(h);
     gp_reply_set_cors(NULL);

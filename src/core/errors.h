@@ -40,7 +40,8 @@
     X(NOMEM, "out_of_memory", 500, "out of memory")                                                \
     X(IO, "io_error", 500, "input/output error")                                                   \
     X(TIMEOUT, "timeout", 504, "the operation timed out")                                          \
-    X(CANCELED, "canceled", 409, "the task was canceled")
+    X(CANCELED, "canceled", 409, "the task was canceled")                                          \
+    X(TASK_NOT_FINISHED, "task_not_finished", 409, "the task has not finished yet")
 
 typedef enum gp_err {
 #define GP__ERR_ENUM(name, code, status, msg) GP_E_##name,

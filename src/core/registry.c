@@ -631,6 +631,29 @@ json_t *gp_params_schema(const gp_task_type_t *type, const gp_provider_t *provid
     return schema;
 }
 
+const gp_task_type_t *gp_registry_task_type_at(size_t i)
+{
+    return i < g_n_types ? g_types[i] : NULL;
+}
+
+const gp_provider_t *gp_registry_provider_at(size_t i)
+{
+    return i < g_n_providers ? g_providers[i] : NULL;
+}
+
+const gp_provider_t *gp_registry_provider_named(const char *name)
+{
+    for (size_t i = 0; i < g_n_providers; i++)
+        if (!strcmp(g_providers[i]->name, name))
+            return g_providers[i];
+    return NULL;
+}
+
+bool gp_registry_serves(const gp_provider_t *p, const char *type_name)
+{
+    return serves(p, type_name);
+}
+
 static double param_number(const json_t *params, const char *name, double fallback)
 {
     const json_t *v = name ? json_object_get(params, name) : NULL;

@@ -28,6 +28,13 @@ int gp_registry_init_from(const gp_task_type_t *const *types, const gp_provider_
 const gp_task_type_t *gp_registry_task_type(const char *name);
 /* The provider `name` if it serves `type`, else NULL. */
 const gp_provider_t *gp_registry_provider(const gp_task_type_t *type, const char *name);
+/* The i-th task type / provider in registration order (the order GET /v1/task-types lists
+ * them); NULL past the end. The provider named `name` whatever it serves, or NULL. */
+const gp_task_type_t *gp_registry_task_type_at(size_t i);
+const gp_provider_t *gp_registry_provider_at(size_t i);
+const gp_provider_t *gp_registry_provider_named(const char *name);
+/* Whether provider p serves the task type named type_name. */
+bool gp_registry_serves(const gp_provider_t *p, const char *type_name);
 
 /* Limits on the envelope of a submission. */
 #define GP_PRIORITY_MIN 0
