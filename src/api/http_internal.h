@@ -48,6 +48,7 @@ struct gp_http {
     pthread_mutex_t hb_lock;
     pthread_cond_t hb_cond;
     bool hb_stop;
+    struct gp_webhooks *webhooks; /* the delivery loop (webhooks.c); NULL = not run here */
 };
 
 typedef enum req_state {
@@ -151,6 +152,11 @@ void gp_http_wait_task(request_t *r, int seconds);
 int gp_tasks_load_visible(request_t *r, const char *id, gp_task_t *t);
 /* tasks.c: on_completed's part for the task routes (a created task whose client left). */
 void gp_tasks_on_completed(request_t *r);
+
+/* webhooks.c: registers the delivery bodies' renderers and starts the delivery loop
+ * (--webhooks); 0, or -1 with err. stop ends the loop (before the gateway goes). */
+int gp_webhooks_api_start(gp_http_t *h, char *err, size_t cap);
+void gp_webhooks_api_stop(gp_http_t *h);
 
 /* events.c: the heartbeat thread; gp_sse_end_all ends every stream (at stop). */
 int gp_sse_start(gp_http_t *h);

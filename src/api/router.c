@@ -13,6 +13,7 @@
 static const gp_route_t *const surfaces[] = {
     gp_routes_tasks,  gp_routes_events,  gp_routes_health, gp_routes_assets,    gp_routes_accounts,
     gp_routes_signin, gp_routes_metrics, gp_routes_stats,  gp_routes_dashboard, gp_routes_workers,
+    gp_routes_webhooks,
 };
 #define N_SURFACES (sizeof surfaces / sizeof surfaces[0])
 

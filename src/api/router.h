@@ -51,6 +51,7 @@ extern const gp_route_t gp_routes_metrics[];
 extern const gp_route_t gp_routes_stats[];
 extern const gp_route_t gp_routes_dashboard[];
 extern const gp_route_t gp_routes_workers[];
+extern const gp_route_t gp_routes_webhooks[];
 
 /* Matches path against pattern, capturing "{}" segments (NUL-terminated, shorter than
  * GP_PATH_PARAM_LEN) into params. One trailing slash is tolerated. params may be written
