@@ -357,7 +357,11 @@ static enum MHD_Result delete_endpoint(request_t *r)
     gp_webhook_endpoint_clear(&e);
     if (rc != 0)
         return store_error(r, rc);
-    return gp_send_text(r->conn, 204, NULL, 0, "text/plain", NULL);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    ret = gp_queue_response(r->conn, 204, resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 static enum MHD_Result endpoint_secret(request_t *r)

@@ -39,7 +39,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define LEASE_MS 60000
+#define LEASE_MS 20000 /* > TOTAL_TIMEOUT_MS: an attempt never outlives its lease */
 #define CLAIM_BATCH 4
 #define CONNECT_TIMEOUT_MS 5000
 #define TOTAL_TIMEOUT_MS 15000
