@@ -63,7 +63,8 @@ struct gp_webhooks {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stopping;
-    uint64_t wakes; /* under lock: bumped by gp_webhooks_wake */
+    atomic_bool abort_io; /* set at stop: attempts in flight end at once */
+    uint64_t wakes;       /* under lock: bumped by gp_webhooks_wake */
 };
 
 static _Atomic(gp_webhooks_t *) running;
@@ -115,6 +116,7 @@ char *gp_webhooks_render(gp_runtime_t *rt, const gp_webhook_delivery_t *d, const
 /* ---- one HTTP attempt ---- */
 
 typedef struct attempt_io {
+    gp_webhooks_t *w;
     bool allow_private;
     bool refused;
     char *buf;
@@ -158,6 +160,13 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
         return CURL_SOCKET_BAD;
     }
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    attempt_io_t *io = arg;
+    return atomic_load(&io->w->abort_io) ? 1 : 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -226,7 +235,8 @@ static void post(gp_webhooks_t *w, const gp_webhook_delivery_t *d, const char *u
     hdrs = curl_slist_append(hdrs, h_sig);
     hdrs = curl_slist_append(hdrs, "Expect:");
     char excerpt[EXCERPT_CAP + 1];
-    attempt_io_t io = {.allow_private = w->allow_private, .buf = excerpt, .retry_after_ms = -1};
+    attempt_io_t io = {
+        .w = w, .allow_private = w->allow_private, .buf = excerpt, .retry_after_ms = -1};
     CURL *c = curl_easy_init();
     char cerr[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -249,6 +259,9 @@ static void post(gp_webhooks_t *w, const gp_webhook_delivery_t *d, const char *u
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &io);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &io);
     double t0 = gp_metrics_clock();
     CURLcode rc = curl_easy_perform(c);
     double took = gp_metrics_clock() - t0;
@@ -356,6 +369,8 @@ static void deliver(gp_webhooks_t *w, const gp_webhook_delivery_t *d)
     post(w, d, url, secret, body, &a, &retry_after);
     free(body);
     free(url);
+    if (atomic_load(&w->abort_io))
+        return; /* cut by the stop: left leased, so it is made again (at-least-once) */
 
     gp_webhook_outcome_t o = {.status = "failed"};
     bool ok = a.status_code >= 200 && a.status_code < 300 && !a.error[0];
@@ -466,6 +481,7 @@ void gp_webhooks_stop(gp_webhooks_t *w)
     if (!w)
         return;
     atomic_store(&running, NULL);
+    atomic_store(&w->abort_io, true);
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
     pthread_cond_broadcast(&w->cond);
