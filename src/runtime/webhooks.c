@@ -213,7 +213,7 @@ static void excerpt_clean(char *s, size_t n)
 }
 
 /* POSTs body to url signed with secret; fills a (status_code, error, response, duration). */
-static void post(gp_webhooks_t *w, const gp_webhook_delivery_t *d, const char *url,
+static void post(gp_webhooks_t *w, CURL *c, const gp_webhook_delivery_t *d, const char *url,
                  const char *secret, const char *body, gp_webhook_attempt_t *a,
                  int64_t *retry_after_ms)
 {
@@ -237,7 +237,7 @@ static void post(gp_webhooks_t *w, const gp_webhook_delivery_t *d, const char *u
     char excerpt[EXCERPT_CAP + 1];
     attempt_io_t io = {
         .w = w, .allow_private = w->allow_private, .buf = excerpt, .retry_after_ms = -1};
-    CURL *c = curl_easy_init();
+    curl_easy_reset(c); /* keeps the thread's open connections (keep-alive) */
     char cerr[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -284,7 +284,6 @@ static void post(gp_webhooks_t *w, const gp_webhook_delivery_t *d, const char *u
     excerpt_clean(excerpt, io.len);
     snprintf(a->response, sizeof a->response, "%s", excerpt);
     *retry_after_ms = io.retry_after_ms;
-    curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);
     gp_metrics_observe(GP_M_WEBHOOK_ATTEMPT_DURATION, took, NULL, NULL);
 }
@@ -331,7 +330,7 @@ static char *payload_of(gp_webhooks_t *w, const gp_webhook_delivery_t *d)
     return body;
 }
 
-static void deliver(gp_webhooks_t *w, const gp_webhook_delivery_t *d)
+static void deliver(gp_webhooks_t *w, CURL *c, const gp_webhook_delivery_t *d)
 {
     gp_store_t *st = w->rt->store;
     char secret[GP_WH_SECRET_LEN] = "";
@@ -366,7 +365,7 @@ static void deliver(gp_webhooks_t *w, const gp_webhook_delivery_t *d)
     }
     gp_webhook_attempt_t a = {.attempt = d->attempts + 1, .started_at = gp_now_ms()};
     int64_t retry_after = -1;
-    post(w, d, url, secret, body, &a, &retry_after);
+    post(w, c, d, url, secret, body, &a, &retry_after);
     free(body);
     free(url);
     if (atomic_load(&w->abort_io))
@@ -408,6 +407,9 @@ static void *delivery_main(void *arg)
     pthread_setname_np(pthread_self(), "gp-webhooks");
     gp_store_t *st = w->rt->store;
     gp_webhook_delivery_t batch[CLAIM_BATCH];
+    CURL *curl = curl_easy_init(); /* one per thread: its connections are reused */
+    if (!curl)
+        abort();
     for (;;) {
         pthread_mutex_lock(&w->lock);
         bool stop = w->stopping;
@@ -423,7 +425,7 @@ static void *delivery_main(void *arg)
             stop = w->stopping;
             pthread_mutex_unlock(&w->lock);
             if (!stop) /* else left leased: due again when the lease ends */
-                deliver(w, &batch[i]);
+                deliver(w, curl, &batch[i]);
             gp_webhook_delivery_clear(&batch[i]);
         }
         if (n == CLAIM_BATCH)
@@ -435,6 +437,7 @@ static void *delivery_main(void *arg)
         }
         pthread_mutex_unlock(&w->lock);
     }
+    curl_easy_cleanup(curl);
     return NULL;
 }
 

@@ -198,11 +198,12 @@ int gp_pg_wh_default_secret(gp_store_t *st, const char *owner, const char *candi
         return -GP_E_VALIDATION;
     PGresult *r;
     int rc = gp_pg_pool_query(st,
-                              "WITH ins AS (INSERT INTO webhook_secrets (owner, secret, created_at)"
-                              " VALUES ($1::text, $2::text, $3::bigint) ON CONFLICT (owner)"
-                              " DO NOTHING RETURNING secret)"
-                              " SELECT secret FROM ins UNION ALL SELECT secret FROM"
-                              " webhook_secrets WHERE owner = $1::text LIMIT 1",
+                              "WITH old AS (SELECT secret FROM webhook_secrets WHERE owner ="
+                              " $1::text), ins AS (INSERT INTO webhook_secrets (owner, secret,"
+                              " created_at) SELECT $1::text, $2::text, $3::bigint WHERE NOT"
+                              " EXISTS (SELECT 1 FROM old) ON CONFLICT (owner) DO NOTHING"
+                              " RETURNING secret)"
+                              " SELECT secret FROM old UNION ALL SELECT secret FROM ins LIMIT 1",
                               3, v, &r);
     if (rc != 0)
         return rc;

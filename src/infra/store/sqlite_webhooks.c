@@ -319,6 +319,16 @@ int gp_sqlite_wh_default_secret(gp_store_t *st, const char *owner, const char *c
                                 char out[GP_WH_SECRET_LEN])
 {
     q_t q;
+    /* Read first, on a reader: the secret exists after the first call (no write then). */
+    if (q_begin(st, "SELECT secret FROM webhook_secrets WHERE owner = ?1", false, &q) == 0) {
+        sqlite3_bind_text(q.st, 1, owner, -1, SQLITE_STATIC);
+        bool found = sqlite3_step(q.st) == SQLITE_ROW;
+        if (found)
+            copy_col(q.st, 0, out, GP_WH_SECRET_LEN);
+        q_end(&q);
+        if (found)
+            return 0;
+    }
     if (q_begin(st,
                 "INSERT INTO webhook_secrets (owner, secret, created_at) VALUES (?1, ?2, ?3)"
                 " ON CONFLICT (owner) DO UPDATE SET owner = owner RETURNING secret",
