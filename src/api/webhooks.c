@@ -78,14 +78,12 @@ static json_t *types_json(unsigned mask)
 
 static json_t *endpoint_json(const gp_webhook_endpoint_t *e, bool with_secret)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:o, s:o, s:o}", "id", e->id, "owner",
-                          e->owner, "url", e->url ? e->url : "", "event_types",
-                          types_json(e->event_types), "description",
-                          e->description ? json_string(e->description) : json_null(), "disabled",
-                          e->disabled, "disabled_reason",
-                          e->disabled_reason[0] ? json_string(e->disabled_reason) : json_null(),
-                          "created_at", time_or_null(e->created_at), "updated_at",
-                          time_or_null(e->updated_at));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:b, s:o, s:o, s:o}", "id", e->id, "owner", e->owner, "url",
+        e->url ? e->url : "", "event_types", types_json(e->event_types), "description",
+        e->description ? json_string(e->description) : json_null(), "disabled", e->disabled,
+        "disabled_reason", e->disabled_reason[0] ? json_string(e->disabled_reason) : json_null(),
+        "created_at", time_or_null(e->created_at), "updated_at", time_or_null(e->updated_at));
     if (with_secret)
         json_object_set_new(o, "secret", json_string(e->secret));
     return o;
@@ -167,14 +165,15 @@ static void read_endpoint_body(const json_t *body, gp_webhook_endpoint_t *e, boo
             strcmp(key, "disabled")) {
             char field[96];
             snprintf(field, sizeof field, "body.%.80s", key);
-            add_detail(details, field, "unknown field (expected url, event_types, description, "
-                                       "disabled)");
+            add_detail(details, field,
+                       "unknown field (expected url, event_types, description, "
+                       "disabled)");
         }
     }
     json_t *url = json_object_get(body, "url");
     if (url || create) {
-        const char *why = gp_webhook_url_problem(json_is_string(url) ? json_string_value(url)
-                                                                     : NULL);
+        const char *why =
+            gp_webhook_url_problem(json_is_string(url) ? json_string_value(url) : NULL);
         if (!why && strlen(json_string_value(url)) != json_string_length(url))
             why = "must not contain NUL";
         if (why)

@@ -105,8 +105,7 @@ char *gp_webhooks_render(gp_runtime_t *rt, const gp_webhook_delivery_t *d, const
     if (format == GP_WEBHOOK_FORMAT_TASK) {
         char when[40];
         gp_format_time(d->created_at, when, sizeof when);
-        body = json_pack("{s:s, s:s, s:o}", "type", d->event_type, "timestamp", when, "data",
-                         data);
+        body = json_pack("{s:s, s:s, s:o}", "type", d->event_type, "timestamp", when, "data", data);
     }
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);

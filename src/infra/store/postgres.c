@@ -180,7 +180,7 @@ static const char *const migrations[] = {
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id, "    \
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id, "  \
     "webhook, webhook_events, webhook_format"
 #define N_TASK_COLUMNS 26
 
@@ -250,8 +250,8 @@ static const struct {
      * not in our snapshot) — or, with `short` true, the balance could not pay the price. */
 #define ST_CREATE 0
     {"gp_create", 13,
-     "WITH ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS ") VALUES (" CREATE_VALUES
-     CREATE_WEBHOOK_VALUES ")"
+     "WITH ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS
+     ") VALUES (" CREATE_VALUES CREATE_WEBHOOK_VALUES ")"
      " ON CONFLICT DO NOTHING RETURNING seq)," CREATE_OLD
      " SELECT (SELECT seq FROM ins) AS new_seq, false AS short, old.* FROM (SELECT 1) AS one"
      " LEFT JOIN old ON true"},
@@ -262,8 +262,9 @@ static const struct {
 #define ST_CREATE_PRICED 1
     {"gp_create_priced", 15,
      "WITH lk AS (SELECT id, credits FROM users WHERE id = $9::text FOR NO KEY UPDATE),"
-     " ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS ", price) SELECT " CREATE_VALUES
-     CREATE_WEBHOOK_VALUES_PRICED ", $11::bigint WHERE (SELECT credits FROM lk) >= $11::bigint"
+     " ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS
+     ", price) SELECT " CREATE_VALUES CREATE_WEBHOOK_VALUES_PRICED
+     ", $11::bigint WHERE (SELECT credits FROM lk) >= $11::bigint"
      " ON CONFLICT DO NOTHING RETURNING seq, id, owner, price, charge_round),"
      " mk AS (SELECT id, owner, price, charge_round, 'reserve'::text AS kind, $12::bigint AS at"
      " FROM ins)," MOVE_CTES "," CREATE_OLD " SELECT (SELECT seq FROM ins) AS new_seq,"

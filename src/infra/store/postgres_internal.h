@@ -185,8 +185,8 @@ int gp_pg_wh_set_payload(gp_store_t *st, const char *id, const char *payload);
 int gp_pg_wh_record(gp_store_t *st, const char *id, const gp_webhook_attempt_t *a,
                     const gp_webhook_outcome_t *o);
 int gp_pg_wh_delivery_get(gp_store_t *st, const char *id, gp_webhook_delivery_t *out);
-int gp_pg_wh_delivery_list(gp_store_t *st, const gp_webhook_filter_t *f,
-                           gp_webhook_delivery_t *out, size_t *n);
+int gp_pg_wh_delivery_list(gp_store_t *st, const gp_webhook_filter_t *f, gp_webhook_delivery_t *out,
+                           size_t *n);
 int gp_pg_wh_attempts_list(gp_store_t *st, const char *id, gp_webhook_attempt_t *out, size_t cap,
                            size_t *n);
 int gp_pg_wh_resend(gp_store_t *st, const char *id, int64_t now_ms);
@@ -195,11 +195,11 @@ int gp_pg_wh_release_leases(gp_store_t *st);
 #define GP_PG_WEBHOOK_FUNCTIONS                                                                    \
     .wh_endpoint_create = gp_pg_wh_endpoint_create, .wh_endpoint_get = gp_pg_wh_endpoint_get,      \
     .wh_endpoint_list = gp_pg_wh_endpoint_list, .wh_endpoint_update = gp_pg_wh_endpoint_update,    \
-    .wh_endpoint_delete = gp_pg_wh_endpoint_delete,                                                \
-    .wh_default_secret = gp_pg_wh_default_secret, .wh_enqueue = gp_pg_wh_enqueue,                  \
-    .wh_claim = gp_pg_wh_claim, .wh_set_payload = gp_pg_wh_set_payload,                            \
-    .wh_record = gp_pg_wh_record, .wh_delivery_get = gp_pg_wh_delivery_get,                        \
-    .wh_delivery_list = gp_pg_wh_delivery_list, .wh_attempts_list = gp_pg_wh_attempts_list,        \
-    .wh_resend = gp_pg_wh_resend, .wh_release_leases = gp_pg_wh_release_leases
+    .wh_endpoint_delete = gp_pg_wh_endpoint_delete, .wh_default_secret = gp_pg_wh_default_secret,  \
+    .wh_enqueue = gp_pg_wh_enqueue, .wh_claim = gp_pg_wh_claim,                                    \
+    .wh_set_payload = gp_pg_wh_set_payload, .wh_record = gp_pg_wh_record,                          \
+    .wh_delivery_get = gp_pg_wh_delivery_get, .wh_delivery_list = gp_pg_wh_delivery_list,          \
+    .wh_attempts_list = gp_pg_wh_attempts_list, .wh_resend = gp_pg_wh_resend,                      \
+    .wh_release_leases = gp_pg_wh_release_leases
 
 #endif

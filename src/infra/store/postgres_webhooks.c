@@ -119,8 +119,8 @@ int gp_pg_wh_endpoint_get(gp_store_t *st, const char *id, gp_webhook_endpoint_t 
         return -GP_E_NOT_FOUND;
     const char *v[1] = {id};
     PGresult *r;
-    int rc = gp_pg_pool_query(st, "SELECT " EP_COLUMNS " FROM webhook_endpoints WHERE id = $1::text",
-                              1, v, &r);
+    int rc = gp_pg_pool_query(
+        st, "SELECT " EP_COLUMNS " FROM webhook_endpoints WHERE id = $1::text", 1, v, &r);
     if (rc != 0)
         return rc;
     if (PQntuples(r) == 1)
@@ -196,8 +196,13 @@ int gp_pg_wh_default_secret(gp_store_t *st, const char *owner, const char *candi
     const char *v[3] = {owner, candidate, i64(now, sizeof now, (long long)gp_now_ms())};
     if (!texts_ok(v, 2))
         return -GP_E_VALIDATION;
-    PGresult *r;
-    int rc = gp_pg_pool_query(st,
+    PGresult *r = NULL;
+    int rc = 0;
+    /* Twice: a concurrent first call may insert between our read and our insert (then the
+     * insert does nothing, and the second round reads its row). */
+    for (int round = 0; round < 2; round++) {
+        PQclear(r);
+        rc = gp_pg_pool_query(st,
                               "WITH old AS (SELECT secret FROM webhook_secrets WHERE owner ="
                               " $1::text), ins AS (INSERT INTO webhook_secrets (owner, secret,"
                               " created_at) SELECT $1::text, $2::text, $3::bigint WHERE NOT"
@@ -205,18 +210,20 @@ int gp_pg_wh_default_secret(gp_store_t *st, const char *owner, const char *candi
                               " RETURNING secret)"
                               " SELECT secret FROM old UNION ALL SELECT secret FROM ins LIMIT 1",
                               3, v, &r);
-    if (rc != 0)
-        return rc;
+        if (rc != 0)
+            return rc;
+        if (PQntuples(r) == 1)
+            break;
+    }
     if (PQntuples(r) == 1)
         copy_val(r, 0, 0, out, GP_WH_SECRET_LEN);
     else
-        rc = -GP_E_UNAVAILABLE; /* a concurrent first read: the caller may ask again */
+        rc = -GP_E_UNAVAILABLE;
     PQclear(r);
     return rc;
 }
 
-int gp_pg_wh_enqueue(gp_store_t *st, const char *task_id, unsigned type, int64_t now_ms,
-                     int *added)
+int gp_pg_wh_enqueue(gp_store_t *st, const char *task_id, unsigned type, int64_t now_ms, int *added)
 {
     const char *name = gp_webhook_type_name(type);
     if (added)
@@ -313,8 +320,8 @@ int gp_pg_wh_delivery_get(gp_store_t *st, const char *id, gp_webhook_delivery_t 
     return rc;
 }
 
-int gp_pg_wh_delivery_list(gp_store_t *st, const gp_webhook_filter_t *f,
-                           gp_webhook_delivery_t *out, size_t *n)
+int gp_pg_wh_delivery_list(gp_store_t *st, const gp_webhook_filter_t *f, gp_webhook_delivery_t *out,
+                           size_t *n)
 {
     *n = 0;
     char before[24], limit[24];

@@ -141,7 +141,7 @@ static const char *const migrations[] = {
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id, "    \
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id, "  \
     "webhook, webhook_events, webhook_format"
 
 char *gp_sqlite_col_text(sqlite3_stmt *s, int i)

@@ -141,8 +141,8 @@ int gp_sqlite_wh_default_secret(gp_store_t *st, const char *owner, const char *c
                                 char out[GP_WH_SECRET_LEN]);
 int gp_sqlite_wh_enqueue(gp_store_t *st, const char *task_id, unsigned type, int64_t now_ms,
                          int *added);
-int gp_sqlite_wh_claim(gp_store_t *st, int64_t now_ms, int64_t lease_ms,
-                       gp_webhook_delivery_t *out, size_t cap, size_t *n);
+int gp_sqlite_wh_claim(gp_store_t *st, int64_t now_ms, int64_t lease_ms, gp_webhook_delivery_t *out,
+                       size_t cap, size_t *n);
 int gp_sqlite_wh_set_payload(gp_store_t *st, const char *id, const char *payload);
 int gp_sqlite_wh_record(gp_store_t *st, const char *id, const gp_webhook_attempt_t *a,
                         const gp_webhook_outcome_t *o);

@@ -371,8 +371,8 @@ int gp_sqlite_wh_enqueue(gp_store_t *st, const char *task_id, unsigned type, int
     return rc;
 }
 
-int gp_sqlite_wh_claim(gp_store_t *st, int64_t now_ms, int64_t lease_ms,
-                       gp_webhook_delivery_t *out, size_t cap, size_t *n)
+int gp_sqlite_wh_claim(gp_store_t *st, int64_t now_ms, int64_t lease_ms, gp_webhook_delivery_t *out,
+                       size_t cap, size_t *n)
 {
     q_t q;
     *n = 0;
@@ -446,13 +446,12 @@ int gp_sqlite_wh_record(gp_store_t *st, const char *id, const gp_webhook_attempt
     sqlite3_finalize(q);
     q = NULL;
     bool done = strcmp(o->status, "pending") != 0;
-    if (rc == 0 &&
-        sqlite3_prepare_v2(db,
-                           "UPDATE webhook_deliveries SET status = ?2, attempts = ?3,"
-                           " next_attempt_at = ?4, leased = 0, last_status_code = ?5,"
-                           " last_error = ?6, completed_at = ?7 WHERE id = ?1"
-                           " RETURNING endpoint_id",
-                           -1, &q, NULL) == SQLITE_OK) {
+    if (rc == 0 && sqlite3_prepare_v2(db,
+                                      "UPDATE webhook_deliveries SET status = ?2, attempts = ?3,"
+                                      " next_attempt_at = ?4, leased = 0, last_status_code = ?5,"
+                                      " last_error = ?6, completed_at = ?7 WHERE id = ?1"
+                                      " RETURNING endpoint_id",
+                                      -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, o->status, -1, SQLITE_STATIC);
         sqlite3_bind_int(q, 3, a->attempt);

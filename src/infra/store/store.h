@@ -239,18 +239,18 @@ typedef struct gp_webhook_endpoint {
 } gp_webhook_endpoint_t;
 
 typedef struct gp_webhook_delivery {
-    int64_t seq; /* store-assigned; orders the list (newest first) and is its cursor */
+    int64_t seq;           /* store-assigned; orders the list (newest first) and is its cursor */
     char id[GP_WH_ID_LEN]; /* the stable webhook-id "msg_…" */
     char owner[37];
     char endpoint_id[GP_WH_ID_LEN]; /* "" = the task's own webhook */
     char task_id[37];
     char event_type[24]; /* "task.started" … */
     char *url;
-    int format;           /* GP_WEBHOOK_FORMAT_* */
-    char *payload;        /* NULL = not rendered yet */
-    char status[12];      /* "pending", "succeeded", "failed" */
-    int attempts;         /* made so far */
-    int round_start;      /* attempts when the current schedule began (a resend restarts it) */
+    int format;              /* GP_WEBHOOK_FORMAT_* */
+    char *payload;           /* NULL = not rendered yet */
+    char status[12];         /* "pending", "succeeded", "failed" */
+    int attempts;            /* made so far */
+    int round_start;         /* attempts when the current schedule began (a resend restarts it) */
     int64_t next_attempt_at; /* ms; while claimed, the lease's end */
     int last_status_code;    /* 0 = none */
     char last_error[256];    /* "" = none */
@@ -261,9 +261,9 @@ typedef struct gp_webhook_attempt {
     int attempt; /* 1, 2, ... */
     int64_t started_at;
     int64_t duration_ms;
-    int status_code;        /* 0 = no HTTP answer */
-    char error[256];        /* "" = none */
-    char response[1025];    /* the start of the response body ("" = none) */
+    int status_code;     /* 0 = no HTTP answer */
+    char error[256];     /* "" = none */
+    char response[1025]; /* the start of the response body ("" = none) */
 } gp_webhook_attempt_t;
 
 typedef struct gp_webhook_filter {
