@@ -24,13 +24,12 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/net_guard.h"
 #include "core/util.h"
 #include "core/webhook.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -124,37 +123,11 @@ typedef struct attempt_io {
     int64_t retry_after_ms; /* -1 = none */
 } attempt_io_t;
 
-/* Addresses a webhook may not reach without --webhook-allow-private: loopback, RFC 1918,
- * link-local (cloud metadata), CGNAT, unspecified, multicast and reserved IPv4; IPv6
- * loopback, unspecified, link-local, unique-local, multicast and IPv4-mapped forms of the
- * IPv4 ones. (The same rule as infra/http/client.c's for task inputs.) */
-static bool address_private(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
-               (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
-               (a >> 16) == (169u << 8 | 254) || (a >> 22) == (100u << 2 | 1) || a >= 0xE0000000u;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
-            return address_private((const struct sockaddr *)&v4);
-        }
-        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
-               IN6_IS_ADDR_SITELOCAL(a) || (a->s6_addr[0] & 0xFE) == 0xFC ||
-               IN6_IS_ADDR_MULTICAST(a);
-    }
-    return true;
-}
-
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     attempt_io_t *io = arg;
     (void)purpose;
-    if (!io->allow_private && address_private(&addr->addr)) {
+    if (!io->allow_private && gp_addr_is_private(&addr->addr)) {
         io->refused = true;
         return CURL_SOCKET_BAD;
     }

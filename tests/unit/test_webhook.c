@@ -9,9 +9,12 @@
 #include <cmocka.h>
 
 #include "core/base64.h"
+#include "core/net_guard.h"
 #include "core/task.h"
 #include "core/webhook.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,12 +113,39 @@ static void test_urls(void **state)
     assert_non_null(gp_webhook_url_problem(NULL));
 }
 
+static bool private_addr(const char *text)
+{
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, text, &v4.sin_addr) == 1)
+        return gp_addr_is_private((const struct sockaddr *)&v4);
+    assert_int_equal(inet_pton(AF_INET6, text, &v6.sin6_addr), 1);
+    return gp_addr_is_private((const struct sockaddr *)&v6);
+}
+
+static void test_private_addresses(void **state)
+{
+    (void)state;
+    static const char *const denied[] = {
+        "127.0.0.1",       "10.1.2.3",         "172.16.0.1", "172.31.255.255",
+        "192.168.1.1",     "169.254.169.254",  "100.64.0.1", "0.0.0.0",
+        "224.0.0.1",       "255.255.255.255",  "::1",        "::",
+        "fe80::1",         "fc00::1",          "fd12::1",    "ff02::1",
+        "::ffff:10.0.0.1", "::ffff:127.0.0.1", "fec0::1"};
+    static const char *const allowed[] = {"8.8.8.8", "172.32.0.1",           "100.128.0.1",
+                                          "1.1.1.1", "2001:4860:4860::8888", "::ffff:8.8.8.8"};
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
+        assert_true(private_addr(denied[i]));
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        assert_false(private_addr(allowed[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_vector), cmocka_unit_test(test_secret_and_ids),
         cmocka_unit_test(test_types),       cmocka_unit_test(test_schedule),
-        cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_urls),        cmocka_unit_test(test_private_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
