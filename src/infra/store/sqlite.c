@@ -680,6 +680,7 @@ static int sq_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
         gp_store_op_t *op = ops[i];
         /* No savepoints needed: each op is one statement (or reads), and SQLite undoes a
          * failed statement without aborting the transaction, so ops stay independent. */
+        gp_sqlite_webhooks_before_op(s, op);
         switch (op->kind) {
         case GP_OP_CREATE: op->result = op_create(s, op); break;
         case GP_OP_TRANSITION: op->result = op_transition(s, op); break;

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define READ_POOL_SIZE 8
@@ -33,6 +34,11 @@ typedef struct sqlite_store {
     sqlite3_stmt *credit_stmts[8];  /* sqlite_credits.c, on the writer */
     sqlite3_stmt *attempt_stmts[4]; /* sqlite_attempts.c, on the writer */
     sqlite3_stmt *webhook_stmts[2]; /* sqlite_webhooks.c, on the writer */
+    /* Webhooks may be in use: an enabled endpoint exists, or a task with a webhook was
+     * created (or was unfinished at start). Until then the outbox statement is skipped,
+     * so a server that uses no webhooks pays nothing for them. Only ever goes false → true
+     * (set before the write that needs it, so no event after that write is missed). */
+    atomic_bool webhooks_used;
 } sqlite_store_t;
 
 int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err,
@@ -130,6 +136,7 @@ int gp_sqlite_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, si
     ") WITHOUT ROWID;"
 int gp_sqlite_webhooks_prepare(sqlite_store_t *s, char *err, size_t cap);
 void gp_sqlite_webhooks_finalize(sqlite_store_t *s);
+void gp_sqlite_webhooks_before_op(sqlite_store_t *s, const gp_store_op_t *op);
 int gp_sqlite_webhooks_after_op(sqlite_store_t *s, const gp_store_op_t *op);
 int gp_sqlite_wh_endpoint_create(gp_store_t *st, const gp_webhook_endpoint_t *e);
 int gp_sqlite_wh_endpoint_get(gp_store_t *st, const char *id, gp_webhook_endpoint_t *out);

@@ -51,6 +51,20 @@
 int gp_sqlite_webhooks_prepare(sqlite_store_t *s, char *err, size_t cap)
 {
     gp_sqlite_webhooks_finalize(s);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->writer,
+                           "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE disabled = 0)"
+                           " OR EXISTS (SELECT 1 FROM tasks WHERE webhook IS NOT NULL AND status"
+                           " IN ('pending', 'processing'))",
+                           -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        snprintf(err, cap, "webhook state unreadable: %s", sqlite3_errmsg(s->writer));
+        sqlite3_finalize(q);
+        return -GP_E_INTERNAL;
+    }
+    if (sqlite3_column_int(q, 0))
+        atomic_store(&s->webhooks_used, true);
+    sqlite3_finalize(q);
     if (sqlite3_prepare_v3(s->writer, OUTBOX_SQL, -1, SQLITE_PREPARE_PERSISTENT,
                            &s->webhook_stmts[0], NULL) != SQLITE_OK) {
         snprintf(err, cap, "prepare failed: %s (webhook outbox)", sqlite3_errmsg(s->writer));
@@ -83,10 +97,16 @@ static int outbox_add(sqlite3 *db, sqlite3_stmt *st, const char *task_id, const 
     return added;
 }
 
+void gp_sqlite_webhooks_before_op(sqlite_store_t *s, const gp_store_op_t *op)
+{
+    if (op->kind == GP_OP_CREATE && op->task && op->task->webhook)
+        atomic_store(&s->webhooks_used, true);
+}
+
 int gp_sqlite_webhooks_after_op(sqlite_store_t *s, const gp_store_op_t *op)
 {
     sqlite3_stmt *st = s->webhook_stmts[0];
-    if (!st)
+    if (!st || !atomic_load(&s->webhooks_used))
         return 0;
     switch (op->kind) {
     case GP_OP_CLAIM:
@@ -214,6 +234,8 @@ static void read_delivery(sqlite3_stmt *st, gp_webhook_delivery_t *d)
 
 int gp_sqlite_wh_endpoint_create(gp_store_t *st, const gp_webhook_endpoint_t *e)
 {
+    if (!e->disabled)
+        atomic_store(&((sqlite_store_t *)st)->webhooks_used, true);
     q_t q;
     if (q_begin(st,
                 "INSERT INTO webhook_endpoints (" EP_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
@@ -270,6 +292,8 @@ int gp_sqlite_wh_endpoint_list(gp_store_t *st, const char *owner, gp_webhook_end
 
 int gp_sqlite_wh_endpoint_update(gp_store_t *st, const gp_webhook_endpoint_t *e)
 {
+    if (!e->disabled)
+        atomic_store(&((sqlite_store_t *)st)->webhooks_used, true);
     q_t q;
     if (q_begin(st,
                 "UPDATE webhook_endpoints SET url = ?2, secret = ?3, event_types = ?4,"
@@ -358,6 +382,8 @@ int gp_sqlite_wh_enqueue(gp_store_t *st, const char *task_id, unsigned type, int
         *added = 0;
     if (!name)
         return -GP_E_INTERNAL;
+    if (!atomic_load(&((sqlite_store_t *)st)->webhooks_used))
+        return 0; /* nothing could take it */
     q_t q;
     if (q_begin(st, OUTBOX_SQL, true, &q))
         return -GP_E_IO;
