@@ -51,10 +51,18 @@ class Receiver:
                 if status == "stall":
                     recv.stall.wait(60)
                     status = 200
+                body = b"ok"
+                if status == "big":  # 1 MiB of answer: read up to the cap, the 200 counts
+                    status, body = 200, b"\x01<big>" + b"x" * (1 << 20)
                 self.send_response(status)
-                self.send_header("Content-Length", "2")
+                if status in (301, 302, 307, 308):
+                    self.send_header("Location", recv.url("/redirected"))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
 
             def log_message(self, *a):
                 pass
@@ -392,6 +400,27 @@ def test_webhooks_retries(ctx, backend):
     check(full["payload"]["type"] == "task.succeeded", "payload kept")
 
 
+def test_webhooks_redirect_and_big_answer(ctx, backend):
+    e = env_of(ctx, backend)
+    e.recv.on("/redir", 302)
+    e.recv.on("/big", "big")
+    t1 = create(e.srv, webhook=e.recv.url("/redir"), webhook_events_filter=["completed"])
+    t2 = create(e.srv, webhook=e.recv.url("/big"), webhook_events_filter=["completed"])
+    e.recv.wait(1, path="/redir")
+    d1 = wait_delivery(e.srv, lambda d: d["attempts"] >= 1, task_id=t1["id"])
+    full = delivery(e.srv, d1["id"])
+    a = full["attempt_list"][0]
+    check(a["status_code"] == 302 and "redirect" in (a["error"] or ""), "3xx attempt %r" % a)
+    check(full["status"] == "pending", "a 3xx is retried: %r" % full["status"])
+    time.sleep(0.3)
+    check(not e.recv.got(path="/redirected"), "the redirect was followed")
+    d2 = wait_delivery(e.srv, lambda d: d["status"] == "succeeded", task_id=t2["id"])
+    a2 = delivery(e.srv, d2["id"])["attempt_list"][0]
+    check(a2["status_code"] == 200 and a2["error"] is None, "big answer attempt %r" % a2)
+    check(a2["response"].startswith("?<big>xxx") and len(a2["response"]) == 1024,
+          "excerpt %r…(%d)" % (a2["response"][:20], len(a2["response"])))
+
+
 def test_webhooks_gone_disables(ctx, backend):
     e = env_of(ctx, backend)
     e.recv.on("/gone", 410)
@@ -495,6 +524,7 @@ def test_webhooks_isolation(ctx, backend):
 
 
 for _fn in (test_webhooks_task_signed, test_webhooks_filter, test_webhooks_endpoint,
-            test_webhooks_retries, test_webhooks_gone_disables, test_webhooks_kill9_mid_delivery,
+            test_webhooks_retries, test_webhooks_redirect_and_big_answer,
+            test_webhooks_gone_disables, test_webhooks_kill9_mid_delivery,
             test_webhooks_ssrf_refused, test_webhooks_resend, test_webhooks_isolation):
     both(_fn)
