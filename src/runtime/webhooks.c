@@ -40,6 +40,7 @@
 
 #define LEASE_MS 20000 /* > TOTAL_TIMEOUT_MS: an attempt never outlives its lease */
 #define CLAIM_BATCH 4
+#define LEASE_MARGIN_MS 3000 /* for the store calls around an attempt */
 #define CONNECT_TIMEOUT_MS 5000
 #define TOTAL_TIMEOUT_MS 15000
 #define RESPONSE_CAP (64 * 1024)
@@ -286,20 +287,33 @@ static void give_up(gp_webhooks_t *w, const gp_webhook_delivery_t *d, const char
     record(w, d, &a, &o);
 }
 
-/* The body to send: stored, or rendered now and stored (NULL = the task is gone). */
-static char *payload_of(gp_webhooks_t *w, const gp_webhook_delivery_t *d)
+/* The body to send into *out: stored, or rendered now and stored. 0; -GP_E_NOT_FOUND
+ * (the task is gone) or -GP_E_INTERNAL (no body could be made), with why; other -GP_E_* (the
+ * store is unavailable: try again later). */
+static int payload_of(gp_webhooks_t *w, const gp_webhook_delivery_t *d, char **out,
+                      const char **why)
 {
-    if (d->payload)
-        return gp_xstrdup(d->payload);
+    if (d->payload) {
+        *out = gp_xstrdup(d->payload);
+        return 0;
+    }
     gp_store_t *st = w->rt->store;
     gp_task_t t;
-    if (gp_store_get(st, d->task_id, &t) != 0)
-        return NULL;
+    int rc = gp_store_get(st, d->task_id, &t);
+    if (rc != 0) {
+        *why = "the task no longer exists";
+        return rc;
+    }
     char *body = gp_webhooks_render(w->rt, d, &t);
     gp_task_clear(&t);
-    if (body && st->vt->wh_set_payload(st, d->id, body) != 0)
+    if (!body) {
+        *why = "the body could not be rendered";
+        return -GP_E_INTERNAL;
+    }
+    if (st->vt->wh_set_payload(st, d->id, body) != 0)
         gp_log(GP_LOG_WARN, d->task_id, "webhook %s: payload not stored", d->id);
-    return body;
+    *out = body;
+    return 0;
 }
 
 static void deliver(gp_webhooks_t *w, CURL *c, const gp_webhook_delivery_t *d)
@@ -329,11 +343,14 @@ static void deliver(gp_webhooks_t *w, CURL *c, const gp_webhook_delivery_t *d)
             return;
         url = gp_xstrdup(d->url);
     }
-    char *body = payload_of(w, d);
-    if (!body) {
+    const char *why = NULL;
+    char *body = NULL;
+    int prc = payload_of(w, d, &body, &why);
+    if (prc != 0) {
         free(url);
-        give_up(w, d, "the task no longer exists");
-        return;
+        if (prc == -GP_E_NOT_FOUND || prc == -GP_E_INTERNAL)
+            give_up(w, d, why);
+        return; /* else the store is unavailable: due again when the lease ends */
     }
     gp_webhook_attempt_t a = {.attempt = d->attempts + 1, .started_at = gp_now_ms()};
     int64_t retry_after = -1;
@@ -396,7 +413,12 @@ static void *delivery_main(void *arg)
             pthread_mutex_lock(&w->lock);
             stop = w->stopping;
             pthread_mutex_unlock(&w->lock);
-            if (!stop) /* else left leased: due again when the lease ends */
+            /* An attempt starts only with time for it left on the lease (an earlier slow one
+             * may have used it up): else another loop may take the row meanwhile, and the
+             * receiver would get it twice at once. Left leased, it is due when that ends. */
+            bool lease_ok =
+                gp_now_ms() + TOTAL_TIMEOUT_MS + LEASE_MARGIN_MS <= batch[i].next_attempt_at;
+            if (!stop && lease_ok) /* else left leased: due again when the lease ends */
                 deliver(w, curl, &batch[i]);
             gp_webhook_delivery_clear(&batch[i]);
         }
