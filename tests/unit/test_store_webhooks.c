@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct fixture {
     char dir[64];
@@ -223,6 +224,20 @@ static void test_outbox_in_the_transition(void **state)
     assert_int_equal(added, 2);
     assert_int_equal(finish(f, t2.id, GP_TASK_FAILED, &added), 0);
     assert_int_equal(added, 0);
+    /* A manual retry (failed → pending, attempts 0) runs it again: a new start. */
+    gp_store_op_t retry = {.kind = GP_OP_TRANSITION};
+    snprintf(retry.tr.id, sizeof retry.tr.id, "%s", t2.id);
+    retry.tr.from_status = GP_TASK_FAILED;
+    retry.tr.from_attempts = 1;
+    retry.tr.to_status = GP_TASK_PENDING;
+    retry.tr.completed_at = -1;
+    retry.tr.known_free = true;
+    assert_int_equal(gp_committer_run_sync(f->committer, &retry), 0);
+    assert_int_equal(retry.webhooks_added, 0);
+    struct timespec ms2 = {0, 2000000}; /* a start in another millisecond (the event's key) */
+    nanosleep(&ms2, NULL);
+    assert_int_equal(claim(f, &t2, &added), 0);
+    assert_int_equal(added, 2);
     /* Best-effort events: the task webhook does not take logs; the endpoint does not either. */
     assert_int_equal(f->store->vt->wh_enqueue(f->store, t2.id, GP_WH_TYPE_LOGS, gp_now_ms(),
                                               &added),

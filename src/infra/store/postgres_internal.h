@@ -145,7 +145,8 @@ int gp_pg_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t
  * added; never an SQL error for a missing task or a replay (ON CONFLICT DO NOTHING). */
 #define GP_PG_OUTBOX_SQL                                                                           \
     "WITH ev AS (SELECT t.id, t.owner, t.attempts, t.webhook, t.webhook_events,"                   \
-    " t.webhook_format, CASE WHEN $3::text = 'end' THEN 'task.' || t.status ELSE $3::text END"     \
+    " t.webhook_format, t.started_at, t.completed_at, CASE WHEN $3::text = 'end' THEN 'task.' || " \
+    "t.status ELSE $3::text END"                                                                   \
     " AS type FROM tasks t WHERE t.id = $1::text AND CASE $3::text"                                \
     " WHEN 'end' THEN t.status IN ('succeeded', 'failed', 'canceled')"                             \
     " WHEN 'task.started' THEN t.status = 'processing' AND t.attempts = 1 ELSE true END),"         \
@@ -153,18 +154,19 @@ int gp_pg_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t
     " WHEN 'task.logs' THEN 4 WHEN 'task.succeeded' THEN 8 WHEN 'task.failed' THEN 16"             \
     " WHEN 'task.canceled' THEN 32 ELSE 0 END AS tbit, CASE type WHEN 'task.started' THEN 1"       \
     " WHEN 'task.output' THEN 2 WHEN 'task.logs' THEN 4 ELSE 8 END AS fbit,"                       \
-    " CASE WHEN type IN ('task.output', 'task.logs') THEN ':' || $2::bigint ELSE '' END AS uniq"   \
+    " CASE WHEN type IN ('task.output', 'task.logs') THEN $2::bigint WHEN type = 'task.started' "  \
+    "THEN started_at ELSE COALESCE(completed_at, 0) END AS uniq"                                   \
     " FROM ev)"                                                                                    \
     " INSERT INTO webhook_deliveries (id, owner, endpoint_id, task_id, event_type, url, format,"   \
     " status, next_attempt_at, created_at, dedupe_key)"                                            \
     " SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), owner, NULL, id, type, webhook," \
     " webhook_format, 'pending', $2::bigint, $2::bigint,"                                          \
-    " id || ':' || type || ':' || attempts || ':task' || uniq"                                     \
+    " id || ':' || type || ':' || uniq || ':task'"                                                 \
     " FROM evb WHERE webhook IS NOT NULL AND (webhook_events & fbit) <> 0"                         \
     " UNION ALL"                                                                                   \
     " SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), evb.owner, e.id, evb.id, type,"  \
     " e.url, 0, 'pending', $2::bigint, $2::bigint,"                                                \
-    " evb.id || ':' || type || ':' || attempts || ':' || e.id || uniq"                             \
+    " evb.id || ':' || type || ':' || uniq || ':' || e.id"                                         \
     " FROM evb JOIN webhook_endpoints e ON e.owner = evb.owner AND e.disabled = 0"                 \
     " AND (e.event_types & tbit) <> 0"                                                             \
     " ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1"

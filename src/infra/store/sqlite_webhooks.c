@@ -21,7 +21,8 @@
  * 'task.started' (only while attempt 1 runs) or another type name (no condition). */
 #define OUTBOX_SQL                                                                                 \
     "WITH ev AS (SELECT t.id, t.owner, t.attempts, t.webhook, t.webhook_events,"                   \
-    " t.webhook_format, CASE WHEN ?3 = 'end' THEN 'task.' || t.status ELSE ?3 END AS type"         \
+    " t.webhook_format, t.started_at, t.completed_at, CASE WHEN ?3 = 'end' THEN 'task.' || "       \
+    "t.status ELSE ?3 END AS type"                                                                 \
     " FROM tasks t WHERE t.id = ?1 AND CASE ?3"                                                    \
     " WHEN 'end' THEN t.status IN ('succeeded', 'failed', 'canceled')"                             \
     " WHEN 'task.started' THEN t.status = 'processing' AND t.attempts = 1 ELSE 1 END),"            \
@@ -29,15 +30,16 @@
     " WHEN 'task.logs' THEN 4 WHEN 'task.succeeded' THEN 8 WHEN 'task.failed' THEN 16"             \
     " WHEN 'task.canceled' THEN 32 ELSE 0 END AS tbit, CASE type WHEN 'task.started' THEN 1"       \
     " WHEN 'task.output' THEN 2 WHEN 'task.logs' THEN 4 ELSE 8 END AS fbit,"                       \
-    " CASE WHEN type IN ('task.output', 'task.logs') THEN ':' || ?2 ELSE '' END AS uniq FROM ev)"  \
+    " CASE WHEN type IN ('task.output', 'task.logs') THEN ?2 WHEN type = 'task.started' THEN "     \
+    "started_at ELSE COALESCE(completed_at, 0) END AS uniq FROM ev)"                               \
     " INSERT OR IGNORE INTO webhook_deliveries (id, owner, endpoint_id, task_id, event_type, url," \
     " format, status, next_attempt_at, created_at, dedupe_key)"                                    \
     " SELECT 'msg_' || lower(hex(randomblob(16))), owner, NULL, id, type, webhook,"                \
-    " webhook_format, 'pending', ?2, ?2, id || ':' || type || ':' || attempts || ':task' || uniq"  \
+    " webhook_format, 'pending', ?2, ?2, id || ':' || type || ':' || uniq || ':task'"              \
     " FROM evb WHERE webhook IS NOT NULL AND (webhook_events & fbit) <> 0"                         \
     " UNION ALL"                                                                                   \
     " SELECT 'msg_' || lower(hex(randomblob(16))), evb.owner, e.id, evb.id, type, e.url, 0,"       \
-    " 'pending', ?2, ?2, evb.id || ':' || type || ':' || attempts || ':' || e.id || uniq"          \
+    " 'pending', ?2, ?2, evb.id || ':' || type || ':' || uniq || ':' || e.id"                      \
     " FROM evb JOIN webhook_endpoints e ON e.owner = evb.owner AND e.disabled = 0"                 \
     " AND (e.event_types & tbit) <> 0"
 
