@@ -219,8 +219,9 @@ void gp_ledger_entry_clear(gp_ledger_entry_t *e);
  * (TRANSITION or CANCEL to succeeded / failed / canceled) add, in THEIR OWN transaction, one
  * delivery row for the task's own webhook (if its filter takes the event) and one per
  * enabled endpoint of the task's owner subscribed to the type. A row is keyed unique by
- * (task, type, the time of the start or the end, target), so a replayed op adds nothing twice. task.output and
- * task.logs rows are added best-effort by wh_enqueue (outside any batch).
+ * (task, type, the time of the start or the end, target), so a replayed op adds nothing
+ * twice while a manually retried task announces its new run. task.output and task.logs rows
+ * are added best-effort by wh_enqueue (outside any batch).
  *
  * The delivery loop claims due pending rows with a lease (next_attempt_at moves to the
  * lease's end; PostgreSQL: FOR UPDATE SKIP LOCKED, so several gateways share the work),
