@@ -64,6 +64,7 @@ struct gp_webhooks {
     pthread_cond_t cond;
     bool stopping;
     atomic_bool abort_io; /* set at stop: attempts in flight end at once */
+    atomic_uint started;  /* threads started: the first one is the poller */
     uint64_t wakes;       /* under lock: bumped by gp_webhooks_wake */
 };
 
@@ -396,6 +397,9 @@ static void *delivery_main(void *arg)
     pthread_setname_np(pthread_self(), "gp-webhooks");
     gp_store_t *st = w->rt->store;
     gp_webhook_delivery_t batch[CLAIM_BATCH];
+    /* One thread polls (--webhook-poll-ms); the others sleep until woken: by a commit, or by
+     * a thread that found more due than it can take. An idle loop costs one query a poll. */
+    bool poller = atomic_fetch_add(&w->started, 1) == 0;
     CURL *curl = curl_easy_init(); /* one per thread: its connections are reused */
     if (!curl)
         abort();
@@ -409,6 +413,8 @@ static void *delivery_main(void *arg)
         size_t n = 0;
         if (st->vt->wh_claim(st, gp_now_ms(), LEASE_MS, batch, CLAIM_BATCH, &n) != 0)
             n = 0;
+        if (n == CLAIM_BATCH)
+            gp_webhooks_wake(); /* more may be due: the sleeping threads take their share */
         for (size_t i = 0; i < n; i++) {
             pthread_mutex_lock(&w->lock);
             stop = w->stopping;
@@ -426,8 +432,12 @@ static void *delivery_main(void *arg)
             continue; /* more may be due */
         pthread_mutex_lock(&w->lock);
         if (!w->stopping && w->wakes == seen) {
-            struct timespec until = gp_deadline_in(CLOCK_REALTIME, w->poll_ms);
-            pthread_cond_timedwait(&w->cond, &w->lock, &until);
+            if (poller) {
+                struct timespec until = gp_deadline_in(CLOCK_REALTIME, w->poll_ms);
+                pthread_cond_timedwait(&w->cond, &w->lock, &until);
+            } else {
+                pthread_cond_wait(&w->cond, &w->lock);
+            }
         }
         pthread_mutex_unlock(&w->lock);
     }
