@@ -9,9 +9,9 @@
 /* a: an IPv4 address in host order. */
 static bool v4_private(uint32_t a)
 {
-    return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
-           (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
-           (a >> 16) == (169u << 8 | 254) || (a >> 22) == (100u << 2 | 1) || a >= 0xE0000000u;
+    return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 || (a >> 20) == (172u << 4 | 1) ||
+           (a >> 16) == (192u << 8 | 168) || (a >> 16) == (169u << 8 | 254) ||
+           (a >> 22) == (100u << 2 | 1) || a >= 0xE0000000u;
 }
 
 bool gp_addr_is_private(const struct sockaddr *sa)

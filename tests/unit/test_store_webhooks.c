@@ -156,8 +156,7 @@ static int finish(fixture_t *f, const char *id, gp_task_status_t to, int *added)
     return rc;
 }
 
-static void add_endpoint(fixture_t *f, gp_webhook_endpoint_t *e, const char *owner,
-                         unsigned types)
+static void add_endpoint(fixture_t *f, gp_webhook_endpoint_t *e, const char *owner, unsigned types)
 {
     memset(e, 0, sizeof *e);
     gp_webhook_id_new("ep_", 24, e->id);
@@ -239,9 +238,8 @@ static void test_outbox_in_the_transition(void **state)
     assert_int_equal(claim(f, &t2, &added), 0);
     assert_int_equal(added, 2);
     /* Best-effort events: the task webhook does not take logs; the endpoint does not either. */
-    assert_int_equal(f->store->vt->wh_enqueue(f->store, t2.id, GP_WH_TYPE_LOGS, gp_now_ms(),
-                                              &added),
-                     0);
+    assert_int_equal(
+        f->store->vt->wh_enqueue(f->store, t2.id, GP_WH_TYPE_LOGS, gp_now_ms(), &added), 0);
     assert_int_equal(added, 0);
     gp_task_t t3;
     make_task(f, &t3, "https://example.com/task3", GP_WEBHOOK_EV_ALL);
@@ -299,7 +297,8 @@ static void test_claim_record_resend(void **state)
     assert_int_equal(st->vt->wh_set_payload(st, id, "{\"a\":1}"), 0);
     assert_int_equal(st->vt->wh_set_payload(st, id, "{\"b\":2}"), 0); /* kept: rendered once */
 
-    gp_webhook_attempt_t a = {.attempt = 1, .started_at = now, .duration_ms = 3, .status_code = 500};
+    gp_webhook_attempt_t a = {
+        .attempt = 1, .started_at = now, .duration_ms = 3, .status_code = 500};
     snprintf(a.error, sizeof a.error, "HTTP 500");
     snprintf(a.response, sizeof a.response, "oops");
     gp_webhook_outcome_t o = {.status = "pending", .next_attempt_at = now - 1};
