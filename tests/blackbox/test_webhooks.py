@@ -523,6 +523,46 @@ def test_webhooks_isolation(ctx, backend):
     check(e.srv.get("/v1/webhooks").status == 401, "no key")
 
 
+@case(own=True)
+def test_webhooks_distributed_two_gateways(ctx):
+    """Two `genpulse api` loops share one outbox (FOR UPDATE SKIP LOCKED) and deliver what a
+    `genpulse worker` process's commits added (found by their poll): each event once."""
+    redis = os.environ.get("GENPULSE_TEST_REDIS_URL")
+    if not (PG and redis):
+        raise Skip("no GENPULSE_TEST_PG_URL / GENPULSE_TEST_REDIS_URL")
+    redis = redis.rsplit("/", 1)[0] + "/5"
+    subprocess.run(["redis-cli", "-u", redis, "FLUSHDB"], check=True, capture_output=True,
+                   timeout=10)
+    env = {"GENPULSE_DATABASE_URL": _fresh_pg_url(), "GENPULSE_QUEUE_URL": redis}
+    args = ["--webhook-retry-scale", "0.001", "--webhook-poll-ms", "100", "--webhook-allow-private", "1"]
+    gw0 = ctx.new_server(args, env=env, name="api0", command="api").start()
+    gw1 = ctx.new_server(args, data_dir=gw0.data_dir, env=env, name="api1", command="api").start()
+    ctx.new_server([], data_dir=gw0.data_dir, name="worker", command="worker",
+                   env=dict(env, GENPULSE_PUBLIC_URL="http://127.0.0.1:%d" % gw0.port,
+                            GENPULSE_GRACE_PERIOD="5")).start()
+    recv = Receiver()
+    ctx.receivers = [recv]
+    try:
+        ids = [create(gw0 if i % 2 else gw1, webhook=recv.url("/d"))["id"] for i in range(20)]
+        calls = recv.wait(40, path="/d", timeout=30)
+        time.sleep(1)
+        calls = recv.got(path="/d")
+        seen = [c["headers"]["webhook-id"] for c in calls]
+        check(len(seen) == len(set(seen)) == 40, "%d calls, %d distinct ids (expected 40 once "
+              "each)" % (len(seen), len(set(seen))))
+        by_task = {}
+        for c in calls:
+            by_task.setdefault(c["json"]["data"]["id"], set()).add(c["json"]["type"])
+        check(all(by_task.get(t) == {"task.started", "task.succeeded"} for t in ids),
+              "events per task %r" % by_task)
+        secret = default_secret(gw0)
+        check(default_secret(gw1) == secret, "the gateways disagree on the default secret")
+        for c in calls[:4]:
+            py_verify(secret, c["headers"], c["body"])
+    finally:
+        recv.close()
+
+
 for _fn in (test_webhooks_task_signed, test_webhooks_filter, test_webhooks_endpoint,
             test_webhooks_retries, test_webhooks_redirect_and_big_answer,
             test_webhooks_gone_disables, test_webhooks_kill9_mid_delivery,
