@@ -12,6 +12,11 @@ server on 127.0.0.1, answering 200 at once):
 
   GENPULSE_BIN=build/genpulse python3 bench/webhooks.py     # N=3000 THREADS=8 LAT_N=300
 
+With GENPULSE_TEST_PG_URL and GENPULSE_TEST_REDIS_URL set (tools/test-services.sh env), a
+third figure: the same latency in distributed mode (`genpulse api` + `genpulse worker` on a
+fresh PostgreSQL database), where the worker's commits add the rows and the gateway's loop
+finds them by its poll (--webhook-poll-ms, 250 ms).
+
 The receiver is Python: past a few thousand requests/s it, not GenPulse, is the limit.
 """
 import http.client
@@ -26,6 +31,7 @@ import tempfile
 import threading
 import time
 import datetime
+import urllib.parse
 
 BIN = os.environ.get("GENPULSE_BIN", "build/genpulse")
 N = int(os.environ.get("N", "3000"))
@@ -72,12 +78,17 @@ def req(port, method, path, body=None):
     return r.status, (json.loads(data) if data else None)
 
 
-def serve(data_dir, port, webhooks):
-    log = open(os.path.join(data_dir, "server-%d.log" % webhooks), "ab")
-    p = subprocess.Popen([BIN, "serve", "--port", str(port), "--data-dir", data_dir,
-                          "--webhook-allow-private", "1", "--webhooks", str(webhooks),
-                          "--webhook-threads", THREADS, "--log-level", "warn"],
-                         stdout=log, stderr=log)
+def serve(data_dir, port, webhooks, command="serve", env=None):
+    log = open(os.path.join(data_dir, "%s-%d.log" % (command, webhooks)), "ab")
+    args = [BIN, command, "--data-dir", data_dir]
+    if command != "worker":
+        args += ["--port", str(port), "--webhook-allow-private", "1", "--webhooks",
+                 str(webhooks), "--webhook-threads", THREADS]
+    p = subprocess.Popen(args + ["--log-level", "warn"], stdout=log, stderr=log,
+                         env=dict(os.environ, **(env or {})))
+    if command == "worker":
+        time.sleep(0.5)
+        return p
     for _ in range(200):
         try:
             if req(port, "GET", "/health")[0] == 200:
@@ -108,6 +119,42 @@ def main():
 
     # -- 1: latency, loop on --
     p = serve(data, port, 1)
+    latency(port, body, "embedded")
+    p.terminate()
+    p.wait()
+    throughput(data, port, body)
+    if os.environ.get("GENPULSE_TEST_PG_URL") and os.environ.get("GENPULSE_TEST_REDIS_URL"):
+        distributed(body)
+    httpd.shutdown()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def distributed(body):
+    pg = os.environ["GENPULSE_TEST_PG_URL"]
+    name = "gp_bench_wh_%d" % os.getpid()
+    subprocess.run(["psql", pg, "-qc", "CREATE DATABASE %s" % name], check=True,
+                   capture_output=True)
+    u = urllib.parse.urlsplit(pg)
+    env = {"GENPULSE_DATABASE_URL": urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name,
+                                                             u.query, u.fragment)),
+           "GENPULSE_QUEUE_URL": os.environ["GENPULSE_TEST_REDIS_URL"].rsplit("/", 1)[0] + "/4"}
+    subprocess.run(["redis-cli", "-u", env["GENPULSE_QUEUE_URL"], "FLUSHDB"], check=True,
+                   capture_output=True)
+    data = tempfile.mkdtemp(prefix="gp-bench-webhooks-d-")
+    port = free_port()
+    api = serve(data, port, 1, "api", env)
+    worker = serve(data, port, 1, "worker",
+                   dict(env, GENPULSE_PUBLIC_URL="http://127.0.0.1:%d" % port))
+    with lock:
+        arrivals.clear()
+    latency(port, body, "distributed, PostgreSQL + Redis")
+    for p in (worker, api):
+        p.terminate()
+        p.wait()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def latency(port, body, label):
     ids = []
     for _ in range(LAT_N):
         ids.append(req(port, "POST", "/v1/tasks", body)[1]["id"])
@@ -127,14 +174,15 @@ def main():
             server_lat.append((ts(d["attempt_list"][0]["started_at"]) - done) * 1000)
         if tid in arrivals:
             recv_lat.append((arrivals[tid] - done) * 1000)
-    p.terminate()
-    p.wait()
-    print("latency, task completed -> first attempt (server clock), %d tasks: p50 %.2f ms, "
-          "p99 %.2f ms, max %.2f ms" % (len(server_lat), pct(server_lat, 0.5),
-                                        pct(server_lat, 0.99), max(server_lat)))
-    print("latency, task completed -> receiver has it, %d tasks: p50 %.2f ms, p99 %.2f ms, "
-          "max %.2f ms" % (len(recv_lat), pct(recv_lat, 0.5), pct(recv_lat, 0.99), max(recv_lat)))
+    print("latency (%s), task completed -> first attempt (server clock), %d tasks: p50 %.2f "
+          "ms, p99 %.2f ms, max %.2f ms" % (label, len(server_lat), pct(server_lat, 0.5),
+                                            pct(server_lat, 0.99), max(server_lat)))
+    print("latency (%s), task completed -> receiver has it, %d tasks: p50 %.2f ms, p99 %.2f "
+          "ms, max %.2f ms" % (label, len(recv_lat), pct(recv_lat, 0.5), pct(recv_lat, 0.99),
+                               max(recv_lat)))
 
+
+def throughput(data, port, body):
     # -- 2: throughput: fill the outbox with the loop off, then turn it on --
     with lock:
         arrivals.clear()
@@ -180,8 +228,6 @@ def main():
     print("throughput: %d deliveries (backlog) in %.2f s = %.0f deliveries/s from the first to "
           "the last arrival (%s delivery threads); %.2f s with the restart" % (
               got, span, (got - 1) / span, THREADS, t1 - t0))
-    httpd.shutdown()
-    shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

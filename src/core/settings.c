@@ -105,8 +105,9 @@ static const setting_t settings_table[] = {
      "Multiplies the webhook retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, "
      "24 h): e.g. 0.001 for tests. A number from 0.0001 to 100."},
     {"webhook-poll-ms", SET_INT, OFF(webhook_poll_ms), "250", 50, 60000, NULL, HTTP,
-     "How often the delivery loop looks for due deliveries it was not woken for (retries, "
-     "rows added by other processes such as distributed workers): one indexed query each."},
+     "How often the delivery loop looks for due deliveries it was not woken for (retries "
+     "falling due; commits wake it at once, PostgreSQL ones from other processes too): one "
+     "indexed query each."},
     {"webhook-max-endpoints", SET_INT, OFF(webhook_max_endpoints), "20", 1, 1000, NULL, HTTP,
      "Most webhook endpoints one user may register."},
     {"sse-heartbeat", SET_INT, OFF(sse_heartbeat_s), "15", 1, 300, NULL, HTTP,

@@ -432,7 +432,13 @@ static void *delivery_main(void *arg)
             continue; /* more may be due */
         pthread_mutex_lock(&w->lock);
         if (!w->stopping && w->wakes == seen) {
-            if (poller) {
+            if (poller && st->vt->wh_wait) {
+                /* Other processes' commits announce their rows (PostgreSQL NOTIFY): wait
+                 * for that, or the poll interval, off the lock. */
+                pthread_mutex_unlock(&w->lock);
+                st->vt->wh_wait(st, w->poll_ms);
+                pthread_mutex_lock(&w->lock);
+            } else if (poller) {
                 struct timespec until = gp_deadline_in(CLOCK_REALTIME, w->poll_ms);
                 pthread_cond_timedwait(&w->cond, &w->lock, &until);
             } else {

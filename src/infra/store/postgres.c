@@ -72,6 +72,7 @@ typedef struct pg_store {
     PGconn *readers[READ_POOL_SIZE];
     bool reader_busy[READ_POOL_SIZE];
     int64_t reader_retry_at_ms; /* under pool_lock: after a failed connect, fail fast until */
+    struct gp_pg_listener *wh_listener; /* postgres_webhooks.c: LISTEN for new deliveries */
 } pg_store_t;
 
 /* Versioned migrations: entry i brings the schema to version i + 1. Append only. Times are
@@ -603,9 +604,20 @@ static PGconn *connect_db(const char *url, char *err, size_t cap)
     return c;
 }
 
+PGconn *gp_pg_connect(gp_store_t *st, char *err, size_t cap)
+{
+    return connect_db(((pg_store_t *)st)->url, err, cap);
+}
+
+struct gp_pg_listener **gp_pg_listener_slot(gp_store_t *st)
+{
+    return &((pg_store_t *)st)->wh_listener;
+}
+
 static void pg_close(gp_store_t *base)
 {
     pg_store_t *s = (pg_store_t *)base;
+    gp_pg_listener_free(s->wh_listener);
     PQfinish(s->writer);
     for (int i = 0; i < READ_POOL_SIZE; i++)
         PQfinish(s->readers[i]);

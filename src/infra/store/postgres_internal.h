@@ -140,6 +140,10 @@ int gp_pg_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t
     "  PRIMARY KEY (delivery_id, attempt)"                                                         \
     ");"
 
+/* Committed outbox rows are announced on this channel (NOTIFY is sent at commit), so the
+ * delivery loops of every process wake at once (gp_pg_wh_wait). */
+#define GP_PG_WEBHOOK_CHANNEL "genpulse_webhooks"
+
 /* $1 task id, $2 now (ms), $3 the event: 'end' (the task's terminal status names it),
  * 'task.started' (only while attempt 1 runs) or another type name. One row per delivery
  * added; never an SQL error for a missing task or a replay (ON CONFLICT DO NOTHING). */
@@ -169,7 +173,7 @@ int gp_pg_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t
     " evb.id || ':' || type || ':' || uniq || ':' || e.id"                                         \
     " FROM evb JOIN webhook_endpoints e ON e.owner = evb.owner AND e.disabled = 0"                 \
     " AND (e.event_types & tbit) <> 0"                                                             \
-    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1"
+    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING pg_notify('" GP_PG_WEBHOOK_CHANNEL "', '')"
 
 int gp_pg_wh_endpoint_create(gp_store_t *st, const gp_webhook_endpoint_t *e);
 int gp_pg_wh_endpoint_get(gp_store_t *st, const char *id, gp_webhook_endpoint_t *out);
@@ -193,6 +197,14 @@ int gp_pg_wh_attempts_list(gp_store_t *st, const char *id, gp_webhook_attempt_t 
                            size_t *n);
 int gp_pg_wh_resend(gp_store_t *st, const char *id, int64_t now_ms);
 int gp_pg_wh_release_leases(gp_store_t *st);
+int gp_pg_wh_wait(gp_store_t *st, int64_t timeout_ms);
+
+/* postgres.c for postgres_webhooks.c: a new connection with the store's URL and defaults
+ * (NULL with err), and the store's listener slot (freed by close). */
+struct gp_pg_listener;
+PGconn *gp_pg_connect(gp_store_t *st, char *err, size_t cap);
+struct gp_pg_listener **gp_pg_listener_slot(gp_store_t *st);
+void gp_pg_listener_free(struct gp_pg_listener *l);
 
 #define GP_PG_WEBHOOK_FUNCTIONS                                                                    \
     .wh_endpoint_create = gp_pg_wh_endpoint_create, .wh_endpoint_get = gp_pg_wh_endpoint_get,      \
@@ -202,6 +214,6 @@ int gp_pg_wh_release_leases(gp_store_t *st);
     .wh_set_payload = gp_pg_wh_set_payload, .wh_record = gp_pg_wh_record,                          \
     .wh_delivery_get = gp_pg_wh_delivery_get, .wh_delivery_list = gp_pg_wh_delivery_list,          \
     .wh_attempts_list = gp_pg_wh_attempts_list, .wh_resend = gp_pg_wh_resend,                      \
-    .wh_release_leases = gp_pg_wh_release_leases
+    .wh_release_leases = gp_pg_wh_release_leases, .wh_wait = gp_pg_wh_wait
 
 #endif

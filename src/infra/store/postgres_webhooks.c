@@ -11,8 +11,11 @@
 #include "core/log.h"
 #include "infra/store/postgres_internal.h"
 
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EP_COLUMNS                                                                                 \
     "id, owner, url, secret, event_types, description, disabled, disabled_reason, created_at,"     \
@@ -387,7 +390,7 @@ int gp_pg_wh_resend(gp_store_t *st, const char *id, int64_t now_ms)
     int rc = run(st,
                  "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2::bigint,"
                  " leased = 0, round_start = attempts, completed_at = NULL WHERE id = $1::text"
-                 " RETURNING 1",
+                 " RETURNING pg_notify('" GP_PG_WEBHOOK_CHANNEL "', '')",
                  2, v, &rows);
     if (rc == -GP_E_VALIDATION)
         return -GP_E_NOT_FOUND;
@@ -398,4 +401,79 @@ int gp_pg_wh_release_leases(gp_store_t *st)
 {
     (void)st; /* other gateways may hold leases: they end on their own */
     return 0;
+}
+
+/* ---- waiting for other processes' deliveries (LISTEN) ---- */
+
+struct gp_pg_listener {
+    PGconn *conn;
+    int64_t retry_at_ms; /* monotonic: no reconnect before */
+};
+
+void gp_pg_listener_free(struct gp_pg_listener *l)
+{
+    if (!l)
+        return;
+    PQfinish(l->conn);
+    free(l);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Drains the notifications received; true if there were any. */
+static bool drain(PGconn *c)
+{
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(c))) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+int gp_pg_wh_wait(gp_store_t *st, int64_t timeout_ms)
+{
+    struct gp_pg_listener **slot = gp_pg_listener_slot(st);
+    if (!*slot)
+        *slot = gp_xcalloc(1, sizeof **slot);
+    struct gp_pg_listener *l = *slot;
+    if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
+        if (gp_mono_ms() < l->retry_at_ms) {
+            sleep_ms(timeout_ms); /* the loop polls meanwhile */
+            return 0;
+        }
+        PQfinish(l->conn);
+        char err[512] = "";
+        l->conn = gp_pg_connect(st, err, sizeof err);
+        PGresult *r = l->conn ? PQexec(l->conn, "LISTEN " GP_PG_WEBHOOK_CHANNEL) : NULL;
+        bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            GP_WARN("store: webhook listener unavailable (polling meanwhile): %s",
+                    err[0] ? err : "LISTEN failed");
+            PQfinish(l->conn);
+            l->conn = NULL;
+            l->retry_at_ms = gp_mono_ms() + 5000;
+            sleep_ms(timeout_ms);
+            return 0;
+        }
+        return 1; /* anything announced before we listened is found by a claim now */
+    }
+    if (PQconsumeInput(l->conn) && drain(l->conn))
+        return 1;
+    struct pollfd pfd = {.fd = PQsocket(l->conn), .events = POLLIN};
+    int ready = pfd.fd >= 0 ? poll(&pfd, 1, (int)timeout_ms) : 0;
+    if (ready <= 0)
+        return 0;
+    if (!PQconsumeInput(l->conn)) { /* the connection broke: reconnect on the next call */
+        PQfinish(l->conn);
+        l->conn = NULL;
+        return 1;
+    }
+    return drain(l->conn) ? 1 : 0;
 }

@@ -383,6 +383,9 @@ typedef struct gp_store_vt {
     int (*wh_resend)(gp_store_t *st, const char *id, int64_t now_ms);
     /* Ends every lease (embedded start: no other process can hold one). */
     int (*wh_release_leases)(gp_store_t *st);
+    /* Optional (NULL = none): waits up to timeout_ms for another process to commit new
+     * deliveries; 1 = some may be due, 0 = timeout. One thread at a time (the loop's poller). */
+    int (*wh_wait)(gp_store_t *st, int64_t timeout_ms);
 } gp_store_vt_t;
 
 struct gp_store {
