@@ -56,6 +56,7 @@ struct gp_http {
     gp_waits_t *waits; /* Prefer: wait (wait.c) */
 
     struct gp_rep_catalog *replicate; /* the Replicate model catalog (api/replicate.h) */
+    struct gp_webhooks *webhooks; /* the delivery loop (webhooks.c); NULL = not run here */
 };
 
 typedef enum req_state {
@@ -180,6 +181,11 @@ void gp_tasks_cancel_announce(request_t *r, const gp_task_t *t);
 bool gp_tasks_idempotency_key_ok(const char *key);
 /* tasks.c: on_completed's part for the task routes (a created task whose client left). */
 void gp_tasks_on_completed(request_t *r);
+
+/* webhooks.c: registers the delivery bodies' renderers and starts the delivery loop
+ * (--webhooks); 0, or -1 with err. stop ends the loop (before the gateway goes). */
+int gp_webhooks_api_start(gp_http_t *h, char *err, size_t cap);
+void gp_webhooks_api_stop(gp_http_t *h);
 
 /* events.c: the heartbeat thread; gp_sse_end_all ends every stream (at stop). */
 int gp_sse_start(gp_http_t *h);

@@ -17,6 +17,7 @@ static const gp_route_t *const surfaces[] = {
     gp_routes_signin, gp_routes_metrics, gp_routes_stats,  gp_routes_dashboard, gp_routes_workers,
     gp_routes_replicate, gp_routes_replicate_models, gp_routes_replicate_stream,
     gp_routes_openapi, gp_routes_docs, gp_routes_providers, gp_routes_results,
+    gp_routes_webhooks,
 };
 /* clang-format on */
 #define N_SURFACES (sizeof surfaces / sizeof surfaces[0])

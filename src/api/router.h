@@ -62,6 +62,7 @@ extern const gp_route_t gp_routes_results[];
 /* Every surface's rows, in the order they are tried: returns the surfaces (each a NULL-ended
  * array) and their count in *n (the OpenAPI document and its tests walk them). */
 const gp_route_t *const *gp_route_surfaces(size_t *n);
+extern const gp_route_t gp_routes_webhooks[];
 
 /* Matches path against pattern, capturing "{}" segments (NUL-terminated, shorter than
  * GP_PATH_PARAM_LEN) into params. One trailing slash is tolerated. params may be written

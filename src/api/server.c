@@ -593,6 +593,11 @@ gp_http_t *gp_http_start(gp_runtime_t *rt, char *err, size_t cap)
         MHD_stop_daemon(h->daemon);
         goto fail;
     }
+    if (gp_webhooks_api_start(h, err, cap) != 0) {
+        gp_sse_stop(h);
+        MHD_stop_daemon(h->daemon);
+        goto fail;
+    }
     return h;
 fail:
     gp_waits_stop(h);
@@ -625,6 +630,7 @@ void gp_http_stop(gp_http_t *h)
 {
     if (!h)
         return;
+    gp_webhooks_api_stop(h);
     gp_sse_stop(h);
     /* End every stream and let suspended requests answer: MHD must not stop while
      * connections are suspended. */

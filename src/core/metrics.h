@@ -50,8 +50,11 @@ typedef enum gp_metric {
     GP_M_PROVIDER_CALLS,     /* counter (provider, code): HTTP attempts to a provider's API */
     GP_M_PROVIDER_RETRIES,   /* counter (provider) */
     GP_M_PROVIDER_THROTTLED, /* counter (provider): answers with status 429 */
-    GP_M_START_TIME,         /* gauge: process start, unix seconds */
-    GP_M_BUILD_INFO,         /* gauge (version) = 1 */
+    GP_M_WEBHOOK_DELIVERIES, /* counter (outcome): webhook attempts by what they left:
+                                succeeded, retry, failed (the delivery gave up) */
+    GP_M_WEBHOOK_ATTEMPT_DURATION, /* histogram seconds: one webhook HTTP attempt */
+    GP_M_START_TIME,               /* gauge: process start, unix seconds */
+    GP_M_BUILD_INFO,               /* gauge (version) = 1 */
     GP_M_COUNT
 } gp_metric_t;
 

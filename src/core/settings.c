@@ -93,6 +93,23 @@ static const setting_t settings_table[] = {
     {"lease", SET_INT, OFF(lease_s), "30", 3, 3600, NULL, RUNNING,
      "Distributed mode: seconds a running task's delivery stays reserved without a heartbeat; "
      "a worker killed mid-task has its tasks run again within about this long."},
+    {"webhooks", SET_INT, OFF(webhooks), "1", 0, 1, NULL, HTTP,
+     "1: this process runs the webhook delivery loop (several gateways may; they share the "
+     "outbox). 0: it only adds deliveries; another process sends them."},
+    {"webhook-threads", SET_INT, OFF(webhook_threads), "4", 1, 64, NULL, HTTP,
+     "Webhook deliveries in flight at once in this process."},
+    {"webhook-allow-private", SET_INT, OFF(webhook_allow_private), "0", 0, 1, NULL, HTTP,
+     "1: webhooks may be delivered to loopback, private, link-local or CGNAT addresses. 0 "
+     "(default): such deliveries are refused (checked on the address connected to)."},
+    {"webhook-retry-scale", SET_STRING, OFF(webhook_retry_scale), "1", 0, 0, NULL, HTTP,
+     "Multiplies the webhook retry schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, "
+     "24 h): e.g. 0.001 for tests. A number from 0.0001 to 100."},
+    {"webhook-poll-ms", SET_INT, OFF(webhook_poll_ms), "250", 50, 60000, NULL, HTTP,
+     "How often the delivery loop looks for due deliveries it was not woken for (retries "
+     "falling due; commits wake it at once, PostgreSQL ones from other processes too): one "
+     "indexed query each."},
+    {"webhook-max-endpoints", SET_INT, OFF(webhook_max_endpoints), "20", 1, 1000, NULL, HTTP,
+     "Most webhook endpoints one user may register."},
     {"sse-heartbeat", SET_INT, OFF(sse_heartbeat_s), "15", 1, 300, NULL, HTTP,
      "Seconds between comment heartbeats on event streams."},
     {"commit-batch-max", SET_INT, OFF(commit_batch_max), "512", 1, 10000, NULL, RUNNING,

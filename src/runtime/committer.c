@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "runtime/webhooks.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -48,6 +49,11 @@ static void *committer_main(void *arg)
             gp_metrics_inc(GP_M_COMMIT_FAILURES, NULL, NULL, NULL);
             GP_ERROR("committer: batch of %zu failed: %s", n, gp_err_code(rc));
         }
+        bool webhooks = false;
+        for (size_t i = 0; i < n && !webhooks; i++)
+            webhooks = batch[i]->webhooks_added > 0;
+        if (webhooks) /* the outbox rows are committed: the delivery loop may take them */
+            gp_webhooks_wake();
         for (size_t i = 0; i < n; i++) {
             batch[i]->next = NULL;
             batch[i]->done(batch[i], batch[i]->done_arg);

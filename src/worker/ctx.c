@@ -1,5 +1,6 @@
 /* ctx.c — what a provider can do while it runs (genpulse/handler.h). */
 #include "worker/ctx.h"
+#include "runtime/webhooks.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/media_type.h"
@@ -141,6 +142,7 @@ int gp_ctx_progress(gp_ctx_t *ctx, int percent, const char *step)
     if (step_changed)
         snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
     gp_events_publish_progress(ctx->rt->events, &ctx->task, percent, step);
+    gp_webhooks_progress(ctx->rt, &ctx->task, GP_WH_TYPE_LOGS, ctx->webhook_last_ms);
     return 0;
 }
 

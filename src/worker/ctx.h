@@ -21,8 +21,9 @@ struct gp_ctx {
     char *scratch_dir;
     int last_percent;
     char last_step[256];
-    int download_seq;    /* names scratch downloads */
-    char request_id[65]; /* of the request that created the task ("" = none), for logs */
+    int download_seq;           /* names scratch downloads */
+    char request_id[65];        /* of the request that created the task ("" = none), for logs */
+    int64_t webhook_last_ms[2]; /* last task.output / task.logs event (runtime/webhooks.h) */
 };
 
 /* Sends the progress event that carries the link of preview object `name` (already stored). */

@@ -11,6 +11,7 @@
 #include "core/util.h"
 #include "core/media_type.h"
 #include "worker/ctx.h"
+#include "runtime/webhooks.h"
 
 #include <genpulse/http.h>
 #include <stdio.h>
@@ -440,4 +441,5 @@ void gp_ctx_announce_preview(gp_ctx_t *ctx, const char *name)
     snprintf(ctx->last_step, sizeof ctx->last_step, "%s", step);
     gp_events_publish_progress(ctx->rt->events, &ctx->task,
                                ctx->last_percent < 0 ? 0 : ctx->last_percent, step);
+    gp_webhooks_progress(ctx->rt, &ctx->task, GP_WH_TYPE_OUTPUT, ctx->webhook_last_ms);
 }

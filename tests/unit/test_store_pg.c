@@ -42,7 +42,7 @@ typedef struct fixture {
 
 #define DROP_ALL                                                                                   \
     "DROP TABLE IF EXISTS task_attempts, credit_ledger, api_keys, users, tasks, schema_migrations" \
-    " CASCADE"
+    ", webhook_endpoints, webhook_secrets, webhook_deliveries, webhook_attempts CASCADE"
 
 static const char *g_url; /* NULL: skip everything */
 static char g_empty[1];
@@ -155,7 +155,8 @@ static int setup(void **state)
     s->commit_batch_max = 64;
     if (open_store(f) != 0 ||
         !raw_exec(
-            "TRUNCATE tasks, credit_ledger, task_attempts RESTART IDENTITY; DELETE FROM api_keys;"
+            "TRUNCATE tasks, credit_ledger, task_attempts, webhook_endpoints, webhook_secrets,"
+            " webhook_deliveries, webhook_attempts RESTART IDENTITY; DELETE FROM api_keys;"
             " DELETE FROM users WHERE id <> '" GP_LOCAL_USER_ID "';"
             " UPDATE users SET credits = 0, reserved = 0")) {
         if (f->store)

@@ -2,6 +2,7 @@
 #include "genpulse/http.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/net_guard.h"
 #include "core/util.h"
 #include "infra/http/http_internal.h"
 
@@ -178,34 +179,11 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
     return 0;
 }
 
-/* Addresses a client-supplied URL may not reach: loopback, RFC 1918, link-local (cloud
- * metadata), CGNAT, unique-local, unspecified and IPv4-mapped forms of those. */
-static bool address_private(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 24) == 0 ||
-               (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
-               (a >> 16) == (169u << 8 | 254) || (a >> 22) == (100u << 2 | 1) || a >= 0xE0000000u;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
-            return address_private((const struct sockaddr *)&v4);
-        }
-        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
-               (a->s6_addr[0] & 0xFE) == 0xFC || IN6_IS_ADDR_MULTICAST(a);
-    }
-    return true;
-}
-
 static curl_socket_t open_public_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     transfer_t *t = arg;
     (void)purpose;
-    if (address_private(&addr->addr)) {
+    if (gp_addr_is_private(&addr->addr)) {
         t->refused_address = true;
         return CURL_SOCKET_BAD;
     }

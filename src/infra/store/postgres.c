@@ -72,6 +72,7 @@ typedef struct pg_store {
     PGconn *readers[READ_POOL_SIZE];
     bool reader_busy[READ_POOL_SIZE];
     int64_t reader_retry_at_ms; /* under pool_lock: after a failed connect, fail fast until */
+    struct gp_pg_listener *wh_listener; /* postgres_webhooks.c: LISTEN for new deliveries */
 } pg_store_t;
 
 /* Versioned migrations: entry i brings the schema to version i + 1. Append only. Times are
@@ -171,14 +172,18 @@ static const char *const migrations[] = {
     "  error_message TEXT,"
     "  PRIMARY KEY (task_id, attempt)"
     ");",
+
+    /* 4: webhooks (store.h, "webhooks"; postgres_webhooks.c). */
+    GP_PG_WEBHOOKS_MIGRATION,
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id"
-#define N_TASK_COLUMNS 23
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id, "  \
+    "webhook, webhook_events, webhook_format"
+#define N_TASK_COLUMNS 26
 
 /* Credit movements inside the op statements (store.h, "credits"). Each one first inserts
  * its ledger row, keyed "<task>:<kind>:<round>" (the keys sqlite.c uses), and moves the
@@ -210,10 +215,14 @@ static const char *const migrations[] = {
 
 #define CREATE_INSERT_COLUMNS                                                                      \
     "id, task_type, provider, status, params, attempts, max_retries, priority,"                    \
-    " idempotency_key, created_at, not_before, owner, request_hash"
+    " idempotency_key, created_at, not_before, owner, request_hash, webhook, webhook_events,"      \
+    " webhook_format"
 #define CREATE_VALUES                                                                              \
     "$1::text, $2::text, $3::text, 'pending', $4::jsonb, 0, $5::int, $6::int, $7::text,"           \
     " $8::bigint, 0, $9::text, $10::text"
+/* The task's webhook columns: $11.. in gp_create, $13.. in gp_create_priced. */
+#define CREATE_WEBHOOK_VALUES ", $11::text, $12::int, $13::int"
+#define CREATE_WEBHOOK_VALUES_PRICED ", $13::text, $14::int, $15::int"
 /* The owner's row holding the idempotency key, when nothing was inserted (replay). */
 #define CREATE_OLD                                                                                 \
     " old AS (SELECT " TASK_COLUMNS " FROM tasks WHERE owner = $9::text"                           \
@@ -241,8 +250,9 @@ static const struct {
      * = the id is taken, or a concurrent transaction holds the (owner, key) pair (its row is
      * not in our snapshot) — or, with `short` true, the balance could not pay the price. */
 #define ST_CREATE 0
-    {"gp_create", 10,
-     "WITH ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS ") VALUES (" CREATE_VALUES ")"
+    {"gp_create", 13,
+     "WITH ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS
+     ") VALUES (" CREATE_VALUES CREATE_WEBHOOK_VALUES ")"
      " ON CONFLICT DO NOTHING RETURNING seq)," CREATE_OLD
      " SELECT (SELECT seq FROM ins) AS new_seq, false AS short, old.* FROM (SELECT 1) AS one"
      " LEFT JOIN old ON true"},
@@ -251,9 +261,10 @@ static const struct {
      * the debit only if the ledger row is new; so a short balance, a taken id or a replay
      * changes nothing and is no SQL error. */
 #define ST_CREATE_PRICED 1
-    {"gp_create_priced", 12,
+    {"gp_create_priced", 15,
      "WITH lk AS (SELECT id, credits FROM users WHERE id = $9::text FOR NO KEY UPDATE),"
-     " ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS ", price) SELECT " CREATE_VALUES
+     " ins AS (INSERT INTO tasks (" CREATE_INSERT_COLUMNS
+     ", price) SELECT " CREATE_VALUES CREATE_WEBHOOK_VALUES_PRICED
      ", $11::bigint WHERE (SELECT credits FROM lk) >= $11::bigint"
      " ON CONFLICT DO NOTHING RETURNING seq, id, owner, price, charge_round),"
      " mk AS (SELECT id, owner, price, charge_round, 'reserve'::text AS kind, $12::bigint AS at"
@@ -353,6 +364,10 @@ static const struct {
      " WHERE id = $1::text AND status = $2::text AND attempts = $3::int"
      " RETURNING id, status, error_code, error_message)," ATTEMPT_END
      " none AS (SELECT 1) SELECT status, false FROM upd"},
+/* The outbox (store.h, "webhooks"): sent after a CLAIM ($3 = 'task.started') or an op that
+     * may end a task ($3 = 'end'), in the same pipeline, so in the same transaction. */
+#define ST_OUTBOX 7
+    {"gp_webhook_outbox", 3, GP_PG_OUTBOX_SQL},
 };
 #define N_WRITER_STMTS (sizeof writer_stmts / sizeof writer_stmts[0])
 
@@ -489,6 +504,9 @@ static void read_row(const PGresult *r, int row, int c0, gp_task_t *t)
     t->charge_round = (int)col_i64(r, row, c0 + 21);
     const char *worker = val(r, row, c0 + 22);
     snprintf(t->worker_id, sizeof t->worker_id, "%s", worker ? worker : "");
+    t->webhook = col_text(r, row, c0 + 23);
+    t->webhook_events = (unsigned)col_i64(r, row, c0 + 24);
+    t->webhook_format = (int)col_i64(r, row, c0 + 25);
 }
 
 /* ---- connections ---- */
@@ -586,9 +604,20 @@ static PGconn *connect_db(const char *url, char *err, size_t cap)
     return c;
 }
 
+PGconn *gp_pg_connect(gp_store_t *st, char *err, size_t cap)
+{
+    return connect_db(((pg_store_t *)st)->url, err, cap);
+}
+
+struct gp_pg_listener **gp_pg_listener_slot(gp_store_t *st)
+{
+    return &((pg_store_t *)st)->wh_listener;
+}
+
 static void pg_close(gp_store_t *base)
 {
     pg_store_t *s = (pg_store_t *)base;
+    gp_pg_listener_free(s->wh_listener);
     PQfinish(s->writer);
     for (int i = 0; i < READ_POOL_SIZE; i++)
         PQfinish(s->readers[i]);
@@ -842,8 +871,10 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
                     "\\u0000 in params)");
             return -GP_E_VALIDATION;
         }
+        if (t->webhook && !utf8_ok(t->webhook))
+            return -GP_E_VALIDATION;
         p->stmt = t->price > 0 ? ST_CREATE_PRICED : ST_CREATE;
-        p->n = t->price > 0 ? 12 : 10;
+        p->n = t->price > 0 ? 15 : 13;
         p->v[0] = t->id;
         p->v[1] = t->task_type;
         p->v[2] = t->provider;
@@ -856,6 +887,10 @@ static int op_build(gp_store_op_t *op, op_params_t *p)
         p->v[9] = t->request_hash;
         p->v[10] = num(p, 3, (long long)t->price);
         p->v[11] = num(p, 4, (long long)gp_now_ms());
+        int w = t->price > 0 ? 12 : 10; /* the webhook columns follow the statement's own */
+        p->v[w] = t->webhook;
+        p->v[w + 1] = num(p, 5, t->webhook ? (long long)t->webhook_events : 0);
+        p->v[w + 2] = num(p, 6, t->webhook_format);
         return 0;
     }
     case GP_OP_TRANSITION: {
@@ -1106,17 +1141,36 @@ static void fail_all(gp_store_op_t **ops, size_t n, int rc)
         ops[i]->result = rc;
 }
 
+/* The outbox event an op may cause ("task.started", "end"), or NULL (store.h, "webhooks"). */
+static const char *outbox_event(const gp_store_op_t *op)
+{
+    switch (op->kind) {
+    case GP_OP_CLAIM: return "task.started";
+    case GP_OP_TRANSITION:
+        return gp_task_status_terminal(op->tr.to_status) ||
+                       (op->tr.honor_cancel && op->tr.from_status == GP_TASK_PROCESSING)
+                   ? "end"
+                   : NULL;
+    case GP_OP_CANCEL: return "end";
+    case GP_OP_CREATE: return NULL;
+    }
+    return NULL;
+}
+
 /* Queues the batch in pipeline mode: the user lock if needed (*locked), then one statement
- * per op that needs sending (sent[i]; the others got their result from op_build). False if
+ * per op that needs sending (sent[i]; the others got their result from op_build), each
+ * followed by its outbox statement when it may start or end a task (sent_wh[i]). False if
  * libpq could not queue one. */
-static bool send_ops(PGconn *c, gp_store_op_t **ops, size_t n, bool *sent, size_t *nsent,
-                     bool *locked)
+static bool send_ops(PGconn *c, gp_store_op_t **ops, size_t n, bool *sent, bool *sent_wh,
+                     size_t *nsent, bool *locked)
 {
     char m[512];
     int lock = send_user_lock(c, ops, n);
     *locked = lock > 0;
     *nsent = *locked ? 1 : 0;
     bool ok = lock >= 0;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)gp_now_ms());
     for (size_t i = 0; ok && i < n; i++) {
         op_params_t p;
         int pre = op_build(ops[i], &p);
@@ -1127,6 +1181,16 @@ static bool send_ops(PGconn *c, gp_store_op_t **ops, size_t n, bool *sent, size_
         } else {
             sent[i] = true;
             (*nsent)++;
+            const char *ev = outbox_event(ops[i]);
+            if (ev) {
+                const char *v[3] = {p.v[0], now, ev}; /* p.v[0]: the task id */
+                if (!PQsendQueryPrepared(c, writer_stmts[ST_OUTBOX].name, 3, v, NULL, NULL, 0))
+                    ok = false;
+                else {
+                    sent_wh[i] = true;
+                    (*nsent)++;
+                }
+            }
         }
         op_params_free(&p);
     }
@@ -1150,6 +1214,8 @@ static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
     PGconn *c = s->writer;
     PGresult **res = gp_xcalloc(n, sizeof *res);
     bool *sent = gp_xcalloc(n, sizeof *sent);
+    bool *sent_wh = gp_xcalloc(n, sizeof *sent_wh);
+    int *wh_added = gp_xcalloc(n, sizeof *wh_added);
     size_t nsent = 0;
     bool failed = false, in_pipeline = false, locked = false;
     char m[512];
@@ -1159,7 +1225,7 @@ static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
         failed = true;
     } else {
         in_pipeline = true;
-        failed = !send_ops(c, ops, n, sent, &nsent, &locked);
+        failed = !send_ops(c, ops, n, sent, sent_wh, &nsent, &locked);
     }
     if (!failed && !PQpipelineSync(c)) {
         GP_ERROR("store: postgres sync failed: %s", pq_msg(c, m, sizeof m));
@@ -1172,9 +1238,15 @@ static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
     if (!failed) {
         if (locked)
             PQclear(read_one(c, &failed));
-        for (size_t i = 0; i < n && PQstatus(c) == CONNECTION_OK; i++)
+        for (size_t i = 0; i < n && PQstatus(c) == CONNECTION_OK; i++) {
             if (sent[i])
                 res[i] = read_one(c, &failed);
+            if (sent_wh[i] && PQstatus(c) == CONNECTION_OK) {
+                PGresult *w = read_one(c, &failed);
+                wh_added[i] = w ? PQntuples(w) : 0;
+                PQclear(w);
+            }
+        }
         for (size_t guard = 0; !synced && guard < nsent + 8 && PQstatus(c) == CONNECTION_OK;
              guard++) {
             PGresult *r = PQgetResult(c);
@@ -1217,14 +1289,18 @@ static int pg_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
         fail_all(ops, n, -GP_E_UNAVAILABLE);
         rc = -GP_E_UNAVAILABLE;
     } else {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             if (sent[i])
                 op_apply(ops[i], res[i]);
+            ops[i]->webhooks_added = wh_added[i];
+        }
     }
     for (size_t i = 0; i < n; i++)
         PQclear(res[i]);
     free(res);
     free(sent);
+    free(sent_wh);
+    free(wh_added);
     return rc;
 }
 
@@ -1477,4 +1553,5 @@ const gp_store_vt_t gp_store_backend_postgres = {
     .stats = gp_pg_stats,
     .attempts_list = gp_pg_attempts_list,
     .holders_list = gp_pg_holders_list,
+    GP_PG_WEBHOOK_FUNCTIONS,
 };

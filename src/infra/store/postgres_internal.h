@@ -81,4 +81,139 @@ int gp_pg_attempts_list(gp_store_t *st, const char *task_id, gp_attempt_t *out, 
                         size_t *n);
 int gp_pg_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t *n);
 
+/* The webhook outbox (postgres_webhooks.c; store.h, "webhooks"). Columns that hold flags
+ * are integers, as in SQLite, so the outbox statement reads the same in both stores. */
+#define GP_PG_WEBHOOKS_MIGRATION                                                                   \
+    "ALTER TABLE tasks ADD COLUMN webhook TEXT,"                                                   \
+    "  ADD COLUMN webhook_events INTEGER NOT NULL DEFAULT 0,"                                      \
+    "  ADD COLUMN webhook_format INTEGER NOT NULL DEFAULT 0;"                                      \
+    "CREATE TABLE webhook_endpoints ("                                                             \
+    "  id TEXT PRIMARY KEY,"                                                                       \
+    "  owner TEXT NOT NULL,"                                                                       \
+    "  url TEXT NOT NULL,"                                                                         \
+    "  secret TEXT NOT NULL,"                                                                      \
+    "  event_types INTEGER NOT NULL,"                                                              \
+    "  description TEXT,"                                                                          \
+    "  disabled INTEGER NOT NULL DEFAULT 0,"                                                       \
+    "  disabled_reason TEXT,"                                                                      \
+    "  created_at BIGINT NOT NULL,"                                                                \
+    "  updated_at BIGINT NOT NULL"                                                                 \
+    ");"                                                                                           \
+    "CREATE INDEX webhook_endpoints_owner ON webhook_endpoints(owner, created_at);"                \
+    "CREATE TABLE webhook_secrets ("                                                               \
+    "  owner TEXT PRIMARY KEY,"                                                                    \
+    "  secret TEXT NOT NULL,"                                                                      \
+    "  created_at BIGINT NOT NULL"                                                                 \
+    ");"                                                                                           \
+    "CREATE TABLE webhook_deliveries ("                                                            \
+    "  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"                                       \
+    "  id TEXT NOT NULL UNIQUE,"                                                                   \
+    "  owner TEXT NOT NULL,"                                                                       \
+    "  endpoint_id TEXT,"                                                                          \
+    "  task_id TEXT NOT NULL,"                                                                     \
+    "  event_type TEXT NOT NULL,"                                                                  \
+    "  url TEXT NOT NULL,"                                                                         \
+    "  format INTEGER NOT NULL DEFAULT 0,"                                                         \
+    "  payload TEXT,"                                                                              \
+    "  status TEXT NOT NULL,"                                                                      \
+    "  attempts INTEGER NOT NULL DEFAULT 0,"                                                       \
+    "  round_start INTEGER NOT NULL DEFAULT 0,"                                                    \
+    "  next_attempt_at BIGINT NOT NULL,"                                                           \
+    "  leased INTEGER NOT NULL DEFAULT 0,"                                                         \
+    "  last_status_code INTEGER,"                                                                  \
+    "  last_error TEXT,"                                                                           \
+    "  created_at BIGINT NOT NULL,"                                                                \
+    "  completed_at BIGINT,"                                                                       \
+    "  dedupe_key TEXT NOT NULL UNIQUE"                                                            \
+    ");"                                                                                           \
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);"          \
+    "CREATE INDEX webhook_deliveries_owner ON webhook_deliveries(owner, seq);"                     \
+    "CREATE INDEX webhook_deliveries_task ON webhook_deliveries(task_id, seq);"                    \
+    "CREATE TABLE webhook_attempts ("                                                              \
+    "  delivery_id TEXT NOT NULL,"                                                                 \
+    "  attempt INTEGER NOT NULL,"                                                                  \
+    "  started_at BIGINT NOT NULL,"                                                                \
+    "  duration_ms BIGINT NOT NULL,"                                                               \
+    "  status_code INTEGER,"                                                                       \
+    "  error TEXT,"                                                                                \
+    "  response TEXT,"                                                                             \
+    "  PRIMARY KEY (delivery_id, attempt)"                                                         \
+    ");"
+
+/* Committed outbox rows are announced on this channel (NOTIFY is sent at commit), so the
+ * delivery loops of every process wake at once (gp_pg_wh_wait). */
+#define GP_PG_WEBHOOK_CHANNEL "genpulse_webhooks"
+
+/* $1 task id, $2 now (ms), $3 the event: 'end' (the task's terminal status names it),
+ * 'task.started' (only while attempt 1 runs) or another type name. One row per delivery
+ * added; never an SQL error for a missing task or a replay (ON CONFLICT DO NOTHING). */
+#define GP_PG_OUTBOX_SQL                                                                           \
+    "WITH ev AS (SELECT t.id, t.owner, t.attempts, t.webhook, t.webhook_events,"                   \
+    " t.webhook_format, t.started_at, t.completed_at, CASE WHEN $3::text = 'end' THEN 'task.' || " \
+    "t.status ELSE $3::text END"                                                                   \
+    " AS type FROM tasks t WHERE t.id = $1::text AND CASE $3::text"                                \
+    " WHEN 'end' THEN t.status IN ('succeeded', 'failed', 'canceled')"                             \
+    " WHEN 'task.started' THEN t.status = 'processing' AND t.attempts = 1 ELSE true END),"         \
+    " evb AS (SELECT ev.*, CASE type WHEN 'task.started' THEN 1 WHEN 'task.output' THEN 2"         \
+    " WHEN 'task.logs' THEN 4 WHEN 'task.succeeded' THEN 8 WHEN 'task.failed' THEN 16"             \
+    " WHEN 'task.canceled' THEN 32 ELSE 0 END AS tbit, CASE type WHEN 'task.started' THEN 1"       \
+    " WHEN 'task.output' THEN 2 WHEN 'task.logs' THEN 4 ELSE 8 END AS fbit,"                       \
+    " CASE WHEN type IN ('task.output', 'task.logs') THEN $2::bigint WHEN type = 'task.started' "  \
+    "THEN started_at ELSE COALESCE(completed_at, 0) END AS uniq"                                   \
+    " FROM ev)"                                                                                    \
+    " INSERT INTO webhook_deliveries (id, owner, endpoint_id, task_id, event_type, url, format,"   \
+    " status, next_attempt_at, created_at, dedupe_key)"                                            \
+    " SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), owner, NULL, id, type, webhook," \
+    " webhook_format, 'pending', $2::bigint, $2::bigint,"                                          \
+    " id || ':' || type || ':' || uniq || ':task'"                                                 \
+    " FROM evb WHERE webhook IS NOT NULL AND (webhook_events & fbit) <> 0"                         \
+    " UNION ALL"                                                                                   \
+    " SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), evb.owner, e.id, evb.id, type,"  \
+    " e.url, 0, 'pending', $2::bigint, $2::bigint,"                                                \
+    " evb.id || ':' || type || ':' || uniq || ':' || e.id"                                         \
+    " FROM evb JOIN webhook_endpoints e ON e.owner = evb.owner AND e.disabled = 0"                 \
+    " AND (e.event_types & tbit) <> 0"                                                             \
+    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING pg_notify('" GP_PG_WEBHOOK_CHANNEL "', '')"
+
+int gp_pg_wh_endpoint_create(gp_store_t *st, const gp_webhook_endpoint_t *e);
+int gp_pg_wh_endpoint_get(gp_store_t *st, const char *id, gp_webhook_endpoint_t *out);
+int gp_pg_wh_endpoint_list(gp_store_t *st, const char *owner, gp_webhook_endpoint_t *out,
+                           size_t cap, size_t *n);
+int gp_pg_wh_endpoint_update(gp_store_t *st, const gp_webhook_endpoint_t *e);
+int gp_pg_wh_endpoint_delete(gp_store_t *st, const char *id);
+int gp_pg_wh_default_secret(gp_store_t *st, const char *owner, const char *candidate,
+                            char out[GP_WH_SECRET_LEN]);
+int gp_pg_wh_enqueue(gp_store_t *st, const char *task_id, unsigned type, int64_t now_ms,
+                     int *added);
+int gp_pg_wh_claim(gp_store_t *st, int64_t now_ms, int64_t lease_ms, gp_webhook_delivery_t *out,
+                   size_t cap, size_t *n);
+int gp_pg_wh_set_payload(gp_store_t *st, const char *id, const char *payload);
+int gp_pg_wh_record(gp_store_t *st, const char *id, const gp_webhook_attempt_t *a,
+                    const gp_webhook_outcome_t *o);
+int gp_pg_wh_delivery_get(gp_store_t *st, const char *id, gp_webhook_delivery_t *out);
+int gp_pg_wh_delivery_list(gp_store_t *st, const gp_webhook_filter_t *f, gp_webhook_delivery_t *out,
+                           size_t *n);
+int gp_pg_wh_attempts_list(gp_store_t *st, const char *id, gp_webhook_attempt_t *out, size_t cap,
+                           size_t *n);
+int gp_pg_wh_resend(gp_store_t *st, const char *id, int64_t now_ms);
+int gp_pg_wh_release_leases(gp_store_t *st);
+int gp_pg_wh_wait(gp_store_t *st, int64_t timeout_ms);
+
+/* postgres.c for postgres_webhooks.c: a new connection with the store's URL and defaults
+ * (NULL with err), and the store's listener slot (freed by close). */
+struct gp_pg_listener;
+PGconn *gp_pg_connect(gp_store_t *st, char *err, size_t cap);
+struct gp_pg_listener **gp_pg_listener_slot(gp_store_t *st);
+void gp_pg_listener_free(struct gp_pg_listener *l);
+
+#define GP_PG_WEBHOOK_FUNCTIONS                                                                    \
+    .wh_endpoint_create = gp_pg_wh_endpoint_create, .wh_endpoint_get = gp_pg_wh_endpoint_get,      \
+    .wh_endpoint_list = gp_pg_wh_endpoint_list, .wh_endpoint_update = gp_pg_wh_endpoint_update,    \
+    .wh_endpoint_delete = gp_pg_wh_endpoint_delete, .wh_default_secret = gp_pg_wh_default_secret,  \
+    .wh_enqueue = gp_pg_wh_enqueue, .wh_claim = gp_pg_wh_claim,                                    \
+    .wh_set_payload = gp_pg_wh_set_payload, .wh_record = gp_pg_wh_record,                          \
+    .wh_delivery_get = gp_pg_wh_delivery_get, .wh_delivery_list = gp_pg_wh_delivery_list,          \
+    .wh_attempts_list = gp_pg_wh_attempts_list, .wh_resend = gp_pg_wh_resend,                      \
+    .wh_release_leases = gp_pg_wh_release_leases, .wh_wait = gp_pg_wh_wait
+
 #endif

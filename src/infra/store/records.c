@@ -38,3 +38,17 @@ const char *gp_attempt_status_for(gp_task_status_t to, const char *error_code)
     }
     return "running";
 }
+
+void gp_webhook_endpoint_clear(gp_webhook_endpoint_t *e)
+{
+    free(e->url);
+    free(e->description);
+    e->url = e->description = NULL;
+}
+
+void gp_webhook_delivery_clear(gp_webhook_delivery_t *d)
+{
+    free(d->url);
+    free(d->payload);
+    d->url = d->payload = NULL;
+}

@@ -133,13 +133,16 @@ static const char *const migrations[] = {
     "  error_message TEXT,"
     "  PRIMARY KEY (task_id, attempt)"
     ") WITHOUT ROWID;",
+    /* 4: webhooks (store.h, "webhooks"). */
+    GP_SQLITE_WEBHOOKS_MIGRATION,
 };
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 #define TASK_COLUMNS                                                                               \
     "seq, id, task_type, provider, status, params, result, error_code, error_message, "            \
     "attempts, max_retries, priority, cancel_requested, idempotency_key, created_at, "             \
-    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id"
+    "started_at, completed_at, not_before, owner, request_hash, price, charge_round, worker_id, "  \
+    "webhook, webhook_events, webhook_format"
 
 char *gp_sqlite_col_text(sqlite3_stmt *s, int i)
 {
@@ -186,6 +189,9 @@ static void read_row(sqlite3_stmt *s, gp_task_t *t)
     t->charge_round = sqlite3_column_int(s, 21);
     const char *worker = (const char *)sqlite3_column_text(s, 22);
     snprintf(t->worker_id, sizeof t->worker_id, "%s", worker ? worker : "");
+    t->webhook = col_text(s, 23);
+    t->webhook_events = (unsigned)sqlite3_column_int(s, 24);
+    t->webhook_format = sqlite3_column_int(s, 25);
 }
 
 int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err,
@@ -219,7 +225,7 @@ int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, char *err, size_t cap)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
-        snprintf(err, cap, "prepare failed: %s (%s)", sqlite3_errmsg(db), sql);
+        snprintf(err, cap, "prepare failed: %s (%.200s)", sqlite3_errmsg(db), sql);
         return -GP_E_INTERNAL;
     }
     return 0;
@@ -238,6 +244,7 @@ static void sq_close(gp_store_t *base)
     sqlite3_finalize(s->st_status_of);
     gp_sqlite_credits_finalize(s);
     gp_sqlite_attempts_finalize(s);
+    gp_sqlite_webhooks_finalize(s);
     sqlite3_close(s->writer);
     sqlite3_close(s->identity);
     pthread_mutex_destroy(&s->identity_lock);
@@ -319,6 +326,7 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
                 " RETURNING " TASK_COLUMNS,
                 &s->st_claim, perr, sizeof perr) ||
         gp_sqlite_attempts_prepare(s, perr, sizeof perr) ||
+        gp_sqlite_webhooks_prepare(s, perr, sizeof perr) ||
         prepare(s->writer,
                 "UPDATE tasks SET status = 'canceled', completed_at = ?3,"
                 " error_code = 'canceled', error_message = 'canceled by request'"
@@ -328,8 +336,8 @@ static int sq_migrate(gp_store_t *base, char *err, size_t cap)
         prepare(s->writer,
                 "INSERT INTO tasks (id, task_type, provider, status, params, attempts, "
                 "max_retries, priority, idempotency_key, created_at, not_before, owner, "
-                "request_hash, price) VALUES (?1, ?2, ?3, 'pending', ?4, 0, ?5, ?6, ?7, ?8, 0, ?9,"
-                " ?10, ?11)",
+                "request_hash, price, webhook, webhook_events, webhook_format) VALUES (?1, ?2, ?3,"
+                " 'pending', ?4, 0, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13, ?14)",
                 &s->st_insert, perr, sizeof perr) ||
         prepare(s->writer,
                 "SELECT " TASK_COLUMNS " FROM tasks WHERE owner = ?1 AND idempotency_key = ?2",
@@ -470,6 +478,9 @@ static int op_create(sqlite_store_t *s, gp_store_op_t *op)
     sqlite3_bind_text(st, 9, owner, -1, SQLITE_TRANSIENT);
     bind_text_or_null(st, 10, t->request_hash);
     sqlite3_bind_int64(st, 11, t->price > 0 ? t->price : 0);
+    bind_text_or_null(st, 12, t->webhook);
+    sqlite3_bind_int(st, 13, t->webhook ? (int)t->webhook_events : 0);
+    sqlite3_bind_int(st, 14, t->webhook_format);
     free(params);
     if (t->price <= 0) {
         int rc = step_done(s->writer, st);
@@ -669,6 +680,7 @@ static int sq_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
         gp_store_op_t *op = ops[i];
         /* No savepoints needed: each op is one statement (or reads), and SQLite undoes a
          * failed statement without aborting the transaction, so ops stay independent. */
+        gp_sqlite_webhooks_before_op(s, op);
         switch (op->kind) {
         case GP_OP_CREATE: op->result = op_create(s, op); break;
         case GP_OP_TRANSITION: op->result = op_transition(s, op); break;
@@ -676,6 +688,7 @@ static int sq_apply_batch(gp_store_t *base, gp_store_op_t **ops, size_t n)
         case GP_OP_CLAIM: op->result = op_claim(s, op); break;
         default: op->result = -GP_E_INTERNAL;
         }
+        op->webhooks_added = op->result == 0 ? gp_sqlite_webhooks_after_op(s, op) : 0;
     }
     if (sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         GP_ERROR("store: COMMIT failed: %s", sqlite3_errmsg(s->writer));
@@ -797,4 +810,5 @@ const gp_store_vt_t gp_store_backend_sqlite = {
     .stats = gp_sqlite_stats,
     .attempts_list = gp_sqlite_attempts_list,
     .holders_list = gp_sqlite_holders_list,
+    GP_SQLITE_WEBHOOK_FUNCTIONS,
 };

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define READ_POOL_SIZE 8
@@ -32,6 +33,12 @@ typedef struct sqlite_store {
     sqlite3 *identity;
     sqlite3_stmt *credit_stmts[8];  /* sqlite_credits.c, on the writer */
     sqlite3_stmt *attempt_stmts[4]; /* sqlite_attempts.c, on the writer */
+    sqlite3_stmt *webhook_stmts[2]; /* sqlite_webhooks.c, on the writer */
+    /* Webhooks may be in use: an enabled endpoint exists, or a task with a webhook was
+     * created (or was unfinished at start). Until then the outbox statement is skipped,
+     * so a server that uses no webhooks pays nothing for them. Only ever goes false → true
+     * (set before the write that needs it, so no event after that write is missed). */
+    atomic_bool webhooks_used;
 } sqlite_store_t;
 
 int gp_sqlite_open_conn(const char *path, const char *sync_mode, sqlite3 **out, char *err,
@@ -67,6 +74,104 @@ void gp_sqlite_attempt_end(sqlite_store_t *s, const char *task_id, int attempt, 
 int gp_sqlite_attempts_list(gp_store_t *st, const char *task_id, gp_attempt_t *out, size_t cap,
                             size_t *n);
 int gp_sqlite_holders_list(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t *n);
+
+/* sqlite_webhooks.c: the outbox (store.h, "webhooks"). after_op runs on the writer inside
+ * the committer's transaction, right after an op that succeeded, and returns the number of
+ * deliveries it added (errors are logged: the op's own change stands). */
+#define GP_SQLITE_WEBHOOKS_MIGRATION                                                               \
+    "ALTER TABLE tasks ADD COLUMN webhook TEXT;"                                                   \
+    "ALTER TABLE tasks ADD COLUMN webhook_events INTEGER NOT NULL DEFAULT 0;"                      \
+    "ALTER TABLE tasks ADD COLUMN webhook_format INTEGER NOT NULL DEFAULT 0;"                      \
+    "CREATE TABLE webhook_endpoints ("                                                             \
+    "  id TEXT PRIMARY KEY,"                                                                       \
+    "  owner TEXT NOT NULL,"                                                                       \
+    "  url TEXT NOT NULL,"                                                                         \
+    "  secret TEXT NOT NULL,"                                                                      \
+    "  event_types INTEGER NOT NULL,"                                                              \
+    "  description TEXT,"                                                                          \
+    "  disabled INTEGER NOT NULL DEFAULT 0,"                                                       \
+    "  disabled_reason TEXT,"                                                                      \
+    "  created_at INTEGER NOT NULL,"                                                               \
+    "  updated_at INTEGER NOT NULL"                                                                \
+    ");"                                                                                           \
+    "CREATE INDEX webhook_endpoints_owner ON webhook_endpoints(owner, created_at);"                \
+    "CREATE TABLE webhook_secrets ("                                                               \
+    "  owner TEXT PRIMARY KEY,"                                                                    \
+    "  secret TEXT NOT NULL,"                                                                      \
+    "  created_at INTEGER NOT NULL"                                                                \
+    ");"                                                                                           \
+    "CREATE TABLE webhook_deliveries ("                                                            \
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"                                                     \
+    "  id TEXT NOT NULL UNIQUE,"                                                                   \
+    "  owner TEXT NOT NULL,"                                                                       \
+    "  endpoint_id TEXT,"                                                                          \
+    "  task_id TEXT NOT NULL,"                                                                     \
+    "  event_type TEXT NOT NULL,"                                                                  \
+    "  url TEXT NOT NULL,"                                                                         \
+    "  format INTEGER NOT NULL DEFAULT 0,"                                                         \
+    "  payload TEXT,"                                                                              \
+    "  status TEXT NOT NULL,"                                                                      \
+    "  attempts INTEGER NOT NULL DEFAULT 0,"                                                       \
+    "  round_start INTEGER NOT NULL DEFAULT 0,"                                                    \
+    "  next_attempt_at INTEGER NOT NULL,"                                                          \
+    "  leased INTEGER NOT NULL DEFAULT 0,"                                                         \
+    "  last_status_code INTEGER,"                                                                  \
+    "  last_error TEXT,"                                                                           \
+    "  created_at INTEGER NOT NULL,"                                                               \
+    "  completed_at INTEGER,"                                                                      \
+    "  dedupe_key TEXT NOT NULL UNIQUE"                                                            \
+    ");"                                                                                           \
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);"          \
+    "CREATE INDEX webhook_deliveries_owner ON webhook_deliveries(owner, seq);"                     \
+    "CREATE INDEX webhook_deliveries_task ON webhook_deliveries(task_id, seq);"                    \
+    "CREATE TABLE webhook_attempts ("                                                              \
+    "  delivery_id TEXT NOT NULL,"                                                                 \
+    "  attempt INTEGER NOT NULL,"                                                                  \
+    "  started_at INTEGER NOT NULL,"                                                               \
+    "  duration_ms INTEGER NOT NULL,"                                                              \
+    "  status_code INTEGER,"                                                                       \
+    "  error TEXT,"                                                                                \
+    "  response TEXT,"                                                                             \
+    "  PRIMARY KEY (delivery_id, attempt)"                                                         \
+    ") WITHOUT ROWID;"
+int gp_sqlite_webhooks_prepare(sqlite_store_t *s, char *err, size_t cap);
+void gp_sqlite_webhooks_finalize(sqlite_store_t *s);
+void gp_sqlite_webhooks_before_op(sqlite_store_t *s, const gp_store_op_t *op);
+int gp_sqlite_webhooks_after_op(sqlite_store_t *s, const gp_store_op_t *op);
+int gp_sqlite_wh_endpoint_create(gp_store_t *st, const gp_webhook_endpoint_t *e);
+int gp_sqlite_wh_endpoint_get(gp_store_t *st, const char *id, gp_webhook_endpoint_t *out);
+int gp_sqlite_wh_endpoint_list(gp_store_t *st, const char *owner, gp_webhook_endpoint_t *out,
+                               size_t cap, size_t *n);
+int gp_sqlite_wh_endpoint_update(gp_store_t *st, const gp_webhook_endpoint_t *e);
+int gp_sqlite_wh_endpoint_delete(gp_store_t *st, const char *id);
+int gp_sqlite_wh_default_secret(gp_store_t *st, const char *owner, const char *candidate,
+                                char out[GP_WH_SECRET_LEN]);
+int gp_sqlite_wh_enqueue(gp_store_t *st, const char *task_id, unsigned type, int64_t now_ms,
+                         int *added);
+int gp_sqlite_wh_claim(gp_store_t *st, int64_t now_ms, int64_t lease_ms, gp_webhook_delivery_t *out,
+                       size_t cap, size_t *n);
+int gp_sqlite_wh_set_payload(gp_store_t *st, const char *id, const char *payload);
+int gp_sqlite_wh_record(gp_store_t *st, const char *id, const gp_webhook_attempt_t *a,
+                        const gp_webhook_outcome_t *o);
+int gp_sqlite_wh_delivery_get(gp_store_t *st, const char *id, gp_webhook_delivery_t *out);
+int gp_sqlite_wh_delivery_list(gp_store_t *st, const gp_webhook_filter_t *f,
+                               gp_webhook_delivery_t *out, size_t *n);
+int gp_sqlite_wh_attempts_list(gp_store_t *st, const char *id, gp_webhook_attempt_t *out,
+                               size_t cap, size_t *n);
+int gp_sqlite_wh_resend(gp_store_t *st, const char *id, int64_t now_ms);
+int gp_sqlite_wh_release_leases(gp_store_t *st);
+
+#define GP_SQLITE_WEBHOOK_FUNCTIONS                                                                \
+    .wh_endpoint_create = gp_sqlite_wh_endpoint_create,                                            \
+    .wh_endpoint_get = gp_sqlite_wh_endpoint_get, .wh_endpoint_list = gp_sqlite_wh_endpoint_list,  \
+    .wh_endpoint_update = gp_sqlite_wh_endpoint_update,                                            \
+    .wh_endpoint_delete = gp_sqlite_wh_endpoint_delete,                                            \
+    .wh_default_secret = gp_sqlite_wh_default_secret, .wh_enqueue = gp_sqlite_wh_enqueue,          \
+    .wh_claim = gp_sqlite_wh_claim, .wh_set_payload = gp_sqlite_wh_set_payload,                    \
+    .wh_record = gp_sqlite_wh_record, .wh_delivery_get = gp_sqlite_wh_delivery_get,                \
+    .wh_delivery_list = gp_sqlite_wh_delivery_list,                                                \
+    .wh_attempts_list = gp_sqlite_wh_attempts_list, .wh_resend = gp_sqlite_wh_resend,              \
+    .wh_release_leases = gp_sqlite_wh_release_leases
 
 /* sqlite_identity.c */
 int gp_sqlite_user_create(gp_store_t *st, const gp_user_t *u);

@@ -33,6 +33,7 @@
 
 #include "core/settings.h"
 #include "core/task.h"
+#include "core/webhook.h"
 
 #include <stddef.h>
 
@@ -92,6 +93,9 @@ struct gp_store_op {
     const char *claim_worker_id;
     gp_cancel_outcome_t cancel_outcome;
     int result; /* 0, -GP_E_CONFLICT (CAS lost), -GP_E_NOT_FOUND, other -GP_E_* */
+    /* Out: webhook deliveries the op added to the outbox, in its transaction (see
+     * "webhooks" below); the committer wakes the delivery loop when any batch adds some. */
+    int webhooks_added;
     /* Completion, called on the committer thread after the transaction ends. */
     void (*done)(gp_store_op_t *op, void *arg);
     void *done_arg;
@@ -210,6 +214,79 @@ void gp_user_clear(gp_user_t *u);
 void gp_api_key_clear(gp_api_key_t *k);
 void gp_ledger_entry_clear(gp_ledger_entry_t *e);
 
+/* ---- webhooks (migration 4) ---------------------------------------------------------------
+ * A durable outbox. The ops that start a task (CLAIM of attempt 1: task.started) or end it
+ * (TRANSITION or CANCEL to succeeded / failed / canceled) add, in THEIR OWN transaction, one
+ * delivery row for the task's own webhook (if its filter takes the event) and one per
+ * enabled endpoint of the task's owner subscribed to the type. A row is keyed unique by
+ * (task, type, the time of the start or the end, target), so a replayed op adds nothing
+ * twice while a manually retried task announces its new run. task.output and task.logs rows
+ * are added best-effort by wh_enqueue (outside any batch).
+ *
+ * The delivery loop claims due pending rows with a lease (next_attempt_at moves to the
+ * lease's end; PostgreSQL: FOR UPDATE SKIP LOCKED, so several gateways share the work),
+ * renders the payload once (wh_set_payload), and records each attempt (wh_record). A process
+ * killed mid-attempt leaves the row leased: it is due again when the lease ends. */
+typedef struct gp_webhook_endpoint {
+    char id[GP_WH_ID_LEN]; /* "ep_…" */
+    char owner[37];
+    char *url;
+    char secret[GP_WH_SECRET_LEN];
+    unsigned event_types; /* GP_WH_TYPE_* */
+    char *description;    /* NULL = none */
+    bool disabled;
+    char disabled_reason[160]; /* "" = none (set by hand, or "410 Gone from the endpoint") */
+    int64_t created_at, updated_at;
+} gp_webhook_endpoint_t;
+
+typedef struct gp_webhook_delivery {
+    int64_t seq;           /* store-assigned; orders the list (newest first) and is its cursor */
+    char id[GP_WH_ID_LEN]; /* the stable webhook-id "msg_…" */
+    char owner[37];
+    char endpoint_id[GP_WH_ID_LEN]; /* "" = the task's own webhook */
+    char task_id[37];
+    char event_type[24]; /* "task.started" … */
+    char *url;
+    int format;              /* GP_WEBHOOK_FORMAT_* */
+    char *payload;           /* NULL = not rendered yet */
+    char status[12];         /* "pending", "succeeded", "failed" */
+    int attempts;            /* made so far */
+    int round_start;         /* attempts when the current schedule began (a resend restarts it) */
+    int64_t next_attempt_at; /* ms; while claimed, the lease's end */
+    int last_status_code;    /* 0 = none */
+    char last_error[256];    /* "" = none */
+    int64_t created_at, completed_at; /* ms; completed_at 0 = not yet */
+} gp_webhook_delivery_t;
+
+typedef struct gp_webhook_attempt {
+    int attempt; /* 1, 2, ... */
+    int64_t started_at;
+    int64_t duration_ms;
+    int status_code;     /* 0 = no HTTP answer */
+    char error[256];     /* "" = none */
+    char response[1025]; /* the start of the response body ("" = none) */
+} gp_webhook_attempt_t;
+
+typedef struct gp_webhook_filter {
+    const char *owner;       /* NULL = every user's */
+    const char *endpoint_id; /* NULL = any; "" = task webhooks only */
+    const char *task_id;     /* NULL = any */
+    const char *status;      /* NULL = any */
+    int64_t before_seq;      /* 0 = from the newest */
+    size_t limit;
+} gp_webhook_filter_t;
+
+/* What one attempt left (wh_record). */
+typedef struct gp_webhook_outcome {
+    const char *status;      /* "pending" (retry at next_attempt_at), "succeeded", "failed" */
+    int64_t next_attempt_at; /* for "pending" */
+    bool disable_endpoint;   /* a 410 from a per-user endpoint: disable it, with reason */
+    const char *reason;
+} gp_webhook_outcome_t;
+
+void gp_webhook_endpoint_clear(gp_webhook_endpoint_t *e);
+void gp_webhook_delivery_clear(gp_webhook_delivery_t *d);
+
 typedef struct gp_store_vt {
     const char *scheme; /* URL scheme this backend serves ("sqlite") */
     int (*open)(gp_store_t **out, const char *url, const gp_settings_t *s, char *err, size_t cap);
@@ -269,6 +346,46 @@ typedef struct gp_store_vt {
                          size_t *n);
     /* The processing tasks and their workers, oldest first, at most cap (*n). */
     int (*holders_list)(gp_store_t *st, gp_task_holder_t *out, size_t cap, size_t *n);
+
+    /* Webhooks (see "webhooks" above). Each call is its own short transaction, any thread.
+     * Results: 0, -GP_E_NOT_FOUND, -GP_E_CONFLICT, other -GP_E_*; getters fill *out (caller
+     * clears). Endpoints: */
+    int (*wh_endpoint_create)(gp_store_t *st, const gp_webhook_endpoint_t *e);
+    int (*wh_endpoint_get)(gp_store_t *st, const char *id, gp_webhook_endpoint_t *out);
+    /* Oldest first; owner NULL = every user's; at most cap (*n). */
+    int (*wh_endpoint_list)(gp_store_t *st, const char *owner, gp_webhook_endpoint_t *out,
+                            size_t cap, size_t *n);
+    /* Rewrites url, secret, event_types, description, disabled(+reason), updated_at. */
+    int (*wh_endpoint_update)(gp_store_t *st, const gp_webhook_endpoint_t *e);
+    int (*wh_endpoint_delete)(gp_store_t *st, const char *id);
+    /* The owner's default secret (signs task webhooks): stored as `candidate` if the owner
+     * has none yet, then read back into out. */
+    int (*wh_default_secret)(gp_store_t *st, const char *owner, const char *candidate,
+                             char out[GP_WH_SECRET_LEN]);
+    /* Best-effort event (GP_WH_TYPE_OUTPUT / _LOGS) of a task now: rows for its webhook and
+     * its owner's endpoints; *added (may be NULL) = how many. */
+    int (*wh_enqueue)(gp_store_t *st, const char *task_id, unsigned type, int64_t now_ms,
+                      int *added);
+    /* Claims up to cap pending rows due at now_ms, leasing them until now_ms + lease_ms. */
+    int (*wh_claim)(gp_store_t *st, int64_t now_ms, int64_t lease_ms, gp_webhook_delivery_t *out,
+                    size_t cap, size_t *n);
+    int (*wh_set_payload)(gp_store_t *st, const char *id, const char *payload);
+    /* One attempt: its row, and the delivery's new state (attempts + 1). */
+    int (*wh_record)(gp_store_t *st, const char *id, const gp_webhook_attempt_t *a,
+                     const gp_webhook_outcome_t *o);
+    int (*wh_delivery_get)(gp_store_t *st, const char *id, gp_webhook_delivery_t *out);
+    int (*wh_delivery_list)(gp_store_t *st, const gp_webhook_filter_t *f,
+                            gp_webhook_delivery_t *out, size_t *n);
+    /* The delivery's attempts, oldest first, at most cap. */
+    int (*wh_attempts_list)(gp_store_t *st, const char *id, gp_webhook_attempt_t *out, size_t cap,
+                            size_t *n);
+    /* Due again now, with a new schedule (same id, same payload). */
+    int (*wh_resend)(gp_store_t *st, const char *id, int64_t now_ms);
+    /* Ends every lease (embedded start: no other process can hold one). */
+    int (*wh_release_leases)(gp_store_t *st);
+    /* Optional (NULL = none): waits up to timeout_ms for another process to commit new
+     * deliveries; 1 = some may be due, 0 = timeout. One thread at a time (the loop's poller). */
+    int (*wh_wait)(gp_store_t *st, int64_t timeout_ms);
 } gp_store_vt_t;
 
 struct gp_store {
