@@ -400,6 +400,9 @@ static void *delivery_main(void *arg)
     /* One thread polls (--webhook-poll-ms); the others sleep until woken: by a commit, or by
      * a thread that found more due than it can take. An idle loop costs one query a poll. */
     bool poller = atomic_fetch_add(&w->started, 1) == 0;
+    /* The poller's view of the database (store's wh_wait): while it is unreachable, no claim
+     * is tried, so the loop adds no failing queries (and no reconnect backoff) for others. */
+    bool store_down = false;
     CURL *curl = curl_easy_init(); /* one per thread: its connections are reused */
     if (!curl)
         abort();
@@ -411,7 +414,7 @@ static void *delivery_main(void *arg)
         if (stop)
             break;
         size_t n = 0;
-        if (st->vt->wh_claim(st, gp_now_ms(), LEASE_MS, batch, CLAIM_BATCH, &n) != 0)
+        if (store_down || st->vt->wh_claim(st, gp_now_ms(), LEASE_MS, batch, CLAIM_BATCH, &n) != 0)
             n = 0;
         if (n == CLAIM_BATCH)
             gp_webhooks_wake(); /* more may be due: the sleeping threads take their share */
@@ -436,7 +439,7 @@ static void *delivery_main(void *arg)
                 /* Other processes' commits announce their rows (PostgreSQL NOTIFY): wait
                  * for that, or the poll interval, off the lock. */
                 pthread_mutex_unlock(&w->lock);
-                st->vt->wh_wait(st, w->poll_ms);
+                store_down = st->vt->wh_wait(st, w->poll_ms) < 0;
                 pthread_mutex_lock(&w->lock);
             } else if (poller) {
                 struct timespec until = gp_deadline_in(CLOCK_REALTIME, w->poll_ms);

@@ -408,6 +408,7 @@ int gp_pg_wh_release_leases(gp_store_t *st)
 struct gp_pg_listener {
     PGconn *conn;
     int64_t retry_at_ms; /* monotonic: no reconnect before */
+    bool warned;         /* the outage was logged */
 };
 
 void gp_pg_listener_free(struct gp_pg_listener *l)
@@ -444,8 +445,8 @@ int gp_pg_wh_wait(gp_store_t *st, int64_t timeout_ms)
     struct gp_pg_listener *l = *slot;
     if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
         if (gp_mono_ms() < l->retry_at_ms) {
-            sleep_ms(timeout_ms); /* the loop polls meanwhile */
-            return 0;
+            sleep_ms(timeout_ms);
+            return -1;
         }
         PQfinish(l->conn);
         char err[512] = "";
@@ -454,26 +455,34 @@ int gp_pg_wh_wait(gp_store_t *st, int64_t timeout_ms)
         bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
         if (!ok) {
-            GP_WARN("store: webhook listener unavailable (polling meanwhile): %s",
-                    err[0] ? err : "LISTEN failed");
+            if (!l->warned)
+                GP_WARN("store: webhook listener: PostgreSQL unavailable (deliveries wait): %s",
+                        err[0] ? err : "LISTEN failed");
+            l->warned = true;
             PQfinish(l->conn);
             l->conn = NULL;
-            l->retry_at_ms = gp_mono_ms() + 5000;
+            l->retry_at_ms = gp_mono_ms() + 1000;
             sleep_ms(timeout_ms);
-            return 0;
+            return -1;
         }
+        if (l->warned)
+            GP_INFO("store: webhook listener: PostgreSQL is back");
+        l->warned = false;
         return 1; /* anything announced before we listened is found by a claim now */
     }
-    if (PQconsumeInput(l->conn) && drain(l->conn))
+    if (PQconsumeInput(l->conn) && PQstatus(l->conn) == CONNECTION_OK && drain(l->conn))
         return 1;
     struct pollfd pfd = {.fd = PQsocket(l->conn), .events = POLLIN};
     int ready = pfd.fd >= 0 ? poll(&pfd, 1, (int)timeout_ms) : 0;
     if (ready <= 0)
         return 0;
-    if (!PQconsumeInput(l->conn)) { /* the connection broke: reconnect on the next call */
-        PQfinish(l->conn);
-        l->conn = NULL;
+    /* A listening session receives notifications and little else: readable with none to
+     * drain is most likely a server ending the session (shutting down: an error message,
+     * then EOF). Reported as down, so the loop does not query a database that is going
+     * away; the next call reconnects (on its own connection) and says when it is back. */
+    if (PQconsumeInput(l->conn) && PQstatus(l->conn) == CONNECTION_OK && drain(l->conn))
         return 1;
-    }
-    return drain(l->conn) ? 1 : 0;
+    PQfinish(l->conn);
+    l->conn = NULL;
+    return -1;
 }

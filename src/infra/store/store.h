@@ -384,7 +384,8 @@ typedef struct gp_store_vt {
     /* Ends every lease (embedded start: no other process can hold one). */
     int (*wh_release_leases)(gp_store_t *st);
     /* Optional (NULL = none): waits up to timeout_ms for another process to commit new
-     * deliveries; 1 = some may be due, 0 = timeout. One thread at a time (the loop's poller). */
+     * deliveries; 1 = some may be due, 0 = timeout, -1 = the database is unreachable (the
+     * caller should not query it until a call returns >= 0). One thread at a time. */
     int (*wh_wait)(gp_store_t *st, int64_t timeout_ms);
 } gp_store_vt_t;
 
