@@ -56,7 +56,7 @@ struct gp_http {
     gp_waits_t *waits; /* Prefer: wait (wait.c) */
 
     struct gp_rep_catalog *replicate; /* the Replicate model catalog (api/replicate.h) */
-    struct gp_webhooks *webhooks; /* the delivery loop (webhooks.c); NULL = not run here */
+    struct gp_webhooks *webhooks;     /* the delivery loop (webhooks.c); NULL = not run here */
 };
 
 typedef enum req_state {

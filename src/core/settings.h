@@ -53,10 +53,10 @@ typedef struct gp_settings {
     char *oidc_client_secret;
     char *oidc_hosted_domain;
     char *default_plan;
-    char *replicate_models; /* --replicate-models: the Replicate model table, "" = built in */
-    int64_t metrics;               /* 0/1: record metrics (core/metrics.h) */
-    int64_t webhooks;              /* 0/1: run the webhook delivery loop (serve, api) */
-    int64_t webhook_threads;       /* deliveries in flight at once */
+    char *replicate_models;  /* --replicate-models: the Replicate model table, "" = built in */
+    int64_t metrics;         /* 0/1: record metrics (core/metrics.h) */
+    int64_t webhooks;        /* 0/1: run the webhook delivery loop (serve, api) */
+    int64_t webhook_threads; /* deliveries in flight at once */
     int64_t webhook_allow_private; /* 0/1: deliver to loopback/private addresses */
     char *webhook_retry_scale;     /* a positive number multiplying the retry schedule */
     int64_t webhook_poll_ms;       /* how often the loop looks for rows other processes added */

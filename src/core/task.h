@@ -64,7 +64,10 @@ typedef struct gp_task {
     int webhook_format;
 } gp_task_t;
 
-enum { GP_WEBHOOK_FORMAT_TASK = 0, GP_WEBHOOK_FORMAT_REPLICATE = 1 };
+enum {
+    GP_WEBHOOK_FORMAT_TASK = 0,
+    GP_WEBHOOK_FORMAT_REPLICATE = 1
+};
 
 /* A task webhook's event filter, as Replicate names the events (webhook_events_filter). */
 enum {
