@@ -310,21 +310,8 @@ static enum MHD_Result create_finish(request_t *r)
     const char *get = json_string_value(json_object_get(json_object_get(p, "urls"), "get"));
     char *location = gp_xstrdup(get ? get : "");
     const char *headers[7] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
-    size_t n = 2;
     char applied[16];
-    if (r->wait_s > 0) {
-        const char *pref = gp_req_header(r, "Prefer"); /* echo the form the client used */
-        if (pref && strcasestr(pref, "wait="))
-            snprintf(applied, sizeof applied, "wait=%d", r->wait_s);
-        else
-            snprintf(applied, sizeof applied, "wait");
-        headers[n++] = "Preference-Applied";
-        headers[n++] = applied;
-    }
-    if (r->op.replayed) {
-        headers[n++] = "Idempotent-Replayed";
-        headers[n++] = "true";
-    }
+    gp_create_headers(r, headers, 2, applied);
     enum MHD_Result ret = gp_send_json_headers(r->conn, 201, p, headers);
     free(location);
     return ret;

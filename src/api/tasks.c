@@ -178,21 +178,8 @@ static enum MHD_Result create_finish(request_t *r)
         }
     }
     const char *headers[5] = {NULL};
-    size_t n = 0;
     char applied[16];
-    if (r->wait_s > 0) {
-        const char *pref = gp_req_header(r, "Prefer"); /* echo the form the client used */
-        if (pref && strcasestr(pref, "wait="))
-            snprintf(applied, sizeof applied, "wait=%d", r->wait_s);
-        else
-            snprintf(applied, sizeof applied, "wait");
-        headers[n++] = "Preference-Applied";
-        headers[n++] = applied;
-    }
-    if (r->op.replayed) {
-        headers[n++] = "Idempotent-Replayed";
-        headers[n++] = "true";
-    }
+    gp_create_headers(r, headers, 0, applied);
     unsigned status = r->wait_s > 0 && gp_task_status_terminal(r->task.status) ? 200 : 202;
     return gp_send_json_headers(r->conn, status, gp_task_json(h, &r->task), headers);
 }

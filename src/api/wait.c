@@ -247,3 +247,21 @@ void gp_wait_release(request_t *r)
         r->task = fresh;
     }
 }
+
+void gp_create_headers(request_t *r, const char **headers, size_t n, char applied[16])
+{
+    if (r->wait_s > 0) {
+        const char *pref = gp_req_header(r, "Prefer"); /* echo the form the client used */
+        if (pref && strcasestr(pref, "wait="))
+            snprintf(applied, 16, "wait=%d", r->wait_s);
+        else
+            snprintf(applied, 16, "wait");
+        headers[n++] = "Preference-Applied";
+        headers[n++] = applied;
+    }
+    if (r->op.replayed) {
+        headers[n++] = "Idempotent-Replayed";
+        headers[n++] = "true";
+    }
+    headers[n] = NULL;
+}

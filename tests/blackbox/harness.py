@@ -631,6 +631,25 @@ def check_error(r, status, code, fields=(), what=""):
     return e
 
 
+def npm_ci(directory, skip_on_failure=False):
+    """Installs directory's npm packages as its package-lock.json pins them (npm ci, again only
+    when the lock file changed). Raises Skip without node/npm; an install failure fails the
+    test, or skips it with skip_on_failure (a browser tool may not install everywhere)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        raise Skip("no node/npm")
+    lock = os.path.join(directory, "package-lock.json")
+    stamp = os.path.join(directory, "node_modules", ".package-lock.json")
+    if os.path.exists(stamp) and os.path.getmtime(stamp) >= os.path.getmtime(lock):
+        return
+    p = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
+                       cwd=directory, capture_output=True, timeout=300)
+    if p.returncode != 0:
+        msg = "npm ci in %s failed: %s" % (directory, p.stderr.decode()[-600:])
+        if skip_on_failure:
+            raise Skip(msg)
+        raise TestFailure(msg)
+
+
 def cleanup_run_dir():
     if os.environ.get("BLACKBOX_KEEP") == "1":
         print("(kept %s)" % RUN_DIR)

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 
-from harness import BIN, Skip, case, check
+from harness import BIN, Skip, case, check, npm_ci
 from provider_fakes import FakeAPI
 from test_identity import new_user_key
 
@@ -26,15 +26,7 @@ CLIENT = "genpulse-test-client"
 def _prepare():
     if not os.path.exists(CHROMIUM):
         raise Skip("no %s (Debian package chromium; tools/deps.sh test installs it)" % CHROMIUM)
-    if not shutil.which("node") or not shutil.which("npm"):
-        raise Skip("no node/npm")
-    lock = os.path.join(BROWSER_DIR, "package-lock.json")
-    stamp = os.path.join(BROWSER_DIR, "node_modules", ".package-lock.json")
-    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
-        p = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-                           cwd=BROWSER_DIR, capture_output=True, timeout=300)
-        if p.returncode != 0:
-            raise Skip("npm ci in tests/browser failed: %s" % p.stderr.decode()[-400:])
+    npm_ci(BROWSER_DIR, skip_on_failure=True)
 
 
 def _run_script(cfg, timeout=150, on_line=None):

@@ -13,7 +13,7 @@ import subprocess
 import time
 import uuid
 
-from harness import BIN, RUN_DIR, Skip, case, check, check_error, http_request
+from harness import BIN, RUN_DIR, Skip, case, check, check_error, http_request, npm_ci
 from test_identity import new_user_key, wait_until
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -25,15 +25,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _npm_ci(directory):
-    if not shutil.which("node") or not shutil.which("npm"):
-        raise Skip("no node/npm")
-    lock = os.path.join(directory, "package-lock.json")
-    stamp = os.path.join(directory, "node_modules", ".package-lock.json")
-    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
-        p = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-                           cwd=directory, capture_output=True, timeout=300)
-        if p.returncode != 0:
-            raise Skip("npm ci in %s failed: %s" % (directory, p.stderr.decode()[-400:]))
+    npm_ci(directory, skip_on_failure=True)
 
 
 def _validate(path):

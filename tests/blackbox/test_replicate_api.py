@@ -6,13 +6,12 @@ tests/clients/replicate; skipped only without node/npm)."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
 
 from harness import (BIN, TIME_RE, Skip, SSEStream, case, check, free_port, http_request,
-                     raw_request, short, url_path)
+                     npm_ci, raw_request, short, url_path)
 from test_identity import new_user_key
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -495,14 +494,7 @@ def test_replicate_api_idempotency(ctx):
 @case(own=True)
 def test_replicate_api_js_client(ctx):
     """npm replicate 1.4.0 against GenPulse with only baseUrl and auth changed."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        raise Skip("no node/npm")
-    lock = os.path.join(CLIENT_DIR, "package-lock.json")
-    stamp = os.path.join(CLIENT_DIR, "node_modules", ".package-lock.json")
-    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
-        p = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=CLIENT_DIR,
-                           capture_output=True, timeout=300)
-        check(p.returncode == 0, "npm ci in tests/clients/replicate failed: %s" % p.stderr.decode()[-600:])
+    npm_ci(CLIENT_DIR)
     srv = ctx.new_server().start()
     _, key = new_user_key(srv, "js@example.com", plan="unlimited")
     # more than one page (100) so paginate() follows next

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 
-from harness import case, check
+from harness import case, check, npm_ci
 from test_webhooks import FAST, Receiver, py_verify
 
 CLIENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "replicate")
@@ -16,12 +16,7 @@ CLIENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli
 def _js_validate(port, deliveries):
     if not shutil.which("node") or not shutil.which("npm"):
         return None
-    lock = os.path.join(CLIENT_DIR, "package-lock.json")
-    stamp = os.path.join(CLIENT_DIR, "node_modules", ".package-lock.json")
-    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
-        p = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-                           cwd=CLIENT_DIR, capture_output=True, timeout=300)
-        check(p.returncode == 0, "npm ci in tests/clients/replicate: %s" % p.stderr.decode()[-600:])
+    npm_ci(CLIENT_DIR)
     payload = {"base": "http://127.0.0.1:%d" % port, "key": "",
                "deliveries": [{"headers": {k: c["headers"][k] for k in
                                            ("webhook-id", "webhook-timestamp", "webhook-signature")},

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import BIN, Skip, case, check, check_error, short
+from harness import BIN, Skip, case, check, check_error, npm_ci, short
 
 PG = os.environ.get("GENPULSE_TEST_PG_URL")
 CLIENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients", "webhooks")
@@ -131,12 +131,7 @@ def node_verify(items):
     node (an install failure is a test failure)."""
     if not shutil.which("node") or not shutil.which("npm"):
         return "node missing: official-library check skipped"
-    lock = os.path.join(CLIENT_DIR, "package-lock.json")
-    stamp = os.path.join(CLIENT_DIR, "node_modules", ".package-lock.json")
-    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(lock):
-        p = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"],
-                           cwd=CLIENT_DIR, capture_output=True, timeout=300)
-        check(p.returncode == 0, "npm ci in tests/clients/webhooks: %s" % p.stderr.decode()[-400:])
+    npm_ci(CLIENT_DIR)
     payload = [{"secret": s, "headers": {k: h[k] for k in ("webhook-id", "webhook-timestamp",
                                                            "webhook-signature")},
                 "body": b.decode()} for s, h, b in items]
