@@ -235,7 +235,7 @@ static void sse_open(sse_client_t *c, const gp_task_t *t, const gp_hot_state_t *
         resume_from = 0;
     if (!(resume_from && resume_from == seq)) {
         json_t *snap = gp_task_snapshot(t, hot);
-        char *data = json_dumps(snap, JSON_COMPACT);
+        char *data = json_dumps(snap, GP_JSON_WIRE);
         json_decref(snap);
         sse_append_event(c, seq, "status", data ? data : "{}", data ? strlen(data) : 2);
         free(data);

@@ -79,7 +79,7 @@ static void write_end(sse_client_t *c, rep_stream_t *st, uint64_t seq, const cha
         if (json_array_size(assets) == 0 && json_is_object(result)) {
             json_t *copy = json_copy((json_t *)result);
             json_object_del(copy, "assets");
-            char *text = json_dumps(copy, JSON_COMPACT);
+            char *text = json_dumps(copy, GP_JSON_WIRE);
             json_decref(copy);
             write_event(c, st, seq, "output", text ? text : "{}");
             free(text);
@@ -87,7 +87,7 @@ static void write_end(sse_client_t *c, rep_stream_t *st, uint64_t seq, const cha
         write_event(c, st, seq, "done", "{}");
     } else if (!strcmp(status, "failed")) {
         json_t *e = json_pack("{s:s}", "detail", error && *error ? error : "the prediction failed");
-        char *text = json_dumps(e, JSON_COMPACT);
+        char *text = json_dumps(e, GP_JSON_WIRE);
         json_decref(e);
         write_event(c, st, seq, "error", text ? text : "{}");
         free(text);

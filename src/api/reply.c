@@ -123,8 +123,7 @@ enum MHD_Result gp_send_json(struct MHD_Connection *c, unsigned status, json_t *
 enum MHD_Result gp_send_json_headers(struct MHD_Connection *c, unsigned status, json_t *body,
                                      const char *const *headers)
 {
-    /* 15 significant digits: a duration of 0.025 s reads 0.025, not 0.025000000000000001. */
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+    char *text = json_dumps(body, GP_JSON_WIRE | JSON_PRESERVE_ORDER);
     json_decref(body);
     if (!text)
         return MHD_NO;

@@ -109,6 +109,10 @@ typedef struct gp_hot_state {
 #define GP_STEP_PREVIEW "preview:"
 
 json_t *gp_task_to_json(const gp_task_t *t, const gp_hot_state_t *hot, const char *public_url);
+
+/* How tasks and snapshots go on the wire (HTTP answers, events): compact, with reals at 15
+ * significant digits, so a duration of 0.025 s reads 0.025 rather than 0.025000000000000001. */
+#define GP_JSON_WIRE (JSON_COMPACT | JSON_REAL_PRECISION(15))
 /* The compact snapshot carried by events: id, status, progress, step, result, error, attempts. */
 json_t *gp_task_snapshot(const gp_task_t *t, const gp_hot_state_t *hot);
 

@@ -125,7 +125,7 @@ static int publish(memory_events_t *e, const gp_task_t *t, const char *type, boo
     if (!gp_fanout_has(e->fanout, t->id))
         return 0; /* nobody listening here: skip building the event */
     json_t *snap = gp_task_snapshot(t, &hot);
-    char *data = json_dumps(snap, JSON_COMPACT);
+    char *data = json_dumps(snap, GP_JSON_WIRE);
     json_decref(snap);
     if (!data)
         return -GP_E_NOMEM;

@@ -287,7 +287,7 @@ static int publish(redis_events_t *e, const gp_task_t *t, const char *type, bool
     freeReplyObject(r);
 
     json_t *snap = gp_task_snapshot(t, &hot);
-    char *data = json_dumps(snap, JSON_COMPACT);
+    char *data = json_dumps(snap, GP_JSON_WIRE);
     json_decref(snap);
     /* The owner rides last in the head: a reader that parses four fields ignores it. */
     char *msg = gp_xasprintf("%s %llu %s %d %s\n%s", t->id, (unsigned long long)hot.seq, type,
