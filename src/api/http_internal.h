@@ -140,14 +140,17 @@ void gp_http_defer_commit(request_t *r);
  * Replicate routes). begin turns a validated submission into r->task (owner, the plan's
  * priority, price and queue limit, the request id; body fingerprints an Idempotency-Key)
  * and suspends r for the commit; sub is consumed either way. Returns 0 (the route's finish
- * hook runs after the commit and calls end), or -GP_E_TOO_MANY_QUEUED with nothing suspended
- * and the reason in msg. */
+ * hook runs after the commit and calls gp_tasks_create_outcome), or -GP_E_TOO_MANY_QUEUED
+ * with nothing suspended and the reason in msg. */
 int gp_tasks_begin_create(request_t *r, const json_t *body, gp_submission_t *sub,
                           const char *idempotency_key, char *msg, size_t cap);
-/* In that finish hook: 0 when the task was created and dispatched, or replayed (*replayed:
- * r->task is then the first request's row); else -GP_E_INSUFFICIENT_CREDITS, -GP_E_CONFLICT,
- * -GP_E_IDEMPOTENCY_MISMATCH or -GP_E_UNAVAILABLE with a message for the client in msg. */
-int gp_tasks_end_create(request_t *r, bool *replayed, char *msg, size_t cap);
+/* In that finish hook, first: ends the create (dispatch, metrics; a replay leaves r->task the
+ * first request's row and r->op.replayed set), answers its errors (credits, conflict,
+ * Idempotency-Key reuse, store down) in the request's error style, and begins the Prefer:
+ * wait when one applies. Returns true when the caller answers now from r->task (created,
+ * replayed, or re-read after a wait); false with *ret the hook's return (an error queued or
+ * the wait begun). Event thread only. */
+bool gp_tasks_create_outcome(request_t *r, enum MHD_Result *ret);
 
 /* wait.c: Prefer: wait / wait=N (RFC 7240; Replicate's bounds). Returns 1..60 seconds, 0 when
  * the request asks no wait, or -1 when the wait preference is malformed (N not 1..60). */

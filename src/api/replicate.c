@@ -6,7 +6,7 @@
  * - A prediction is a task. Create translates the Replicate body into a GenPulse submission
  *   (the model's task type, its provider and fixed params, the input renamed and filtered as
  *   the model table says) and goes through the create path /v1/tasks uses
- *   (gp_tasks_begin_create / gp_tasks_end_create): same validation, plans, credits,
+ *   (gp_tasks_begin_create / gp_tasks_create_outcome): same validation, plans, credits,
  *   idempotency, commit. What Replicate clients see of it (the model name they asked for, the
  *   version, the input as given) rides in params under GP_REPLICATE_PARAM, so any task,
  *   whichever surface made it, renders as a prediction.
@@ -289,20 +289,9 @@ static enum MHD_Result model_create_start(request_t *r)
 static enum MHD_Result create_finish(request_t *r)
 {
     gp_http_t *h = r->http;
-    if (!r->wait_over) {
-        bool replayed;
-        char msg[200];
-        int rc = gp_tasks_end_create(r, &replayed, msg, sizeof msg);
-        if (rc == -GP_E_IDEMPOTENCY_MISMATCH)
-            return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH, msg,
-                                 gp_one_detail("headers.Idempotency-Key", "reused"));
-        if (rc != 0)
-            return gp_send_error(r->conn, -rc, msg, NULL);
-        if (r->wait_s > 0 && !gp_task_status_terminal(r->task.status)) {
-            gp_http_wait_task(r, r->wait_s); /* finish runs again when it is over */
-            return MHD_YES;
-        }
-    }
+    enum MHD_Result ret;
+    if (!gp_tasks_create_outcome(r, &ret)) /* an error answered, or a Prefer: wait begun */
+        return ret;
     json_t *p = gp_replicate_prediction_json(h, &r->task);
     bool done = gp_task_status_terminal(r->task.status);
     if (r->wait_s > 0 && !done) /* the wait ran out: "starting", so clients poll on */
@@ -312,7 +301,7 @@ static enum MHD_Result create_finish(request_t *r)
     const char *headers[7] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
     char applied[16];
     gp_create_headers(r, headers, 2, applied);
-    enum MHD_Result ret = gp_send_json_headers(r->conn, 201, p, headers);
+    ret = gp_send_json_headers(r->conn, 201, p, headers);
     free(location);
     return ret;
 }

@@ -84,10 +84,11 @@ int gp_tasks_begin_create(request_t *r, const json_t *body, gp_submission_t *sub
     return 0;
 }
 
-int gp_tasks_end_create(request_t *r, bool *replayed, char *msg, size_t cap)
+/* The commit's outcome: 0 when the task was created and dispatched or replayed, else a
+ * -GP_E_* with the client's message in msg. */
+static int end_create(request_t *r, char *msg, size_t cap)
 {
     gp_http_t *h = r->http;
-    *replayed = false;
     msg[0] = '\0';
     if (r->op.result == -GP_E_INSUFFICIENT_CREDITS) {
         snprintf(msg, cap, "this task costs %lld credits, more than the account has",
@@ -112,7 +113,6 @@ int gp_tasks_end_create(request_t *r, bool *replayed, char *msg, size_t cap)
                      "use a new key for a new request");
             return -GP_E_IDEMPOTENCY_MISMATCH;
         }
-        *replayed = true;
         return 0;
     }
     gp_runtime_dispatch(h->rt, &r->task); /* after the commit; lost → the reconciler */
@@ -123,6 +123,29 @@ int gp_tasks_end_create(request_t *r, bool *replayed, char *msg, size_t cap)
     gp_log(GP_LOG_DEBUG, r->task.id, "accepted %s/%s priority %d", r->task.task_type,
            r->task.provider, r->task.priority);
     return 0;
+}
+
+bool gp_tasks_create_outcome(request_t *r, enum MHD_Result *ret)
+{
+    if (r->wait_over)
+        return true;
+    char msg[200];
+    int rc = end_create(r, msg, sizeof msg);
+    if (rc == -GP_E_IDEMPOTENCY_MISMATCH) {
+        *ret = gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH, msg,
+                             gp_one_detail("headers.Idempotency-Key", "reused"));
+        return false;
+    }
+    if (rc != 0) {
+        *ret = gp_send_error(r->conn, -rc, msg, NULL);
+        return false;
+    }
+    if (r->wait_s > 0 && !gp_task_status_terminal(r->task.status)) {
+        gp_http_wait_task(r, r->wait_s); /* the finish hook runs again when it is over */
+        *ret = MHD_YES;
+        return false;
+    }
+    return true;
 }
 
 static enum MHD_Result create_start(request_t *r)
@@ -163,20 +186,9 @@ static enum MHD_Result create_start(request_t *r)
 static enum MHD_Result create_finish(request_t *r)
 {
     gp_http_t *h = r->http;
-    if (!r->wait_over) {
-        bool replayed;
-        char msg[200];
-        int rc = gp_tasks_end_create(r, &replayed, msg, sizeof msg);
-        if (rc == -GP_E_IDEMPOTENCY_MISMATCH)
-            return gp_send_error(r->conn, GP_E_IDEMPOTENCY_MISMATCH, msg,
-                                 gp_one_detail("headers.Idempotency-Key", "reused"));
-        if (rc != 0)
-            return gp_send_error(r->conn, -rc, msg, NULL);
-        if (r->wait_s > 0 && !gp_task_status_terminal(r->task.status)) {
-            gp_http_wait_task(r, r->wait_s);
-            return MHD_YES;
-        }
-    }
+    enum MHD_Result ret;
+    if (!gp_tasks_create_outcome(r, &ret))
+        return ret;
     const char *headers[5] = {NULL};
     char applied[16];
     gp_create_headers(r, headers, 0, applied);
