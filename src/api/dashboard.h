@@ -5,6 +5,7 @@
 #ifndef GP_API_DASHBOARD_H
 #define GP_API_DASHBOARD_H
 
+#include <microhttpd.h>
 #include <stddef.h>
 
 typedef struct gp_dashboard_file {
@@ -15,5 +16,13 @@ typedef struct gp_dashboard_file {
 } gp_dashboard_file_t;
 
 extern const gp_dashboard_file_t gp_dashboard_files[];
+
+struct request;
+/* dashboard.c: answers the file `name` of files (a NULL-ended table) with the headers every
+ * page built into the binary gets (no-cache, csp, nosniff, no-referrer, no framing, its own
+ * browsing context), or a 404 JSON error naming `what` ("dashboard file"). On the
+ * request's event thread. */
+enum MHD_Result gp_send_embedded(struct request *r, const gp_dashboard_file_t *files,
+                                 const char *name, const char *csp, const char *what);
 
 #endif

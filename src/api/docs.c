@@ -46,33 +46,15 @@ static void url_origin(const char *url, char *out, size_t cap)
 }
 static enum MHD_Result send_file(request_t *r, const char *name)
 {
-    for (const gp_dashboard_file_t *f = gp_docs_files; f->name; f++) {
-        if (strcmp(f->name, name) != 0)
-            continue;
-        struct MHD_Response *resp =
-            MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
-        /* no-cache: revalidated on each load, so a new binary shows at once. */
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        const gp_settings_t *st = r->http->rt->settings;
-        char issuer[256], server[256], csp[900];
-        url_origin(st->oidc_issuer[0]             ? st->oidc_issuer
-                   : st->oidc_google_client_id[0] ? GP_OIDC_GOOGLE_ISSUER
-                                                  : "",
-                   issuer, sizeof issuer);
-        url_origin(st->public_url, server, sizeof server);
-        snprintf(csp, sizeof csp, DOCS_CSP, server[0] ? " " : "", server, issuer[0] ? " " : "",
-                 issuer);
-        MHD_add_response_header(resp, "Content-Security-Policy", csp);
-        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-        MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
-        enum MHD_Result ret = gp_queue_response(r->conn, 200, resp);
-        MHD_destroy_response(resp);
-        return ret;
-    }
-    return gp_send_error(r->conn, GP_E_NOT_FOUND, "no such docs file", NULL);
+    const gp_settings_t *st = r->http->rt->settings;
+    char issuer[256], server[256], csp[900];
+    url_origin(st->oidc_issuer[0]             ? st->oidc_issuer
+               : st->oidc_google_client_id[0] ? GP_OIDC_GOOGLE_ISSUER
+                                              : "",
+               issuer, sizeof issuer);
+    url_origin(st->public_url, server, sizeof server);
+    snprintf(csp, sizeof csp, DOCS_CSP, server[0] ? " " : "", server, issuer[0] ? " " : "", issuer);
+    return gp_send_embedded(r, gp_docs_files, name, csp, "docs file");
 }
 
 static enum MHD_Result page(request_t *r)
