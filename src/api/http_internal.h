@@ -160,18 +160,19 @@ int gp_prefer_wait(request_t *r);
  * r->wait_over and runs the route's finish hook again. */
 void gp_http_wait_task(request_t *r, int seconds);
 
-/* wait.c: a create's answer headers: Preference-Applied (the wait as the client wrote it:
+/* tasks.c: a create's answer headers: Preference-Applied (the wait as the client wrote it:
  * "wait" or "wait=N") and Idempotent-Replayed, written into headers from index n on (room
  * for 4 more entries and the NULL); applied (16 bytes) holds the value. */
-void gp_create_headers(request_t *r, const char **headers, size_t n, char applied[16]);
+void gp_tasks_create_headers(request_t *r, const char **headers, size_t n, char applied[16]);
 
 /* wait.c: the timer thread (start), resuming every waiting request (end_all, at stop), and
  * freeing it all once no request waits (stop). gp_wait_release (server.c, on the request's
- * event thread) ends r's wait before its finish hook runs again and when it completes. */
+ * event thread) ends r's wait: before its finish hook runs again (reread: r->task is read
+ * anew from the store) and when it completes (no reread). */
 int gp_waits_start(gp_http_t *h);
 void gp_waits_end_all(gp_http_t *h);
 void gp_waits_stop(gp_http_t *h);
-void gp_wait_release(request_t *r);
+void gp_wait_release(request_t *r, bool reread);
 
 /* openapi.c: builds h->openapi_json (GET /openapi.json) from the route table, the registry
  * and h's settings; at start, before the daemon. 0 or -GP_E_NOMEM. */

@@ -300,7 +300,7 @@ static enum MHD_Result create_finish(request_t *r)
     char *location = gp_xstrdup(get ? get : "");
     const char *headers[7] = {MHD_HTTP_HEADER_LOCATION, location, NULL};
     char applied[16];
-    gp_create_headers(r, headers, 2, applied);
+    gp_tasks_create_headers(r, headers, 2, applied);
     ret = gp_send_json_headers(r->conn, 201, p, headers);
     free(location);
     return ret;

@@ -333,7 +333,7 @@ static enum MHD_Result request_step(request_t *r, const char *url, const char *m
     if (r->state == REQ_WAITING)
         return MHD_YES; /* spurious call while suspended */
     if (r->state == REQ_READY) {
-        gp_wait_release(r); /* a Prefer: wait ended: r->task is re-read */
+        gp_wait_release(r, true); /* a Prefer: wait ended: r->task is re-read */
         return r->route->finish(r);
     }
     if (r->too_large && !r->post)
@@ -389,7 +389,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     request_end(r);
-    gp_wait_release(r); /* resumed from a wait, but the client left before its answer */
+    gp_wait_release(r, false); /* resumed from a wait, but the client left first */
     gp_tasks_on_completed(r);
     gp_upload_cleanup(r);
     free(r->metrics_text);

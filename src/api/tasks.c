@@ -148,6 +148,24 @@ bool gp_tasks_create_outcome(request_t *r, enum MHD_Result *ret)
     return true;
 }
 
+void gp_tasks_create_headers(request_t *r, const char **headers, size_t n, char applied[16])
+{
+    if (r->wait_s > 0) {
+        const char *pref = gp_req_header(r, "Prefer"); /* echo the form the client used */
+        if (pref && strcasestr(pref, "wait="))
+            snprintf(applied, 16, "wait=%d", r->wait_s);
+        else
+            snprintf(applied, 16, "wait");
+        headers[n++] = "Preference-Applied";
+        headers[n++] = applied;
+    }
+    if (r->op.replayed) {
+        headers[n++] = "Idempotent-Replayed";
+        headers[n++] = "true";
+    }
+    headers[n] = NULL;
+}
+
 static enum MHD_Result create_start(request_t *r)
 {
     gp_http_t *h = r->http;
@@ -191,7 +209,7 @@ static enum MHD_Result create_finish(request_t *r)
         return ret;
     const char *headers[5] = {NULL};
     char applied[16];
-    gp_create_headers(r, headers, 0, applied);
+    gp_tasks_create_headers(r, headers, 0, applied);
     unsigned status = r->wait_s > 0 && gp_task_status_terminal(r->task.status) ? 200 : 202;
     return gp_send_json_headers(r->conn, status, gp_task_json(h, &r->task), headers);
 }

@@ -220,7 +220,7 @@ void gp_http_wait_task(request_t *r, int seconds)
     pthread_mutex_unlock(&ws->lock);
 }
 
-void gp_wait_release(request_t *r)
+void gp_wait_release(request_t *r, bool reread)
 {
     gp_task_waiter_t *w = r->waiter;
     if (!w)
@@ -242,26 +242,8 @@ void gp_wait_release(request_t *r)
     free(w);
     r->waiter = NULL;
     gp_task_t fresh;
-    if (gp_store_get(h->rt->store, r->task.id, &fresh) == 0) {
+    if (reread && gp_store_get(h->rt->store, r->task.id, &fresh) == 0) {
         gp_task_clear(&r->task);
         r->task = fresh;
     }
-}
-
-void gp_create_headers(request_t *r, const char **headers, size_t n, char applied[16])
-{
-    if (r->wait_s > 0) {
-        const char *pref = gp_req_header(r, "Prefer"); /* echo the form the client used */
-        if (pref && strcasestr(pref, "wait="))
-            snprintf(applied, 16, "wait=%d", r->wait_s);
-        else
-            snprintf(applied, 16, "wait");
-        headers[n++] = "Preference-Applied";
-        headers[n++] = applied;
-    }
-    if (r->op.replayed) {
-        headers[n++] = "Idempotent-Replayed";
-        headers[n++] = "true";
-    }
-    headers[n] = NULL;
 }
